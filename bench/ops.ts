@@ -1,0 +1,105 @@
+/**
+ * npm run bench:ops — what an op costs the JS thread, and GEMM throughput through the addon against
+ * OpenBLAS called directly from C++ (bench/gemm-direct.cpp), measured side by side in one run.
+ */
+import { execFileSync } from "node:child_process"
+import { existsSync, mkdirSync } from "node:fs"
+import { cpus } from "node:os"
+import { fileURLToPath } from "node:url"
+import { Effect } from "effect"
+import { Kernels } from "../src/kernels/Kernels.ts"
+import { liftBackend } from "../src/kernels/lift.ts"
+import { loadAddon } from "../src/kernels/native/binding.ts"
+import { NativeBackend } from "../src/kernels/native/NativeBackend.ts"
+
+const addon = loadAddon()
+const ops = addon.ops
+const device = new addon.Device({})
+const ENQUEUE_OPS = 200_000
+
+/** Microseconds of JS-thread time per call of `body`, best of 5 rounds; the worker drains meanwhile. */
+const perCall = async (body: () => void) => {
+  let best = Infinity
+  for (let round = 0; round < 5; round++) {
+    const start = performance.now()
+    for (let i = 0; i < ENQUEUE_OPS; i++) body()
+    const elapsed = performance.now() - start
+    await ops.sync(device)
+    best = Math.min(best, (elapsed * 1000) / ENQUEUE_OPS)
+  }
+  return best
+}
+
+const x = ops.full(device, 0, [64], 1)
+const rawEnqueue = await perCall(() => {
+  ops.release(device, ops.affine(device, x, 1, 0.5))
+})
+const rawRelease = await perCall(() => {
+  ops.release(device, ops.view(device, x, [64]))
+})
+
+const backend = new NativeBackend(addon)
+const kernels = liftBackend(backend)
+const tensorX = backend.full([64], 1)
+const backendEnqueue = await perCall(() => {
+  backend.affine(tensorX, 1, 0.5).release()
+})
+// Through the Effect service: each op is an Effect whose output joins the step's Scope.
+const effectLoop = (n: number) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const k = yield* Kernels
+      for (let i = 0; i < n; i++) (yield* k.affine(tensorX, 1, 0.5)).release()
+    })
+  ).pipe(Effect.provideService(Kernels, kernels))
+let serviceEnqueue = Infinity
+for (let round = 0; round < 5; round++) {
+  const start = performance.now()
+  Effect.runSync(effectLoop(ENQUEUE_OPS))
+  serviceEnqueue = Math.min(serviceEnqueue, ((performance.now() - start) * 1000) / ENQUEUE_OPS)
+  await backend.sync()
+}
+
+// GEMM: addon vs direct OpenBLAS, interleaved per size so both see the same machine state.
+const root = fileURLToPath(new URL("..", import.meta.url))
+const directBinary = `${root}build/bench/gemm-direct`
+if (!existsSync(directBinary)) {
+  mkdirSync(`${root}build/bench`, { recursive: true })
+  execFileSync("g++", ["-O3", "-march=native", "-o", directBinary, `${root}bench/gemm-direct.cpp`, "-lopenblas"])
+}
+const gemmRows: Array<{ n: number; addon: number; direct: number }> = []
+for (const n of [256, 512, 1024, 2048]) {
+  const reps = Math.max(3, Math.round(2e9 / (2 * n ** 3)))
+  const a = backend.randomNormal([n, n], { seed: 1, offset: 0 })
+  const b = backend.randomNormal([n, n], { seed: 2, offset: 0 })
+  backend.matmul(a, b).release()
+  await backend.sync()
+  // Same protocol as the C++ side: best of 3 rounds of `reps` back-to-back GEMMs (outputs released at
+  // once; the stream orders the release after the GEMM).
+  let addonBest = Infinity
+  for (let round = 0; round < 3; round++) {
+    const start = performance.now()
+    for (let r = 0; r < reps; r++) backend.matmul(a, b).release()
+    await backend.sync()
+    addonBest = Math.min(addonBest, (performance.now() - start) / 1000 / reps)
+  }
+  const directBest = Number(execFileSync(directBinary, [String(n), String(reps)]).toString())
+  const gflops = (seconds: number) => (2 * n ** 3) / seconds / 1e9
+  gemmRows.push({ n, addon: gflops(addonBest), direct: gflops(directBest) })
+  a.release()
+  b.release()
+}
+backend.dispose()
+ops.dispose(device)
+
+const pad = (s: string, w: number) => s.padEnd(w)
+console.log(`\nselfe bench:ops — ${cpus()[0]?.model ?? "cpu"} x${cpus().length}, node ${process.version}, ${new Date().toISOString().slice(0, 10)}`)
+console.log("\nJS-thread time per enqueued op (µs, best of 5 x 200k ops; the worker drains concurrently)")
+console.log(`${pad("  raw binding: affine + release (2 N-API calls)", 58)}${rawEnqueue.toFixed(3)}`)
+console.log(`${pad("  raw binding: view + release (2 N-API calls)", 58)}${rawRelease.toFixed(3)}`)
+console.log(`${pad("  NativeBackend.affine + release (shape rules + binding)", 58)}${backendEnqueue.toFixed(3)}`)
+console.log(`${pad("  Kernels service (Effect + Scope) affine + release", 58)}${serviceEnqueue.toFixed(3)}`)
+console.log("\nGEMM f32 n×n×n, best of 3 rounds of back-to-back runs (GFLOP/s)")
+console.log(`  ${pad("n", 8)}${pad("addon", 12)}${pad("direct C++", 12)}addon / direct`)
+for (const row of gemmRows)
+  console.log(`  ${pad(String(row.n), 8)}${pad(row.addon.toFixed(1), 12)}${pad(row.direct.toFixed(1), 12)}${(row.addon / row.direct).toFixed(3)}`)

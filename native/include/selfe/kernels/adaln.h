@@ -1,0 +1,21 @@
+// adaLN-Zero pieces of the DiT block, per sample b of [batch, tokens, dim]:
+//   modulate:        y = x * (1 + scale[b]) + shift[b]
+//   gated residual:  out = x + gate[b] * branch
+// Backward launchers write (=) all their outputs; the residual's dx is dout itself and needs no kernel.
+#pragma once
+#include <cstdint>
+
+#include "selfe/stream.h"
+
+#define SELFE_ADALN_KERNELS                                                                               \
+  void modulate_forward(float* y, const float* x, const float* shift, const float* scale, int64_t batch, \
+                        int64_t tokens, int64_t dim, Stream stream);                                     \
+  void modulate_backward(float* dx, float* dshift, float* dscale, const float* dy, const float* x,       \
+                         const float* scale, int64_t batch, int64_t tokens, int64_t dim, Stream stream); \
+  void gated_residual_forward(float* out, const float* x, const float* gate, const float* branch,        \
+                              int64_t batch, int64_t tokens, int64_t dim, Stream stream);                \
+  void gated_residual_backward(float* dgate, float* dbranch, const float* dout, const float* gate,       \
+                               const float* branch, int64_t batch, int64_t tokens, int64_t dim,          \
+                               Stream stream);
+
+SELFE_DECLARE_FOR_BACKENDS(SELFE_ADALN_KERNELS)

@@ -1,0 +1,29 @@
+// Elementwise arithmetic. All launchers write (=) their output; outputs may alias an input of the same size.
+#pragma once
+#include <cstdint>
+
+#include "selfe/stream.h"
+
+namespace selfe {
+enum class BinaryOp : int32_t { Add = 0, Sub = 1, Mul = 2 };
+// How the second operand b (nb elements) is repeated over a (n elements):
+// Same: nb == n. Trailing: b[i % nb] (a bias; b's shape is a suffix of a's). Leading: b[i / (n / nb)]
+// (one value per row; b's shape is a prefix of a's).
+enum class Broadcast : int32_t { Same = 0, Trailing = 1, Leading = 2 };
+}  // namespace selfe
+
+#define SELFE_ELEMENTWISE_KERNELS                                                                         \
+  void binary_forward(float* out, const float* a, const float* b, int64_t n, int64_t nb, BinaryOp op,   \
+                      Broadcast broadcast, Stream stream);                                              \
+  /* out = alpha * x + beta */                                                                          \
+  void affine_forward(float* out, const float* x, float alpha, float beta, int64_t n, Stream stream);   \
+  /* out = alpha * x + y */                                                                             \
+  void axpy_forward(float* out, const float* x, const float* y, float alpha, int64_t n, Stream stream); \
+  /* out[r] = sum_c a[r, c] * b[r, c] */                                                               \
+  void row_dot_forward(float* out, const float* a, const float* b, int64_t rows, int64_t cols,         \
+                       Stream stream);                                                                  \
+  /* Sets n 32-bit words to one bit pattern (f32 or i32 values). */                                     \
+  void fill32(void* out, uint32_t bits, int64_t n, Stream stream);                                      \
+  void copy_bytes(void* dst, const void* src, int64_t bytes, Stream stream);
+
+SELFE_DECLARE_FOR_BACKENDS(SELFE_ELEMENTWISE_KERNELS)

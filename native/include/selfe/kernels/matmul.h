@@ -1,0 +1,18 @@
+// Matrix products, row-major. gemm: for each of `batch` problems,
+//   C[m, n] = alpha * op(A) op(B) + beta * C, op(A) is [m, k] (A stored [k, m] when trans_a),
+//   op(B) is [k, n] (B stored [n, k] when trans_b); stride_* are elements between problems, and
+//   stride_b = 0 shares one B (a weight) across the batch.
+// linear: y[r, :] = x[r, :] W^T + bias, W stored [out, in] (PyTorch's layout), bias nullable. Writes (=) y.
+#pragma once
+#include <cstdint>
+
+#include "selfe/stream.h"
+
+#define SELFE_MATMUL_KERNELS                                                                             \
+  void gemm(float* c, const float* a, const float* b, int64_t batch, int64_t m, int64_t n, int64_t k,   \
+            bool trans_a, bool trans_b, int64_t stride_a, int64_t stride_b, int64_t stride_c, float alpha, \
+            float beta, Stream stream);                                                                  \
+  void linear_forward(float* y, const float* x, const float* weight, const float* bias, int64_t rows,   \
+                      int64_t in_features, int64_t out_features, Stream stream);
+
+SELFE_DECLARE_FOR_BACKENDS(SELFE_MATMUL_KERNELS)

@@ -1,0 +1,77 @@
+#include "allocator.h"
+
+#include <cstdlib>
+
+namespace selfe::napi {
+
+namespace {
+constexpr size_t kAlignment = 64;
+}
+
+CachingAllocator::CachingAllocator(int64_t limitBytes, std::function<void()> synchronize)
+    : synchronize_(std::move(synchronize)) {
+  stats_.limitBytes = limitBytes;
+}
+
+CachingAllocator::~CachingAllocator() { releaseCached(); }
+
+// Small blocks round to 512 B, large ones to 1/8 of their power of two, so reuse finds a fit without
+// wasting more than 12.5%.
+size_t CachingAllocator::roundSize(size_t bytes) {
+  if (bytes == 0) bytes = 1;
+  if (bytes <= (1u << 20)) return (bytes + 511) & ~size_t{511};
+  size_t power = 1u << 20;
+  while (power < bytes) power <<= 1;
+  const size_t step = power / 8;
+  return (bytes + step - 1) / step * step;
+}
+
+void* CachingAllocator::allocate(size_t bytes, size_t* rounded) {
+  const size_t size = roundSize(bytes);
+  *rounded = size;
+  auto it = free_.find(size);
+  if (it != free_.end() && !it->second.empty()) {
+    void* ptr = it->second.back();
+    it->second.pop_back();
+    stats_.cachedBytes -= static_cast<int64_t>(size);
+    stats_.liveBytes += static_cast<int64_t>(size);
+    if (stats_.liveBytes > stats_.peakBytes) stats_.peakBytes = stats_.liveBytes;
+    return ptr;
+  }
+  const auto fits = [&] {
+    return stats_.limitBytes == 0 ||
+           stats_.liveBytes + stats_.cachedBytes + static_cast<int64_t>(size) <= stats_.limitBytes;
+  };
+  if (!fits() && stats_.cachedBytes > 0) emptyCache();
+  if (!fits()) return nullptr;
+  void* ptr = std::aligned_alloc(kAlignment, size);
+  if (ptr == nullptr && stats_.cachedBytes > 0) {
+    emptyCache();
+    ptr = std::aligned_alloc(kAlignment, size);
+  }
+  if (ptr == nullptr) return nullptr;
+  ++stats_.systemAllocs;
+  stats_.liveBytes += static_cast<int64_t>(size);
+  if (stats_.liveBytes > stats_.peakBytes) stats_.peakBytes = stats_.liveBytes;
+  return ptr;
+}
+
+void CachingAllocator::deallocate(void* ptr, size_t rounded) {
+  free_[rounded].push_back(ptr);
+  stats_.liveBytes -= static_cast<int64_t>(rounded);
+  stats_.cachedBytes += static_cast<int64_t>(rounded);
+}
+
+void CachingAllocator::emptyCache() {
+  if (synchronize_) synchronize_();
+  releaseCached();
+}
+
+void CachingAllocator::releaseCached() {
+  for (auto& [size, blocks] : free_)
+    for (void* ptr : blocks) std::free(ptr);
+  free_.clear();
+  stats_.cachedBytes = 0;
+}
+
+}  // namespace selfe::napi

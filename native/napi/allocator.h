@@ -1,0 +1,44 @@
+// Caching allocator for the CPU backend's memory. Freed blocks go back to per-size free lists at once:
+// with a single in-order stream, work that used a block is queued before any work that reuses it, so reuse
+// is safe without waiting. Only returning memory to the system needs the stream idle (`synchronize`).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <unordered_map>
+#include <vector>
+
+namespace selfe::napi {
+
+struct AllocatorStats {
+  int64_t liveBytes = 0;     // held by storages in use
+  int64_t cachedBytes = 0;   // free blocks kept for reuse
+  int64_t peakBytes = 0;     // high-water mark of liveBytes
+  int64_t systemAllocs = 0;  // blocks obtained from the system (steady-state training should add none)
+  int64_t limitBytes = 0;    // 0 = no limit
+};
+
+class CachingAllocator {
+ public:
+  CachingAllocator(int64_t limitBytes, std::function<void()> synchronize);
+  ~CachingAllocator();
+  CachingAllocator(const CachingAllocator&) = delete;
+  CachingAllocator& operator=(const CachingAllocator&) = delete;
+
+  // Returns nullptr when the limit (or the system) refuses even after the cache was emptied.
+  void* allocate(size_t bytes, size_t* rounded);
+  void deallocate(void* ptr, size_t rounded);
+  // Waits for the stream, then gives every cached block back to the system.
+  void emptyCache();
+  const AllocatorStats& stats() const { return stats_; }
+
+ private:
+  static size_t roundSize(size_t bytes);
+  void releaseCached();
+
+  std::function<void()> synchronize_;
+  std::unordered_map<size_t, std::vector<void*>> free_;
+  AllocatorStats stats_;
+};
+
+}  // namespace selfe::napi

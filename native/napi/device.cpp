@@ -1,0 +1,289 @@
+#include "device.h"
+
+#include <cmath>
+#include <cstring>
+#include <thread>
+
+#include "addon_data.h"
+#include "call.h"
+#include "selfe/kernels/elementwise.h"
+
+namespace selfe::napi {
+
+// A host read or a sync point in flight: resolved on the JS thread once the stream reaches it.
+struct ReadRequest {
+  Napi::Promise::Deferred deferred;
+  Napi::Reference<Napi::ArrayBuffer> buffer;  // empty for a sync point
+  DType dtype;
+  int64_t numel;
+  std::string failure;
+  std::shared_ptr<ReadTracker> tracker;
+};
+
+void deliverRead(Napi::Env env, Napi::Function, ReadTracker*, ReadRequest* request);
+
+// Owns the thread-safe function that carries completions to the JS thread. It keeps the event loop alive
+// only while reads are pending, so a program that forgets to dispose a device still exits.
+class ReadTracker {
+ public:
+  using Tsfn = Napi::TypedThreadSafeFunction<ReadTracker, ReadRequest, deliverRead>;
+
+  explicit ReadTracker(Napi::Env env) : tsfn_(Tsfn::New(env, "selfe-completions", 0, 1, this)) { tsfn_.Unref(env); }
+
+  void started(Napi::Env env) {
+    if (pending_++ == 0 && !released_) tsfn_.Ref(env);
+  }
+  void finished(Napi::Env env) {
+    if (--pending_ == 0 && !released_) tsfn_.Unref(env);
+  }
+  void post(ReadRequest* request) { tsfn_.NonBlockingCall(request); }
+  void release() {
+    if (released_) return;
+    released_ = true;
+    tsfn_.Release();
+  }
+  // At environment teardown Node finalises the function itself; releasing it then would touch freed state.
+  void abandon() { released_ = true; }
+
+ private:
+  Tsfn tsfn_;
+  int64_t pending_ = 0;
+  bool released_ = false;
+};
+
+void deliverRead(Napi::Env env, Napi::Function, ReadTracker*, ReadRequest* request) {
+  std::unique_ptr<ReadRequest> owned(request);
+  if (env == nullptr) return;  // the environment is shutting down; nobody awaits the promise any more
+  Napi::HandleScope scope(env);
+  owned->tracker->finished(env);
+  if (!owned->failure.empty()) {
+    owned->deferred.Reject(toJsError(env, ErrorCode::Device, "stream", owned->failure).Value());
+    return;
+  }
+  if (owned->buffer.IsEmpty()) {
+    owned->deferred.Resolve(env.Undefined());
+    return;
+  }
+  Napi::ArrayBuffer buffer = owned->buffer.Value();
+  const size_t length = static_cast<size_t>(owned->numel);
+  if (owned->dtype == DType::I32)
+    owned->deferred.Resolve(Napi::Int32Array::New(env, length, buffer, 0));
+  else
+    owned->deferred.Resolve(Napi::Float32Array::New(env, length, buffer, 0));
+}
+
+Napi::Function Device::Define(Napi::Env env) { return DefineClass(env, "Device", {}); }
+
+namespace {
+int optionInteger(const Napi::Object& options, const char* key, int64_t fallback, int64_t min, int64_t max,
+                  int64_t* out) {
+  Napi::Value value = options.Get(key);
+  if (value.IsUndefined()) {
+    *out = fallback;
+    return 0;
+  }
+  const double d = value.IsNumber() ? value.As<Napi::Number>().DoubleValue() : NAN;
+  if (!std::isfinite(d) || d != std::floor(d) || d < static_cast<double>(min) || d > static_cast<double>(max))
+    throw OpError(ErrorCode::InvalidArgument, "Device", std::string("option ") + key + " must be an integer in [" +
+                                                            std::to_string(min) + ", " + std::to_string(max) + "]");
+  *out = static_cast<int64_t>(d);
+  return 0;
+}
+}  // namespace
+
+Device::Device(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Device>(info) {
+  Napi::Env env = info.Env();
+  try {
+    Napi::Object options = info.Length() > 0 && info[0].IsObject() ? info[0].As<Napi::Object>() : Napi::Object::New(env);
+    if (info.Length() > 0 && !info[0].IsObject() && !info[0].IsUndefined())
+      throw OpError(ErrorCode::InvalidArgument, "Device", "options must be an object");
+    int64_t threads = 0, limit = 0;
+    const int64_t hardware = std::max<int64_t>(1, std::thread::hardware_concurrency());
+    optionInteger(options, "threads", hardware, 1, 1024, &threads);
+    optionInteger(options, "memoryLimitBytes", 0, 0, int64_t{1} << 52, &limit);
+    queue_ = std::make_unique<WorkQueue>();
+    pool_ = std::make_unique<cpu::Pool>(static_cast<int>(threads));
+    WorkQueue* queue = queue_.get();
+    allocator_ = std::make_unique<CachingAllocator>(limit, [queue] { queue->drain(); });
+    reads_ = std::make_shared<ReadTracker>(env);
+    // Registered after the tracker's function, so it runs before Node tears that function down (LIFO).
+    env_ = env;
+    napi_add_env_cleanup_hook(env_, onEnvironmentCleanup, this);
+    cleanupHookRegistered_ = true;
+  } catch (const OpError& e) {
+    throw toJsError(env, e.code(), e.op(), e.reason());
+  }
+}
+
+Device::~Device() { dispose(); }
+
+void Device::onEnvironmentCleanup(void* device) {
+  auto* self = static_cast<Device*>(device);
+  // A program that exits without disposing its devices: stop the worker and free memory, but leave the
+  // completion function to Node, which is finalising it.
+  self->cleanupHookRegistered_ = false;
+  self->reads_->abandon();
+  self->dispose();
+}
+
+void Device::dispose() {
+  if (disposed_) return;
+  disposed_ = true;
+  if (cleanupHookRegistered_) {
+    napi_remove_env_cleanup_hook(env_, onEnvironmentCleanup, this);
+    cleanupHookRegistered_ = false;
+  }
+  queue_->shutdown();
+  for (Slot& slot : slots_)
+    if (slot.live) releaseStorage(slot.storage);
+  slots_.clear();
+  freeSlots_.clear();
+  liveTensors_ = 0;
+  allocator_->emptyCache();
+  reads_->release();
+}
+
+void Device::requireOpen(const std::string& op) const {
+  if (disposed_) throw OpError(ErrorCode::Disposed, op, "the device was disposed");
+}
+
+double Device::newHandle(Storage* storage, const Shape& shape, DType dtype) {
+  uint32_t index;
+  if (!freeSlots_.empty()) {
+    index = freeSlots_.back();
+    freeSlots_.pop_back();
+  } else {
+    index = static_cast<uint32_t>(slots_.size());
+    slots_.emplace_back();
+  }
+  Slot& slot = slots_[index];
+  slot.storage = storage;
+  slot.shape = shape;
+  slot.dtype = dtype;
+  slot.live = true;
+  ++liveTensors_;
+  return static_cast<double>(slot.generation) * 4294967296.0 + static_cast<double>(index);
+}
+
+Device::Slot& Device::slotFor(const Napi::Value& handle, const std::string& op, const char* arg, uint32_t* index) {
+  requireOpen(op);
+  if (!handle.IsNumber()) throw OpError(ErrorCode::InvalidArgument, op, std::string(arg) + " must be a tensor handle");
+  const double id = handle.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(id) || id < 0 || id != std::floor(id) || id >= 9007199254740992.0)
+    throw OpError(ErrorCode::InvalidArgument, op, std::string(arg) + " is not a tensor handle");
+  const double generation = std::floor(id / 4294967296.0);
+  const double slotIndex = id - generation * 4294967296.0;
+  if (slotIndex >= static_cast<double>(slots_.size()))
+    throw OpError(ErrorCode::Disposed, op, std::string(arg) + " is not a live tensor of this device");
+  Slot& slot = slots_[static_cast<size_t>(slotIndex)];
+  if (!slot.live || static_cast<double>(slot.generation) != generation)
+    throw OpError(ErrorCode::Disposed, op, std::string(arg) + " was released");
+  *index = static_cast<uint32_t>(slotIndex);
+  return slot;
+}
+
+TensorRef Device::lookup(const Napi::Value& handle, const std::string& op, const char* arg) {
+  uint32_t index;
+  Slot& slot = slotFor(handle, op, arg, &index);
+  return TensorRef{slot.storage->ptr, slot.shape, slot.dtype};
+}
+
+double Device::create(const Shape& shape, DType dtype, const std::string& op, TensorRef* out) {
+  requireOpen(op);
+  if (dtype == DType::BF16) throw OpError(ErrorCode::DType, op, "bf16 storage needs the CUDA backend");
+  const size_t bytes = static_cast<size_t>(shape.numel()) * dtypeSize(dtype);
+  size_t rounded = 0;
+  void* ptr = allocator_->allocate(bytes, &rounded);
+  if (ptr == nullptr) {
+    const AllocatorStats& s = allocator_->stats();
+    throw OpError(ErrorCode::OutOfMemory, op,
+                  "cannot allocate " + std::to_string(bytes) + " bytes for " + shape.str() + " (" +
+                      std::to_string(s.liveBytes) + " bytes live, limit " + std::to_string(s.limitBytes) + ")");
+  }
+  auto* storage = new Storage{ptr, rounded, 1};
+  if (out != nullptr) *out = TensorRef{ptr, shape, dtype};
+  return newHandle(storage, shape, dtype);
+}
+
+void Device::releaseStorage(Storage* storage) {
+  if (--storage->refs > 0) return;
+  allocator_->deallocate(storage->ptr, storage->bytes);
+  delete storage;
+}
+
+double Device::view(const Napi::Value& handle, const Shape& shape, const std::string& op) {
+  uint32_t index;
+  Slot& slot = slotFor(handle, op, "x", &index);
+  if (slot.shape.numel() != shape.numel())
+    throw OpError(ErrorCode::Shape, op, "cannot view " + slot.shape.str() + " as " + shape.str() + " (sizes differ)");
+  Storage* storage = slot.storage;
+  const DType dtype = slot.dtype;
+  ++storage->refs;
+  return newHandle(storage, shape, dtype);
+}
+
+void Device::release(const Napi::Value& handle, const std::string& op) {
+  uint32_t index;
+  Slot& slot = slotFor(handle, op, "x", &index);
+  Storage* storage = slot.storage;
+  slot.live = false;
+  slot.storage = nullptr;
+  // A new generation makes every copy of the old handle stale.
+  slot.generation = slot.generation >= (1u << 20) ? 1 : slot.generation + 1;
+  freeSlots_.push_back(index);
+  --liveTensors_;
+  releaseStorage(storage);
+}
+
+void Device::write(const TensorRef& target, std::shared_ptr<std::vector<uint8_t>> bytes) {
+  void* dst = target.data;
+  launch("write", [dst, bytes](cpu::Pool& pool) {
+    cpu::copy_bytes(dst, bytes->data(), static_cast<int64_t>(bytes->size()), pool);
+  });
+}
+
+Napi::Promise Device::completion(Napi::Env env, const TensorRef* source) {
+  auto deferred = Napi::Promise::Deferred::New(env);
+  auto* request = new ReadRequest{deferred, {}, DType::F32, 0, {}, reads_};
+  void* dst = nullptr;
+  const void* src = nullptr;
+  size_t bytes = 0;
+  if (source != nullptr) {
+    bytes = static_cast<size_t>(source->numel()) * dtypeSize(source->dtype);
+    Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, bytes);
+    request->buffer = Napi::Persistent(buffer);
+    request->dtype = source->dtype;
+    request->numel = source->numel();
+    dst = buffer.Data();
+    src = source->data;
+  }
+  reads_->started(env);
+  std::shared_ptr<ReadTracker> tracker = reads_;
+  // The worker copies straight into the ArrayBuffer's store, which the Reference above keeps alive.
+  queue_->pushCompletion([request, tracker, dst, src, bytes](const std::string& failure) {
+    request->failure = failure;
+    if (failure.empty() && bytes > 0) std::memcpy(dst, src, bytes);
+    tracker->post(request);
+  });
+  return deferred.Promise();
+}
+
+Napi::Promise Device::read(Napi::Env env, const TensorRef& source) { return completion(env, &source); }
+
+Napi::Promise Device::sync(Napi::Env env) { return completion(env, nullptr); }
+
+Napi::Object Device::stats(Napi::Env env) {
+  const AllocatorStats& s = allocator_->stats();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("liveTensors", Napi::Number::New(env, static_cast<double>(liveTensors_)));
+  out.Set("liveBytes", Napi::Number::New(env, static_cast<double>(s.liveBytes)));
+  out.Set("cachedBytes", Napi::Number::New(env, static_cast<double>(s.cachedBytes)));
+  out.Set("peakBytes", Napi::Number::New(env, static_cast<double>(s.peakBytes)));
+  out.Set("systemAllocs", Napi::Number::New(env, static_cast<double>(s.systemAllocs)));
+  out.Set("limitBytes", Napi::Number::New(env, static_cast<double>(s.limitBytes)));
+  out.Set("threads", Napi::Number::New(env, pool_->threads()));
+  out.Set("failure", Napi::String::New(env, queue_->failure()));
+  return out;
+}
+
+}  // namespace selfe::napi

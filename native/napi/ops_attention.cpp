@@ -1,0 +1,86 @@
+// Bindings: attention (softmax attention forward, saving the log-sum-exp), attentionBackward.
+#include "call.h"
+#include "ops.h"
+#include "selfe/kernels/attention.h"
+
+namespace selfe::napi {
+
+namespace {
+
+// The sizes every attention tensor is checked against: q [B, Lq, H, D], k and v [B, Lk, H, D].
+struct AttentionDims {
+  int64_t batch, lq, heads, headDim, lk;
+};
+
+AttentionDims checkInputs(Call& call, const TensorRef& q, const TensorRef& k, const TensorRef& v,
+                          const std::optional<TensorRef>& keyMask) {
+  call.expectDtype(q, DType::F32, "q");
+  call.expectDtype(k, DType::F32, "k");
+  call.expectDtype(v, DType::F32, "v");
+  call.expectRank(q, 4, "q");
+  call.expectRank(k, 4, "k");
+  const AttentionDims dims{q.shape[0], q.shape[1], q.shape[2], q.shape[3], k.shape[1]};
+  call.expect(k.shape[0] == dims.batch && k.shape[2] == dims.heads && k.shape[3] == dims.headDim, ErrorCode::Shape,
+              "k " + k.shape.str() + " must be [B, Lk, H, D] with B, H, D of q " + q.shape.str());
+  call.expectShape(v, k.shape, "v");
+  if (keyMask) {
+    call.expectDtype(*keyMask, DType::I32, "keyMask");
+    call.expectShape(*keyMask, makeShape({dims.batch, dims.lk}), "keyMask");
+  }
+  return dims;
+}
+
+Napi::Value attention(Call& call) {
+  const TensorRef q = call.tensor(1, "q");
+  const TensorRef k = call.tensor(2, "k");
+  const TensorRef v = call.tensor(3, "v");
+  const std::optional<TensorRef> keyMask = call.optionalTensor(4, "keyMask");
+  const float scale = static_cast<float>(call.number(5, "scale"));
+  const AttentionDims d = checkInputs(call, q, k, v, keyMask);
+  TensorRef out, lse;
+  const double outId = call.output(q.shape, DType::F32, &out);
+  const double lseId = call.output(makeShape({d.batch, d.heads, d.lq}), DType::F32, &lse);
+  const int32_t* mask = keyMask ? keyMask->i32() : nullptr;
+  call.device().launch("attention", [=](cpu::Pool& pool) {
+    cpu::attention_forward(out.f32(), lse.f32(), q.f32(), k.f32(), v.f32(), mask, d.batch, d.heads, d.lq, d.lk,
+                           d.headDim, scale, pool);
+  });
+  return handles(call.env(), {outId, lseId});
+}
+
+Napi::Value attentionBackward(Call& call) {
+  const TensorRef dout = call.tensor(1, "dout");
+  const TensorRef q = call.tensor(2, "q");
+  const TensorRef k = call.tensor(3, "k");
+  const TensorRef v = call.tensor(4, "v");
+  const TensorRef out = call.tensor(5, "out");
+  const TensorRef lse = call.tensor(6, "lse");
+  const std::optional<TensorRef> keyMask = call.optionalTensor(7, "keyMask");
+  const float scale = static_cast<float>(call.number(8, "scale"));
+  const AttentionDims d = checkInputs(call, q, k, v, keyMask);
+  call.expectDtype(dout, DType::F32, "dout");
+  call.expectDtype(out, DType::F32, "out");
+  call.expectDtype(lse, DType::F32, "lse");
+  call.expectShape(dout, q.shape, "dout");
+  call.expectShape(out, q.shape, "out");
+  call.expectShape(lse, makeShape({d.batch, d.heads, d.lq}), "lse");
+  TensorRef dq, dk, dv;
+  const double dqId = call.output(q.shape, DType::F32, &dq);
+  const double dkId = call.output(k.shape, DType::F32, &dk);
+  const double dvId = call.output(v.shape, DType::F32, &dv);
+  const int32_t* mask = keyMask ? keyMask->i32() : nullptr;
+  call.device().launch("attentionBackward", [=](cpu::Pool& pool) {
+    cpu::attention_backward(dq.f32(), dk.f32(), dv.f32(), dout.f32(), q.f32(), k.f32(), v.f32(), out.f32(),
+                            lse.f32(), mask, d.batch, d.heads, d.lq, d.lk, d.headDim, scale, pool);
+  });
+  return handles(call.env(), {dqId, dkId, dvId});
+}
+
+}  // namespace
+
+void registerAttentionOps(Napi::Env env, Napi::Object ops) {
+  defineOp(env, ops, "attention", attention);
+  defineOp(env, ops, "attentionBackward", attentionBackward);
+}
+
+}  // namespace selfe::napi

@@ -1,0 +1,139 @@
+// Bindings: add, sub, mul (b the same shape or a trailing suffix), mulRows (s a leading prefix), affine,
+// axpy, rowDot, copy, assign.
+#include "call.h"
+#include "ops.h"
+#include "selfe/kernels/elementwise.h"
+
+namespace selfe::napi {
+
+namespace {
+
+bool isSuffix(const Shape& small, const Shape& big) {
+  if (small.rank > big.rank) return false;
+  for (int i = 0; i < small.rank; ++i)
+    if (small[small.rank - 1 - i] != big[big.rank - 1 - i]) return false;
+  return true;
+}
+
+bool isPrefix(const Shape& small, const Shape& big) {
+  if (small.rank > big.rank) return false;
+  for (int i = 0; i < small.rank; ++i)
+    if (small[i] != big[i]) return false;
+  return true;
+}
+
+Napi::Value binary(Call& call, BinaryOp op, const char* name) {
+  const TensorRef a = call.tensor(1, "a");
+  const TensorRef b = call.tensor(2, "b");
+  call.expectDtype(a, DType::F32, "a");
+  call.expectDtype(b, DType::F32, "b");
+  Broadcast broadcast = Broadcast::Same;
+  if (a.shape != b.shape) {
+    call.expect(isSuffix(b.shape, a.shape), ErrorCode::Shape,
+                "b " + b.shape.str() + " must equal a " + a.shape.str() + " or be a trailing suffix of it");
+    broadcast = Broadcast::Trailing;
+  }
+  TensorRef out;
+  const double id = call.output(a.shape, DType::F32, &out);
+  const int64_t n = a.numel(), nb = b.numel();
+  call.device().launch(name, [=](cpu::Pool& pool) {
+    cpu::binary_forward(out.f32(), a.f32(), b.f32(), n, nb, op, broadcast, pool);
+  });
+  return Napi::Number::New(call.env(), id);
+}
+
+Napi::Value add(Call& call) { return binary(call, BinaryOp::Add, "add"); }
+Napi::Value sub(Call& call) { return binary(call, BinaryOp::Sub, "sub"); }
+Napi::Value mul(Call& call) { return binary(call, BinaryOp::Mul, "mul"); }
+
+Napi::Value mulRows(Call& call) {
+  const TensorRef x = call.tensor(1, "x");
+  const TensorRef s = call.tensor(2, "s");
+  call.expectDtype(x, DType::F32, "x");
+  call.expectDtype(s, DType::F32, "s");
+  call.expect(isPrefix(s.shape, x.shape), ErrorCode::Shape,
+              "s " + s.shape.str() + " must be a leading prefix of x " + x.shape.str());
+  TensorRef out;
+  const double id = call.output(x.shape, DType::F32, &out);
+  const int64_t n = x.numel(), nb = s.numel();
+  call.device().launch("mulRows", [=](cpu::Pool& pool) {
+    cpu::binary_forward(out.f32(), x.f32(), s.f32(), n, nb, BinaryOp::Mul, Broadcast::Leading, pool);
+  });
+  return Napi::Number::New(call.env(), id);
+}
+
+Napi::Value affine(Call& call) {
+  const TensorRef x = call.tensor(1, "x");
+  call.expectDtype(x, DType::F32, "x");
+  const float alpha = static_cast<float>(call.number(2, "alpha"));
+  const float beta = static_cast<float>(call.number(3, "beta"));
+  TensorRef out;
+  const double id = call.output(x.shape, DType::F32, &out);
+  call.device().launch("affine", [=](cpu::Pool& pool) { cpu::affine_forward(out.f32(), x.f32(), alpha, beta, x.numel(), pool); });
+  return Napi::Number::New(call.env(), id);
+}
+
+Napi::Value axpy(Call& call) {
+  const TensorRef x = call.tensor(1, "x");
+  const TensorRef y = call.tensor(2, "y");
+  call.expectDtype(x, DType::F32, "x");
+  call.expectDtype(y, DType::F32, "y");
+  call.expectShape(y, x.shape, "y");
+  const float alpha = static_cast<float>(call.number(3, "alpha"));
+  TensorRef out;
+  const double id = call.output(x.shape, DType::F32, &out);
+  call.device().launch("axpy", [=](cpu::Pool& pool) { cpu::axpy_forward(out.f32(), x.f32(), y.f32(), alpha, x.numel(), pool); });
+  return Napi::Number::New(call.env(), id);
+}
+
+Napi::Value rowDot(Call& call) {
+  const TensorRef a = call.tensor(1, "a");
+  const TensorRef b = call.tensor(2, "b");
+  call.expectDtype(a, DType::F32, "a");
+  call.expectDtype(b, DType::F32, "b");
+  call.expectShape(b, a.shape, "b");
+  const int64_t prefixRank = call.integer(3, "prefixRank", 0, a.shape.rank);
+  Shape outShape;
+  for (int i = 0; i < prefixRank; ++i) outShape.dims[outShape.rank++] = a.shape[i];
+  TensorRef out;
+  const double id = call.output(outShape, DType::F32, &out);
+  const int64_t rows = outShape.numel();
+  const int64_t cols = rows == 0 ? 0 : a.numel() / rows;
+  call.device().launch("rowDot", [=](cpu::Pool& pool) { cpu::row_dot_forward(out.f32(), a.f32(), b.f32(), rows, cols, pool); });
+  return Napi::Number::New(call.env(), id);
+}
+
+Napi::Value copy(Call& call) {
+  const TensorRef x = call.tensor(1, "x");
+  TensorRef out;
+  const double id = call.output(x.shape, x.dtype, &out);
+  const int64_t bytes = x.numel() * static_cast<int64_t>(dtypeSize(x.dtype));
+  call.device().launch("copy", [=](cpu::Pool& pool) { cpu::copy_bytes(out.data, x.data, bytes, pool); });
+  return Napi::Number::New(call.env(), id);
+}
+
+Napi::Value assign(Call& call) {
+  const TensorRef dst = call.tensor(1, "dst");
+  const TensorRef src = call.tensor(2, "src");
+  call.expectDtype(src, dst.dtype, "src");
+  call.expectShape(src, dst.shape, "src");
+  const int64_t bytes = dst.numel() * static_cast<int64_t>(dtypeSize(dst.dtype));
+  call.device().launch("assign", [=](cpu::Pool& pool) { cpu::copy_bytes(dst.data, src.data, bytes, pool); });
+  return call.env().Undefined();
+}
+
+}  // namespace
+
+void registerElementwiseOps(Napi::Env env, Napi::Object ops) {
+  defineOp(env, ops, "add", add);
+  defineOp(env, ops, "sub", sub);
+  defineOp(env, ops, "mul", mul);
+  defineOp(env, ops, "mulRows", mulRows);
+  defineOp(env, ops, "affine", affine);
+  defineOp(env, ops, "axpy", axpy);
+  defineOp(env, ops, "rowDot", rowDot);
+  defineOp(env, ops, "copy", copy);
+  defineOp(env, ops, "assign", assign);
+}
+
+}  // namespace selfe::napi

@@ -1,0 +1,97 @@
+// Bindings: layerNorm (x, weight?, bias?, eps) -> [y, mean, rstd] and layerNormBackward (dy, x, mean,
+// rstd, weight?, withBias) -> [dx, dweight | null, dbias | null]. Weight and bias are independent: either
+// may be given without the other.
+#include "call.h"
+#include "ops.h"
+#include "selfe/kernels/layernorm.h"
+
+namespace selfe::napi {
+
+namespace {
+
+// x's shape without its last dimension: the shape of the per-row statistics.
+Shape rowShape(const Shape& x) {
+  Shape rows = x;
+  --rows.rank;
+  return rows;
+}
+
+// x must be f32 with a non-empty last dimension (the normalised one).
+void expectNormalisable(Call& call, const TensorRef& x) {
+  call.expectDtype(x, DType::F32, "x");
+  call.expect(x.shape.rank >= 1 && x.shape.last() > 0, ErrorCode::Shape,
+              "x must have rank >= 1 and a last dimension > 0, got " + x.shape.str());
+}
+
+void expectAffine(Call& call, const std::optional<TensorRef>& t, int64_t dim, const char* name) {
+  if (!t) return;
+  call.expectDtype(*t, DType::F32, name);
+  call.expectShape(*t, makeShape({dim}), name);
+}
+
+Napi::Value layerNorm(Call& call) {
+  const TensorRef x = call.tensor(1, "x");
+  expectNormalisable(call, x);
+  const int64_t dim = x.shape.last();
+  const std::optional<TensorRef> weight = call.optionalTensor(2, "weight");
+  const std::optional<TensorRef> bias = call.optionalTensor(3, "bias");
+  expectAffine(call, weight, dim, "weight");
+  expectAffine(call, bias, dim, "bias");
+  const double eps = call.number(4, "eps");
+  call.expect(eps > 0, ErrorCode::InvalidArgument, "eps must be > 0");
+  TensorRef y, mean, rstd;
+  const double yId = call.output(x.shape, DType::F32, &y);
+  const double meanId = call.output(rowShape(x.shape), DType::F32, &mean);
+  const double rstdId = call.output(rowShape(x.shape), DType::F32, &rstd);
+  const float* w = weight ? weight->f32() : nullptr;
+  const float* b = bias ? bias->f32() : nullptr;
+  const int64_t rows = mean.numel();
+  const float epsF = static_cast<float>(eps);
+  call.device().launch("layerNorm", [=](cpu::Pool& pool) {
+    cpu::layernorm_forward(y.f32(), mean.f32(), rstd.f32(), x.f32(), w, b, rows, dim, epsF, pool);
+  });
+  return handles(call.env(), {yId, meanId, rstdId});
+}
+
+Napi::Value layerNormBackward(Call& call) {
+  const TensorRef dy = call.tensor(1, "dy");
+  const TensorRef x = call.tensor(2, "x");
+  const TensorRef mean = call.tensor(3, "mean");
+  const TensorRef rstd = call.tensor(4, "rstd");
+  expectNormalisable(call, x);
+  call.expectDtype(dy, DType::F32, "dy");
+  call.expectShape(dy, x.shape, "dy");
+  for (const auto& [t, name] : {std::pair{mean, "mean"}, std::pair{rstd, "rstd"}}) {
+    call.expectDtype(t, DType::F32, name);
+    call.expectShape(t, rowShape(x.shape), name);
+  }
+  const int64_t dim = x.shape.last();
+  const std::optional<TensorRef> weight = call.optionalTensor(5, "weight");
+  expectAffine(call, weight, dim, "weight");
+  const bool withBias = call.flag(6, "withBias");
+  TensorRef dx, dweight{}, dbias{};
+  const double dxId = call.output(x.shape, DType::F32, &dx);
+  const double dweightId = weight ? call.output(makeShape({dim}), DType::F32, &dweight) : 0;
+  const double dbiasId = withBias ? call.output(makeShape({dim}), DType::F32, &dbias) : 0;
+  const float* w = weight ? weight->f32() : nullptr;
+  const int64_t rows = mean.numel();
+  call.device().launch("layerNormBackward", [=](cpu::Pool& pool) {
+    cpu::layernorm_backward(dx.f32(), dweight.f32(), dbias.f32(), dy.f32(), x.f32(), mean.f32(), rstd.f32(), w, rows,
+                            dim, pool);
+  });
+  Napi::Env env = call.env();
+  Napi::Array out = Napi::Array::New(env, 3);
+  out.Set(0u, Napi::Number::New(env, dxId));
+  out.Set(1u, weight ? Napi::Value(Napi::Number::New(env, dweightId)) : env.Null());
+  out.Set(2u, withBias ? Napi::Value(Napi::Number::New(env, dbiasId)) : env.Null());
+  return out;
+}
+
+}  // namespace
+
+void registerLayerNormOps(Napi::Env env, Napi::Object ops) {
+  defineOp(env, ops, "layerNorm", layerNorm);
+  defineOp(env, ops, "layerNormBackward", layerNormBackward);
+}
+
+}  // namespace selfe::napi

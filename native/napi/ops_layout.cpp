@@ -1,0 +1,174 @@
+// Bindings: patchify (x [B,C,H,W], patch), unpatchify (tokens, channels, height, width, patch), concat
+// (tensors, axis), narrow (x, axis, start, length), pad (x, axis, before, after). concat, narrow and pad move
+// 32-bit elements (f32 or i32) and take an axis in [0, rank - 1]; negative axes are not accepted.
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "call.h"
+#include "ops.h"
+#include "selfe/kernels/elementwise.h"
+#include "selfe/kernels/layout.h"
+
+namespace selfe::napi {
+
+namespace {
+
+// Bounds for image sizes and for the largest result, as Call::shape bounds an uploaded shape.
+constexpr int64_t kMaxImageDim = int64_t{1} << 20;
+constexpr int64_t kMaxDim = int64_t{1} << 40;
+constexpr double kMaxNumel = static_cast<double>(int64_t{1} << 46);
+
+void expectWords(Call& call, const TensorRef& t, const char* name) {
+  call.expect(t.dtype == DType::F32 || t.dtype == DType::I32, ErrorCode::DType,
+              std::string(name) + " must be f32 or i32, got " + dtypeName(t.dtype));
+}
+
+int64_t axisArg(Call& call, size_t i, const TensorRef& x, const char* name) {
+  call.expect(x.shape.rank >= 1, ErrorCode::Shape, std::string(name) + " must have rank >= 1 to have an axis, got shape []");
+  return call.integer(i, "axis", 0, x.shape.rank - 1);
+}
+
+// A result shape built from arguments must stay within what an upload could ask for.
+void expectAllocatable(Call& call, const Shape& shape) {
+  double numel = 1;
+  for (int i = 0; i < shape.rank; ++i) {
+    call.expect(shape[i] <= kMaxDim, ErrorCode::Shape, "result dimension " + std::to_string(i) + " is too large");
+    numel *= static_cast<double>(shape[i]);
+  }
+  call.expect(numel <= kMaxNumel, ErrorCode::Shape, "result " + shape.str() + " has too many elements");
+}
+
+Napi::Value patchify(Call& call) {
+  const TensorRef x = call.tensor(1, "x");
+  call.expectDtype(x, DType::F32, "x");
+  call.expectRank(x, 4, "x");
+  const int64_t batch = x.shape[0], channels = x.shape[1], height = x.shape[2], width = x.shape[3];
+  const int64_t patch = call.integer(2, "patch", 1, std::max<int64_t>(1, std::min(height, width)));
+  call.expect(height % patch == 0 && width % patch == 0, ErrorCode::Shape,
+              "height and width of x " + x.shape.str() + " must be multiples of patch " + std::to_string(patch));
+  TensorRef tokens;
+  const double id =
+      call.output(makeShape({batch, (height / patch) * (width / patch), patch * patch * channels}), DType::F32, &tokens);
+  if (tokens.numel() == 0) return Napi::Number::New(call.env(), id);
+  call.device().launch("patchify", [=](cpu::Pool& pool) {
+    cpu::patchify_forward(tokens.f32(), x.f32(), batch, channels, height, width, patch, pool);
+  });
+  return Napi::Number::New(call.env(), id);
+}
+
+Napi::Value unpatchify(Call& call) {
+  const TensorRef tokens = call.tensor(1, "tokens");
+  call.expectDtype(tokens, DType::F32, "tokens");
+  call.expectRank(tokens, 3, "tokens");
+  const int64_t channels = call.integer(2, "channels", 1, kMaxImageDim);
+  const int64_t height = call.integer(3, "height", 1, kMaxImageDim);
+  const int64_t width = call.integer(4, "width", 1, kMaxImageDim);
+  const int64_t patch = call.integer(5, "patch", 1, std::min(height, width));
+  call.expect(height % patch == 0 && width % patch == 0, ErrorCode::Shape,
+              "height " + std::to_string(height) + " and width " + std::to_string(width) + " must be multiples of patch " +
+                  std::to_string(patch));
+  const int64_t batch = tokens.shape[0];
+  call.expectShape(tokens, makeShape({batch, (height / patch) * (width / patch), patch * patch * channels}), "tokens");
+  TensorRef x;
+  const double id = call.output(makeShape({batch, channels, height, width}), DType::F32, &x);
+  if (x.numel() == 0) return Napi::Number::New(call.env(), id);
+  call.device().launch("unpatchify", [=](cpu::Pool& pool) {
+    cpu::unpatchify_forward(x.f32(), tokens.f32(), batch, channels, height, width, patch, pool);
+  });
+  return Napi::Number::New(call.env(), id);
+}
+
+Napi::Value concat(Call& call) {
+  const std::vector<TensorRef> parts = call.tensorList(1, "tensors");
+  call.expect(!parts.empty(), ErrorCode::InvalidArgument, "tensors must hold at least one tensor");
+  const TensorRef& first = parts[0];
+  expectWords(call, first, "tensors[0]");
+  const int64_t axis = axisArg(call, 2, first, "tensors[0]");
+  Shape shape = first.shape;
+  shape.dims[axis] = 0;
+  for (size_t k = 0; k < parts.size(); ++k) {
+    const std::string name = "tensors[" + std::to_string(k) + "]";
+    call.expectDtype(parts[k], first.dtype, name.c_str());
+    Shape expected = first.shape;
+    expected.dims[axis] = parts[k].shape[axis];
+    call.expect(parts[k].shape == expected, ErrorCode::Shape,
+                name + " " + parts[k].shape.str() + " must match tensors[0] " + first.shape.str() + " except on axis " +
+                    std::to_string(axis));
+    shape.dims[axis] += parts[k].shape[axis];
+  }
+  expectAllocatable(call, shape);
+  TensorRef out;
+  const double id = call.output(shape, first.dtype, &out);
+  if (out.numel() == 0) return Napi::Number::New(call.env(), id);
+  struct Part {
+    const void* data;
+    int64_t length;
+    int64_t offset;
+  };
+  std::vector<Part> blocks;
+  int64_t offset = 0;
+  for (const TensorRef& t : parts) {
+    blocks.push_back(Part{t.data, t.shape[axis], offset});
+    offset += t.shape[axis];
+  }
+  const int64_t outer = shape.span(0, static_cast<int>(axis)), inner = shape.span(static_cast<int>(axis) + 1, shape.rank);
+  const int64_t total = shape[axis];
+  call.device().launch("concat", [=](cpu::Pool& pool) {
+    for (const Part& p : blocks) cpu::insert_axis(out.data, p.data, outer, p.length, total, p.offset, inner, pool);
+  });
+  return Napi::Number::New(call.env(), id);
+}
+
+Napi::Value narrow(Call& call) {
+  const TensorRef x = call.tensor(1, "x");
+  expectWords(call, x, "x");
+  const int64_t axis = axisArg(call, 2, x, "x");
+  const int64_t size = x.shape[axis];
+  const int64_t start = call.integer(3, "start", 0, size);
+  const int64_t length = call.integer(4, "length", 0, size - start);
+  Shape shape = x.shape;
+  shape.dims[axis] = length;
+  TensorRef out;
+  const double id = call.output(shape, x.dtype, &out);
+  if (out.numel() == 0) return Napi::Number::New(call.env(), id);
+  const int64_t outer = shape.span(0, static_cast<int>(axis)), inner = shape.span(static_cast<int>(axis) + 1, shape.rank);
+  call.device().launch("narrow", [=](cpu::Pool& pool) {
+    cpu::slice_axis(out.data, x.data, outer, size, length, start, inner, pool);
+  });
+  return Napi::Number::New(call.env(), id);
+}
+
+Napi::Value pad(Call& call) {
+  const TensorRef x = call.tensor(1, "x");
+  expectWords(call, x, "x");
+  const int64_t axis = axisArg(call, 2, x, "x");
+  const int64_t before = call.integer(3, "before", 0, kMaxDim);
+  const int64_t after = call.integer(4, "after", 0, kMaxDim);
+  const int64_t size = x.shape[axis];
+  Shape shape = x.shape;
+  shape.dims[axis] = before + size + after;
+  expectAllocatable(call, shape);
+  TensorRef out;
+  const double id = call.output(shape, x.dtype, &out);
+  if (out.numel() == 0) return Napi::Number::New(call.env(), id);
+  const int64_t outer = shape.span(0, static_cast<int>(axis)), inner = shape.span(static_cast<int>(axis) + 1, shape.rank);
+  const int64_t padded = shape[axis], numel = out.numel();
+  call.device().launch("pad", [=](cpu::Pool& pool) {
+    cpu::fill32(out.data, 0, numel, pool);
+    cpu::insert_axis(out.data, x.data, outer, size, padded, before, inner, pool);
+  });
+  return Napi::Number::New(call.env(), id);
+}
+
+}  // namespace
+
+void registerLayoutOps(Napi::Env env, Napi::Object ops) {
+  defineOp(env, ops, "patchify", patchify);
+  defineOp(env, ops, "unpatchify", unpatchify);
+  defineOp(env, ops, "concat", concat);
+  defineOp(env, ops, "narrow", narrow);
+  defineOp(env, ops, "pad", pad);
+}
+
+}  // namespace selfe::napi

@@ -1,0 +1,188 @@
+// Bindings: adamw, emaUpdate, clipByNorm (in place over lists of tensors), globalNorm.
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <unordered_map>
+
+#include "call.h"
+#include "ops.h"
+#include "selfe/kernels/optim.h"
+
+namespace selfe::napi {
+
+namespace {
+
+// The pointers and sizes of a validated list, owned by the enqueued closure.
+struct ListData {
+  std::vector<float*> data;
+  std::vector<int64_t> sizes;
+  TensorList list() const { return TensorList{data.data(), sizes.data(), static_cast<int32_t>(data.size())}; }
+  ConstTensorList constList() const {
+    return ConstTensorList{data.data(), sizes.data(), static_cast<int32_t>(data.size())};
+  }
+};
+
+// An array of f32 tensors; with `like`, element i must have like[i]'s shape.
+std::vector<TensorRef> f32List(Call& call, size_t i, const char* name, const std::vector<TensorRef>* like = nullptr) {
+  std::vector<TensorRef> list = call.tensorList(i, name);
+  call.expect(list.size() <= static_cast<size_t>(INT32_MAX), ErrorCode::InvalidArgument,
+              std::string(name) + " has too many tensors");
+  if (like != nullptr)
+    call.expect(list.size() == like->size(), ErrorCode::InvalidArgument,
+                std::string(name) + " has " + std::to_string(list.size()) + " tensors, expected " +
+                    std::to_string(like->size()));
+  for (size_t j = 0; j < list.size(); ++j) {
+    // The element's name is only spelled out on failure: lists hold every parameter of a model.
+    if (list[j].dtype == DType::F32 && (like == nullptr || list[j].shape == (*like)[j].shape)) continue;
+    const std::string element = std::string(name) + "[" + std::to_string(j) + "]";
+    call.expectDtype(list[j], DType::F32, element.c_str());
+    if (like != nullptr) call.expectShape(list[j], (*like)[j].shape, element.c_str());
+  }
+  return list;
+}
+
+// Tensors updated in place must not share storage with each other or with the tensors read meanwhile:
+// two updates of one buffer (or a read racing a write) would corrupt it. Views count as the same storage.
+class AliasCheck {
+ public:
+  explicit AliasCheck(Call& call) : call_(call) {}
+  void written(const std::vector<TensorRef>& list, const char* name) { add(list, name, true); }
+  void read(const std::vector<TensorRef>& list, const char* name) { add(list, name, false); }
+
+ private:
+  struct Seen {
+    const char* list;
+    size_t index;
+    bool written;
+  };
+  static std::string element(const char* list, size_t index) {
+    return std::string(list) + "[" + std::to_string(index) + "]";
+  }
+  void add(const std::vector<TensorRef>& list, const char* name, bool isWritten) {
+    for (size_t j = 0; j < list.size(); ++j) {
+      auto [it, inserted] = seen_.emplace(list[j].data, Seen{name, j, isWritten});
+      if (!inserted && (isWritten || it->second.written))
+        call_.fail(ErrorCode::InvalidArgument, element(name, j) + " shares storage with " +
+                                                   element(it->second.list, it->second.index) +
+                                                   "; tensors updated in place must be distinct");
+    }
+  }
+  Call& call_;
+  std::unordered_map<const void*, Seen> seen_;
+};
+
+std::shared_ptr<ListData> listData(const std::vector<TensorRef>& list) {
+  auto out = std::make_shared<ListData>();
+  for (const TensorRef& t : list) {
+    out->data.push_back(t.f32());
+    out->sizes.push_back(t.numel());
+  }
+  return out;
+}
+
+// Prints a value in full (std::to_string turns 1e-9 into 0.000000).
+std::string describe(double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.9g", value);
+  return text;
+}
+
+// Hyper-parameters are checked as the f32 the kernel gets: 0.99999999 rounds to 1, 1e39 to infinity.
+float hyperParameter(Call& call, size_t i, const char* name) {
+  const float value = static_cast<float>(call.number(i, name));
+  call.expect(std::isfinite(value), ErrorCode::InvalidArgument, std::string(name) + " overflows f32");
+  return value;
+}
+
+// A coefficient in [0, 1) (Adam's betas) or [0, 1] (EMA decay).
+float unitInterval(Call& call, size_t i, const char* name, bool includeOne) {
+  const float value = hyperParameter(call, i, name);
+  call.expect(value >= 0 && (includeOne ? value <= 1 : value < 1), ErrorCode::InvalidArgument,
+              std::string(name) + " must be in [0, 1" + (includeOne ? "]" : ")") + " as an f32, got " +
+                  describe(value));
+  return value;
+}
+
+float nonNegative(Call& call, size_t i, const char* name) {
+  const float value = hyperParameter(call, i, name);
+  call.expect(value >= 0, ErrorCode::InvalidArgument, std::string(name) + " must be >= 0, got " + describe(value));
+  return value;
+}
+
+float positive(Call& call, size_t i, const char* name) {
+  const float value = hyperParameter(call, i, name);
+  call.expect(value > 0, ErrorCode::InvalidArgument,
+              std::string(name) + " must be > 0 as an f32, got " + describe(value));
+  return value;
+}
+
+Napi::Value adamw(Call& call) {
+  const std::vector<TensorRef> params = f32List(call, 1, "params");
+  const std::vector<TensorRef> grads = f32List(call, 2, "grads", &params);
+  const std::vector<TensorRef> m = f32List(call, 3, "m", &params);
+  const std::vector<TensorRef> v = f32List(call, 4, "v", &params);
+  AdamWHyper hyper;
+  hyper.lr = nonNegative(call, 5, "lr");
+  hyper.beta1 = unitInterval(call, 6, "beta1", false);
+  hyper.beta2 = unitInterval(call, 7, "beta2", false);
+  hyper.eps = positive(call, 8, "eps");
+  hyper.weight_decay = nonNegative(call, 9, "weightDecay");
+  hyper.step = call.integer(10, "step", 1, (int64_t{1} << 53) - 1);
+  AliasCheck alias(call);
+  alias.written(params, "params");
+  alias.written(m, "m");
+  alias.written(v, "v");
+  alias.read(grads, "grads");
+  auto p = listData(params), g = listData(grads), mData = listData(m), vData = listData(v);
+  call.device().launch("adamw", [=](cpu::Pool& pool) {
+    cpu::adamw_update(p->list(), g->constList(), mData->list(), vData->list(), hyper, pool);
+  });
+  return call.env().Undefined();
+}
+
+Napi::Value emaUpdate(Call& call) {
+  const std::vector<TensorRef> ema = f32List(call, 1, "ema");
+  const std::vector<TensorRef> params = f32List(call, 2, "params", &ema);
+  const float decay = unitInterval(call, 3, "decay", true);
+  AliasCheck alias(call);
+  alias.written(ema, "ema");
+  alias.read(params, "params");
+  auto e = listData(ema), p = listData(params);
+  call.device().launch("emaUpdate", [=](cpu::Pool& pool) { cpu::ema_update(e->list(), p->constList(), decay, pool); });
+  return call.env().Undefined();
+}
+
+Napi::Value globalNorm(Call& call) {
+  const std::vector<TensorRef> xs = f32List(call, 1, "xs");
+  auto data = listData(xs);
+  TensorRef out;
+  const double id = call.output(Shape{}, DType::F32, &out);
+  call.device().launch("globalNorm", [=](cpu::Pool& pool) { cpu::global_norm(out.f32(), data->constList(), pool); });
+  return Napi::Number::New(call.env(), id);
+}
+
+Napi::Value clipByNorm(Call& call) {
+  const std::vector<TensorRef> xs = f32List(call, 1, "xs");
+  const TensorRef norm = call.tensor(2, "norm");
+  const float maxNorm = positive(call, 3, "maxNorm");
+  call.expectDtype(norm, DType::F32, "norm");
+  call.expectShape(norm, Shape{}, "norm");
+  AliasCheck alias(call);
+  alias.written(xs, "xs");
+  auto data = listData(xs);
+  const float* normData = norm.f32();
+  call.device().launch("clipByNorm",
+                       [=](cpu::Pool& pool) { cpu::clip_by_norm(data->list(), normData, maxNorm, pool); });
+  return call.env().Undefined();
+}
+
+}  // namespace
+
+void registerOptimOps(Napi::Env env, Napi::Object ops) {
+  defineOp(env, ops, "adamw", adamw);
+  defineOp(env, ops, "emaUpdate", emaUpdate);
+  defineOp(env, ops, "globalNorm", globalNorm);
+  defineOp(env, ops, "clipByNorm", clipByNorm);
+}
+
+}  // namespace selfe::napi

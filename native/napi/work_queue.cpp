@@ -1,0 +1,96 @@
+#include "work_queue.h"
+
+#include <chrono>
+#include <exception>
+
+namespace selfe::napi {
+
+namespace {
+// How long the worker polls for new work before sleeping: a step enqueues ops microseconds apart, and a
+// futex wake per op would cost more than the enqueue itself.
+constexpr auto kSpin = std::chrono::microseconds(200);
+}  // namespace
+
+WorkQueue::WorkQueue() : worker_([this] { loop(); }) {}
+
+WorkQueue::~WorkQueue() { shutdown(); }
+
+void WorkQueue::push(const char* op, Work work) { enqueue(Item{op, std::move(work), nullptr}); }
+
+void WorkQueue::pushCompletion(Completion completion) { enqueue(Item{"completion", nullptr, std::move(completion)}); }
+
+void WorkQueue::enqueue(Item item) {
+  bool wake;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    pending_.push_back(std::move(item));
+    hasPending_.store(true, std::memory_order_release);
+    wake = sleeping_;
+  }
+  if (wake) wake_.notify_one();
+}
+
+void WorkQueue::drain() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  idle_.wait(lock, [this] { return pending_.empty() && !busy_; });
+}
+
+void WorkQueue::shutdown() {
+  if (!worker_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_one();
+  worker_.join();
+}
+
+std::string WorkQueue::failure() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return failure_;
+}
+
+void WorkQueue::loop() {
+  std::vector<Item> batch;
+  for (;;) {
+    const auto spinUntil = std::chrono::steady_clock::now() + kSpin;
+    while (!hasPending_.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < spinUntil)
+      std::this_thread::yield();
+    std::string failure;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      sleeping_ = true;
+      wake_.wait(lock, [this] { return stop_ || !pending_.empty(); });
+      sleeping_ = false;
+      if (pending_.empty()) return;  // stop_ with nothing left to run
+      batch.swap(pending_);
+      hasPending_.store(false, std::memory_order_relaxed);
+      busy_ = true;
+      failure = failure_;
+    }
+    for (Item& item : batch) {
+      if (item.completion) {
+        item.completion(failure);
+        continue;
+      }
+      if (!failure.empty()) continue;
+      try {
+        item.work();
+      } catch (const std::exception& e) {
+        failure = std::string(item.op) + ": " + e.what();
+      } catch (...) {
+        failure = std::string(item.op) + ": unknown failure";
+      }
+      if (!failure.empty()) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        failure_ = failure;
+      }
+    }
+    batch.clear();
+    std::lock_guard<std::mutex> lock(mutex_);
+    busy_ = false;
+    if (pending_.empty()) idle_.notify_all();
+  }
+}
+
+}  // namespace selfe::napi

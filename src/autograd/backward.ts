@@ -1,0 +1,61 @@
+import { Effect, type Scope } from "effect"
+import type { KernelError } from "../kernels/errors.ts"
+import { Kernels } from "../kernels/Kernels.ts"
+import type { Tensor } from "../tensor/Tensor.ts"
+import type { DiffOp, Node } from "./records.ts"
+import { type BackwardRule, backwardRules } from "./rules.ts"
+import type { Tape } from "./tape.ts"
+
+/** Gradients of the parameters (tensors with requiresGrad) a loss depends on. */
+export type Gradients = ReadonlyMap<Tensor, Tensor>
+
+/**
+ * Reverse pass over the tape: seeds d(loss) = 1 (for a non-scalar loss, the gradient of its sum), applies
+ * each node's rule, accumulates gradients of inputs used more than once, and releases an intermediate
+ * gradient as soon as nothing refers to it. Everything it allocates belongs to the caller's Scope.
+ */
+export const backward = (loss: Tensor, tape: Tape): Effect.Effect<Gradients, KernelError, Kernels | Scope.Scope> =>
+  Effect.gen(function* () {
+    const k = yield* Kernels
+    const grads = new Map<Tensor, Tensor>()
+    const uses = new Map<Tensor, number>()
+    const hold = (t: Tensor) => uses.set(t, (uses.get(t) ?? 0) + 1)
+    const drop = (t: Tensor) => {
+      const left = (uses.get(t) ?? 0) - 1
+      if (left > 0) return void uses.set(t, left)
+      uses.delete(t)
+      t.release()
+    }
+    if (!tape.requiresGrad(loss)) return grads
+    const seed = yield* k.full(loss.shape, 1)
+    grads.set(loss, seed)
+    hold(seed)
+    for (let i = tape.nodes.length - 1; i >= 0; i--) {
+      const node = tape.nodes[i] as Node
+      const g = grads.get(node.output)
+      if (g === undefined) continue
+      const inputs = node.inputs as ReadonlyArray<Tensor | undefined>
+      const rule = backwardRules[node.op] as BackwardRule<DiffOp>
+      const inputGrads = yield* rule(node as never, g, k, (j) => tape.requiresGrad(inputs[j]))
+      for (let j = 0; j < inputs.length; j++) {
+        const input = inputs[j]
+        const ig = inputGrads[j]
+        if (input === undefined || ig === undefined || !tape.requiresGrad(input)) continue
+        const existing = grads.get(input)
+        if (existing === undefined) {
+          grads.set(input, ig)
+          hold(ig)
+        } else {
+          const total = yield* k.add(existing, ig)
+          grads.set(input, total)
+          hold(total)
+          drop(existing)
+        }
+      }
+      if (!node.output.requiresGrad) {
+        grads.delete(node.output)
+        drop(g)
+      }
+    }
+    return new Map([...grads].filter(([t]) => t.requiresGrad))
+  })

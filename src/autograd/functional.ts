@@ -1,0 +1,138 @@
+import { Effect, type Scope } from "effect"
+import type { KernelError } from "../kernels/errors.ts"
+import { Kernels, type KernelsService } from "../kernels/Kernels.ts"
+import type { AttentionOptions, ImageGeometry, LayerNormOptions, MatmulOptions } from "../kernels/ops.ts"
+import type { Shape } from "../tensor/dtype.ts"
+import type { Tensor } from "../tensor/Tensor.ts"
+import { record } from "./tape.ts"
+
+/**
+ * Differentiable ops (torch.nn.functional's role): each runs its kernel and, when a tape records, leaves
+ * a node for the backward pass. Kernel ops called directly are not recorded: to autograd their outputs
+ * are constants, which is how the critique's stop-gradients are written.
+ */
+export type Op<A = Tensor> = Effect.Effect<A, KernelError, Kernels | Scope.Scope>
+
+const withKernels = <A>(f: (k: KernelsService) => Effect.Effect<A, KernelError, Scope.Scope>): Op<A> =>
+  Effect.flatMap(Kernels, f)
+
+export const add = (a: Tensor, b: Tensor): Op =>
+  withKernels((k) => Effect.tap(k.add(a, b), (y) => record("add", { inputs: [a, b], saved: {}, attrs: {} }, y)))
+
+export const sub = (a: Tensor, b: Tensor): Op =>
+  withKernels((k) => Effect.tap(k.sub(a, b), (y) => record("sub", { inputs: [a, b], saved: {}, attrs: {} }, y)))
+
+export const mul = (a: Tensor, b: Tensor): Op =>
+  withKernels((k) => Effect.tap(k.mul(a, b), (y) => record("mul", { inputs: [a, b], saved: {}, attrs: {} }, y)))
+
+/** x * s with one factor per row (s's shape a prefix of x's), e.g. per-sample times or loss weights. */
+export const mulRows = (x: Tensor, s: Tensor): Op =>
+  withKernels((k) => Effect.tap(k.mulRows(x, s), (y) => record("mulRows", { inputs: [x, s], saved: {}, attrs: {} }, y)))
+
+export const affine = (x: Tensor, alpha: number, beta: number): Op =>
+  withKernels((k) => Effect.tap(k.affine(x, alpha, beta), (y) => record("affine", { inputs: [x], saved: {}, attrs: { alpha } }, y)))
+
+export const scale = (x: Tensor, alpha: number): Op => affine(x, alpha, 0)
+
+export const axpy = (alpha: number, x: Tensor, y: Tensor): Op =>
+  withKernels((k) => Effect.tap(k.axpy(alpha, x, y), (out) => record("axpy", { inputs: [x, y], saved: {}, attrs: { alpha } }, out)))
+
+export const rowDot = (a: Tensor, b: Tensor, prefixRank: number): Op =>
+  withKernels((k) => Effect.tap(k.rowDot(a, b, prefixRank), (y) => record("rowDot", { inputs: [a, b], saved: {}, attrs: {} }, y)))
+
+export const gelu = (x: Tensor): Op =>
+  withKernels((k) => Effect.tap(k.gelu(x), (y) => record("gelu", { inputs: [x], saved: {}, attrs: {} }, y)))
+
+export const silu = (x: Tensor): Op =>
+  withKernels((k) => Effect.tap(k.silu(x), (y) => record("silu", { inputs: [x], saved: {}, attrs: {} }, y)))
+
+export const layerNorm = (x: Tensor, options: LayerNormOptions): Op =>
+  withKernels((k) =>
+    Effect.flatMap(k.layerNorm(x, options), ({ y, mean, rstd }) =>
+      Effect.as(record("layerNorm", { inputs: [x, options.weight, options.bias], saved: { mean, rstd }, attrs: {} }, y), y)
+    )
+  )
+
+export const modulate = (x: Tensor, shift: Tensor, scaleBy: Tensor): Op =>
+  withKernels((k) =>
+    Effect.tap(k.modulate(x, shift, scaleBy), (y) => record("modulate", { inputs: [x, shift, scaleBy], saved: {}, attrs: {} }, y))
+  )
+
+export const gatedResidual = (x: Tensor, gate: Tensor, branch: Tensor): Op =>
+  withKernels((k) =>
+    Effect.tap(k.gatedResidual(x, gate, branch), (y) => record("gatedResidual", { inputs: [x, gate, branch], saved: {}, attrs: {} }, y))
+  )
+
+export const attention = (q: Tensor, kk: Tensor, v: Tensor, options: AttentionOptions = {}): Op =>
+  withKernels((k) =>
+    Effect.flatMap(k.attention(q, kk, v, options), ({ out, lse }) => {
+      const scaleUsed = options.scale ?? 1 / Math.sqrt(Math.max(1, q.shape[3] ?? 1))
+      return Effect.as(
+        record("attention", { inputs: [q, kk, v], saved: { out, lse, keyMask: options.keyMask }, attrs: { scale: scaleUsed } }, out),
+        out
+      )
+    })
+  )
+
+export const matmul = (a: Tensor, b: Tensor, options: MatmulOptions = {}): Op =>
+  withKernels((k) =>
+    Effect.tap(k.matmul(a, b, options), (y) =>
+      record("matmul", {
+        inputs: [a, b],
+        saved: {},
+        attrs: { transA: options.transA ?? false, transB: options.transB ?? false, alpha: options.alpha ?? 1 }
+      }, y)
+    )
+  )
+
+export const linear = (x: Tensor, weight: Tensor, bias?: Tensor): Op =>
+  withKernels((k) => Effect.tap(k.linear(x, weight, bias), (y) => record("linear", { inputs: [x, weight, bias], saved: {}, attrs: {} }, y)))
+
+/** A reshape that gradients flow through. */
+export const view = (x: Tensor, shape: Shape): Op =>
+  withKernels((k) => Effect.tap(k.view(x, shape), (y) => record("view", { inputs: [x], saved: {}, attrs: {} }, y)))
+
+export const patchify = (x: Tensor, patch: number): Op =>
+  withKernels((k) =>
+    Effect.tap(k.patchify(x, patch), (y) => {
+      const [, channels, height, width] = x.shape as [number, number, number, number]
+      return record("patchify", { inputs: [x], saved: {}, attrs: { image: { channels, height, width, patch } } }, y)
+    })
+  )
+
+export const unpatchify = (tokens: Tensor, image: ImageGeometry): Op =>
+  withKernels((k) =>
+    Effect.tap(k.unpatchify(tokens, image), (y) => record("unpatchify", { inputs: [tokens], saved: {}, attrs: { patch: image.patch } }, y))
+  )
+
+export const concat = (tensors: ReadonlyArray<Tensor>, axis: number): Op =>
+  withKernels((k) => Effect.tap(k.concat(tensors, axis), (y) => record("concat", { inputs: [...tensors], saved: {}, attrs: { axis } }, y)))
+
+export const narrow = (x: Tensor, axis: number, start: number, length: number): Op =>
+  withKernels((k) =>
+    Effect.tap(k.narrow(x, axis, start, length), (y) => record("narrow", { inputs: [x], saved: {}, attrs: { axis, start } }, y))
+  )
+
+export const pad = (x: Tensor, axis: number, before: number, after: number): Op =>
+  withKernels((k) => Effect.tap(k.pad(x, axis, before, after), (y) => record("pad", { inputs: [x], saved: {}, attrs: { axis, before } }, y)))
+
+export const embedding = (table: Tensor, ids: Tensor): Op =>
+  withKernels((k) => Effect.tap(k.embedding(table, ids), (y) => record("embedding", { inputs: [table], saved: { ids }, attrs: {} }, y)))
+
+export const sum = (x: Tensor): Op =>
+  withKernels((k) => Effect.tap(k.sum(x), (y) => record("sum", { inputs: [x], saved: {}, attrs: {} }, y)))
+
+export const mean = (x: Tensor): Op =>
+  withKernels((k) => Effect.tap(k.mean(x), (y) => record("mean", { inputs: [x], saved: {}, attrs: {} }, y)))
+
+export const sumAxis = (x: Tensor, axis: number): Op =>
+  withKernels((k) => Effect.tap(k.sumAxis(x, axis), (y) => record("sumAxis", { inputs: [x], saved: {}, attrs: { axis, shape: x.shape } }, y)))
+
+export const mse = (a: Tensor, b: Tensor): Op =>
+  withKernels((k) => Effect.tap(k.mse(a, b), (y) => record("mse", { inputs: [a, b], saved: {}, attrs: {} }, y)))
+
+export const mseRows = (a: Tensor, b: Tensor, prefixRank: number): Op =>
+  withKernels((k) => Effect.tap(k.mseRows(a, b, prefixRank), (y) => record("mseRows", { inputs: [a, b], saved: {}, attrs: { prefixRank } }, y)))
+
+/** The same values, cut from the tape: gradients stop here (sg[.] in the paper). */
+export const stopGradient = (x: Tensor): Op => withKernels((k) => k.view(x, x.shape))

@@ -1,0 +1,12 @@
+/** selfe: Self-E text-to-image training and any-step sampling on typed Effect pipelines. */
+export { Kernels, type KernelsService } from "./kernels/Kernels.ts"
+export * as KernelLayers from "./kernels/layers.ts"
+export * from "./kernels/errors.ts"
+export type * from "./kernels/ops.ts"
+export { Tensor } from "./tensor/Tensor.ts"
+export type { DType, Shape } from "./tensor/dtype.ts"
+export { keepIn } from "./tensor/lifetime.ts"
+export { GradEnabled } from "./tensor/gradMode.ts"
+export * as F from "./autograd/functional.ts"
+export { backward, type Gradients } from "./autograd/backward.ts"
+export { noGrad, withTape, Tape } from "./autograd/tape.ts"

@@ -1,0 +1,29 @@
+import { Context, type Effect, type Scope } from "effect"
+import type { Tensor } from "../tensor/Tensor.ts"
+import type { KernelError } from "./errors.ts"
+import type { BackendName, MemoryStats, TensorOps } from "./ops.ts"
+
+/** An op of TensorOps as an Effect: ops that make tensors need the Scope that will own them. */
+type Lifted<F> = F extends (...args: infer A) => infer R
+  ? (...args: A) => [R] extends [void] ? Effect.Effect<void, KernelError> : Effect.Effect<R, KernelError, Scope.Scope>
+  : never
+
+export type KernelOps = { readonly [K in keyof TensorOps]: Lifted<TensorOps[K]> }
+
+/**
+ * The kernel service every pipeline runs on: the same program runs on the CPU, on CUDA, on the pure
+ * TypeScript reference or on mocks, chosen by the layer provided (see layers.ts).
+ */
+export interface KernelsService extends KernelOps {
+  readonly backend: BackendName
+  readonly device: string
+  /** Host copy of a tensor; waits for the stream, never blocks the JS thread. */
+  read(x: Tensor): Effect.Effect<Float32Array | Float64Array | Int32Array, KernelError>
+  /** The value of a one-element tensor (a loss, a norm). */
+  readNumber(x: Tensor): Effect.Effect<number, KernelError>
+  /** Waits until everything enqueued so far has run (surfaces a sticky device error). */
+  sync(): Effect.Effect<void, KernelError>
+  stats(): Effect.Effect<MemoryStats>
+}
+
+export class Kernels extends Context.Tag("selfe/Kernels")<Kernels, KernelsService>() {}

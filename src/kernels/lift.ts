@@ -1,0 +1,61 @@
+import { Effect, Scope } from "effect"
+import { adopt } from "../tensor/lifetime.ts"
+import { Tensor } from "../tensor/Tensor.ts"
+import { InvalidArgumentError, type KernelError, toKernelError } from "./errors.ts"
+import type { KernelOps, KernelsService } from "./Kernels.ts"
+import { type Backend, type TensorOps, tensorOpNames } from "./ops.ts"
+
+type InPlaceOp = { [K in keyof TensorOps]: [ReturnType<TensorOps[K]>] extends [void] ? K : never }[keyof TensorOps]
+
+/** Ops that only mutate their arguments: they return nothing and need no Scope. */
+const inPlaceOps: ReadonlySet<string> = new Set<InPlaceOp>(["write", "assign", "adamw", "emaUpdate", "clipByNorm"])
+
+const outputsOf = (result: unknown): Array<Tensor> => {
+  if (result instanceof Tensor) return [result]
+  if (typeof result === "object" && result !== null)
+    return Object.values(result).filter((value): value is Tensor => value instanceof Tensor)
+  return []
+}
+
+const liftOp = (backend: Backend, name: keyof TensorOps) => {
+  const op = backend[name] as (...args: Array<unknown>) => unknown
+  if (inPlaceOps.has(name))
+    return (...args: Array<unknown>) =>
+      Effect.suspend(() => {
+        try {
+          op.apply(backend, args)
+          return Effect.void
+        } catch (cause) {
+          return Effect.fail(toKernelError(name, cause))
+        }
+      })
+  return (...args: Array<unknown>) =>
+    Effect.flatMap(Scope.Scope, (scope) => {
+      let result: unknown
+      try {
+        result = op.apply(backend, args)
+      } catch (cause) {
+        return Effect.fail(toKernelError(name, cause))
+      }
+      return Effect.as(adopt(scope, outputsOf(result)), result)
+    })
+}
+
+/** The Kernels service over a synchronous backend: Effects, typed errors, Scope-owned outputs. */
+export const liftBackend = (backend: Backend): KernelsService => {
+  const ops = Object.fromEntries(tensorOpNames.map((name) => [name, liftOp(backend, name)])) as unknown as KernelOps
+  const read = (x: Tensor) =>
+    Effect.tryPromise({ try: () => backend.read(x), catch: (cause): KernelError => toKernelError("read", cause) })
+  return {
+    ...ops,
+    backend: backend.name,
+    device: backend.device,
+    read: (x) => Effect.suspend(() => read(x)),
+    readNumber: (x) =>
+      x.numel === 1
+        ? Effect.map(Effect.suspend(() => read(x)), (data) => data[0] as number)
+        : Effect.fail(new InvalidArgumentError({ op: "readNumber", reason: `${x} has ${x.numel} elements, not 1` })),
+    sync: () => Effect.tryPromise({ try: () => backend.sync(), catch: (cause) => toKernelError("sync", cause) }),
+    stats: () => Effect.sync(() => backend.stats())
+  }
+}

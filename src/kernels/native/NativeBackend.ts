@@ -1,0 +1,390 @@
+import { type DType, type Shape, dtypeCode } from "../../tensor/dtype.ts"
+import { Tensor, type TensorOwner } from "../../tensor/Tensor.ts"
+import { DisposedTensorError, DTypeError, InvalidArgumentError } from "../errors.ts"
+import type * as Ops from "../ops.ts"
+import * as S from "../shapes.ts"
+import type { NativeAddon, NativeDevice, NativeOps } from "./binding.ts"
+
+export interface NativeOptions {
+  /** Threads for elementwise loops (default: all cores). */
+  readonly threads?: number | undefined
+  /** Cap on device memory in bytes; allocations beyond it fail with OutOfMemoryError (0 = none). */
+  readonly memoryLimitBytes?: number | undefined
+}
+
+type H = number
+
+const asTypedArray = (op: string, data: ArrayLike<number>, dtype: DType): Float32Array | Int32Array => {
+  if (dtype === "f32") return data instanceof Float32Array ? data : Float32Array.from(data)
+  if (dtype === "i32") {
+    if (data instanceof Int32Array) return data
+    const out = Int32Array.from(data)
+    for (let i = 0; i < out.length; i++)
+      if (out[i] !== data[i]) throw new InvalidArgumentError({ op, reason: `data[${i}] = ${data[i]} is not a 32-bit integer` })
+    return out
+  }
+  throw new DTypeError({ op, reason: "bf16 storage needs the CUDA backend" })
+}
+
+/**
+ * The native CPU backend: shape rules checked here (shared with every backend), then the addon validates
+ * again at the N-API boundary, allocates, enqueues and returns.
+ */
+export class NativeBackend implements Ops.Backend, TensorOwner {
+  readonly name = "cpu" as const
+  readonly device = "cpu"
+  readonly #ops: NativeOps
+  readonly #dev: NativeDevice
+  #disposed = false
+
+  constructor(addon: NativeAddon, options: NativeOptions = {}) {
+    this.#ops = addon.ops
+    this.#dev = new addon.Device({
+      ...(options.threads !== undefined ? { threads: options.threads } : {}),
+      ...(options.memoryLimitBytes !== undefined ? { memoryLimitBytes: options.memoryLimitBytes } : {})
+    })
+  }
+
+  releaseHandle(handle: unknown): void {
+    if (!this.#disposed) this.#ops.release(this.#dev, handle as H)
+  }
+
+  /** The handle of an argument, after checking it is live and lives here. */
+  #h(op: string, name: string, t: Tensor): H {
+    if (!(t instanceof Tensor)) throw new InvalidArgumentError({ op, reason: `${name} must be a Tensor` })
+    if (t.owner !== this) throw new InvalidArgumentError({ op, reason: `${name} (${t}) lives on ${t.device}, not on this ${this.device} device` })
+    if (t.released) throw new DisposedTensorError({ op, reason: `${name} (${t}) was released` })
+    return t.handle as H
+  }
+
+  #opt(op: string, name: string, t: Tensor | undefined): H | undefined {
+    return t === undefined ? undefined : this.#h(op, name, t)
+  }
+
+  #list(op: string, name: string, ts: ReadonlyArray<Tensor>): Array<H> {
+    return ts.map((t, i) => this.#h(op, `${name}[${i}]`, t))
+  }
+
+  #t(handle: H, shape: Shape, dtype: DType = "f32"): Tensor {
+    return new Tensor(handle, shape, dtype, this)
+  }
+
+  read(x: Tensor): Promise<Float32Array | Int32Array> {
+    return this.#ops.read(this.#dev, this.#h("read", "x", x))
+  }
+
+  sync(): Promise<void> {
+    return this.#ops.sync(this.#dev)
+  }
+
+  stats(): Ops.MemoryStats {
+    if (this.#disposed) return { liveTensors: 0, liveBytes: 0, cachedBytes: 0, peakBytes: 0, systemAllocs: 0 }
+    return this.#ops.stats(this.#dev)
+  }
+
+  /** The device's stream failure, if any ("" when healthy). */
+  failure(): string {
+    return this.#disposed ? "" : this.#ops.stats(this.#dev).failure
+  }
+
+  dispose(): void {
+    if (this.#disposed) return
+    this.#disposed = true
+    this.#ops.dispose(this.#dev)
+  }
+
+  // ---- creation and movement ----
+  fromArray(data: ArrayLike<number>, shape: Shape, dtype: DType = "f32"): Tensor {
+    const s = S.checkShape("fromArray", shape)
+    return this.#t(this.#ops.upload(this.#dev, dtypeCode[dtype], s, asTypedArray("fromArray", data, dtype)), s, dtype)
+  }
+  empty(shape: Shape, dtype: DType = "f32"): Tensor {
+    const s = S.checkShape("empty", shape)
+    return this.#t(this.#ops.empty(this.#dev, dtypeCode[dtype], s), s, dtype)
+  }
+  full(shape: Shape, value: number, dtype: DType = "f32"): Tensor {
+    const s = S.checkShape("full", shape)
+    S.expectFinite("full", "value", value)
+    return this.#t(this.#ops.full(this.#dev, dtypeCode[dtype], s, value), s, dtype)
+  }
+  zeros(shape: Shape, dtype: DType = "f32"): Tensor {
+    return this.full(shape, 0, dtype)
+  }
+  write(x: Tensor, data: ArrayLike<number>): void {
+    this.#ops.write(this.#dev, this.#h("write", "x", x), asTypedArray("write", data, x.dtype))
+  }
+  view(x: Tensor, shape: Shape): Tensor {
+    const s = S.checkShape("view", shape)
+    return this.#t(this.#ops.view(this.#dev, this.#h("view", "x", x), s), s, x.dtype)
+  }
+  copy(x: Tensor): Tensor {
+    return this.#t(this.#ops.copy(this.#dev, this.#h("copy", "x", x)), x.shape, x.dtype)
+  }
+  assign(dst: Tensor, src: Tensor): void {
+    this.#ops.assign(this.#dev, this.#h("assign", "dst", dst), this.#h("assign", "src", src))
+  }
+
+  // ---- elementwise ----
+  add(a: Tensor, b: Tensor): Tensor {
+    return this.#t(this.#ops.add(this.#dev, this.#h("add", "a", a), this.#h("add", "b", b)), S.binary("add", a, b))
+  }
+  sub(a: Tensor, b: Tensor): Tensor {
+    return this.#t(this.#ops.sub(this.#dev, this.#h("sub", "a", a), this.#h("sub", "b", b)), S.binary("sub", a, b))
+  }
+  mul(a: Tensor, b: Tensor): Tensor {
+    return this.#t(this.#ops.mul(this.#dev, this.#h("mul", "a", a), this.#h("mul", "b", b)), S.binary("mul", a, b))
+  }
+  mulRows(x: Tensor, s: Tensor): Tensor {
+    return this.#t(this.#ops.mulRows(this.#dev, this.#h("mulRows", "x", x), this.#h("mulRows", "s", s)), S.mulRows(x, s))
+  }
+  affine(x: Tensor, alpha: number, beta: number): Tensor {
+    S.expectDtype("affine", "x", x)
+    return this.#t(this.#ops.affine(this.#dev, this.#h("affine", "x", x), alpha, beta), x.shape)
+  }
+  scale(x: Tensor, alpha: number): Tensor {
+    S.expectDtype("scale", "x", x)
+    return this.#t(this.#ops.affine(this.#dev, this.#h("scale", "x", x), alpha, 0), x.shape)
+  }
+  axpy(alpha: number, x: Tensor, y: Tensor): Tensor {
+    const shape = S.sameAs("axpy", ["x", "y"], [x, y])
+    return this.#t(this.#ops.axpy(this.#dev, this.#h("axpy", "x", x), this.#h("axpy", "y", y), alpha), shape)
+  }
+  rowDot(a: Tensor, b: Tensor, prefixRank: number): Tensor {
+    S.sameAs("rowDot", ["a", "b"], [a, b])
+    const shape = S.prefix("rowDot", a, prefixRank)
+    return this.#t(this.#ops.rowDot(this.#dev, this.#h("rowDot", "a", a), this.#h("rowDot", "b", b), prefixRank), shape)
+  }
+
+  // ---- activations ----
+  gelu(x: Tensor): Tensor {
+    S.expectDtype("gelu", "x", x)
+    return this.#t(this.#ops.gelu(this.#dev, this.#h("gelu", "x", x)), x.shape)
+  }
+  geluBackward(dy: Tensor, x: Tensor): Tensor {
+    const shape = S.sameAs("geluBackward", ["dy", "x"], [dy, x])
+    return this.#t(this.#ops.geluBackward(this.#dev, this.#h("geluBackward", "dy", dy), this.#h("geluBackward", "x", x)), shape)
+  }
+  silu(x: Tensor): Tensor {
+    S.expectDtype("silu", "x", x)
+    return this.#t(this.#ops.silu(this.#dev, this.#h("silu", "x", x)), x.shape)
+  }
+  siluBackward(dy: Tensor, x: Tensor): Tensor {
+    const shape = S.sameAs("siluBackward", ["dy", "x"], [dy, x])
+    return this.#t(this.#ops.siluBackward(this.#dev, this.#h("siluBackward", "dy", dy), this.#h("siluBackward", "x", x)), shape)
+  }
+
+  // ---- normalisation and adaLN ----
+  layerNorm(x: Tensor, options: Ops.LayerNormOptions): Ops.LayerNormResult {
+    const op = "layerNorm"
+    const s = S.layerNorm(x, options.weight, options.bias, options.eps)
+    const [y, mean, rstd] = this.#ops.layerNorm(this.#dev, this.#h(op, "x", x), this.#opt(op, "weight", options.weight), this.#opt(op, "bias", options.bias), options.eps)
+    return { y: this.#t(y, s.y), mean: this.#t(mean, s.stats), rstd: this.#t(rstd, s.stats) }
+  }
+  layerNormBackward(dy: Tensor, x: Tensor, saved: Ops.LayerNormSaved, options: Ops.LayerNormBackwardOptions): Ops.LayerNormGrads {
+    const op = "layerNormBackward"
+    const s = S.layerNorm(x, options.weight, undefined, 1)
+    S.expectShape(op, "dy", dy, x.shape)
+    S.expectShape(op, "mean", saved.mean, s.stats)
+    S.expectShape(op, "rstd", saved.rstd, s.stats)
+    const [dx, dw, db] = this.#ops.layerNormBackward(this.#dev, this.#h(op, "dy", dy), this.#h(op, "x", x), this.#h(op, "mean", saved.mean), this.#h(op, "rstd", saved.rstd), this.#opt(op, "weight", options.weight), options.withBias)
+    return {
+      dx: this.#t(dx, x.shape),
+      dweight: dw === null ? undefined : this.#t(dw, [s.dim]),
+      dbias: db === null ? undefined : this.#t(db, [s.dim])
+    }
+  }
+  modulate(x: Tensor, shift: Tensor, scale: Tensor): Tensor {
+    S.perSample("modulate", x, ["shift", "scale"], [shift, scale])
+    return this.#t(this.#ops.modulate(this.#dev, this.#h("modulate", "x", x), this.#h("modulate", "shift", shift), this.#h("modulate", "scale", scale)), x.shape)
+  }
+  modulateBackward(dy: Tensor, x: Tensor, scale: Tensor): Ops.ModulateGrads {
+    const op = "modulateBackward"
+    const { batch, dim } = S.perSample(op, x, ["scale"], [scale])
+    S.expectShape(op, "dy", dy, x.shape)
+    const [dx, dshift, dscale] = this.#ops.modulateBackward(this.#dev, this.#h(op, "dy", dy), this.#h(op, "x", x), this.#h(op, "scale", scale))
+    return { dx: this.#t(dx, x.shape), dshift: this.#t(dshift, [batch, dim]), dscale: this.#t(dscale, [batch, dim]) }
+  }
+  gatedResidual(x: Tensor, gate: Tensor, branch: Tensor): Tensor {
+    const op = "gatedResidual"
+    S.perSample(op, x, ["gate"], [gate])
+    S.expectShape(op, "branch", branch, x.shape)
+    return this.#t(this.#ops.gatedResidual(this.#dev, this.#h(op, "x", x), this.#h(op, "gate", gate), this.#h(op, "branch", branch)), x.shape)
+  }
+  gatedResidualBackward(dout: Tensor, gate: Tensor, branch: Tensor): Ops.GatedResidualGrads {
+    const op = "gatedResidualBackward"
+    const { batch, dim } = S.perSample(op, branch, ["gate"], [gate])
+    S.expectShape(op, "dout", dout, branch.shape)
+    const [dgate, dbranch] = this.#ops.gatedResidualBackward(this.#dev, this.#h(op, "dout", dout), this.#h(op, "gate", gate), this.#h(op, "branch", branch))
+    return { dgate: this.#t(dgate, [batch, dim]), dbranch: this.#t(dbranch, branch.shape) }
+  }
+
+  // ---- attention and matrix products ----
+  attention(q: Tensor, k: Tensor, v: Tensor, options: Ops.AttentionOptions): Ops.AttentionResult {
+    const op = "attention"
+    const s = S.attention(q, k, v, options.keyMask, options.scale)
+    const [out, lse] = this.#ops.attention(this.#dev, this.#h(op, "q", q), this.#h(op, "k", k), this.#h(op, "v", v), this.#opt(op, "keyMask", options.keyMask), s.scale)
+    return { out: this.#t(out, s.out), lse: this.#t(lse, s.lse) }
+  }
+  attentionBackward(dout: Tensor, q: Tensor, k: Tensor, v: Tensor, saved: Ops.AttentionResult, options: Ops.AttentionOptions): Ops.AttentionGrads {
+    const op = "attentionBackward"
+    const s = S.attention(q, k, v, options.keyMask, options.scale)
+    S.expectShape(op, "dout", dout, s.out)
+    S.expectShape(op, "out", saved.out, s.out)
+    S.expectShape(op, "lse", saved.lse, s.lse)
+    const [dq, dk, dv] = this.#ops.attentionBackward(this.#dev, this.#h(op, "dout", dout), this.#h(op, "q", q), this.#h(op, "k", k), this.#h(op, "v", v), this.#h(op, "out", saved.out), this.#h(op, "lse", saved.lse), this.#opt(op, "keyMask", options.keyMask), s.scale)
+    return { dq: this.#t(dq, q.shape), dk: this.#t(dk, k.shape), dv: this.#t(dv, v.shape) }
+  }
+  matmul(a: Tensor, b: Tensor, options: Ops.MatmulOptions = {}): Tensor {
+    const transA = options.transA ?? false
+    const transB = options.transB ?? false
+    const alpha = options.alpha ?? 1
+    const s = S.matmul(a, b, transA, transB)
+    return this.#t(this.#ops.matmul(this.#dev, this.#h("matmul", "a", a), this.#h("matmul", "b", b), transA, transB, alpha), s.out)
+  }
+  linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
+    const s = S.linear(x, weight, bias)
+    return this.#t(this.#ops.linear(this.#dev, this.#h("linear", "x", x), this.#h("linear", "weight", weight), this.#opt("linear", "bias", bias)), s.out)
+  }
+
+  // ---- layout ----
+  patchify(x: Tensor, patch: number): Tensor {
+    const s = S.patchify(x, patch)
+    return this.#t(this.#ops.patchify(this.#dev, this.#h("patchify", "x", x), patch), s.out)
+  }
+  unpatchify(tokens: Tensor, image: Ops.ImageGeometry): Tensor {
+    const s = S.unpatchify(tokens, image)
+    return this.#t(this.#ops.unpatchify(this.#dev, this.#h("unpatchify", "tokens", tokens), image.channels, image.height, image.width, image.patch), s.out)
+  }
+  concat(tensors: ReadonlyArray<Tensor>, axis: number): Tensor {
+    const shape = S.concat(tensors, axis)
+    return this.#t(this.#ops.concat(this.#dev, this.#list("concat", "tensors", tensors), axis), shape, (tensors[0] as Tensor).dtype)
+  }
+  narrow(x: Tensor, axis: number, start: number, length: number): Tensor {
+    const shape = S.narrow(x, axis, start, length)
+    return this.#t(this.#ops.narrow(this.#dev, this.#h("narrow", "x", x), axis, start, length), shape, x.dtype)
+  }
+  pad(x: Tensor, axis: number, before: number, after: number): Tensor {
+    const shape = S.pad(x, axis, before, after)
+    return this.#t(this.#ops.pad(this.#dev, this.#h("pad", "x", x), axis, before, after), shape, x.dtype)
+  }
+
+  // ---- embeddings ----
+  embedding(table: Tensor, ids: Tensor): Tensor {
+    const s = S.embedding(table, ids)
+    return this.#t(this.#ops.embedding(this.#dev, this.#h("embedding", "table", table), this.#h("embedding", "ids", ids)), s.out)
+  }
+  embeddingBackward(dout: Tensor, ids: Tensor, vocab: number): Tensor {
+    const s = S.embeddingBackward(dout, ids, vocab)
+    return this.#t(this.#ops.embeddingBackward(this.#dev, this.#h("embeddingBackward", "dout", dout), this.#h("embeddingBackward", "ids", ids), vocab), s.out)
+  }
+  timestepEmbedding(t: Tensor, dim: number, maxPeriod = 10000): Tensor {
+    const shape = S.timestepEmbedding(t, dim, maxPeriod)
+    return this.#t(this.#ops.timestepEmbedding(this.#dev, this.#h("timestepEmbedding", "t", t), dim, maxPeriod), shape)
+  }
+
+  // ---- reductions ----
+  sum(x: Tensor): Tensor {
+    S.expectDtype("sum", "x", x)
+    return this.#t(this.#ops.sum(this.#dev, this.#h("sum", "x", x)), [])
+  }
+  mean(x: Tensor): Tensor {
+    S.expectDtype("mean", "x", x)
+    return this.#t(this.#ops.mean(this.#dev, this.#h("mean", "x", x)), [])
+  }
+  sumAxis(x: Tensor, axis: number): Tensor {
+    const s = S.sumAxis(x, axis)
+    return this.#t(this.#ops.sumAxis(this.#dev, this.#h("sumAxis", "x", x), axis), s.out)
+  }
+  mse(a: Tensor, b: Tensor): Tensor {
+    S.sameAs("mse", ["a", "b"], [a, b])
+    return this.#t(this.#ops.mse(this.#dev, this.#h("mse", "a", a), this.#h("mse", "b", b)), [])
+  }
+  mseRows(a: Tensor, b: Tensor, prefixRank: number): Tensor {
+    S.sameAs("mseRows", ["a", "b"], [a, b])
+    const shape = S.prefix("mseRows", a, prefixRank)
+    return this.#t(this.#ops.mseRows(this.#dev, this.#h("mseRows", "a", a), this.#h("mseRows", "b", b), prefixRank), shape)
+  }
+
+  // ---- score combinations ----
+  classifierScoreDirection(gUncond: Tensor, gCond: Tensor): Tensor {
+    const op = "classifierScoreDirection"
+    const shape = S.sameAs(op, ["gUncond", "gCond"], [gUncond, gCond])
+    return this.#t(this.#ops.classifierScoreDirection(this.#dev, this.#h(op, "gUncond", gUncond), this.#h(op, "gCond", gCond)), shape)
+  }
+  fakeScoreMix(gUncond: Tensor, gCond: Tensor, gFake: Tensor, k: number): Tensor {
+    const op = "fakeScoreMix"
+    const shape = S.sameAs(op, ["gUncond", "gCond", "gFake"], [gUncond, gCond, gFake])
+    S.expectFinite(op, "k", k)
+    return this.#t(this.#ops.fakeScoreMix(this.#dev, this.#h(op, "gUncond", gUncond), this.#h(op, "gCond", gCond), this.#h(op, "gFake", gFake), k), shape)
+  }
+  energyPreservingRenorm(x: Tensor, ref: Tensor): Tensor {
+    const op = "energyPreservingRenorm"
+    const shape = S.sameAs(op, ["x", "ref"], [x, ref])
+    S.rowsOf(op, x)
+    return this.#t(this.#ops.energyPreservingRenorm(this.#dev, this.#h(op, "x", x), this.#h(op, "ref", ref)), shape)
+  }
+  velocityTarget(xt: Tensor, xRenorm: Tensor, t: Tensor): Tensor {
+    const op = "velocityTarget"
+    const shape = S.sameAs(op, ["xt", "xRenorm"], [xt, xRenorm])
+    S.perRow(op, "t", t, S.rowsOf(op, xt).rows)
+    return this.#t(this.#ops.velocityTarget(this.#dev, this.#h(op, "xt", xt), this.#h(op, "xRenorm", xRenorm), this.#h(op, "t", t)), shape)
+  }
+  selfEvaluationTarget(i: Ops.SelfEvaluationInputs): Tensor {
+    const op = "selfEvaluationTarget"
+    const names = ["x0", "x0Hat", "xt", "gUncond", "gCond", ...(i.gFake ? ["gFake"] : [])]
+    const shape = S.sameAs(op, names, [i.x0, i.x0Hat, i.xt, i.gUncond, i.gCond, ...(i.gFake ? [i.gFake] : [])])
+    const { rows } = S.rowsOf(op, i.x0)
+    S.perRow(op, "t", i.t, rows)
+    S.perRow(op, "lambda", i.lambda, rows)
+    S.expectFinite(op, "k", i.k)
+    return this.#t(
+      this.#ops.selfEvaluationTarget(this.#dev, this.#h(op, "x0", i.x0), this.#h(op, "x0Hat", i.x0Hat), this.#h(op, "xt", i.xt), this.#h(op, "t", i.t), this.#h(op, "lambda", i.lambda), this.#h(op, "gUncond", i.gUncond), this.#h(op, "gCond", i.gCond), this.#opt(op, "gFake", i.gFake), i.k),
+      shape
+    )
+  }
+  cfgCombine(vUncond: Tensor, vCond: Tensor, omega: number): Tensor {
+    const shape = S.sameAs("cfgCombine", ["vUncond", "vCond"], [vUncond, vCond])
+    S.expectFinite("cfgCombine", "omega", omega)
+    return this.#t(this.#ops.cfgCombine(this.#dev, this.#h("cfgCombine", "vUncond", vUncond), this.#h("cfgCombine", "vCond", vCond), omega), shape)
+  }
+  energyPreservingCfg(vUncond: Tensor, vCond: Tensor, omega: number): Tensor {
+    const op = "energyPreservingCfg"
+    const shape = S.sameAs(op, ["vUncond", "vCond"], [vUncond, vCond])
+    S.rowsOf(op, vUncond)
+    S.expectFinite(op, "omega", omega)
+    return this.#t(this.#ops.energyPreservingCfg(this.#dev, this.#h(op, "vUncond", vUncond), this.#h(op, "vCond", vCond), omega), shape)
+  }
+
+  // ---- random ----
+  randomUniform(shape: Shape, stream: Ops.RandomStream): Tensor {
+    const s = S.checkShape("randomUniform", shape)
+    S.randomStream("randomUniform", stream.seed, stream.offset)
+    return this.#t(this.#ops.randomUniform(this.#dev, s, stream.seed, stream.offset), s)
+  }
+  randomNormal(shape: Shape, stream: Ops.RandomStream): Tensor {
+    const s = S.checkShape("randomNormal", shape)
+    S.randomStream("randomNormal", stream.seed, stream.offset)
+    return this.#t(this.#ops.randomNormal(this.#dev, s, stream.seed, stream.offset), s)
+  }
+
+  // ---- optimizer ----
+  adamw(state: Ops.AdamWState, hyper: Ops.AdamWHyper): void {
+    const op = "adamw"
+    S.tensorLists(op, [["params", state.params], ["grads", state.grads], ["m", state.m], ["v", state.v]])
+    this.#ops.adamw(this.#dev, this.#list(op, "params", state.params), this.#list(op, "grads", state.grads), this.#list(op, "m", state.m), this.#list(op, "v", state.v), hyper.lr, hyper.beta1, hyper.beta2, hyper.eps, hyper.weightDecay, hyper.step)
+  }
+  emaUpdate(ema: ReadonlyArray<Tensor>, params: ReadonlyArray<Tensor>, decay: number): void {
+    S.tensorLists("emaUpdate", [["ema", ema], ["params", params]])
+    this.#ops.emaUpdate(this.#dev, this.#list("emaUpdate", "ema", ema), this.#list("emaUpdate", "params", params), decay)
+  }
+  globalNorm(xs: ReadonlyArray<Tensor>): Tensor {
+    S.tensorLists("globalNorm", [["xs", xs]])
+    return this.#t(this.#ops.globalNorm(this.#dev, this.#list("globalNorm", "xs", xs)), [])
+  }
+  clipByNorm(xs: ReadonlyArray<Tensor>, norm: Tensor, maxNorm: number): void {
+    S.tensorLists("clipByNorm", [["xs", xs]])
+    S.expectDtype("clipByNorm", "norm", norm)
+    S.expectShape("clipByNorm", "norm", norm, [])
+    this.#ops.clipByNorm(this.#dev, this.#list("clipByNorm", "xs", xs), this.#h("clipByNorm", "norm", norm), maxNorm)
+  }
+}

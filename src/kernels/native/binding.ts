@@ -1,0 +1,108 @@
+import { createRequire } from "node:module"
+import { fileURLToPath } from "node:url"
+import type { Shape } from "../../tensor/dtype.ts"
+
+/** The addon as JS sees it (docs/native-bindings.md): one Device class and ops.<name>(device, ...args). */
+export interface NativeDevice {
+  readonly __nativeDevice: unique symbol
+}
+type H = number
+type Opt = H | undefined
+
+export interface NativeStats {
+  readonly liveTensors: number
+  readonly liveBytes: number
+  readonly cachedBytes: number
+  readonly peakBytes: number
+  readonly systemAllocs: number
+  readonly limitBytes: number
+  readonly threads: number
+  readonly failure: string
+}
+
+export interface NativeOps {
+  empty(d: NativeDevice, dtype: number, shape: Shape): H
+  full(d: NativeDevice, dtype: number, shape: Shape, value: number): H
+  upload(d: NativeDevice, dtype: number, shape: Shape, data: Float32Array | Int32Array): H
+  write(d: NativeDevice, x: H, data: Float32Array | Int32Array): void
+  read(d: NativeDevice, x: H): Promise<Float32Array | Int32Array>
+  view(d: NativeDevice, x: H, shape: Shape): H
+  release(d: NativeDevice, x: H): void
+  shapeOf(d: NativeDevice, x: H): { shape: Array<number>; dtype: number }
+  stats(d: NativeDevice): NativeStats
+  sync(d: NativeDevice): Promise<void>
+  emptyCache(d: NativeDevice): void
+  dispose(d: NativeDevice): void
+  add(d: NativeDevice, a: H, b: H): H
+  sub(d: NativeDevice, a: H, b: H): H
+  mul(d: NativeDevice, a: H, b: H): H
+  mulRows(d: NativeDevice, x: H, s: H): H
+  affine(d: NativeDevice, x: H, alpha: number, beta: number): H
+  axpy(d: NativeDevice, x: H, y: H, alpha: number): H
+  rowDot(d: NativeDevice, a: H, b: H, prefixRank: number): H
+  copy(d: NativeDevice, x: H): H
+  assign(d: NativeDevice, dst: H, src: H): void
+  gelu(d: NativeDevice, x: H): H
+  geluBackward(d: NativeDevice, dy: H, x: H): H
+  silu(d: NativeDevice, x: H): H
+  siluBackward(d: NativeDevice, dy: H, x: H): H
+  layerNorm(d: NativeDevice, x: H, weight: Opt, bias: Opt, eps: number): [H, H, H]
+  layerNormBackward(d: NativeDevice, dy: H, x: H, mean: H, rstd: H, weight: Opt, withBias: boolean): [H, H | null, H | null]
+  modulate(d: NativeDevice, x: H, shift: H, scale: H): H
+  modulateBackward(d: NativeDevice, dy: H, x: H, scale: H): [H, H, H]
+  gatedResidual(d: NativeDevice, x: H, gate: H, branch: H): H
+  gatedResidualBackward(d: NativeDevice, dout: H, gate: H, branch: H): [H, H]
+  attention(d: NativeDevice, q: H, k: H, v: H, keyMask: Opt, scale: number): [H, H]
+  attentionBackward(d: NativeDevice, dout: H, q: H, k: H, v: H, out: H, lse: H, keyMask: Opt, scale: number): [H, H, H]
+  matmul(d: NativeDevice, a: H, b: H, transA: boolean, transB: boolean, alpha: number): H
+  linear(d: NativeDevice, x: H, weight: H, bias: Opt): H
+  patchify(d: NativeDevice, x: H, patch: number): H
+  unpatchify(d: NativeDevice, tokens: H, channels: number, height: number, width: number, patch: number): H
+  concat(d: NativeDevice, tensors: Array<H>, axis: number): H
+  narrow(d: NativeDevice, x: H, axis: number, start: number, length: number): H
+  pad(d: NativeDevice, x: H, axis: number, before: number, after: number): H
+  embedding(d: NativeDevice, table: H, ids: H): H
+  embeddingBackward(d: NativeDevice, dout: H, ids: H, vocab: number): H
+  timestepEmbedding(d: NativeDevice, t: H, dim: number, maxPeriod: number): H
+  sum(d: NativeDevice, x: H): H
+  mean(d: NativeDevice, x: H): H
+  sumAxis(d: NativeDevice, x: H, axis: number): H
+  mse(d: NativeDevice, a: H, b: H): H
+  mseRows(d: NativeDevice, a: H, b: H, prefixRank: number): H
+  classifierScoreDirection(d: NativeDevice, gUncond: H, gCond: H): H
+  fakeScoreMix(d: NativeDevice, gUncond: H, gCond: H, gFake: H, k: number): H
+  energyPreservingRenorm(d: NativeDevice, x: H, ref: H): H
+  velocityTarget(d: NativeDevice, xt: H, xRenorm: H, t: H): H
+  selfEvaluationTarget(d: NativeDevice, x0: H, x0Hat: H, xt: H, t: H, lambda: H, gUncond: H, gCond: H, gFake: Opt, k: number): H
+  cfgCombine(d: NativeDevice, vUncond: H, vCond: H, omega: number): H
+  energyPreservingCfg(d: NativeDevice, vUncond: H, vCond: H, omega: number): H
+  randomUniform(d: NativeDevice, shape: Shape, seed: number, offset: number): H
+  randomNormal(d: NativeDevice, shape: Shape, seed: number, offset: number): H
+  adamw(d: NativeDevice, params: Array<H>, grads: Array<H>, m: Array<H>, v: Array<H>, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void
+  emaUpdate(d: NativeDevice, ema: Array<H>, params: Array<H>, decay: number): void
+  globalNorm(d: NativeDevice, xs: Array<H>): H
+  clipByNorm(d: NativeDevice, xs: Array<H>, norm: H, maxNorm: number): void
+}
+
+export interface NativeAddon {
+  readonly Device: new (options?: { threads?: number; memoryLimitBytes?: number }) => NativeDevice
+  readonly ops: NativeOps
+  readonly build: { readonly backends: string; readonly blas: string }
+}
+
+/** Where `npm ci` / `npm run build` puts the addon; SELFE_NATIVE_ADDON points elsewhere. */
+export const defaultAddonPath = fileURLToPath(new URL("../../../build/Release/selfe_native.node", import.meta.url))
+
+let cached: NativeAddon | undefined
+
+/** Loads the addon once; throws an Error that says how to build it when it is missing. */
+export const loadAddon = (): NativeAddon => {
+  if (cached !== undefined) return cached
+  const path = process.env["SELFE_NATIVE_ADDON"] ?? defaultAddonPath
+  try {
+    cached = createRequire(import.meta.url)(path) as NativeAddon
+  } catch (cause) {
+    throw new Error(`cannot load the native addon at ${path} (build it with \`npm run build\`): ${String(cause)}`)
+  }
+  return cached
+}

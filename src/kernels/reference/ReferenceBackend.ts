@@ -1,0 +1,632 @@
+import { type DType, type Shape, dtypeBytes, formatShape, numelOf } from "../../tensor/dtype.ts"
+import { Tensor, type TensorOwner } from "../../tensor/Tensor.ts"
+import { DisposedTensorError, InvalidArgumentError, OutOfMemoryError } from "../errors.ts"
+import type * as Ops from "../ops.ts"
+import * as S from "../shapes.ts"
+import * as Activation from "./activation.ts"
+import * as AdaLN from "./adaln.ts"
+import * as Attention from "./attention.ts"
+import * as Elementwise from "./elementwise.ts"
+import * as Embedding from "./embedding.ts"
+import * as LayerNorm from "./layernorm.ts"
+import * as Layout from "./layout.ts"
+import * as Matmul from "./matmul.ts"
+import * as Optim from "./optim.ts"
+import * as Random from "./random.ts"
+import * as Reduce from "./reduce.ts"
+import * as Score from "./score.ts"
+import { type Floats, MemoryLedger, ReferenceHandle, Storage, type Words } from "./storage.ts"
+import * as V from "./validation.ts"
+
+export interface ReferenceOptions {
+  /**
+   * "f32": f32 tensors live in Float32Array, every output rounded like the native backend's; "f64": in
+   * Float64Array, for float64 gradchecks. Either way every sum, dot and norm accumulates in double.
+   */
+  readonly precision: "f32" | "f64"
+}
+
+/** A live tensor's elements (its dtype already checked by the op). */
+const words = (t: Tensor): Words => (t.handle as ReferenceHandle).storage.data
+const floats = (t: Tensor): Floats => (t.handle as ReferenceHandle).storage.data as Floats
+const ints = (t: Tensor): Int32Array => (t.handle as ReferenceHandle).storage.data as Int32Array
+const optionalFloats = (t: Tensor | undefined): Floats | undefined => (t === undefined ? undefined : floats(t))
+
+/**
+ * The pure TypeScript backend: the numerical oracle native kernels are tested against, the backend gradchecks
+ * run on (precision "f64"), and the kernels pipeline tests run on. Each op validates exactly as NativeBackend
+ * does (shapes.ts, then the addon's own checks, in the same order), then computes at once; reads resolve
+ * with a copy.
+ */
+export class ReferenceBackend implements Ops.Backend, TensorOwner {
+  readonly name = "reference" as const
+  readonly device = "reference"
+  readonly precision: "f32" | "f64"
+  readonly #ledger = new MemoryLedger()
+  readonly #live = new Set<ReferenceHandle>()
+  #disposed = false
+
+  constructor(options: ReferenceOptions = { precision: "f32" }) {
+    if (options.precision !== "f32" && options.precision !== "f64")
+      throw new InvalidArgumentError({ op: "ReferenceBackend", reason: `precision must be "f32" or "f64", got ${String(options.precision)}` })
+    this.precision = options.precision
+  }
+
+  releaseHandle(handle: unknown): void {
+    const h = handle as ReferenceHandle
+    if (this.#disposed || !h.live) return
+    h.live = false
+    this.#live.delete(h)
+    this.#ledger.tensorReleased(h.storage)
+  }
+
+  /** Checks an argument is a live tensor of this backend. */
+  #check(op: string, name: string, t: Tensor): void {
+    if (!(t instanceof Tensor)) throw new InvalidArgumentError({ op, reason: `${name} must be a Tensor` })
+    if (t.owner !== this) throw new InvalidArgumentError({ op, reason: `${name} (${t}) lives on ${t.device}, not on this ${this.device} device` })
+    if (this.#disposed) throw new DisposedTensorError({ op, reason: "the device was disposed" })
+    if (t.released) throw new DisposedTensorError({ op, reason: `${name} (${t}) was released` })
+  }
+
+  #checkOptional(op: string, name: string, t: Tensor | undefined): void {
+    if (t !== undefined) this.#check(op, name, t)
+  }
+
+  #checkList(op: string, name: string, ts: ReadonlyArray<Tensor>): void {
+    ts.forEach((t, i) => this.#check(op, `${name}[${i}]`, t))
+  }
+
+  #handle(storage: Storage, shape: Shape, dtype: DType): Tensor {
+    const handle = new ReferenceHandle(storage)
+    this.#live.add(handle)
+    this.#ledger.tensorCreated()
+    return new Tensor(handle, shape, dtype, this)
+  }
+
+  /** A new zero-filled tensor. */
+  #alloc(op: string, shape: Shape, dtype: DType = "f32"): Tensor {
+    V.expectStorableDtype(op, dtype)
+    if (this.#disposed) throw new DisposedTensorError({ op, reason: "the device was disposed" })
+    const n = numelOf(shape)
+    const storage = new Storage(this.#array(op, n, dtype, shape), dtype, n * dtypeBytes[dtype])
+    this.#ledger.allocated(storage)
+    return this.#handle(storage, shape, dtype)
+  }
+
+  /** Zeroed elements; a size the engine cannot allocate is the device running out of memory. */
+  #array(op: string, n: number, dtype: DType, shape: Shape): Words {
+    try {
+      return dtype === "i32" ? new Int32Array(n) : this.precision === "f64" ? new Float64Array(n) : new Float32Array(n)
+    } catch (cause) {
+      if (!(cause instanceof RangeError)) throw cause
+      throw new OutOfMemoryError({ op, reason: `cannot allocate ${n} ${dtype} elements for ${formatShape(shape)}` })
+    }
+  }
+
+  /** A new f32 tensor of `shape` filled by `kernel`. */
+  #compute(op: string, shape: Shape, kernel: (out: Floats) => void): Tensor {
+    const out = this.#alloc(op, shape)
+    kernel(floats(out))
+    return out
+  }
+
+  read(x: Tensor): Promise<Float32Array | Float64Array | Int32Array> {
+    this.#check("read", "x", x)
+    return Promise.resolve(words(x).slice())
+  }
+
+  sync(): Promise<void> {
+    return Promise.resolve()
+  }
+
+  stats(): Ops.MemoryStats {
+    if (this.#disposed) return { liveTensors: 0, liveBytes: 0, cachedBytes: 0, peakBytes: 0, systemAllocs: 0 }
+    return this.#ledger.stats()
+  }
+
+  dispose(): void {
+    if (this.#disposed) return
+    this.#disposed = true
+    for (const handle of this.#live) handle.live = false
+    this.#live.clear()
+  }
+
+  // ---- creation and movement ----
+  fromArray(data: ArrayLike<number>, shape: Shape, dtype: DType = "f32"): Tensor {
+    const s = S.checkShape("fromArray", shape)
+    V.expectHostData("fromArray", data, dtype, s)
+    const out = this.#alloc("fromArray", s, dtype)
+    words(out).set(data)
+    return out
+  }
+  empty(shape: Shape, dtype: DType = "f32"): Tensor {
+    const out = this.#alloc("empty", S.checkShape("empty", shape), dtype)
+    // Uninitialised floats read as NaN, so an op that forgets to write its output fails loudly.
+    if (dtype === "f32") floats(out).fill(Number.NaN)
+    return out
+  }
+  full(shape: Shape, value: number, dtype: DType = "f32"): Tensor {
+    const s = S.checkShape("full", shape)
+    S.expectFinite("full", "value", value)
+    V.expectFillValue("full", value, dtype)
+    const out = this.#alloc("full", s, dtype)
+    words(out).fill(value)
+    return out
+  }
+  zeros(shape: Shape, dtype: DType = "f32"): Tensor {
+    return this.full(shape, 0, dtype)
+  }
+  write(x: Tensor, data: ArrayLike<number>): void {
+    this.#check("write", "x", x)
+    V.expectHostData("write", data, x.dtype, x.shape)
+    words(x).set(data)
+  }
+  view(x: Tensor, shape: Shape): Tensor {
+    const s = S.checkShape("view", shape)
+    this.#check("view", "x", x)
+    V.expectSameNumel("view", x.shape, s)
+    const storage = (x.handle as ReferenceHandle).storage
+    storage.refs++
+    return this.#handle(storage, s, x.dtype)
+  }
+  copy(x: Tensor): Tensor {
+    this.#check("copy", "x", x)
+    const out = this.#alloc("copy", x.shape, x.dtype)
+    words(out).set(words(x))
+    return out
+  }
+  assign(dst: Tensor, src: Tensor): void {
+    this.#check("assign", "dst", dst)
+    this.#check("assign", "src", src)
+    S.expectDtype("assign", "src", src, dst.dtype)
+    S.expectShape("assign", "src", src, dst.shape)
+    words(dst).set(words(src))
+  }
+
+  // ---- elementwise ----
+  #binary(op: Elementwise.BinaryOp, a: Tensor, b: Tensor): Tensor {
+    this.#check(op, "a", a)
+    this.#check(op, "b", b)
+    const shape = S.binary(op, a, b)
+    return this.#compute(op, shape, (out) => Elementwise.binaryTrailing(out, floats(a), floats(b), op))
+  }
+  add(a: Tensor, b: Tensor): Tensor {
+    return this.#binary("add", a, b)
+  }
+  sub(a: Tensor, b: Tensor): Tensor {
+    return this.#binary("sub", a, b)
+  }
+  mul(a: Tensor, b: Tensor): Tensor {
+    return this.#binary("mul", a, b)
+  }
+  mulRows(x: Tensor, s: Tensor): Tensor {
+    this.#check("mulRows", "x", x)
+    this.#check("mulRows", "s", s)
+    const shape = S.mulRows(x, s)
+    return this.#compute("mulRows", shape, (out) => Elementwise.mulRows(out, floats(x), floats(s)))
+  }
+  affine(x: Tensor, alpha: number, beta: number): Tensor {
+    return this.#affine("affine", x, alpha, beta)
+  }
+  scale(x: Tensor, alpha: number): Tensor {
+    return this.#affine("scale", x, alpha, 0)
+  }
+  #affine(op: string, x: Tensor, alpha: number, beta: number): Tensor {
+    S.expectDtype(op, "x", x)
+    this.#check(op, "x", x)
+    S.expectFinite(op, "alpha", alpha)
+    S.expectFinite(op, "beta", beta)
+    return this.#compute(op, x.shape, (out) => Elementwise.affine(out, floats(x), alpha, beta))
+  }
+  axpy(alpha: number, x: Tensor, y: Tensor): Tensor {
+    const shape = S.sameAs("axpy", ["x", "y"], [x, y])
+    this.#check("axpy", "x", x)
+    this.#check("axpy", "y", y)
+    S.expectFinite("axpy", "alpha", alpha)
+    return this.#compute("axpy", shape, (out) => Elementwise.axpy(out, alpha, floats(x), floats(y)))
+  }
+  rowDot(a: Tensor, b: Tensor, prefixRank: number): Tensor {
+    S.sameAs("rowDot", ["a", "b"], [a, b])
+    const shape = S.prefix("rowDot", a, prefixRank)
+    this.#check("rowDot", "a", a)
+    this.#check("rowDot", "b", b)
+    return this.#compute("rowDot", shape, (out) => Elementwise.rowDot(out, floats(a), floats(b)))
+  }
+
+  // ---- activations ----
+  #activation(op: string, x: Tensor, kernel: (out: Floats, x: Floats) => void): Tensor {
+    S.expectDtype(op, "x", x)
+    this.#check(op, "x", x)
+    return this.#compute(op, x.shape, (out) => kernel(out, floats(x)))
+  }
+  #activationBackward(op: string, dy: Tensor, x: Tensor, kernel: (dx: Floats, dy: Floats, x: Floats) => void): Tensor {
+    const shape = S.sameAs(op, ["dy", "x"], [dy, x])
+    this.#check(op, "dy", dy)
+    this.#check(op, "x", x)
+    return this.#compute(op, shape, (dx) => kernel(dx, floats(dy), floats(x)))
+  }
+  gelu(x: Tensor): Tensor {
+    return this.#activation("gelu", x, Activation.gelu)
+  }
+  geluBackward(dy: Tensor, x: Tensor): Tensor {
+    return this.#activationBackward("geluBackward", dy, x, Activation.geluBackward)
+  }
+  silu(x: Tensor): Tensor {
+    return this.#activation("silu", x, Activation.silu)
+  }
+  siluBackward(dy: Tensor, x: Tensor): Tensor {
+    return this.#activationBackward("siluBackward", dy, x, Activation.siluBackward)
+  }
+
+  // ---- normalisation and adaLN ----
+  layerNorm(x: Tensor, options: Ops.LayerNormOptions): Ops.LayerNormResult {
+    const op = "layerNorm"
+    const s = S.layerNorm(x, options.weight, options.bias, options.eps)
+    this.#check(op, "x", x)
+    this.#checkOptional(op, "weight", options.weight)
+    this.#checkOptional(op, "bias", options.bias)
+    V.expectNormalisable(op, x)
+    const y = this.#alloc(op, s.y)
+    const mean = this.#alloc(op, s.stats)
+    const rstd = this.#alloc(op, s.stats)
+    LayerNorm.layerNormForward(floats(y), floats(mean), floats(rstd), floats(x), optionalFloats(options.weight), optionalFloats(options.bias), s.dim, options.eps)
+    return { y, mean, rstd }
+  }
+  layerNormBackward(dy: Tensor, x: Tensor, saved: Ops.LayerNormSaved, options: Ops.LayerNormBackwardOptions): Ops.LayerNormGrads {
+    const op = "layerNormBackward"
+    const s = S.layerNorm(x, options.weight, undefined, 1)
+    S.expectShape(op, "dy", dy, x.shape)
+    S.expectShape(op, "mean", saved.mean, s.stats)
+    S.expectShape(op, "rstd", saved.rstd, s.stats)
+    this.#check(op, "dy", dy)
+    this.#check(op, "x", x)
+    this.#check(op, "mean", saved.mean)
+    this.#check(op, "rstd", saved.rstd)
+    this.#checkOptional(op, "weight", options.weight)
+    V.expectNormalisable(op, x)
+    S.expectDtype(op, "dy", dy)
+    S.expectDtype(op, "mean", saved.mean)
+    S.expectDtype(op, "rstd", saved.rstd)
+    V.expectFlag(op, "withBias", options.withBias)
+    const dx = this.#alloc(op, x.shape)
+    const dweight = options.weight === undefined ? undefined : this.#alloc(op, [s.dim])
+    const dbias = options.withBias ? this.#alloc(op, [s.dim]) : undefined
+    LayerNorm.layerNormBackward(floats(dx), optionalFloats(dweight), optionalFloats(dbias), floats(dy), floats(x), floats(saved.mean), floats(saved.rstd), optionalFloats(options.weight), s.dim)
+    return { dx, dweight, dbias }
+  }
+  modulate(x: Tensor, shift: Tensor, scale: Tensor): Tensor {
+    const op = "modulate"
+    const sizes = S.perSample(op, x, ["shift", "scale"], [shift, scale])
+    this.#check(op, "x", x)
+    this.#check(op, "shift", shift)
+    this.#check(op, "scale", scale)
+    return this.#compute(op, x.shape, (y) => AdaLN.modulate(y, floats(x), floats(shift), floats(scale), sizes))
+  }
+  modulateBackward(dy: Tensor, x: Tensor, scale: Tensor): Ops.ModulateGrads {
+    const op = "modulateBackward"
+    const sizes = S.perSample(op, x, ["scale"], [scale])
+    S.expectShape(op, "dy", dy, x.shape)
+    this.#check(op, "dy", dy)
+    this.#check(op, "x", x)
+    this.#check(op, "scale", scale)
+    S.expectDtype(op, "dy", dy)
+    const dx = this.#alloc(op, x.shape)
+    const dshift = this.#alloc(op, [sizes.batch, sizes.dim])
+    const dscale = this.#alloc(op, [sizes.batch, sizes.dim])
+    AdaLN.modulateBackward(floats(dx), floats(dshift), floats(dscale), floats(dy), floats(x), floats(scale), sizes)
+    return { dx, dshift, dscale }
+  }
+  gatedResidual(x: Tensor, gate: Tensor, branch: Tensor): Tensor {
+    const op = "gatedResidual"
+    const sizes = S.perSample(op, x, ["gate"], [gate])
+    S.expectShape(op, "branch", branch, x.shape)
+    this.#check(op, "x", x)
+    this.#check(op, "gate", gate)
+    this.#check(op, "branch", branch)
+    S.expectDtype(op, "branch", branch)
+    return this.#compute(op, x.shape, (out) => AdaLN.gatedResidual(out, floats(x), floats(gate), floats(branch), sizes))
+  }
+  gatedResidualBackward(dout: Tensor, gate: Tensor, branch: Tensor): Ops.GatedResidualGrads {
+    const op = "gatedResidualBackward"
+    const sizes = S.perSample(op, branch, ["gate"], [gate])
+    S.expectShape(op, "dout", dout, branch.shape)
+    this.#check(op, "dout", dout)
+    this.#check(op, "gate", gate)
+    this.#check(op, "branch", branch)
+    S.expectDtype(op, "dout", dout)
+    const dgate = this.#alloc(op, [sizes.batch, sizes.dim])
+    const dbranch = this.#alloc(op, branch.shape)
+    AdaLN.gatedResidualBackward(floats(dgate), floats(dbranch), floats(dout), floats(gate), floats(branch), sizes)
+    return { dgate, dbranch }
+  }
+
+  // ---- attention and matrix products ----
+  attention(q: Tensor, k: Tensor, v: Tensor, options: Ops.AttentionOptions): Ops.AttentionResult {
+    const op = "attention"
+    const s = S.attention(q, k, v, options.keyMask, options.scale)
+    this.#check(op, "q", q)
+    this.#check(op, "k", k)
+    this.#check(op, "v", v)
+    this.#checkOptional(op, "keyMask", options.keyMask)
+    const out = this.#alloc(op, s.out)
+    const lse = this.#alloc(op, s.lse)
+    const mask = options.keyMask === undefined ? undefined : ints(options.keyMask)
+    Attention.attentionForward(floats(out), floats(lse), floats(q), floats(k), floats(v), mask, s, s.scale)
+    return { out, lse }
+  }
+  attentionBackward(dout: Tensor, q: Tensor, k: Tensor, v: Tensor, saved: Ops.AttentionResult, options: Ops.AttentionOptions): Ops.AttentionGrads {
+    const op = "attentionBackward"
+    const s = S.attention(q, k, v, options.keyMask, options.scale)
+    S.expectShape(op, "dout", dout, s.out)
+    S.expectShape(op, "out", saved.out, s.out)
+    S.expectShape(op, "lse", saved.lse, s.lse)
+    this.#check(op, "dout", dout)
+    this.#check(op, "q", q)
+    this.#check(op, "k", k)
+    this.#check(op, "v", v)
+    this.#check(op, "out", saved.out)
+    this.#check(op, "lse", saved.lse)
+    this.#checkOptional(op, "keyMask", options.keyMask)
+    S.expectDtype(op, "dout", dout)
+    S.expectDtype(op, "out", saved.out)
+    S.expectDtype(op, "lse", saved.lse)
+    const dq = this.#alloc(op, q.shape)
+    const dk = this.#alloc(op, k.shape)
+    const dv = this.#alloc(op, v.shape)
+    const mask = options.keyMask === undefined ? undefined : ints(options.keyMask)
+    Attention.attentionBackward(floats(dq), floats(dk), floats(dv), floats(dout), floats(q), floats(k), floats(v), floats(saved.out), floats(saved.lse), mask, s, s.scale)
+    return { dq, dk, dv }
+  }
+  matmul(a: Tensor, b: Tensor, options: Ops.MatmulOptions = {}): Tensor {
+    const transA = options.transA ?? false
+    const transB = options.transB ?? false
+    const alpha = options.alpha ?? 1
+    const s = S.matmul(a, b, transA, transB)
+    this.#check("matmul", "a", a)
+    this.#check("matmul", "b", b)
+    V.expectFlag("matmul", "transA", transA)
+    V.expectFlag("matmul", "transB", transB)
+    S.expectFinite("matmul", "alpha", alpha)
+    return this.#compute("matmul", s.out, (c) => Matmul.matmul(c, floats(a), floats(b), s, transA, transB, alpha))
+  }
+  linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
+    const s = S.linear(x, weight, bias)
+    this.#check("linear", "x", x)
+    this.#check("linear", "weight", weight)
+    this.#checkOptional("linear", "bias", bias)
+    return this.#compute("linear", s.out, (y) => Matmul.linear(y, floats(x), floats(weight), optionalFloats(bias), s.rows, s.inFeatures, s.outFeatures))
+  }
+
+  // ---- layout ----
+  patchify(x: Tensor, patch: number): Tensor {
+    const s = S.patchify(x, patch)
+    this.#check("patchify", "x", x)
+    return this.#compute("patchify", s.out, (tokens) => Layout.patchify(tokens, floats(x), s))
+  }
+  unpatchify(tokens: Tensor, image: Ops.ImageGeometry): Tensor {
+    const s = S.unpatchify(tokens, image)
+    this.#check("unpatchify", "tokens", tokens)
+    return this.#compute("unpatchify", s.out, (x) => Layout.unpatchify(x, floats(tokens), { ...image, batch: s.batch }))
+  }
+  concat(tensors: ReadonlyArray<Tensor>, axis: number): Tensor {
+    const shape = S.concat(tensors, axis)
+    this.#checkList("concat", "tensors", tensors)
+    const out = this.#alloc("concat", shape, (tensors[0] as Tensor).dtype)
+    const { outer, axisLength: total, inner } = S.aroundAxis(shape, axis)
+    let offset = 0
+    for (const t of tensors) {
+      const length = t.shape[axis] as number
+      Layout.insertAxis(words(out), words(t), outer, length, total, offset, inner)
+      offset += length
+    }
+    return out
+  }
+  narrow(x: Tensor, axis: number, start: number, length: number): Tensor {
+    const shape = S.narrow(x, axis, start, length)
+    this.#check("narrow", "x", x)
+    const out = this.#alloc("narrow", shape, x.dtype)
+    const { outer, axisLength, inner } = S.aroundAxis(x.shape, axis)
+    Layout.sliceAxis(words(out), words(x), outer, axisLength, length, start, inner)
+    return out
+  }
+  pad(x: Tensor, axis: number, before: number, after: number): Tensor {
+    const shape = S.pad(x, axis, before, after)
+    this.#check("pad", "x", x)
+    const out = this.#alloc("pad", shape, x.dtype)
+    const { outer, axisLength, inner } = S.aroundAxis(x.shape, axis)
+    Layout.insertAxis(words(out), words(x), outer, axisLength, shape[axis] as number, before, inner)
+    return out
+  }
+
+  // ---- embeddings ----
+  embedding(table: Tensor, ids: Tensor): Tensor {
+    const s = S.embedding(table, ids)
+    this.#check("embedding", "table", table)
+    this.#check("embedding", "ids", ids)
+    V.expectIdsRank("embedding", ids)
+    Embedding.checkIds("embedding", ints(ids), s.vocab)
+    return this.#compute("embedding", s.out, (out) => Embedding.embedding(out, floats(table), ints(ids), s.dim))
+  }
+  embeddingBackward(dout: Tensor, ids: Tensor, vocab: number): Tensor {
+    const s = S.embeddingBackward(dout, ids, vocab)
+    this.#check("embeddingBackward", "dout", dout)
+    this.#check("embeddingBackward", "ids", ids)
+    V.expectVocabFits("embeddingBackward", vocab)
+    Embedding.checkIds("embeddingBackward", ints(ids), vocab)
+    return this.#compute("embeddingBackward", s.out, (dtable) => Embedding.embeddingBackward(dtable, floats(dout), ints(ids), s.dim))
+  }
+  timestepEmbedding(t: Tensor, dim: number, maxPeriod = 10000): Tensor {
+    const shape = S.timestepEmbedding(t, dim, maxPeriod)
+    this.#check("timestepEmbedding", "t", t)
+    V.expectPeriodFitsF32("timestepEmbedding", maxPeriod)
+    return this.#compute("timestepEmbedding", shape, (out) => Embedding.timestepEmbedding(out, floats(t), dim, maxPeriod))
+  }
+
+  // ---- reductions ----
+  sum(x: Tensor): Tensor {
+    S.expectDtype("sum", "x", x)
+    this.#check("sum", "x", x)
+    return this.#compute("sum", [], (out) => {
+      out[0] = Reduce.sumAll(floats(x))
+    })
+  }
+  mean(x: Tensor): Tensor {
+    S.expectDtype("mean", "x", x)
+    this.#check("mean", "x", x)
+    V.expectNonEmpty("mean", "x", x)
+    return this.#compute("mean", [], (out) => {
+      out[0] = Reduce.sumAll(floats(x)) / x.numel
+    })
+  }
+  sumAxis(x: Tensor, axis: number): Tensor {
+    const s = S.sumAxis(x, axis)
+    this.#check("sumAxis", "x", x)
+    return this.#compute("sumAxis", s.out, (out) => Reduce.sumAxis(out, floats(x), s.outer, s.axisLength, s.inner))
+  }
+  mse(a: Tensor, b: Tensor): Tensor {
+    S.sameAs("mse", ["a", "b"], [a, b])
+    this.#check("mse", "a", a)
+    this.#check("mse", "b", b)
+    V.expectNonEmpty("mse", "a", a)
+    return this.#compute("mse", [], (out) => {
+      out[0] = Reduce.mseAll(floats(a), floats(b))
+    })
+  }
+  mseRows(a: Tensor, b: Tensor, prefixRank: number): Tensor {
+    S.sameAs("mseRows", ["a", "b"], [a, b])
+    const shape = S.prefix("mseRows", a, prefixRank)
+    this.#check("mseRows", "a", a)
+    this.#check("mseRows", "b", b)
+    V.expectNonEmptyRows("mseRows", a, prefixRank)
+    return this.#compute("mseRows", shape, (out) => Reduce.mseRows(out, floats(a), floats(b)))
+  }
+
+  // ---- score combinations ----
+  classifierScoreDirection(gUncond: Tensor, gCond: Tensor): Tensor {
+    const op = "classifierScoreDirection"
+    const shape = S.sameAs(op, ["gUncond", "gCond"], [gUncond, gCond])
+    this.#check(op, "gUncond", gUncond)
+    this.#check(op, "gCond", gCond)
+    return this.#compute(op, shape, (out) => Score.classifierScoreDirection(out, floats(gUncond), floats(gCond)))
+  }
+  fakeScoreMix(gUncond: Tensor, gCond: Tensor, gFake: Tensor, k: number): Tensor {
+    const op = "fakeScoreMix"
+    const shape = S.sameAs(op, ["gUncond", "gCond", "gFake"], [gUncond, gCond, gFake])
+    S.expectFinite(op, "k", k)
+    this.#check(op, "gUncond", gUncond)
+    this.#check(op, "gCond", gCond)
+    this.#check(op, "gFake", gFake)
+    return this.#compute(op, shape, (out) => Score.fakeScoreMix(out, floats(gUncond), floats(gCond), floats(gFake), k))
+  }
+  energyPreservingRenorm(x: Tensor, ref: Tensor): Tensor {
+    const op = "energyPreservingRenorm"
+    const shape = S.sameAs(op, ["x", "ref"], [x, ref])
+    const { rows } = S.rowsOf(op, x)
+    this.#check(op, "x", x)
+    this.#check(op, "ref", ref)
+    return this.#compute(op, shape, (out) => Score.energyPreservingRenorm(out, floats(x), floats(ref), rows))
+  }
+  velocityTarget(xt: Tensor, xRenorm: Tensor, t: Tensor): Tensor {
+    const op = "velocityTarget"
+    const shape = S.sameAs(op, ["xt", "xRenorm"], [xt, xRenorm])
+    S.perRow(op, "t", t, S.rowsOf(op, xt).rows)
+    this.#check(op, "xt", xt)
+    this.#check(op, "xRenorm", xRenorm)
+    this.#check(op, "t", t)
+    return this.#compute(op, shape, (out) => Score.velocityTarget(out, floats(xt), floats(xRenorm), floats(t)))
+  }
+  selfEvaluationTarget(i: Ops.SelfEvaluationInputs): Tensor {
+    const op = "selfEvaluationTarget"
+    const names = ["x0", "x0Hat", "xt", "gUncond", "gCond", ...(i.gFake ? ["gFake"] : [])]
+    const shape = S.sameAs(op, names, [i.x0, i.x0Hat, i.xt, i.gUncond, i.gCond, ...(i.gFake ? [i.gFake] : [])])
+    const { rows } = S.rowsOf(op, i.x0)
+    S.perRow(op, "t", i.t, rows)
+    S.perRow(op, "lambda", i.lambda, rows)
+    S.expectFinite(op, "k", i.k)
+    this.#check(op, "x0", i.x0)
+    this.#check(op, "x0Hat", i.x0Hat)
+    this.#check(op, "xt", i.xt)
+    this.#check(op, "t", i.t)
+    this.#check(op, "lambda", i.lambda)
+    this.#check(op, "gUncond", i.gUncond)
+    this.#check(op, "gCond", i.gCond)
+    this.#checkOptional(op, "gFake", i.gFake)
+    return this.#compute(op, shape, (out) =>
+      Score.selfEvaluationTarget(out, {
+        x0: floats(i.x0),
+        x0Hat: floats(i.x0Hat),
+        xt: floats(i.xt),
+        t: floats(i.t),
+        lambda: floats(i.lambda),
+        gUncond: floats(i.gUncond),
+        gCond: floats(i.gCond),
+        gFake: optionalFloats(i.gFake),
+        k: i.k
+      })
+    )
+  }
+  cfgCombine(vUncond: Tensor, vCond: Tensor, omega: number): Tensor {
+    const op = "cfgCombine"
+    const shape = S.sameAs(op, ["vUncond", "vCond"], [vUncond, vCond])
+    S.expectFinite(op, "omega", omega)
+    this.#check(op, "vUncond", vUncond)
+    this.#check(op, "vCond", vCond)
+    return this.#compute(op, shape, (out) => Score.cfgCombine(out, floats(vUncond), floats(vCond), omega))
+  }
+  energyPreservingCfg(vUncond: Tensor, vCond: Tensor, omega: number): Tensor {
+    const op = "energyPreservingCfg"
+    const shape = S.sameAs(op, ["vUncond", "vCond"], [vUncond, vCond])
+    const { rows } = S.rowsOf(op, vUncond)
+    S.expectFinite(op, "omega", omega)
+    this.#check(op, "vUncond", vUncond)
+    this.#check(op, "vCond", vCond)
+    return this.#compute(op, shape, (out) => Score.energyPreservingCfg(out, floats(vUncond), floats(vCond), omega, rows))
+  }
+
+  // ---- random ----
+  randomUniform(shape: Shape, stream: Ops.RandomStream): Tensor {
+    const s = S.checkShape("randomUniform", shape)
+    S.randomStream("randomUniform", stream.seed, stream.offset)
+    return this.#compute("randomUniform", s, (out) => Random.randomUniform(out, stream.seed, stream.offset))
+  }
+  randomNormal(shape: Shape, stream: Ops.RandomStream): Tensor {
+    const s = S.checkShape("randomNormal", shape)
+    S.randomStream("randomNormal", stream.seed, stream.offset)
+    return this.#compute("randomNormal", s, (out) => Random.randomNormal(out, stream.seed, stream.offset))
+  }
+
+  // ---- optimizer ----
+  adamw(state: Ops.AdamWState, hyper: Ops.AdamWHyper): void {
+    const op = "adamw"
+    S.tensorLists(op, [["params", state.params], ["grads", state.grads], ["m", state.m], ["v", state.v]])
+    this.#checkList(op, "params", state.params)
+    this.#checkList(op, "grads", state.grads)
+    this.#checkList(op, "m", state.m)
+    this.#checkList(op, "v", state.v)
+    V.expectAdamWHyper(op, hyper)
+    Optim.adamw(state.params.map(floats), state.grads.map(floats), state.m.map(floats), state.v.map(floats), hyper)
+  }
+  emaUpdate(ema: ReadonlyArray<Tensor>, params: ReadonlyArray<Tensor>, decay: number): void {
+    S.tensorLists("emaUpdate", [["ema", ema], ["params", params]])
+    this.#checkList("emaUpdate", "ema", ema)
+    this.#checkList("emaUpdate", "params", params)
+    S.expectFinite("emaUpdate", "decay", decay)
+    Optim.emaUpdate(ema.map(floats), params.map(floats), decay)
+  }
+  globalNorm(xs: ReadonlyArray<Tensor>): Tensor {
+    S.tensorLists("globalNorm", [["xs", xs]])
+    this.#checkList("globalNorm", "xs", xs)
+    return this.#compute("globalNorm", [], (out) => {
+      out[0] = Optim.globalNorm(xs.map(floats))
+    })
+  }
+  clipByNorm(xs: ReadonlyArray<Tensor>, norm: Tensor, maxNorm: number): void {
+    S.tensorLists("clipByNorm", [["xs", xs]])
+    S.expectDtype("clipByNorm", "norm", norm)
+    S.expectShape("clipByNorm", "norm", norm, [])
+    this.#checkList("clipByNorm", "xs", xs)
+    this.#check("clipByNorm", "norm", norm)
+    S.expectFinite("clipByNorm", "maxNorm", maxNorm)
+    Optim.clipByNorm(xs.map(floats), floats(norm)[0] as number, maxNorm)
+  }
+}

@@ -1,0 +1,15 @@
+/** Element types. `bf16` is storage-only and CUDA-only (fp32 accumulation); the CPU backends reject it. */
+export type DType = "f32" | "i32" | "bf16"
+
+/** The codes the native addon uses for each dtype. */
+export const dtypeCode: Record<DType, number> = { f32: 0, i32: 1, bf16: 2 }
+
+export const dtypeBytes: Record<DType, number> = { f32: 4, i32: 4, bf16: 2 }
+
+export type Shape = ReadonlyArray<number>
+
+export const numelOf = (shape: Shape): number => shape.reduce((n, d) => n * d, 1)
+
+export const formatShape = (shape: Shape): string => `[${shape.join(", ")}]`
+
+export const sameShape = (a: Shape, b: Shape): boolean => a.length === b.length && a.every((d, i) => d === b[i])

@@ -1,0 +1,117 @@
+import { Cause, Effect, Exit } from "effect"
+import { afterAll, describe, expect, it } from "vitest"
+import { isKernelError } from "../../src/kernels/errors.ts"
+import { Kernels } from "../../src/kernels/Kernels.ts"
+import { liftBackend } from "../../src/kernels/lift.ts"
+import { loadAddon } from "../../src/kernels/native/binding.ts"
+import { NativeBackend } from "../../src/kernels/native/NativeBackend.ts"
+import { tensorOpNames } from "../../src/kernels/ops.ts"
+import { Gen } from "../helpers/gen.ts"
+
+/**
+ * Bad input at the N-API boundary: thousands of calls with arguments of the wrong type, NaN and negative
+ * sizes, released or foreign handles, wrong dtypes and shapes. Every call must either work or throw an
+ * Error carrying one of the addon's codes; the process (this test's fork) must survive all of them.
+ */
+const CALLS = 3000
+const codes = new Set(["SELFE_INVALID_ARGUMENT", "SELFE_SHAPE", "SELFE_DTYPE", "SELFE_DISPOSED", "SELFE_OUT_OF_MEMORY", "SELFE_DEVICE"])
+
+describe("fuzzing the native boundary", () => {
+  const addon = loadAddon()
+  const device = new addon.Device({ memoryLimitBytes: 64 << 20 })
+  const disposed = new addon.Device({})
+  addon.ops.dispose(disposed)
+  afterAll(() => addon.ops.dispose(device))
+
+  it(`survives ${CALLS} malformed calls, each refused with a coded error or served`, async () => {
+    const g = new Gen(2024)
+    const ops = addon.ops as unknown as Record<string, (...args: Array<unknown>) => unknown>
+    const names = Object.keys(ops).filter((name) => name !== "dispose")
+    const live: Array<number> = []
+    const released: Array<number> = []
+    const fresh = () => {
+      const shape = g.shape(g.int(0, 4), 1, 5)
+      const dtype = g.int(0, 4) === 0 ? 1 : 0
+      const n = shape.reduce((a, b) => a * b, 1)
+      const id = ops["upload"]!(device, dtype, shape, dtype === 1 ? Int32Array.from({ length: n }, () => g.int(-3, 12)) : Float32Array.from(g.normals(n)))
+      live.push(id as number)
+      return id as number
+    }
+    for (let i = 0; i < 16; i++) fresh()
+    const garbage = (): unknown =>
+      g.pick<() => unknown>([
+        () => g.pick(live),
+        () => g.pick(live),
+        () => g.pick(released.length > 0 ? released : live),
+        () => g.pick([NaN, Infinity, -Infinity, -1, -0.5, 0.5, 2 ** 53, 2 ** 32, 1e300, 0, 1, 3, 7])
+        ,
+        () => g.pick([undefined, null, true, false, "x", "", {}, [], Symbol("s"), () => 1, 10n]),
+        () => Array.from({ length: g.int(0, 10) }, () => g.pick([1, 2, 3, -1, NaN, 0.5, 1e12, "2", live[0]])),
+        () => [g.pick(live), g.pick(live)],
+        () => g.pick([new Float32Array(g.int(0, 8)), new Int32Array(g.int(0, 8)), new Float64Array(3), new Uint8Array(4)]),
+        () => g.pick([device, disposed, {}, null]),
+        () => ({ threads: -1 })
+      ])()
+    let refused = 0
+    let served = 0
+    const pending: Array<Promise<unknown>> = []
+    for (let call = 0; call < CALLS; call++) {
+      const name = g.pick(names)
+      const args = [g.int(0, 9) === 0 ? garbage() : device, ...Array.from({ length: g.int(0, 11) }, garbage)]
+      try {
+        const result = ops[name]!(...args)
+        served++
+        if (result instanceof Promise) pending.push(result.catch((e: Error & { code?: string }) => expect(codes).toContain(e.code)))
+        if (name === "release") {
+          const id = args[1] as number
+          const index = live.indexOf(id)
+          if (index >= 0) live.splice(index, 1)
+          released.push(id)
+          if (live.length < 8) fresh()
+        }
+      } catch (error) {
+        refused++
+        expect(error).toBeInstanceOf(Error)
+        expect(codes, `${name}: ${(error as Error).message}`).toContain((error as { code?: string }).code)
+      }
+    }
+    await Promise.all(pending)
+    expect(refused + served).toBe(CALLS)
+    expect(refused).toBeGreaterThan(CALLS / 2)
+    // The device still answers after all of it.
+    const stats = ops["stats"]!(device) as { liveTensors: number }
+    expect(stats.liveTensors).toBeGreaterThan(0)
+  })
+
+  it("maps 1000 bad calls through the Kernels service to typed errors, never defects", async () => {
+    const backend = new NativeBackend(addon, { memoryLimitBytes: 64 << 20 })
+    const kernels = liftBackend(backend)
+    const g = new Gen(7)
+    const program = Effect.gen(function* () {
+      const k = yield* Kernels
+      const good = yield* k.fromArray([1, 2, 3, 4, 5, 6], [2, 3])
+      const ids = yield* k.fromArray([0, 1], [2], "i32")
+      const gone = yield* k.zeros([2, 3])
+      gone.release()
+      const badValues: Array<unknown> = [gone, ids, undefined, null, NaN, -3, "x", [2, -1], [NaN], {}, good]
+      let typed = 0
+      for (let call = 0; call < 1000; call++) {
+        const name = g.pick(tensorOpNames)
+        const args = Array.from({ length: g.int(1, 5) }, () => g.pick(badValues))
+        const op = k[name] as (...a: Array<unknown>) => Effect.Effect<unknown, unknown, never>
+        const exit = yield* Effect.exit(op(...args))
+        if (Exit.isFailure(exit)) {
+          expect(Cause.isDieType(exit.cause), `${name} died: ${Cause.pretty(exit.cause)}`).toBe(false)
+          const failure = Cause.failureOption(exit.cause)
+          expect(failure._tag).toBe("Some")
+          expect(isKernelError(failure._tag === "Some" ? failure.value : undefined)).toBe(true)
+          typed++
+        }
+      }
+      return typed
+    })
+    const typed = await Effect.runPromise(Effect.scoped(Effect.provideService(program, Kernels, kernels)))
+    backend.dispose()
+    expect(typed).toBeGreaterThan(900)
+  })
+})

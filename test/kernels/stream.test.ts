@@ -1,0 +1,99 @@
+import { Effect, Exit, type Scope } from "effect"
+import { describe, expect, it } from "vitest"
+import { Kernels } from "../../src/kernels/Kernels.ts"
+import { liftBackend } from "../../src/kernels/lift.ts"
+import { loadAddon } from "../../src/kernels/native/binding.ts"
+import { NativeBackend } from "../../src/kernels/native/NativeBackend.ts"
+import { ReferenceBackend } from "../../src/kernels/reference/ReferenceBackend.ts"
+
+/** Stream semantics of the native backend: in-order work, promise reads, sticky device errors. */
+describe("the native stream", () => {
+  const addon = loadAddon()
+
+  const run = <A, E>(backend: NativeBackend, effect: Effect.Effect<A, E, Kernels | Scope.Scope>) =>
+    Effect.runPromiseExit(Effect.scoped(Effect.provideService(effect, Kernels, liftBackend(backend))))
+
+  it("reads see every write enqueued before them, even when the tensor is released right after", async () => {
+    const backend = new NativeBackend(addon)
+    const exit = await run(
+      backend,
+      Effect.gen(function* () {
+        const k = yield* Kernels
+        const x = yield* k.zeros([1 << 16])
+        const reads: Array<Promise<Float32Array | Float64Array | Int32Array>> = []
+        for (let i = 1; i <= 20; i++) {
+          const next = yield* k.affine(x, 1, 1)
+          yield* k.assign(x, next)
+          reads.push(backend.read(x))
+          next.release()
+        }
+        const results = yield* Effect.promise(() => Promise.all(reads))
+        return results.map((r) => [r[0], r[r.length - 1]])
+      })
+    )
+    backend.dispose()
+    expect(Exit.isSuccess(exit) && exit.value).toEqual(Array.from({ length: 20 }, (_, i) => [i + 1, i + 1]))
+  })
+
+  it("an out-of-range id fails the stream with a DeviceError naming the op, and the failure sticks", async () => {
+    const backend = new NativeBackend(addon)
+    const exit = await run(
+      backend,
+      Effect.gen(function* () {
+        const k = yield* Kernels
+        const table = yield* k.fromArray([1, 2, 3, 4], [2, 2])
+        const ids = yield* k.fromArray([0, 7], [2], "i32")
+        const rows = yield* k.embedding(table, ids)
+        const first = yield* Effect.flip(k.read(rows))
+        const second = yield* Effect.flip(k.sync())
+        return [first, second]
+      })
+    )
+    backend.dispose()
+    expect(Exit.isSuccess(exit)).toBe(true)
+    if (Exit.isSuccess(exit))
+      for (const error of exit.value) {
+        expect(error._tag).toBe("DeviceError")
+        expect(error.message).toMatch(/embedding/)
+        expect(error.message).toMatch(/7/)
+      }
+  })
+
+  it("refuses an allocation over the memory limit with OutOfMemoryError and keeps working", async () => {
+    const backend = new NativeBackend(addon, { memoryLimitBytes: 1 << 20 })
+    const exit = await run(
+      backend,
+      Effect.gen(function* () {
+        const k = yield* Kernels
+        const oom = yield* Effect.flip(k.zeros([1 << 20]))
+        const small = yield* k.full([3], 5)
+        return { tag: oom._tag, message: oom.message, small: Array.from(yield* k.read(small)) }
+      })
+    )
+    backend.dispose()
+    expect(Exit.isSuccess(exit) && exit.value).toEqual({ tag: "OutOfMemoryError", message: expect.stringMatching(/full/), small: [5, 5, 5] })
+  })
+
+  it("rejects a tensor from another backend and a released tensor by name", async () => {
+    const backend = new NativeBackend(addon)
+    const other = new ReferenceBackend({ precision: "f32" })
+    const foreign = other.fromArray([1], [1])
+    const exit = await run(
+      backend,
+      Effect.gen(function* () {
+        const k = yield* Kernels
+        const a = yield* k.fromArray([1], [1])
+        const fromElsewhere = yield* Effect.flip(k.add(a, foreign))
+        a.release()
+        const released = yield* Effect.flip(k.gelu(a))
+        return [fromElsewhere, released].map((e) => [e._tag, e.message])
+      })
+    )
+    backend.dispose()
+    other.dispose()
+    expect(Exit.isSuccess(exit) && exit.value).toEqual([
+      ["InvalidArgumentError", expect.stringMatching(/add: b .* lives on reference/)],
+      ["DisposedTensorError", expect.stringMatching(/gelu: x .* was released/)]
+    ])
+  })
+})
