@@ -7,10 +7,12 @@ import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Console, Effect } from "effect"
 import { evalCommand } from "./eval.ts"
 import { shapesCommand } from "./shapes.ts"
+import { sampleCommand } from "./sample.ts"
+import { trainCommand } from "./train.ts"
 
 const selfe = Command.make("selfe").pipe(
   Command.withDescription("Self-E text-to-image training, sampling and evaluation"),
-  Command.withSubcommands([shapesCommand, evalCommand])
+  Command.withSubcommands([shapesCommand, evalCommand, trainCommand, sampleCommand])
 )
 
 const cli = Command.run(selfe, { name: "selfe", version: "0.1.0" })

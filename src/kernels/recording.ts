@@ -23,6 +23,7 @@ export interface TraceEntry {
 }
 
 export interface KernelTraceService {
+  /** A snapshot of the calls so far. */
   readonly entries: () => ReadonlyArray<TraceEntry>
   readonly clear: () => void
 }
@@ -81,7 +82,7 @@ export const Recording = {
       Effect.gen(function* () {
         const kernels = yield* Kernels
         const entries: Array<TraceEntry> = []
-        const trace: KernelTraceService = { entries: () => entries, clear: () => void entries.splice(0) }
+        const trace: KernelTraceService = { entries: () => [...entries], clear: () => void entries.splice(0) }
         return Context.make(Kernels, record(kernels, entries)).pipe(Context.add(KernelTrace, trace))
       })
     )

@@ -1,0 +1,117 @@
+import { FileSystem, Path } from "@effect/platform"
+import { Effect, Stream } from "effect"
+import { trainingBatches } from "../data/stream.ts"
+import { shapeEvalVocabulary } from "../data/tokenizer.ts"
+import { FileWriteError } from "../io/file-errors.ts"
+import { Kernels } from "../kernels/Kernels.ts"
+import { modelSpecProblems, resolveModel } from "../model/config.ts"
+import { makeModel } from "../model/model.ts"
+import { saveCheckpoint, listCheckpoints, loadCheckpoint, pruneCheckpoints } from "./checkpoint.ts"
+import { ConfigError, type TrainConfig } from "./config.ts"
+import { type MetricsLine, summariseWindow } from "./metrics.ts"
+import { TrainingObserver } from "./observer.ts"
+import { spreadPrompts } from "./samplePrompts.ts"
+import { writeSampleGrid } from "./sampleGrid.ts"
+import { freshState, type TrainState } from "./state.ts"
+import { type StepMetrics, trainStep } from "./step.ts"
+
+export interface TrainOptions {
+  /** A checkpoint file to continue from, or "latest" for the newest in the run's directory. */
+  readonly resume?: string | undefined
+}
+
+export interface TrainResult {
+  readonly runDir: string
+  readonly checkpoint: string
+  readonly steps: number
+  readonly lastMetrics: MetricsLine | undefined
+}
+
+/** The model a config trains (the data fixes resolution, channels, tokens and vocabulary). */
+export const modelSpecFor = (config: TrainConfig) =>
+  resolveModel(config.model, {
+    resolution: config.data.resolution,
+    channels: 3,
+    maxTokens: config.data.maxTokens,
+    vocabSize: shapeEvalVocabulary.tokens.length
+  })
+
+/**
+ * A training run: data stream -> step (landing, critique, update) -> periodic samples and checkpoints,
+ * with metrics as JSONL in <outDir>/<name>/metrics.jsonl. Parameters live in the run's Scope; each step's
+ * activations in the step's.
+ */
+export const train = (config: TrainConfig, options: TrainOptions = {}) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const fs = yield* FileSystem.FileSystem
+      const path = yield* Path.Path
+      const observer = yield* TrainingObserver
+      const spec = modelSpecFor(config)
+      const problems = modelSpecProblems(spec)
+      if (problems.length > 0) return yield* new ConfigError({ reason: problems.join("; ") })
+      const model = yield* makeModel(spec)
+      const runDir = path.join(config.outDir, config.name)
+      const checkpointDir = path.join(runDir, "checkpoints")
+      const writeFailed = (file: string) => (cause: { message: string }) => new FileWriteError({ path: file, reason: cause.message })
+      yield* fs.makeDirectory(path.join(runDir, "samples"), { recursive: true }).pipe(Effect.mapError(writeFailed(runDir)))
+
+      const resumeFrom = options.resume === "latest" ? (yield* listCheckpoints(checkpointDir)).at(-1) : options.resume
+      let state: TrainState
+      if (resumeFrom === undefined) {
+        state = yield* freshState(model, config.seed)
+        yield* observer.onEvent({ kind: "start", step: 0, message: `training ${config.name}: ${state.params.count.toLocaleString()} parameters, ${config.steps} steps` })
+      } else {
+        state = (yield* loadCheckpoint(resumeFrom, model.paramSpecs)).state
+        yield* observer.onEvent({ kind: "resumed", step: state.step, message: `resumed from ${resumeFrom} at step ${state.step}`, path: resumeFrom })
+      }
+      const configFile = path.join(runDir, "config.json")
+      yield* fs.writeFileString(configFile, JSON.stringify(config, null, 2) + "\n").pipe(Effect.mapError(writeFailed(configFile)))
+
+      const metricsFile = path.join(runDir, "metrics.jsonl")
+      const ctx = { model, config }
+      const gridPrompts = spreadPrompts(config.data, config.cadence.samplePrompts)
+      const sampleGrid = (step: number) =>
+        Effect.flatMap(
+          writeSampleGrid(path.join(runDir, "samples", `step-${String(step).padStart(8, "0")}.png`), model, state.ema, gridPrompts, config.sampler, config.data.batchSize, `${config.sampler.steps} steps`),
+          (file) => observer.onEvent({ kind: "samples", step, message: `samples at step ${step}`, path: file })
+        )
+      const checkpoint = (step: number) =>
+        Effect.gen(function* () {
+          const file = yield* saveCheckpoint(checkpointDir, state, config.seed, config)
+          yield* pruneCheckpoints(checkpointDir, config.cadence.keepCheckpoints)
+          yield* observer.onEvent({ kind: "checkpoint", step, message: `checkpoint at step ${step}`, path: file })
+          return file
+        })
+
+      let window: Array<StepMetrics> = []
+      let lastMetrics: MetricsLine | undefined
+      const started = performance.now()
+      let windowStarted = started
+      const every = (interval: number, step: number) => interval > 0 && step % interval === 0
+      yield* Stream.runForEach(
+        trainingBatches(config.data, state.step).pipe(Stream.take(Math.max(0, config.steps - state.step))),
+        (batch) =>
+          Effect.gen(function* () {
+            const metrics = yield* trainStep(ctx, state, batch)
+            state = { ...state, step: metrics.step }
+            window.push(metrics)
+            yield* observer.onStep(metrics, config.steps)
+            if (every(config.cadence.logEvery, metrics.step) || metrics.step === config.steps) {
+              const now = performance.now()
+              lastMetrics = summariseWindow(window, (window.length * 1000) / (now - windowStarted), (now - started) / 1000)
+              yield* fs.writeFileString(metricsFile, JSON.stringify(lastMetrics) + "\n", { flag: "a" }).pipe(Effect.mapError(writeFailed(metricsFile)))
+              window = []
+              windowStarted = now
+            }
+            if (every(config.cadence.sampleEvery, metrics.step) && metrics.step < config.steps) yield* sampleGrid(metrics.step)
+            if (every(config.cadence.checkpointEvery, metrics.step) && metrics.step < config.steps) yield* checkpoint(metrics.step)
+          })
+      )
+      const finalCheckpoint = yield* checkpoint(state.step)
+      yield* sampleGrid(state.step)
+      yield* Effect.flatMap(Kernels, (k) => k.sync())
+      yield* observer.onEvent({ kind: "done", step: state.step, message: `done: ${state.step} steps`, path: finalCheckpoint })
+      return { runDir, checkpoint: finalCheckpoint, steps: state.step, lastMetrics } satisfies TrainResult
+    })
+  )

@@ -1,0 +1,96 @@
+import { FileSystem, Path } from "@effect/platform"
+import { NodeContext } from "@effect/platform-node"
+import { it } from "@effect/vitest"
+import { Effect, Exit, Layer } from "effect"
+import { describe, expect } from "vitest"
+import { Native } from "../../src/kernels/layers.ts"
+import { decodeSafetensors } from "../../src/io/safetensors.ts"
+import { decodeTrainConfig } from "../../src/pipeline/config.ts"
+import { listCheckpoints } from "../../src/pipeline/checkpoint.ts"
+import { TrainingObserver } from "../../src/pipeline/observer.ts"
+import type { StepMetrics } from "../../src/pipeline/step.ts"
+import { train } from "../../src/pipeline/train.ts"
+import { tinyConfig } from "../helpers/tinyRun.ts"
+
+/** An observer that keeps every step's loss and can stop the run right after a given checkpoint. */
+const recorder = (stopAfterCheckpoint?: number) => {
+  const losses: Array<number> = []
+  const layer = Layer.succeed(TrainingObserver, {
+    onStep: (m: StepMetrics) => Effect.sync(() => void losses.push(m.loss)),
+    onEvent: (event) => (event.kind === "checkpoint" && event.step === stopAfterCheckpoint ? Effect.interrupt : Effect.void)
+  })
+  return { losses, layer }
+}
+
+const kernels = Native()
+
+describe("training runs", () => {
+  it.scoped("resume from a checkpoint repeats the uninterrupted run's losses exactly", () =>
+    Effect.gen(function* () {
+      const fs = yield* FileSystem.FileSystem
+      const outDir = yield* fs.makeTempDirectoryScoped()
+      const config = tinyConfig({ outDir, cadence: { logEvery: 2, samplePrompts: 2, checkpointEvery: 4, keepCheckpoints: 2 } })
+
+      const straight = recorder()
+      yield* train({ ...config, name: "straight" }).pipe(Effect.provide(straight.layer), Effect.provide(kernels))
+
+      const first = recorder(4)
+      const interrupted = yield* Effect.exit(train({ ...config, name: "resumed" }).pipe(Effect.provide(first.layer), Effect.provide(kernels)))
+      expect(Exit.isInterrupted(interrupted)).toBe(true)
+      const second = recorder()
+      yield* train({ ...config, name: "resumed" }, { resume: "latest" }).pipe(Effect.provide(second.layer), Effect.provide(kernels))
+
+      expect(first.losses).toHaveLength(4)
+      expect(straight.losses).toHaveLength(8)
+      expect([...first.losses, ...second.losses]).toEqual(straight.losses)
+    }).pipe(Effect.provide(NodeContext.layer))
+  )
+
+  it.scoped("learns: on the CPU the loss falls, and the run writes metrics, a sample grid and checkpoints", () =>
+    Effect.gen(function* () {
+      const fs = yield* FileSystem.FileSystem
+      const path = yield* Path.Path
+      const outDir = yield* fs.makeTempDirectoryScoped()
+      const config = tinyConfig({
+        outDir,
+        name: "learns",
+        steps: 60,
+        data: { resolution: 16, batchSize: 16, prefetch: 2 },
+        optimizer: { lr: 3e-3, warmupSteps: 5 },
+        // The fake term adds its own loss late in training; the data loss is what must fall here.
+        objective: { fakeScore: { enabled: false } },
+        cadence: { logEvery: 10, samplePrompts: 4, checkpointEvery: 20, keepCheckpoints: 2 }
+      })
+      const run = recorder()
+      const result = yield* train(config).pipe(Effect.provide(run.layer), Effect.provide(kernels))
+      const early = run.losses.slice(0, 10).reduce((a, b) => a + b, 0) / 10
+      const late = run.losses.slice(-10).reduce((a, b) => a + b, 0) / 10
+      expect(late).toBeLessThan(0.7 * early)
+
+      const runDir = path.join(outDir, "learns")
+      const metrics = (yield* fs.readFileString(path.join(runDir, "metrics.jsonl"))).trim().split("\n").map((line) => JSON.parse(line))
+      expect(metrics.map((m) => m.step)).toEqual([10, 20, 30, 40, 50, 60])
+      expect(metrics[0].lossByT).toHaveLength(5)
+      const grid = yield* fs.readFile(path.join(runDir, "samples", "step-00000060.png"))
+      expect(Array.from(grid.subarray(1, 4))).toEqual([0x50, 0x4e, 0x47])
+      // Only the newest checkpoints are kept, and they are complete safetensors files.
+      const kept = yield* listCheckpoints(path.join(runDir, "checkpoints"))
+      expect(kept.map((f) => path.basename(f))).toEqual(["step-00000040.safetensors", "step-00000060.safetensors"])
+      expect(result.checkpoint).toBe(kept[1])
+      const file = decodeSafetensors(yield* fs.readFile(kept[1] as string))
+      expect(file.metadata["step"]).toBe("60")
+      expect(file.tensors.filter((t) => t.name.startsWith("ema/")).length).toBe(file.tensors.filter((t) => t.name.startsWith("params/")).length)
+    }).pipe(Effect.provide(NodeContext.layer))
+  )
+
+  it.effect("a bad config fails before any work, naming the field", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(decodeTrainConfig({ optimizer: { lr: -1 }, model: { heads: 0 }, data: { resolution: 7 } }))
+      expect(error.message).toMatch(/optimizer\.lr/)
+      expect(error.message).toMatch(/model\.heads/)
+      expect(error.message).toMatch(/data\.resolution/)
+      const unknown = yield* Effect.flip(decodeTrainConfig({ optimiser: {} }))
+      expect(unknown.message).toMatch(/optimiser/)
+    })
+  )
+})
