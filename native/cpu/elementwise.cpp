@@ -1,6 +1,7 @@
 // CPU elementwise kernels (see selfe/kernels/elementwise.h).
 #include "selfe/kernels/elementwise.h"
 
+#include <cmath>
 #include <cstring>
 
 #include "pool.h"
@@ -9,6 +10,32 @@ namespace selfe::cpu {
 
 namespace {
 constexpr int64_t kGrain = 1 << 15;
+
+float readAsFloat(const void* in, DType type, int64_t i) {
+  switch (type) {
+    case DType::F32: return static_cast<const float*>(in)[i];
+    case DType::I32: return static_cast<float>(static_cast<const int32_t*>(in)[i]);
+    case DType::BF16: return floatFromBf16(static_cast<const bf16*>(in)[i]);
+  }
+  return 0.0f;
+}
+
+// To i32: truncation toward zero, saturating, NaN -> 0 (what the CUDA backend does too).
+void writeFromFloat(void* out, DType type, int64_t i, float value) {
+  switch (type) {
+    case DType::F32: static_cast<float*>(out)[i] = value; return;
+    case DType::BF16: static_cast<bf16*>(out)[i] = bf16FromFloat(value); return;
+    case DType::I32: {
+      int32_t v;
+      if (std::isnan(value)) v = 0;
+      else if (value >= 2147483648.0f) v = INT32_MAX;
+      else if (value <= -2147483648.0f) v = INT32_MIN;
+      else v = static_cast<int32_t>(value);
+      static_cast<int32_t*>(out)[i] = v;
+      return;
+    }
+  }
+}
 
 template <class Op>
 void binaryLoop(float* out, const float* a, const float* b, int64_t n, int64_t nb, Broadcast broadcast, Op op,
@@ -80,6 +107,13 @@ void copy_bytes(void* dst, const void* src, int64_t bytes, Stream pool) {
   auto* d = static_cast<uint8_t*>(dst);
   const auto* s = static_cast<const uint8_t*>(src);
   pool.parallelFor(bytes, int64_t{1} << 20, [&](int64_t begin, int64_t end) { std::memmove(d + begin, s + begin, end - begin); });
+}
+
+void convert(void* out, DType out_type, const void* in, DType in_type, int64_t n, Stream pool) {
+  if (out_type == in_type) return copy_bytes(out, in, n * static_cast<int64_t>(dtypeSize(in_type)), pool);
+  pool.parallelFor(n, kGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) writeFromFloat(out, out_type, i, readAsFloat(in, in_type, i));
+  });
 }
 
 }  // namespace selfe::cpu

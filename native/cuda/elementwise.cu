@@ -1,4 +1,4 @@
-// CUDA elementwise kernels (see selfe/kernels/elementwise.h).
+// CUDA elementwise kernels (see selfe/kernels/elementwise.h): f32 and bf16 storage, fp32 arithmetic.
 #include <cuda_runtime.h>
 
 #include "check.cuh"
@@ -9,69 +9,126 @@ namespace selfe::cuda {
 namespace {
 constexpr int kThreads = 256;
 
-__global__ void binaryKernel(float* out, const float* a, const float* b, int64_t n, int64_t nb, BinaryOp op,
-                             Broadcast broadcast) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t j = broadcast == Broadcast::Same ? i : broadcast == Broadcast::Trailing ? i % nb : i / (n / nb);
-    const float x = a[i], y = b[j];
-    out[i] = op == BinaryOp::Add ? x + y : op == BinaryOp::Sub ? x - y : x * y;
+template <class T>
+__global__ void binaryKernel(T* out, const T* a, const T* b, int64_t n, int64_t nb, BinaryOp op, Broadcast broadcast) {
+  const int64_t inner = broadcast == Broadcast::Leading ? n / nb : 1;
+  SELFE_GRID_STRIDE(i, n) {
+    const int64_t j = broadcast == Broadcast::Same ? i : broadcast == Broadcast::Trailing ? i % nb : i / inner;
+    const float x = toFloat(a[i]), y = toFloat(b[j]);
+    out[i] = fromFloat<T>(op == BinaryOp::Add ? x + y : op == BinaryOp::Sub ? x - y : x * y);
   }
 }
 
-__global__ void affineKernel(float* out, const float* x, float alpha, float beta, int64_t n) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    out[i] = alpha * x[i] + beta;
+template <class T>
+__global__ void affineKernel(T* out, const T* x, float alpha, float beta, int64_t n) {
+  SELFE_GRID_STRIDE(i, n) out[i] = fromFloat<T>(alpha * toFloat(x[i]) + beta);
 }
 
-__global__ void axpyKernel(float* out, const float* x, const float* y, float alpha, int64_t n) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    out[i] = alpha * x[i] + y[i];
+template <class T>
+__global__ void axpyKernel(T* out, const T* x, const T* y, float alpha, int64_t n) {
+  SELFE_GRID_STRIDE(i, n) out[i] = fromFloat<T>(alpha * toFloat(x[i]) + toFloat(y[i]));
 }
 
-// One block per row; fp32 partial sums reduced in shared memory.
+// One block per row; fp32 partial sums reduced in a fixed order.
 __global__ void rowDotKernel(float* out, const float* a, const float* b, int64_t cols) {
-  __shared__ float partial[kThreads];
+  __shared__ float shared[32];
   const int64_t row = blockIdx.x;
   float acc = 0.f;
   for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) acc += a[row * cols + c] * b[row * cols + c];
-  partial[threadIdx.x] = acc;
-  __syncthreads();
-  for (int stride = blockDim.x / 2; stride > 0; stride >>= 1) {
-    if (threadIdx.x < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
-    __syncthreads();
+  acc = blockSum(acc, shared);
+  if (threadIdx.x == 0) out[row] = acc;
+}
+
+template <class Word>
+__global__ void fillKernel(Word* out, Word bits, int64_t n) {
+  SELFE_GRID_STRIDE(i, n) out[i] = bits;
+}
+
+__device__ __forceinline__ float convertToFloat(float x) { return x; }
+__device__ __forceinline__ float convertToFloat(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float convertToFloat(int32_t x) { return static_cast<float>(x); }
+
+template <class Out>
+__device__ __forceinline__ Out convertFromFloat(float x);
+template <>
+__device__ __forceinline__ float convertFromFloat<float>(float x) {
+  return x;
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 convertFromFloat<__nv_bfloat16>(float x) {
+  return __float2bfloat16_rn(x);
+}
+// Truncation toward zero, saturating, NaN -> 0 (as the CPU backend).
+template <>
+__device__ __forceinline__ int32_t convertFromFloat<int32_t>(float x) {
+  if (isnan(x)) return 0;
+  if (x >= 2147483648.0f) return 2147483647;
+  if (x <= -2147483648.0f) return -2147483647 - 1;
+  return static_cast<int32_t>(x);
+}
+
+template <class Out, class In>
+__global__ void convertKernel(Out* out, const In* in, int64_t n) {
+  SELFE_GRID_STRIDE(i, n) out[i] = convertFromFloat<Out>(convertToFloat(in[i]));
+}
+
+template <class Out>
+void convertFrom(Out* out, const void* in, DType in_type, int64_t n, Stream stream) {
+  const unsigned int grid = gridFor(stream, n, kThreads);
+  switch (in_type) {
+    case DType::F32: convertKernel<<<grid, kThreads, 0, stream>>>(out, static_cast<const float*>(in), n); break;
+    case DType::I32: convertKernel<<<grid, kThreads, 0, stream>>>(out, static_cast<const int32_t*>(in), n); break;
+    case DType::BF16:
+      convertKernel<<<grid, kThreads, 0, stream>>>(out, static_cast<const __nv_bfloat16*>(in), n);
+      break;
   }
-  if (threadIdx.x == 0) out[row] = partial[0];
+  checkLaunch("convert");
 }
 
-__global__ void fill32Kernel(uint32_t* out, uint32_t bits, int64_t n) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    out[i] = bits;
+template <class T>
+void binaryLaunch(T* out, const T* a, const T* b, int64_t n, int64_t nb, BinaryOp op, Broadcast broadcast,
+                  Stream stream) {
+  if (n == 0) return;
+  binaryKernel<<<gridFor(stream, n, kThreads), kThreads, 0, stream>>>(out, a, b, n, nb, op, broadcast);
+  checkLaunch("binary");
 }
 
-unsigned int gridFor(int64_t n) { return blocksFor(n, kThreads) < 65535u ? blocksFor(n, kThreads) : 65535u; }
+template <class T>
+void affineLaunch(T* out, const T* x, float alpha, float beta, int64_t n, Stream stream) {
+  if (n == 0) return;
+  affineKernel<<<gridFor(stream, n, kThreads), kThreads, 0, stream>>>(out, x, alpha, beta, n);
+  checkLaunch("affine");
+}
+
+template <class T>
+void axpyLaunch(T* out, const T* x, const T* y, float alpha, int64_t n, Stream stream) {
+  if (n == 0) return;
+  axpyKernel<<<gridFor(stream, n, kThreads), kThreads, 0, stream>>>(out, x, y, alpha, n);
+  checkLaunch("axpy");
+}
 }  // namespace
 
 void binary_forward(float* out, const float* a, const float* b, int64_t n, int64_t nb, BinaryOp op,
                     Broadcast broadcast, Stream stream) {
-  if (n == 0) return;
-  binaryKernel<<<gridFor(n), kThreads, 0, stream>>>(out, a, b, n, nb, op, broadcast);
-  checkLaunch("binary");
+  binaryLaunch(out, a, b, n, nb, op, broadcast, stream);
+}
+void binary_forward(bf16* out, const bf16* a, const bf16* b, int64_t n, int64_t nb, BinaryOp op, Broadcast broadcast,
+                    Stream stream) {
+  binaryLaunch(dev(out), dev(a), dev(b), n, nb, op, broadcast, stream);
 }
 
 void affine_forward(float* out, const float* x, float alpha, float beta, int64_t n, Stream stream) {
-  if (n == 0) return;
-  affineKernel<<<gridFor(n), kThreads, 0, stream>>>(out, x, alpha, beta, n);
-  checkLaunch("affine");
+  affineLaunch(out, x, alpha, beta, n, stream);
+}
+void affine_forward(bf16* out, const bf16* x, float alpha, float beta, int64_t n, Stream stream) {
+  affineLaunch(dev(out), dev(x), alpha, beta, n, stream);
 }
 
 void axpy_forward(float* out, const float* x, const float* y, float alpha, int64_t n, Stream stream) {
-  if (n == 0) return;
-  axpyKernel<<<gridFor(n), kThreads, 0, stream>>>(out, x, y, alpha, n);
-  checkLaunch("axpy");
+  axpyLaunch(out, x, y, alpha, n, stream);
+}
+void axpy_forward(bf16* out, const bf16* x, const bf16* y, float alpha, int64_t n, Stream stream) {
+  axpyLaunch(dev(out), dev(x), dev(y), alpha, n, stream);
 }
 
 void row_dot_forward(float* out, const float* a, const float* b, int64_t rows, int64_t cols, Stream stream) {
@@ -82,14 +139,29 @@ void row_dot_forward(float* out, const float* a, const float* b, int64_t rows, i
 
 void fill32(void* out, uint32_t bits, int64_t n, Stream stream) {
   if (n == 0) return;
-  fill32Kernel<<<gridFor(n), kThreads, 0, stream>>>(static_cast<uint32_t*>(out), bits, n);
+  fillKernel<<<gridFor(stream, n, kThreads), kThreads, 0, stream>>>(static_cast<uint32_t*>(out), bits, n);
+  checkLaunch("fill");
+}
+
+void fill16(void* out, uint16_t bits, int64_t n, Stream stream) {
+  if (n == 0) return;
+  fillKernel<<<gridFor(stream, n, kThreads), kThreads, 0, stream>>>(static_cast<uint16_t*>(out), bits, n);
   checkLaunch("fill");
 }
 
 void copy_bytes(void* dst, const void* src, int64_t bytes, Stream stream) {
-  if (bytes == 0) return;
-  const cudaError_t error = cudaMemcpyAsync(dst, src, static_cast<size_t>(bytes), cudaMemcpyDefault, stream);
-  if (error != cudaSuccess) throw std::runtime_error(std::string("copy: ") + cudaGetErrorString(error));
+  if (bytes == 0 || dst == src) return;
+  check(cudaMemcpyAsync(dst, src, static_cast<size_t>(bytes), cudaMemcpyDeviceToDevice, stream), "copy");
+}
+
+void convert(void* out, DType out_type, const void* in, DType in_type, int64_t n, Stream stream) {
+  if (n == 0) return;
+  if (out_type == in_type) return copy_bytes(out, in, n * static_cast<int64_t>(dtypeSize(in_type)), stream);
+  switch (out_type) {
+    case DType::F32: return convertFrom(static_cast<float*>(out), in, in_type, n, stream);
+    case DType::I32: return convertFrom(static_cast<int32_t*>(out), in, in_type, n, stream);
+    case DType::BF16: return convertFrom(static_cast<__nv_bfloat16*>(out), in, in_type, n, stream);
+  }
 }
 
 }  // namespace selfe::cuda

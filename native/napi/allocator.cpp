@@ -8,8 +8,12 @@ namespace {
 constexpr size_t kAlignment = 64;
 }
 
-CachingAllocator::CachingAllocator(int64_t limitBytes, std::function<void()> synchronize)
-    : synchronize_(std::move(synchronize)) {
+SystemMemory hostMemory() {
+  return SystemMemory{[](size_t bytes) { return std::aligned_alloc(kAlignment, bytes); }, [](void* ptr) { std::free(ptr); }};
+}
+
+CachingAllocator::CachingAllocator(int64_t limitBytes, std::function<void()> synchronize, SystemMemory system)
+    : synchronize_(std::move(synchronize)), system_(std::move(system)) {
   stats_.limitBytes = limitBytes;
 }
 
@@ -44,10 +48,10 @@ void* CachingAllocator::allocate(size_t bytes, size_t* rounded) {
   };
   if (!fits() && stats_.cachedBytes > 0) emptyCache();
   if (!fits()) return nullptr;
-  void* ptr = std::aligned_alloc(kAlignment, size);
+  void* ptr = system_.allocate(size);
   if (ptr == nullptr && stats_.cachedBytes > 0) {
     emptyCache();
-    ptr = std::aligned_alloc(kAlignment, size);
+    ptr = system_.allocate(size);
   }
   if (ptr == nullptr) return nullptr;
   ++stats_.systemAllocs;
@@ -69,7 +73,7 @@ void CachingAllocator::emptyCache() {
 
 void CachingAllocator::releaseCached() {
   for (auto& [size, blocks] : free_)
-    for (void* ptr : blocks) std::free(ptr);
+    for (void* ptr : blocks) system_.free(ptr);
   free_.clear();
   stats_.cachedBytes = 0;
 }

@@ -1,6 +1,7 @@
-// Caching allocator for the CPU backend's memory. Freed blocks go back to per-size free lists at once:
-// with a single in-order stream, work that used a block is queued before any work that reuses it, so reuse
-// is safe without waiting. Only returning memory to the system needs the stream idle (`synchronize`).
+// Caching allocator for a device's memory (host memory for the CPU backend, device memory for CUDA, pinned
+// host memory for CUDA's staging buffers). Freed blocks go back to per-size free lists at once: with a single
+// in-order stream, work that used a block is queued before any work that reuses it, so reuse is safe without
+// waiting. Only returning memory to the system needs the stream idle (`synchronize`).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -18,9 +19,18 @@ struct AllocatorStats {
   int64_t limitBytes = 0;    // 0 = no limit
 };
 
+// Where blocks come from when the cache has none: allocate returns nullptr when the system refuses.
+struct SystemMemory {
+  std::function<void*(size_t bytes)> allocate;
+  std::function<void(void* ptr)> free;
+};
+
+// 64-byte aligned host memory (the CPU backend's).
+SystemMemory hostMemory();
+
 class CachingAllocator {
  public:
-  CachingAllocator(int64_t limitBytes, std::function<void()> synchronize);
+  CachingAllocator(int64_t limitBytes, std::function<void()> synchronize, SystemMemory system = hostMemory());
   ~CachingAllocator();
   CachingAllocator(const CachingAllocator&) = delete;
   CachingAllocator& operator=(const CachingAllocator&) = delete;
@@ -37,6 +47,7 @@ class CachingAllocator {
   void releaseCached();
 
   std::function<void()> synchronize_;
+  SystemMemory system_;
   std::unordered_map<size_t, std::vector<void*>> free_;
   AllocatorStats stats_;
 };

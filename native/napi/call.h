@@ -61,6 +61,11 @@ class Call {
     if (t.dtype != dtype)
       fail(ErrorCode::DType, std::string(name) + " must be " + dtypeName(dtype) + ", got " + dtypeName(t.dtype));
   }
+  // f32, or bf16 (which only CUDA devices hold): the storage types of ops with fp32 arithmetic.
+  void expectFloating(const TensorRef& t, const char* name) const {
+    if (t.dtype != DType::F32 && t.dtype != DType::BF16)
+      fail(ErrorCode::DType, std::string(name) + " must be f32 or bf16, got " + dtypeName(t.dtype));
+  }
   void expectShape(const TensorRef& t, const Shape& shape, const char* name) const {
     if (t.shape != shape)
       fail(ErrorCode::Shape, std::string(name) + " must have shape " + shape.str() + ", got " + t.shape.str());

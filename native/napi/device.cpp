@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <thread>
 
 #include "addon_data.h"
@@ -18,6 +19,8 @@ struct ReadRequest {
   int64_t numel;
   std::string failure;
   std::shared_ptr<ReadTracker> tracker;
+  // Hands the CUDA backend's pinned staging block back (unset on the CPU backend); runs on the JS thread.
+  std::function<void()> releaseStaging;
 };
 
 void deliverRead(Napi::Env env, Napi::Function, ReadTracker*, ReadRequest* request);
@@ -53,6 +56,7 @@ class ReadTracker {
 
 void deliverRead(Napi::Env env, Napi::Function, ReadTracker*, ReadRequest* request) {
   std::unique_ptr<ReadRequest> owned(request);
+  if (owned->releaseStaging) owned->releaseStaging();
   if (env == nullptr) return;  // the environment is shutting down; nobody awaits the promise any more
   Napi::HandleScope scope(env);
   owned->tracker->finished(env);
@@ -97,14 +101,36 @@ Device::Device(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Device>(info) 
     Napi::Object options = info.Length() > 0 && info[0].IsObject() ? info[0].As<Napi::Object>() : Napi::Object::New(env);
     if (info.Length() > 0 && !info[0].IsObject() && !info[0].IsUndefined())
       throw OpError(ErrorCode::InvalidArgument, "Device", "options must be an object");
-    int64_t threads = 0, limit = 0;
+    const Napi::Value backend = options.Get("backend");
+    const std::string backendName = backend.IsString() ? backend.As<Napi::String>().Utf8Value() : "";
+    if (!backend.IsUndefined() && backendName != "cpu" && backendName != "cuda")
+      throw OpError(ErrorCode::InvalidArgument, "Device", "option backend must be \"cpu\" or \"cuda\"");
+    backend_ = backendName == "cuda" ? Backend::Cuda : Backend::Cpu;
+    int64_t threads = 0, limit = 0, ordinal = 0;
     const int64_t hardware = std::max<int64_t>(1, std::thread::hardware_concurrency());
     optionInteger(options, "threads", hardware, 1, 1024, &threads);
     optionInteger(options, "memoryLimitBytes", 0, 0, int64_t{1} << 52, &limit);
-    queue_ = std::make_unique<WorkQueue>();
-    pool_ = std::make_unique<cpu::Pool>(static_cast<int>(threads));
-    WorkQueue* queue = queue_.get();
-    allocator_ = std::make_unique<CachingAllocator>(limit, [queue] { queue->drain(); });
+    optionInteger(options, "deviceIndex", 0, 0, 1023, &ordinal);
+    if (backend_ == Backend::Cuda) {
+      if (!options.Get("threads").IsUndefined())
+        throw OpError(ErrorCode::InvalidArgument, "Device", "option threads applies to the cpu backend only");
+#ifdef SELFE_WITH_CUDA
+      cuda_ = std::make_unique<CudaStream>(static_cast<int>(ordinal), limit);
+      memory_ = &cuda_->memory();
+#else
+      throw OpError(ErrorCode::Device, "Device",
+                    "the CUDA backend is not built into this addon (build.backends is \"" SELFE_BUILT_BACKENDS
+                    "\"); `npm run build` builds it on a machine with CUDA 13 (nvcc) and cuBLAS(Lt)");
+#endif
+    } else {
+      if (!options.Get("deviceIndex").IsUndefined())
+        throw OpError(ErrorCode::InvalidArgument, "Device", "option deviceIndex applies to the cuda backend only");
+      queue_ = std::make_unique<WorkQueue>();
+      pool_ = std::make_unique<cpu::Pool>(static_cast<int>(threads));
+      WorkQueue* queue = queue_.get();
+      allocator_ = std::make_unique<CachingAllocator>(limit, [queue] { queue->drain(); });
+      memory_ = allocator_.get();
+    }
     reads_ = std::make_shared<ReadTracker>(env);
     // Registered after the tracker's function, so it runs before Node tears that function down (LIFO).
     env_ = env;
@@ -133,15 +159,24 @@ void Device::dispose() {
     napi_remove_env_cleanup_hook(env_, onEnvironmentCleanup, this);
     cleanupHookRegistered_ = false;
   }
-  queue_->shutdown();
+  if (queue_) queue_->shutdown();
+#ifdef SELFE_WITH_CUDA
+  if (cuda_) cuda_->synchronize();
+#endif
   for (Slot& slot : slots_)
     if (slot.live) releaseStorage(slot.storage);
   slots_.clear();
   freeSlots_.clear();
   liveTensors_ = 0;
-  allocator_->emptyCache();
+  memory_->emptyCache();
+#ifdef SELFE_WITH_CUDA
+  // Completes (and posts) every read still in flight before the completion function is released.
+  if (cuda_) cuda_->shutdown();
+#endif
   reads_->release();
 }
+
+void Device::emptyCache() { memory_->emptyCache(); }
 
 void Device::requireOpen(const std::string& op) const {
   if (disposed_) throw OpError(ErrorCode::Disposed, op, "the device was disposed");
@@ -190,12 +225,12 @@ TensorRef Device::lookup(const Napi::Value& handle, const std::string& op, const
 
 double Device::create(const Shape& shape, DType dtype, const std::string& op, TensorRef* out) {
   requireOpen(op);
-  if (dtype == DType::BF16) throw OpError(ErrorCode::DType, op, "bf16 storage needs the CUDA backend");
+  if (dtype == DType::BF16 && !isCuda()) throw OpError(ErrorCode::DType, op, "bf16 storage needs the CUDA backend");
   const size_t bytes = static_cast<size_t>(shape.numel()) * dtypeSize(dtype);
   size_t rounded = 0;
-  void* ptr = allocator_->allocate(bytes, &rounded);
+  void* ptr = memory_->allocate(bytes, &rounded);
   if (ptr == nullptr) {
-    const AllocatorStats& s = allocator_->stats();
+    const AllocatorStats& s = memory_->stats();
     throw OpError(ErrorCode::OutOfMemory, op,
                   "cannot allocate " + std::to_string(bytes) + " bytes for " + shape.str() + " (" +
                       std::to_string(s.liveBytes) + " bytes live, limit " + std::to_string(s.limitBytes) + ")");
@@ -207,7 +242,7 @@ double Device::create(const Shape& shape, DType dtype, const std::string& op, Te
 
 void Device::releaseStorage(Storage* storage) {
   if (--storage->refs > 0) return;
-  allocator_->deallocate(storage->ptr, storage->bytes);
+  memory_->deallocate(storage->ptr, storage->bytes);
   delete storage;
 }
 
@@ -235,35 +270,81 @@ void Device::release(const Napi::Value& handle, const std::string& op) {
   releaseStorage(storage);
 }
 
-void Device::write(const TensorRef& target, std::shared_ptr<std::vector<uint8_t>> bytes) {
+void Device::write(const TensorRef& target, const void* data, size_t bytes, const std::string& op) {
+#ifdef SELFE_WITH_CUDA
+  if (cuda_) {
+    cuda_->upload(target.data, data, bytes, target.dtype == DType::BF16, op.c_str());
+    return;
+  }
+#endif
+  (void)op;
+  const auto* begin = static_cast<const uint8_t*>(data);
+  auto staged = std::make_shared<std::vector<uint8_t>>(begin, begin + bytes);
   void* dst = target.data;
-  launch("write", [dst, bytes](cpu::Pool& pool) {
-    cpu::copy_bytes(dst, bytes->data(), static_cast<int64_t>(bytes->size()), pool);
+  enqueueCpu("write", [dst, staged](cpu::Pool& pool) {
+    cpu::copy_bytes(dst, staged->data(), static_cast<int64_t>(staged->size()), pool);
   });
 }
 
 Napi::Promise Device::completion(Napi::Env env, const TensorRef* source) {
   auto deferred = Napi::Promise::Deferred::New(env);
-  auto* request = new ReadRequest{deferred, {}, DType::F32, 0, {}, reads_};
+  auto request = std::make_unique<ReadRequest>(ReadRequest{deferred, {}, DType::F32, 0, {}, reads_, {}});
   void* dst = nullptr;
   const void* src = nullptr;
   size_t bytes = 0;
   if (source != nullptr) {
     bytes = static_cast<size_t>(source->numel()) * dtypeSize(source->dtype);
-    Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, bytes);
+    // bf16 is read as f32: JS has no bf16 array.
+    const size_t hostBytes = source->dtype == DType::BF16 ? bytes * 2 : bytes;
+    Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, hostBytes);
     request->buffer = Napi::Persistent(buffer);
     request->dtype = source->dtype;
     request->numel = source->numel();
     dst = buffer.Data();
     src = source->data;
   }
-  reads_->started(env);
   std::shared_ptr<ReadTracker> tracker = reads_;
+  ReadRequest* pending = request.get();
+#ifdef SELFE_WITH_CUDA
+  if (cuda_) {
+    if (source != nullptr) {
+      const DType dtype = source->dtype;
+      const int64_t numel = source->numel();
+      // The helper thread copies (or widens) the staged bytes into the ArrayBuffer's store.
+      pending->releaseStaging = cuda_->download(
+          src, bytes,
+          [pending, tracker, dst, bytes, dtype, numel](const std::string& failure, const void* staged) {
+            pending->failure = failure;
+            if (failure.empty() && dtype == DType::BF16) {
+              const auto* in = static_cast<const bf16*>(staged);
+              auto* out = static_cast<float*>(dst);
+              for (int64_t i = 0; i < numel; ++i) out[i] = floatFromBf16(in[i]);
+            } else if (failure.empty() && bytes > 0) {
+              std::memcpy(dst, staged, bytes);
+            }
+            tracker->post(pending);
+          },
+          "read");
+    } else {
+      cuda_->whenReached(
+          [pending, tracker](const std::string& failure) {
+            pending->failure = failure;
+            tracker->post(pending);
+          },
+          "sync");
+    }
+    reads_->started(env);
+    request.release();
+    return deferred.Promise();
+  }
+#endif
+  reads_->started(env);
+  request.release();
   // The worker copies straight into the ArrayBuffer's store, which the Reference above keeps alive.
-  queue_->pushCompletion([request, tracker, dst, src, bytes](const std::string& failure) {
-    request->failure = failure;
+  queue_->pushCompletion([pending, tracker, dst, src, bytes](const std::string& failure) {
+    pending->failure = failure;
     if (failure.empty() && bytes > 0) std::memcpy(dst, src, bytes);
-    tracker->post(request);
+    tracker->post(pending);
   });
   return deferred.Promise();
 }
@@ -273,7 +354,7 @@ Napi::Promise Device::read(Napi::Env env, const TensorRef& source) { return comp
 Napi::Promise Device::sync(Napi::Env env) { return completion(env, nullptr); }
 
 Napi::Object Device::stats(Napi::Env env) {
-  const AllocatorStats& s = allocator_->stats();
+  const AllocatorStats& s = memory_->stats();
   Napi::Object out = Napi::Object::New(env);
   out.Set("liveTensors", Napi::Number::New(env, static_cast<double>(liveTensors_)));
   out.Set("liveBytes", Napi::Number::New(env, static_cast<double>(s.liveBytes)));
@@ -281,7 +362,16 @@ Napi::Object Device::stats(Napi::Env env) {
   out.Set("peakBytes", Napi::Number::New(env, static_cast<double>(s.peakBytes)));
   out.Set("systemAllocs", Napi::Number::New(env, static_cast<double>(s.systemAllocs)));
   out.Set("limitBytes", Napi::Number::New(env, static_cast<double>(s.limitBytes)));
-  out.Set("threads", Napi::Number::New(env, pool_->threads()));
+  out.Set("threads", Napi::Number::New(env, pool_ ? pool_->threads() : 0));
+  out.Set("backend", Napi::String::New(env, isCuda() ? "cuda" : "cpu"));
+#ifdef SELFE_WITH_CUDA
+  if (cuda_) {
+    out.Set("deviceIndex", Napi::Number::New(env, cuda_->ordinal()));
+    out.Set("pinnedBytes", Napi::Number::New(env, static_cast<double>(cuda_->pinnedBytes())));
+    out.Set("failure", Napi::String::New(env, cuda_->failure()));
+    return out;
+  }
+#endif
   out.Set("failure", Napi::String::New(env, queue_->failure()));
   return out;
 }

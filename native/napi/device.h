@@ -1,4 +1,5 @@
-// A compute device as JS sees it: tensor handles (numbers), a caching allocator and an in-order stream.
+// A compute device as JS sees it: tensor handles (numbers), a caching allocator and an in-order stream, on
+// the CPU backend (a worker thread drains a queue) or, where built, the CUDA backend (a CUDA stream).
 // Handles are generation-tagged slot indices, so a released or foreign handle is reported, never followed.
 #pragma once
 #include <napi.h>
@@ -6,6 +7,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "../cpu/pool.h"
@@ -14,6 +17,9 @@
 #include "selfe/dtype.h"
 #include "shape.h"
 #include "work_queue.h"
+#ifdef SELFE_WITH_CUDA
+#include "cuda_stream.h"
+#endif
 
 namespace selfe::napi {
 
@@ -25,7 +31,24 @@ struct TensorRef {
   int64_t numel() const { return shape.numel(); }
   float* f32() const { return static_cast<float*>(data); }
   int32_t* i32() const { return static_cast<int32_t*>(data); }
+  // The storage as elements of T (float or bf16), for ops written once for both storage types.
+  template <class T>
+  T* as() const {
+    return static_cast<T*>(data);
+  }
 };
+
+// The storage type an op body is instantiated for: work(stream, Element<T>{}) with T = float or bf16.
+template <class T>
+struct Element {
+  using type = T;
+};
+
+// Whether an op body runs for bf16 storage (for the few steps whose launchers differ by name).
+template <class T>
+constexpr bool isBf16 = std::is_same_v<T, bf16>;
+
+enum class Backend { Cpu, Cuda };
 
 class ReadTracker;
 
@@ -35,6 +58,8 @@ class Device : public Napi::ObjectWrap<Device> {
   explicit Device(const Napi::CallbackInfo& info);
   ~Device() override;
 
+  bool isCuda() const { return backend_ == Backend::Cuda; }
+
   // Resolves a JS handle; throws OpError naming `op` and `arg` when it is malformed, stale or released.
   TensorRef lookup(const Napi::Value& handle, const std::string& op, const char* arg);
   // Allocates a tensor; the returned handle is what JS receives.
@@ -43,20 +68,46 @@ class Device : public Napi::ObjectWrap<Device> {
   double view(const Napi::Value& handle, const Shape& shape, const std::string& op);
   void release(const Napi::Value& handle, const std::string& op);
 
-  // Enqueues work on the stream; it receives the thread pool its loops may split across.
+  // Enqueues work(stream) on the device's stream: stream is cpu::Pool& (the worker runs it later) or
+  // cuda::Stream (it runs now, enqueuing kernels). Kernel calls inside `work` are written unqualified and
+  // resolve to the backend's launcher by argument-dependent lookup on the stream's type.
   template <class Work>
   void launch(const char* op, Work&& work) {
-    cpu::Pool* pool = pool_.get();
-    queue_->push(op, [pool, work = std::forward<Work>(work)]() mutable { work(*pool); });
+#ifdef SELFE_WITH_CUDA
+    if (cuda_ != nullptr) {
+      cuda_->launch(op, [&](cuda::Stream stream) { work(stream); });
+      return;
+    }
+#endif
+    enqueueCpu(op, std::forward<Work>(work));
   }
-  // Copies host bytes into a tensor in stream order (the bytes were already staged by the caller).
-  void write(const TensorRef& target, std::shared_ptr<std::vector<uint8_t>> bytes);
-  // Promise of the tensor's contents, resolved once the stream reaches the read.
+  // As launch, for ops over f32 or bf16 storage: work(stream, Element<T>{}). bf16 exists only on CUDA
+  // devices (the CPU backend refuses to allocate it), so the CPU path is always float.
+  template <class Work>
+  void launchFloating(const char* op, DType dtype, Work&& work) {
+#ifdef SELFE_WITH_CUDA
+    if (cuda_ != nullptr) {
+      cuda_->launch(op, [&](cuda::Stream stream) {
+        if (dtype == DType::BF16)
+          work(stream, Element<bf16>{});
+        else
+          work(stream, Element<float>{});
+      });
+      return;
+    }
+#endif
+    (void)dtype;
+    enqueueCpu(op, [work = std::forward<Work>(work)](cpu::Pool& pool) mutable { work(pool, Element<float>{}); });
+  }
+  // Copies host bytes (a JS typed array's, valid during the call) into a tensor in stream order; a bf16
+  // tensor receives f32 values, rounded.
+  void write(const TensorRef& target, const void* data, size_t bytes, const std::string& op);
+  // Promise of the tensor's contents (bf16 read as f32), resolved once the stream reaches the read.
   Napi::Promise read(Napi::Env env, const TensorRef& source);
   // Promise resolved once the stream has run everything enqueued before it.
   Napi::Promise sync(Napi::Env env);
   Napi::Object stats(Napi::Env env);
-  void emptyCache() { allocator_->emptyCache(); }
+  void emptyCache();
   // Drains the stream and frees every tensor; later calls fail with a Disposed error. Idempotent.
   void dispose();
   bool disposed() const { return disposed_; }
@@ -75,6 +126,11 @@ class Device : public Napi::ObjectWrap<Device> {
     bool live = false;
   };
 
+  template <class Work>
+  void enqueueCpu(const char* op, Work&& work) {
+    cpu::Pool* pool = pool_.get();
+    queue_->push(op, [pool, work = std::forward<Work>(work)]() mutable { work(*pool); });
+  }
   double newHandle(Storage* storage, const Shape& shape, DType dtype);
   Slot& slotFor(const Napi::Value& handle, const std::string& op, const char* arg, uint32_t* index);
   void releaseStorage(Storage* storage);
@@ -82,9 +138,15 @@ class Device : public Napi::ObjectWrap<Device> {
   void requireOpen(const std::string& op) const;
   static void onEnvironmentCleanup(void* device);
 
+  Backend backend_ = Backend::Cpu;
+  // The allocator tensors come from: allocator_ (CPU) or the CUDA stream's device memory.
+  CachingAllocator* memory_ = nullptr;
   std::unique_ptr<CachingAllocator> allocator_;
   std::unique_ptr<cpu::Pool> pool_;
   std::unique_ptr<WorkQueue> queue_;
+#ifdef SELFE_WITH_CUDA
+  std::unique_ptr<CudaStream> cuda_;
+#endif
   std::shared_ptr<ReadTracker> reads_;
   std::vector<Slot> slots_;
   std::vector<uint32_t> freeSlots_;

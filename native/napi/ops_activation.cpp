@@ -1,4 +1,4 @@
-// Bindings: gelu, silu (x) and geluBackward, siluBackward (dy, x) -> dx.
+// Bindings: gelu, silu (x) and geluBackward, siluBackward (dy, x) -> dx; f32, or bf16 on CUDA.
 #include "call.h"
 #include "ops.h"
 #include "selfe/kernels/activation.h"
@@ -7,34 +7,50 @@ namespace selfe::napi {
 
 namespace {
 
-using Forward = void (*)(float*, const float*, int64_t, cpu::Stream);
-using Backward = void (*)(float*, const float*, const float*, int64_t, cpu::Stream);
-
-Napi::Value forward(Call& call, Forward kernel, const char* name) {
+// kernel(stream, y, x, n) calls the forward launcher unqualified, for either backend and storage type.
+template <class Kernel>
+Napi::Value forward(Call& call, const char* name, Kernel kernel) {
   const TensorRef x = call.tensor(1, "x");
-  call.expectDtype(x, DType::F32, "x");
+  call.expectFloating(x, "x");
   TensorRef y;
-  const double id = call.output(x.shape, DType::F32, &y);
-  call.device().launch(name, [=](cpu::Pool& pool) { kernel(y.f32(), x.f32(), x.numel(), pool); });
+  const double id = call.output(x.shape, x.dtype, &y);
+  call.device().launchFloating(name, x.dtype, [=](auto&& stream, auto element) {
+    using T = typename decltype(element)::type;
+    kernel(stream, y.as<T>(), x.as<T>(), x.numel());
+  });
   return Napi::Number::New(call.env(), id);
 }
 
-Napi::Value backward(Call& call, Backward kernel, const char* name) {
+template <class Kernel>
+Napi::Value backward(Call& call, const char* name, Kernel kernel) {
   const TensorRef dy = call.tensor(1, "dy");
   const TensorRef x = call.tensor(2, "x");
-  call.expectDtype(dy, DType::F32, "dy");
-  call.expectDtype(x, DType::F32, "x");
+  call.expectFloating(x, "x");
+  call.expectDtype(dy, x.dtype, "dy");
   call.expectShape(dy, x.shape, "dy");
   TensorRef dx;
-  const double id = call.output(x.shape, DType::F32, &dx);
-  call.device().launch(name, [=](cpu::Pool& pool) { kernel(dx.f32(), dy.f32(), x.f32(), x.numel(), pool); });
+  const double id = call.output(x.shape, x.dtype, &dx);
+  call.device().launchFloating(name, x.dtype, [=](auto&& stream, auto element) {
+    using T = typename decltype(element)::type;
+    kernel(stream, dx.as<T>(), dy.as<T>(), x.as<T>(), x.numel());
+  });
   return Napi::Number::New(call.env(), id);
 }
 
-Napi::Value gelu(Call& call) { return forward(call, cpu::gelu_forward, "gelu"); }
-Napi::Value silu(Call& call) { return forward(call, cpu::silu_forward, "silu"); }
-Napi::Value geluBackward(Call& call) { return backward(call, cpu::gelu_backward, "geluBackward"); }
-Napi::Value siluBackward(Call& call) { return backward(call, cpu::silu_backward, "siluBackward"); }
+Napi::Value gelu(Call& call) {
+  return forward(call, "gelu", [](auto&& stream, auto* y, auto* x, int64_t n) { gelu_forward(y, x, n, stream); });
+}
+Napi::Value silu(Call& call) {
+  return forward(call, "silu", [](auto&& stream, auto* y, auto* x, int64_t n) { silu_forward(y, x, n, stream); });
+}
+Napi::Value geluBackward(Call& call) {
+  return backward(call, "geluBackward",
+                  [](auto&& stream, auto* dx, auto* dy, auto* x, int64_t n) { gelu_backward(dx, dy, x, n, stream); });
+}
+Napi::Value siluBackward(Call& call) {
+  return backward(call, "siluBackward",
+                  [](auto&& stream, auto* dx, auto* dy, auto* x, int64_t n) { silu_backward(dx, dy, x, n, stream); });
+}
 
 }  // namespace
 

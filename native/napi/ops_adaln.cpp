@@ -1,6 +1,6 @@
 // Bindings: modulate (x [B,L,D], shift [B,D], scale [B,D]), modulateBackward (dy, x, scale) -> [dx, dshift,
 // dscale], gatedResidual (x [B,L,D], gate [B,D], branch [B,L,D]), gatedResidualBackward (dout, gate,
-// branch) -> [dgate, dbranch].
+// branch) -> [dgate, dbranch]. Every tensor of a call shares one dtype: f32, or bf16 on CUDA.
 #include "call.h"
 #include "ops.h"
 #include "selfe/kernels/adaln.h"
@@ -9,16 +9,16 @@ namespace selfe::napi {
 
 namespace {
 
-// An f32 [B, L, D] activation.
+// A [B, L, D] activation.
 void expectTokens(Call& call, const TensorRef& t, const char* name) {
-  call.expectDtype(t, DType::F32, name);
+  call.expectFloating(t, name);
   call.expectRank(t, 3, name);
 }
 
-// An f32 [B, D] per-sample vector matching the activation's batch and width.
-void expectPerSample(Call& call, const TensorRef& t, const Shape& tokens, const char* name) {
-  call.expectDtype(t, DType::F32, name);
-  call.expectShape(t, makeShape({tokens[0], tokens[2]}), name);
+// A [B, D] per-sample vector matching the activation's dtype, batch and width.
+void expectPerSample(Call& call, const TensorRef& t, const TensorRef& tokens, const char* name) {
+  call.expectDtype(t, tokens.dtype, name);
+  call.expectShape(t, makeShape({tokens.shape[0], tokens.shape[2]}), name);
 }
 
 Napi::Value modulate(Call& call) {
@@ -26,13 +26,14 @@ Napi::Value modulate(Call& call) {
   const TensorRef shift = call.tensor(2, "shift");
   const TensorRef scale = call.tensor(3, "scale");
   expectTokens(call, x, "x");
-  expectPerSample(call, shift, x.shape, "shift");
-  expectPerSample(call, scale, x.shape, "scale");
+  expectPerSample(call, shift, x, "shift");
+  expectPerSample(call, scale, x, "scale");
   TensorRef y;
-  const double id = call.output(x.shape, DType::F32, &y);
+  const double id = call.output(x.shape, x.dtype, &y);
   const int64_t batch = x.shape[0], tokens = x.shape[1], dim = x.shape[2];
-  call.device().launch("modulate", [=](cpu::Pool& pool) {
-    cpu::modulate_forward(y.f32(), x.f32(), shift.f32(), scale.f32(), batch, tokens, dim, pool);
+  call.device().launchFloating("modulate", x.dtype, [=](auto&& stream, auto element) {
+    using T = typename decltype(element)::type;
+    modulate_forward(y.as<T>(), x.as<T>(), shift.as<T>(), scale.as<T>(), batch, tokens, dim, stream);
   });
   return Napi::Number::New(call.env(), id);
 }
@@ -42,17 +43,18 @@ Napi::Value modulateBackward(Call& call) {
   const TensorRef x = call.tensor(2, "x");
   const TensorRef scale = call.tensor(3, "scale");
   expectTokens(call, x, "x");
-  call.expectDtype(dy, DType::F32, "dy");
+  call.expectDtype(dy, x.dtype, "dy");
   call.expectShape(dy, x.shape, "dy");
-  expectPerSample(call, scale, x.shape, "scale");
+  expectPerSample(call, scale, x, "scale");
   TensorRef dx, dshift, dscale;
-  const double dxId = call.output(x.shape, DType::F32, &dx);
-  const double dshiftId = call.output(scale.shape, DType::F32, &dshift);
-  const double dscaleId = call.output(scale.shape, DType::F32, &dscale);
+  const double dxId = call.output(x.shape, x.dtype, &dx);
+  const double dshiftId = call.output(scale.shape, x.dtype, &dshift);
+  const double dscaleId = call.output(scale.shape, x.dtype, &dscale);
   const int64_t batch = x.shape[0], tokens = x.shape[1], dim = x.shape[2];
-  call.device().launch("modulateBackward", [=](cpu::Pool& pool) {
-    cpu::modulate_backward(dx.f32(), dshift.f32(), dscale.f32(), dy.f32(), x.f32(), scale.f32(), batch, tokens, dim,
-                           pool);
+  call.device().launchFloating("modulateBackward", x.dtype, [=](auto&& stream, auto element) {
+    using T = typename decltype(element)::type;
+    modulate_backward(dx.as<T>(), dshift.as<T>(), dscale.as<T>(), dy.as<T>(), x.as<T>(), scale.as<T>(), batch, tokens,
+                      dim, stream);
   });
   return handles(call.env(), {dxId, dshiftId, dscaleId});
 }
@@ -62,14 +64,15 @@ Napi::Value gatedResidual(Call& call) {
   const TensorRef gate = call.tensor(2, "gate");
   const TensorRef branch = call.tensor(3, "branch");
   expectTokens(call, x, "x");
-  expectPerSample(call, gate, x.shape, "gate");
-  call.expectDtype(branch, DType::F32, "branch");
+  expectPerSample(call, gate, x, "gate");
+  call.expectDtype(branch, x.dtype, "branch");
   call.expectShape(branch, x.shape, "branch");
   TensorRef out;
-  const double id = call.output(x.shape, DType::F32, &out);
+  const double id = call.output(x.shape, x.dtype, &out);
   const int64_t batch = x.shape[0], tokens = x.shape[1], dim = x.shape[2];
-  call.device().launch("gatedResidual", [=](cpu::Pool& pool) {
-    cpu::gated_residual_forward(out.f32(), x.f32(), gate.f32(), branch.f32(), batch, tokens, dim, pool);
+  call.device().launchFloating("gatedResidual", x.dtype, [=](auto&& stream, auto element) {
+    using T = typename decltype(element)::type;
+    gated_residual_forward(out.as<T>(), x.as<T>(), gate.as<T>(), branch.as<T>(), batch, tokens, dim, stream);
   });
   return Napi::Number::New(call.env(), id);
 }
@@ -79,16 +82,17 @@ Napi::Value gatedResidualBackward(Call& call) {
   const TensorRef gate = call.tensor(2, "gate");
   const TensorRef branch = call.tensor(3, "branch");
   expectTokens(call, branch, "branch");
-  call.expectDtype(dout, DType::F32, "dout");
+  call.expectDtype(dout, branch.dtype, "dout");
   call.expectShape(dout, branch.shape, "dout");
-  expectPerSample(call, gate, branch.shape, "gate");
+  expectPerSample(call, gate, branch, "gate");
   TensorRef dgate, dbranch;
-  const double dgateId = call.output(gate.shape, DType::F32, &dgate);
-  const double dbranchId = call.output(branch.shape, DType::F32, &dbranch);
+  const double dgateId = call.output(gate.shape, branch.dtype, &dgate);
+  const double dbranchId = call.output(branch.shape, branch.dtype, &dbranch);
   const int64_t batch = branch.shape[0], tokens = branch.shape[1], dim = branch.shape[2];
-  call.device().launch("gatedResidualBackward", [=](cpu::Pool& pool) {
-    cpu::gated_residual_backward(dgate.f32(), dbranch.f32(), dout.f32(), gate.f32(), branch.f32(), batch, tokens, dim,
-                                 pool);
+  call.device().launchFloating("gatedResidualBackward", branch.dtype, [=](auto&& stream, auto element) {
+    using T = typename decltype(element)::type;
+    gated_residual_backward(dgate.as<T>(), dbranch.as<T>(), dout.as<T>(), gate.as<T>(), branch.as<T>(), batch, tokens,
+                            dim, stream);
   });
   return handles(call.env(), {dgateId, dbranchId});
 }

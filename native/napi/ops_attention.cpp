@@ -1,4 +1,6 @@
-// Bindings: attention (softmax attention forward, saving the log-sum-exp), attentionBackward.
+// Bindings: attention (softmax attention forward, saving the log-sum-exp), attentionBackward. q, k, v, out
+// and the gradients share one dtype (f32, or bf16 on CUDA); lse is f32. The CUDA kernels take head dims up
+// to 256.
 #include "call.h"
 #include "ops.h"
 #include "selfe/kernels/attention.h"
@@ -14,15 +16,17 @@ struct AttentionDims {
 
 AttentionDims checkInputs(Call& call, const TensorRef& q, const TensorRef& k, const TensorRef& v,
                           const std::optional<TensorRef>& keyMask) {
-  call.expectDtype(q, DType::F32, "q");
-  call.expectDtype(k, DType::F32, "k");
-  call.expectDtype(v, DType::F32, "v");
+  call.expectFloating(q, "q");
+  call.expectDtype(k, q.dtype, "k");
+  call.expectDtype(v, q.dtype, "v");
   call.expectRank(q, 4, "q");
   call.expectRank(k, 4, "k");
   const AttentionDims dims{q.shape[0], q.shape[1], q.shape[2], q.shape[3], k.shape[1]};
   call.expect(k.shape[0] == dims.batch && k.shape[2] == dims.heads && k.shape[3] == dims.headDim, ErrorCode::Shape,
               "k " + k.shape.str() + " must be [B, Lk, H, D] with B, H, D of q " + q.shape.str());
   call.expectShape(v, k.shape, "v");
+  call.expect(!call.device().isCuda() || dims.headDim <= 256, ErrorCode::Shape,
+              "head dim " + std::to_string(dims.headDim) + " of q " + q.shape.str() + " exceeds 256, the CUDA kernels' limit");
   if (keyMask) {
     call.expectDtype(*keyMask, DType::I32, "keyMask");
     call.expectShape(*keyMask, makeShape({dims.batch, dims.lk}), "keyMask");
@@ -38,12 +42,13 @@ Napi::Value attention(Call& call) {
   const float scale = static_cast<float>(call.number(5, "scale"));
   const AttentionDims d = checkInputs(call, q, k, v, keyMask);
   TensorRef out, lse;
-  const double outId = call.output(q.shape, DType::F32, &out);
+  const double outId = call.output(q.shape, q.dtype, &out);
   const double lseId = call.output(makeShape({d.batch, d.heads, d.lq}), DType::F32, &lse);
   const int32_t* mask = keyMask ? keyMask->i32() : nullptr;
-  call.device().launch("attention", [=](cpu::Pool& pool) {
-    cpu::attention_forward(out.f32(), lse.f32(), q.f32(), k.f32(), v.f32(), mask, d.batch, d.heads, d.lq, d.lk,
-                           d.headDim, scale, pool);
+  call.device().launchFloating("attention", q.dtype, [=](auto&& stream, auto element) {
+    using T = typename decltype(element)::type;
+    attention_forward(out.as<T>(), lse.f32(), q.as<T>(), k.as<T>(), v.as<T>(), mask, d.batch, d.heads, d.lq, d.lk,
+                      d.headDim, scale, stream);
   });
   return handles(call.env(), {outId, lseId});
 }
@@ -58,20 +63,21 @@ Napi::Value attentionBackward(Call& call) {
   const std::optional<TensorRef> keyMask = call.optionalTensor(7, "keyMask");
   const float scale = static_cast<float>(call.number(8, "scale"));
   const AttentionDims d = checkInputs(call, q, k, v, keyMask);
-  call.expectDtype(dout, DType::F32, "dout");
-  call.expectDtype(out, DType::F32, "out");
+  call.expectDtype(dout, q.dtype, "dout");
+  call.expectDtype(out, q.dtype, "out");
   call.expectDtype(lse, DType::F32, "lse");
   call.expectShape(dout, q.shape, "dout");
   call.expectShape(out, q.shape, "out");
   call.expectShape(lse, makeShape({d.batch, d.heads, d.lq}), "lse");
   TensorRef dq, dk, dv;
-  const double dqId = call.output(q.shape, DType::F32, &dq);
-  const double dkId = call.output(k.shape, DType::F32, &dk);
-  const double dvId = call.output(v.shape, DType::F32, &dv);
+  const double dqId = call.output(q.shape, q.dtype, &dq);
+  const double dkId = call.output(k.shape, q.dtype, &dk);
+  const double dvId = call.output(v.shape, q.dtype, &dv);
   const int32_t* mask = keyMask ? keyMask->i32() : nullptr;
-  call.device().launch("attentionBackward", [=](cpu::Pool& pool) {
-    cpu::attention_backward(dq.f32(), dk.f32(), dv.f32(), dout.f32(), q.f32(), k.f32(), v.f32(), out.f32(),
-                            lse.f32(), mask, d.batch, d.heads, d.lq, d.lk, d.headDim, scale, pool);
+  call.device().launchFloating("attentionBackward", q.dtype, [=](auto&& stream, auto element) {
+    using T = typename decltype(element)::type;
+    attention_backward(dq.as<T>(), dk.as<T>(), dv.as<T>(), dout.as<T>(), q.as<T>(), k.as<T>(), v.as<T>(), out.as<T>(),
+                       lse.f32(), mask, d.batch, d.heads, d.lq, d.lk, d.headDim, scale, stream);
   });
   return handles(call.env(), {dqId, dkId, dvId});
 }

@@ -1,5 +1,5 @@
 // Bindings: add, sub, mul (b the same shape or a trailing suffix), mulRows (s a leading prefix), affine,
-// axpy, rowDot, copy, assign.
+// axpy (f32, or bf16 on CUDA), rowDot, copy, assign, cast.
 #include "call.h"
 #include "ops.h"
 #include "selfe/kernels/elementwise.h"
@@ -25,8 +25,8 @@ bool isPrefix(const Shape& small, const Shape& big) {
 Napi::Value binary(Call& call, BinaryOp op, const char* name) {
   const TensorRef a = call.tensor(1, "a");
   const TensorRef b = call.tensor(2, "b");
-  call.expectDtype(a, DType::F32, "a");
-  call.expectDtype(b, DType::F32, "b");
+  call.expectFloating(a, "a");
+  call.expectDtype(b, a.dtype, "b");
   Broadcast broadcast = Broadcast::Same;
   if (a.shape != b.shape) {
     call.expect(isSuffix(b.shape, a.shape), ErrorCode::Shape,
@@ -34,10 +34,11 @@ Napi::Value binary(Call& call, BinaryOp op, const char* name) {
     broadcast = Broadcast::Trailing;
   }
   TensorRef out;
-  const double id = call.output(a.shape, DType::F32, &out);
+  const double id = call.output(a.shape, a.dtype, &out);
   const int64_t n = a.numel(), nb = b.numel();
-  call.device().launch(name, [=](cpu::Pool& pool) {
-    cpu::binary_forward(out.f32(), a.f32(), b.f32(), n, nb, op, broadcast, pool);
+  call.device().launchFloating(name, a.dtype, [=](auto&& stream, auto element) {
+    using T = typename decltype(element)::type;
+    binary_forward(out.as<T>(), a.as<T>(), b.as<T>(), n, nb, op, broadcast, stream);
   });
   return Napi::Number::New(call.env(), id);
 }
@@ -49,40 +50,47 @@ Napi::Value mul(Call& call) { return binary(call, BinaryOp::Mul, "mul"); }
 Napi::Value mulRows(Call& call) {
   const TensorRef x = call.tensor(1, "x");
   const TensorRef s = call.tensor(2, "s");
-  call.expectDtype(x, DType::F32, "x");
-  call.expectDtype(s, DType::F32, "s");
+  call.expectFloating(x, "x");
+  call.expectDtype(s, x.dtype, "s");
   call.expect(isPrefix(s.shape, x.shape), ErrorCode::Shape,
               "s " + s.shape.str() + " must be a leading prefix of x " + x.shape.str());
   TensorRef out;
-  const double id = call.output(x.shape, DType::F32, &out);
+  const double id = call.output(x.shape, x.dtype, &out);
   const int64_t n = x.numel(), nb = s.numel();
-  call.device().launch("mulRows", [=](cpu::Pool& pool) {
-    cpu::binary_forward(out.f32(), x.f32(), s.f32(), n, nb, BinaryOp::Mul, Broadcast::Leading, pool);
+  call.device().launchFloating("mulRows", x.dtype, [=](auto&& stream, auto element) {
+    using T = typename decltype(element)::type;
+    binary_forward(out.as<T>(), x.as<T>(), s.as<T>(), n, nb, BinaryOp::Mul, Broadcast::Leading, stream);
   });
   return Napi::Number::New(call.env(), id);
 }
 
 Napi::Value affine(Call& call) {
   const TensorRef x = call.tensor(1, "x");
-  call.expectDtype(x, DType::F32, "x");
+  call.expectFloating(x, "x");
   const float alpha = static_cast<float>(call.number(2, "alpha"));
   const float beta = static_cast<float>(call.number(3, "beta"));
   TensorRef out;
-  const double id = call.output(x.shape, DType::F32, &out);
-  call.device().launch("affine", [=](cpu::Pool& pool) { cpu::affine_forward(out.f32(), x.f32(), alpha, beta, x.numel(), pool); });
+  const double id = call.output(x.shape, x.dtype, &out);
+  call.device().launchFloating("affine", x.dtype, [=](auto&& stream, auto element) {
+    using T = typename decltype(element)::type;
+    affine_forward(out.as<T>(), x.as<T>(), alpha, beta, x.numel(), stream);
+  });
   return Napi::Number::New(call.env(), id);
 }
 
 Napi::Value axpy(Call& call) {
   const TensorRef x = call.tensor(1, "x");
   const TensorRef y = call.tensor(2, "y");
-  call.expectDtype(x, DType::F32, "x");
-  call.expectDtype(y, DType::F32, "y");
+  call.expectFloating(x, "x");
+  call.expectDtype(y, x.dtype, "y");
   call.expectShape(y, x.shape, "y");
   const float alpha = static_cast<float>(call.number(3, "alpha"));
   TensorRef out;
-  const double id = call.output(x.shape, DType::F32, &out);
-  call.device().launch("axpy", [=](cpu::Pool& pool) { cpu::axpy_forward(out.f32(), x.f32(), y.f32(), alpha, x.numel(), pool); });
+  const double id = call.output(x.shape, x.dtype, &out);
+  call.device().launchFloating("axpy", x.dtype, [=](auto&& stream, auto element) {
+    using T = typename decltype(element)::type;
+    axpy_forward(out.as<T>(), x.as<T>(), y.as<T>(), alpha, x.numel(), stream);
+  });
   return Napi::Number::New(call.env(), id);
 }
 
@@ -99,7 +107,7 @@ Napi::Value rowDot(Call& call) {
   const double id = call.output(outShape, DType::F32, &out);
   const int64_t rows = outShape.numel();
   const int64_t cols = rows == 0 ? 0 : a.numel() / rows;
-  call.device().launch("rowDot", [=](cpu::Pool& pool) { cpu::row_dot_forward(out.f32(), a.f32(), b.f32(), rows, cols, pool); });
+  call.device().launch("rowDot", [=](auto&& stream) { row_dot_forward(out.f32(), a.f32(), b.f32(), rows, cols, stream); });
   return Napi::Number::New(call.env(), id);
 }
 
@@ -108,7 +116,7 @@ Napi::Value copy(Call& call) {
   TensorRef out;
   const double id = call.output(x.shape, x.dtype, &out);
   const int64_t bytes = x.numel() * static_cast<int64_t>(dtypeSize(x.dtype));
-  call.device().launch("copy", [=](cpu::Pool& pool) { cpu::copy_bytes(out.data, x.data, bytes, pool); });
+  call.device().launch("copy", [=](auto&& stream) { copy_bytes(out.data, x.data, bytes, stream); });
   return Napi::Number::New(call.env(), id);
 }
 
@@ -118,8 +126,19 @@ Napi::Value assign(Call& call) {
   call.expectDtype(src, dst.dtype, "src");
   call.expectShape(src, dst.shape, "src");
   const int64_t bytes = dst.numel() * static_cast<int64_t>(dtypeSize(dst.dtype));
-  call.device().launch("assign", [=](cpu::Pool& pool) { cpu::copy_bytes(dst.data, src.data, bytes, pool); });
+  call.device().launch("assign", [=](auto&& stream) { copy_bytes(dst.data, src.data, bytes, stream); });
   return call.env().Undefined();
+}
+
+// The element type changed: bf16 rounds to nearest even, i32 truncates toward zero (saturating).
+Napi::Value cast(Call& call) {
+  const TensorRef x = call.tensor(1, "x");
+  const DType dtype = call.dtype(2, "dtype");
+  TensorRef out;
+  const double id = call.output(x.shape, dtype, &out);
+  const DType from = x.dtype;
+  call.device().launch("cast", [=](auto&& stream) { convert(out.data, dtype, x.data, from, x.numel(), stream); });
+  return Napi::Number::New(call.env(), id);
 }
 
 }  // namespace
@@ -134,6 +153,7 @@ void registerElementwiseOps(Napi::Env env, Napi::Object ops) {
   defineOp(env, ops, "rowDot", rowDot);
   defineOp(env, ops, "copy", copy);
   defineOp(env, ops, "assign", assign);
+  defineOp(env, ops, "cast", cast);
 }
 
 }  // namespace selfe::napi

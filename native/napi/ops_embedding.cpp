@@ -37,8 +37,8 @@ Napi::Value embedding(Call& call) {
   TensorRef out;
   const double id = call.output(withLast(ids.shape, dim), DType::F32, &out);
   const int64_t count = ids.numel();
-  call.device().launch("embedding", [=](cpu::Pool& pool) {
-    cpu::embedding_forward(out.f32(), table.f32(), ids.i32(), count, vocab, dim, pool);
+  call.device().launch("embedding", [=](auto&& stream) {
+    embedding_forward(out.f32(), table.f32(), ids.i32(), count, vocab, dim, stream);
   });
   return Napi::Number::New(call.env(), id);
 }
@@ -56,8 +56,8 @@ Napi::Value embeddingBackward(Call& call) {
   TensorRef dtable;
   const double id = call.output(makeShape({vocab, dim}), DType::F32, &dtable);
   const int64_t count = ids.numel();
-  call.device().launch("embeddingBackward", [=](cpu::Pool& pool) {
-    cpu::embedding_backward(dtable.f32(), dout.f32(), ids.i32(), count, vocab, dim, pool);
+  call.device().launch("embeddingBackward", [=](auto&& stream) {
+    embedding_backward(dtable.f32(), dout.f32(), ids.i32(), count, vocab, dim, stream);
   });
   return Napi::Number::New(call.env(), id);
 }
@@ -75,8 +75,8 @@ Napi::Value timestepEmbedding(Call& call) {
   TensorRef out;
   const double id = call.output(makeShape({batch, dim}), DType::F32, &out);
   const float period = static_cast<float>(maxPeriod);
-  call.device().launch("timestepEmbedding", [=](cpu::Pool& pool) {
-    cpu::timestep_embedding(out.f32(), t.f32(), batch, dim, period, pool);
+  call.device().launch("timestepEmbedding", [=](auto&& stream) {
+    timestep_embedding(out.f32(), t.f32(), batch, dim, period, stream);
   });
   return Napi::Number::New(call.env(), id);
 }

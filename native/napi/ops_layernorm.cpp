@@ -1,6 +1,7 @@
 // Bindings: layerNorm (x, weight?, bias?, eps) -> [y, mean, rstd] and layerNormBackward (dy, x, mean,
 // rstd, weight?, withBias) -> [dx, dweight | null, dbias | null]. Weight and bias are independent: either
-// may be given without the other.
+// may be given without the other. x, weight, bias and the gradients share one dtype (f32, or bf16 on
+// CUDA); mean and rstd are always f32.
 #include "call.h"
 #include "ops.h"
 #include "selfe/kernels/layernorm.h"
@@ -16,16 +17,17 @@ Shape rowShape(const Shape& x) {
   return rows;
 }
 
-// x must be f32 with a non-empty last dimension (the normalised one).
+// x must be f32 (or bf16 on CUDA) with a non-empty last dimension (the normalised one).
 void expectNormalisable(Call& call, const TensorRef& x) {
-  call.expectDtype(x, DType::F32, "x");
+  call.expectFloating(x, "x");
   call.expect(x.shape.rank >= 1 && x.shape.last() > 0, ErrorCode::Shape,
               "x must have rank >= 1 and a last dimension > 0, got " + x.shape.str());
 }
 
-void expectAffine(Call& call, const std::optional<TensorRef>& t, int64_t dim, const char* name) {
+// An optional affine parameter of x's dtype and width.
+void expectAffine(Call& call, const std::optional<TensorRef>& t, DType dtype, int64_t dim, const char* name) {
   if (!t) return;
-  call.expectDtype(*t, DType::F32, name);
+  call.expectDtype(*t, dtype, name);
   call.expectShape(*t, makeShape({dim}), name);
 }
 
@@ -35,20 +37,22 @@ Napi::Value layerNorm(Call& call) {
   const int64_t dim = x.shape.last();
   const std::optional<TensorRef> weight = call.optionalTensor(2, "weight");
   const std::optional<TensorRef> bias = call.optionalTensor(3, "bias");
-  expectAffine(call, weight, dim, "weight");
-  expectAffine(call, bias, dim, "bias");
+  expectAffine(call, weight, x.dtype, dim, "weight");
+  expectAffine(call, bias, x.dtype, dim, "bias");
   const double eps = call.number(4, "eps");
   call.expect(eps > 0, ErrorCode::InvalidArgument, "eps must be > 0");
   TensorRef y, mean, rstd;
-  const double yId = call.output(x.shape, DType::F32, &y);
+  const double yId = call.output(x.shape, x.dtype, &y);
   const double meanId = call.output(rowShape(x.shape), DType::F32, &mean);
   const double rstdId = call.output(rowShape(x.shape), DType::F32, &rstd);
-  const float* w = weight ? weight->f32() : nullptr;
-  const float* b = bias ? bias->f32() : nullptr;
+  const void* w = weight ? weight->data : nullptr;
+  const void* b = bias ? bias->data : nullptr;
   const int64_t rows = mean.numel();
   const float epsF = static_cast<float>(eps);
-  call.device().launch("layerNorm", [=](cpu::Pool& pool) {
-    cpu::layernorm_forward(y.f32(), mean.f32(), rstd.f32(), x.f32(), w, b, rows, dim, epsF, pool);
+  call.device().launchFloating("layerNorm", x.dtype, [=](auto&& stream, auto element) {
+    using T = typename decltype(element)::type;
+    layernorm_forward(y.as<T>(), mean.f32(), rstd.f32(), x.as<T>(), static_cast<const T*>(w), static_cast<const T*>(b),
+                      rows, dim, epsF, stream);
   });
   return handles(call.env(), {yId, meanId, rstdId});
 }
@@ -59,7 +63,7 @@ Napi::Value layerNormBackward(Call& call) {
   const TensorRef mean = call.tensor(3, "mean");
   const TensorRef rstd = call.tensor(4, "rstd");
   expectNormalisable(call, x);
-  call.expectDtype(dy, DType::F32, "dy");
+  call.expectDtype(dy, x.dtype, "dy");
   call.expectShape(dy, x.shape, "dy");
   for (const auto& [t, name] : {std::pair{mean, "mean"}, std::pair{rstd, "rstd"}}) {
     call.expectDtype(t, DType::F32, name);
@@ -67,17 +71,18 @@ Napi::Value layerNormBackward(Call& call) {
   }
   const int64_t dim = x.shape.last();
   const std::optional<TensorRef> weight = call.optionalTensor(5, "weight");
-  expectAffine(call, weight, dim, "weight");
+  expectAffine(call, weight, x.dtype, dim, "weight");
   const bool withBias = call.flag(6, "withBias");
   TensorRef dx, dweight{}, dbias{};
-  const double dxId = call.output(x.shape, DType::F32, &dx);
-  const double dweightId = weight ? call.output(makeShape({dim}), DType::F32, &dweight) : 0;
-  const double dbiasId = withBias ? call.output(makeShape({dim}), DType::F32, &dbias) : 0;
-  const float* w = weight ? weight->f32() : nullptr;
+  const double dxId = call.output(x.shape, x.dtype, &dx);
+  const double dweightId = weight ? call.output(makeShape({dim}), x.dtype, &dweight) : 0;
+  const double dbiasId = withBias ? call.output(makeShape({dim}), x.dtype, &dbias) : 0;
+  const void* w = weight ? weight->data : nullptr;
   const int64_t rows = mean.numel();
-  call.device().launch("layerNormBackward", [=](cpu::Pool& pool) {
-    cpu::layernorm_backward(dx.f32(), dweight.f32(), dbias.f32(), dy.f32(), x.f32(), mean.f32(), rstd.f32(), w, rows,
-                            dim, pool);
+  call.device().launchFloating("layerNormBackward", x.dtype, [=](auto&& stream, auto element) {
+    using T = typename decltype(element)::type;
+    layernorm_backward(dx.as<T>(), dweight.as<T>(), dbias.as<T>(), dy.as<T>(), x.as<T>(), mean.f32(), rstd.f32(),
+                       static_cast<const T*>(w), rows, dim, stream);
   });
   Napi::Env env = call.env();
   Napi::Array out = Napi::Array::New(env, 3);

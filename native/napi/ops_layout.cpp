@@ -1,6 +1,7 @@
 // Bindings: patchify (x [B,C,H,W], patch), unpatchify (tokens, channels, height, width, patch), concat
 // (tensors, axis), narrow (x, axis, start, length), pad (x, axis, before, after). concat, narrow and pad move
-// 32-bit elements (f32 or i32) and take an axis in [0, rank - 1]; negative axes are not accepted.
+// elements of any dtype (f32, i32, bf16 on CUDA) and take an axis in [0, rank - 1]; negative axes are not
+// accepted.
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -19,10 +20,6 @@ constexpr int64_t kMaxImageDim = int64_t{1} << 20;
 constexpr int64_t kMaxDim = int64_t{1} << 40;
 constexpr double kMaxNumel = static_cast<double>(int64_t{1} << 46);
 
-void expectWords(Call& call, const TensorRef& t, const char* name) {
-  call.expect(t.dtype == DType::F32 || t.dtype == DType::I32, ErrorCode::DType,
-              std::string(name) + " must be f32 or i32, got " + dtypeName(t.dtype));
-}
 
 int64_t axisArg(Call& call, size_t i, const TensorRef& x, const char* name) {
   call.expect(x.shape.rank >= 1, ErrorCode::Shape, std::string(name) + " must have rank >= 1 to have an axis, got shape []");
@@ -51,8 +48,8 @@ Napi::Value patchify(Call& call) {
   const double id =
       call.output(makeShape({batch, (height / patch) * (width / patch), patch * patch * channels}), DType::F32, &tokens);
   if (tokens.numel() == 0) return Napi::Number::New(call.env(), id);
-  call.device().launch("patchify", [=](cpu::Pool& pool) {
-    cpu::patchify_forward(tokens.f32(), x.f32(), batch, channels, height, width, patch, pool);
+  call.device().launch("patchify", [=](auto&& stream) {
+    patchify_forward(tokens.f32(), x.f32(), batch, channels, height, width, patch, stream);
   });
   return Napi::Number::New(call.env(), id);
 }
@@ -73,8 +70,8 @@ Napi::Value unpatchify(Call& call) {
   TensorRef x;
   const double id = call.output(makeShape({batch, channels, height, width}), DType::F32, &x);
   if (x.numel() == 0) return Napi::Number::New(call.env(), id);
-  call.device().launch("unpatchify", [=](cpu::Pool& pool) {
-    cpu::unpatchify_forward(x.f32(), tokens.f32(), batch, channels, height, width, patch, pool);
+  call.device().launch("unpatchify", [=](auto&& stream) {
+    unpatchify_forward(x.f32(), tokens.f32(), batch, channels, height, width, patch, stream);
   });
   return Napi::Number::New(call.env(), id);
 }
@@ -83,7 +80,6 @@ Napi::Value concat(Call& call) {
   const std::vector<TensorRef> parts = call.tensorList(1, "tensors");
   call.expect(!parts.empty(), ErrorCode::InvalidArgument, "tensors must hold at least one tensor");
   const TensorRef& first = parts[0];
-  expectWords(call, first, "tensors[0]");
   const int64_t axis = axisArg(call, 2, first, "tensors[0]");
   Shape shape = first.shape;
   shape.dims[axis] = 0;
@@ -114,15 +110,17 @@ Napi::Value concat(Call& call) {
   }
   const int64_t outer = shape.span(0, static_cast<int>(axis)), inner = shape.span(static_cast<int>(axis) + 1, shape.rank);
   const int64_t total = shape[axis];
-  call.device().launch("concat", [=](cpu::Pool& pool) {
-    for (const Part& p : blocks) cpu::insert_axis(out.data, p.data, outer, p.length, total, p.offset, inner, pool);
+  // bf16 moves as 16-bit elements, everything else as 32-bit words (the float instantiation).
+  call.device().launchFloating("concat", first.dtype, [=](auto&& stream, auto element) {
+    using T = typename decltype(element)::type;
+    for (const Part& p : blocks)
+      insert_axis(out.as<T>(), static_cast<const T*>(p.data), outer, p.length, total, p.offset, inner, stream);
   });
   return Napi::Number::New(call.env(), id);
 }
 
 Napi::Value narrow(Call& call) {
   const TensorRef x = call.tensor(1, "x");
-  expectWords(call, x, "x");
   const int64_t axis = axisArg(call, 2, x, "x");
   const int64_t size = x.shape[axis];
   const int64_t start = call.integer(3, "start", 0, size);
@@ -133,15 +131,15 @@ Napi::Value narrow(Call& call) {
   const double id = call.output(shape, x.dtype, &out);
   if (out.numel() == 0) return Napi::Number::New(call.env(), id);
   const int64_t outer = shape.span(0, static_cast<int>(axis)), inner = shape.span(static_cast<int>(axis) + 1, shape.rank);
-  call.device().launch("narrow", [=](cpu::Pool& pool) {
-    cpu::slice_axis(out.data, x.data, outer, size, length, start, inner, pool);
+  call.device().launchFloating("narrow", x.dtype, [=](auto&& stream, auto element) {
+    using T = typename decltype(element)::type;
+    slice_axis(out.as<T>(), x.as<T>(), outer, size, length, start, inner, stream);
   });
   return Napi::Number::New(call.env(), id);
 }
 
 Napi::Value pad(Call& call) {
   const TensorRef x = call.tensor(1, "x");
-  expectWords(call, x, "x");
   const int64_t axis = axisArg(call, 2, x, "x");
   const int64_t before = call.integer(3, "before", 0, kMaxDim);
   const int64_t after = call.integer(4, "after", 0, kMaxDim);
@@ -154,9 +152,13 @@ Napi::Value pad(Call& call) {
   if (out.numel() == 0) return Napi::Number::New(call.env(), id);
   const int64_t outer = shape.span(0, static_cast<int>(axis)), inner = shape.span(static_cast<int>(axis) + 1, shape.rank);
   const int64_t padded = shape[axis], numel = out.numel();
-  call.device().launch("pad", [=](cpu::Pool& pool) {
-    cpu::fill32(out.data, 0, numel, pool);
-    cpu::insert_axis(out.data, x.data, outer, size, padded, before, inner, pool);
+  call.device().launchFloating("pad", x.dtype, [=](auto&& stream, auto element) {
+    using T = typename decltype(element)::type;
+    if constexpr (isBf16<T>)
+      fill16(out.data, 0, numel, stream);
+    else
+      fill32(out.data, 0, numel, stream);
+    insert_axis(out.as<T>(), x.as<T>(), outer, size, padded, before, inner, stream);
   });
   return Napi::Number::New(call.env(), id);
 }

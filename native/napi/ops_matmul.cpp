@@ -1,4 +1,5 @@
-// Bindings: matmul (batched, b shared across the batch when rank 2), linear (x W^T + bias).
+// Bindings: matmul (batched, b shared across the batch when rank 2), linear (x W^T + bias). Operands share
+// one dtype: f32, or bf16 on CUDA (fp32 accumulation either way).
 #include <limits>
 
 #include "call.h"
@@ -9,7 +10,7 @@ namespace selfe::napi {
 
 namespace {
 
-// cblas_sgemm takes 32-bit sizes.
+// cblas_sgemm takes 32-bit sizes, and cuBLASLt supports no more.
 void expectBlasSize(Call& call, int64_t size, const char* what) {
   call.expect(size <= std::numeric_limits<int32_t>::max(), ErrorCode::Shape,
               std::string(what) + " = " + std::to_string(size) + " exceeds the BLAS limit of 2^31 - 1");
@@ -21,8 +22,8 @@ Napi::Value matmul(Call& call) {
   const bool transA = call.flag(3, "transA");
   const bool transB = call.flag(4, "transB");
   const float alpha = static_cast<float>(call.number(5, "alpha"));
-  call.expectDtype(a, DType::F32, "a");
-  call.expectDtype(b, DType::F32, "b");
+  call.expectFloating(a, "a");
+  call.expectDtype(b, a.dtype, "b");
   call.expect(a.shape.rank >= 2, ErrorCode::Shape, "a must have rank >= 2, got shape " + a.shape.str());
   call.expect(b.shape.rank == 2 || b.shape.rank == a.shape.rank, ErrorCode::Shape,
               "b " + b.shape.str() + " must have rank 2 or the rank of a " + a.shape.str());
@@ -45,11 +46,12 @@ Napi::Value matmul(Call& call) {
   outShape.dims[outShape.rank - 2] = m;
   outShape.dims[outShape.rank - 1] = n;
   TensorRef out;
-  const double id = call.output(outShape, DType::F32, &out);
+  const double id = call.output(outShape, a.dtype, &out);
   const int64_t batch = a.shape.span(0, batchRank);
   const int64_t strideB = sharedB ? 0 : k * n;
-  call.device().launch("matmul", [=](cpu::Pool& pool) {
-    cpu::gemm(out.f32(), a.f32(), b.f32(), batch, m, n, k, transA, transB, m * k, strideB, m * n, alpha, 0.0f, pool);
+  call.device().launchFloating("matmul", a.dtype, [=](auto&& stream, auto element) {
+    using T = typename decltype(element)::type;
+    gemm(out.as<T>(), a.as<T>(), b.as<T>(), batch, m, n, k, transA, transB, m * k, strideB, m * n, alpha, 0.0f, stream);
   });
   return Napi::Number::New(call.env(), id);
 }
@@ -58,15 +60,15 @@ Napi::Value linear(Call& call) {
   const TensorRef x = call.tensor(1, "x");
   const TensorRef weight = call.tensor(2, "weight");
   const std::optional<TensorRef> bias = call.optionalTensor(3, "bias");
-  call.expectDtype(x, DType::F32, "x");
-  call.expectDtype(weight, DType::F32, "weight");
+  call.expectFloating(x, "x");
+  call.expectDtype(weight, x.dtype, "weight");
   call.expect(x.shape.rank >= 1, ErrorCode::Shape, "x must have rank >= 1, got shape " + x.shape.str());
   call.expectRank(weight, 2, "weight");
   const int64_t in = x.shape.last(), outFeatures = weight.shape[0];
   call.expect(weight.shape[1] == in, ErrorCode::Shape,
               "weight " + weight.shape.str() + " must be [out, " + std::to_string(in) + "] for x " + x.shape.str());
   if (bias) {
-    call.expectDtype(*bias, DType::F32, "bias");
+    call.expectDtype(*bias, x.dtype, "bias");
     call.expectShape(*bias, makeShape({outFeatures}), "bias");
   }
   const int64_t rows = x.shape.span(0, x.shape.rank - 1);
@@ -76,10 +78,11 @@ Napi::Value linear(Call& call) {
   Shape outShape = x.shape;
   outShape.dims[outShape.rank - 1] = outFeatures;
   TensorRef y;
-  const double id = call.output(outShape, DType::F32, &y);
-  const float* biasData = bias ? bias->f32() : nullptr;
-  call.device().launch("linear", [=](cpu::Pool& pool) {
-    cpu::linear_forward(y.f32(), x.f32(), weight.f32(), biasData, rows, in, outFeatures, pool);
+  const double id = call.output(outShape, x.dtype, &y);
+  const void* biasData = bias ? bias->data : nullptr;
+  call.device().launchFloating("linear", x.dtype, [=](auto&& stream, auto element) {
+    using T = typename decltype(element)::type;
+    linear_forward(y.as<T>(), x.as<T>(), weight.as<T>(), static_cast<const T*>(biasData), rows, in, outFeatures, stream);
   });
   return Napi::Number::New(call.env(), id);
 }

@@ -11,8 +11,14 @@ namespace selfe::napi {
 
 namespace {
 
-// Copies a JS typed array's bytes so the caller may reuse it at once; the stream writes them later.
-std::shared_ptr<std::vector<uint8_t>> stageHostData(Call& call, size_t i, const TensorRef& target) {
+// A JS typed array's bytes, checked against the tensor they are for; valid during the call only (the
+// device stages them before returning). A bf16 tensor takes a Float32Array.
+struct HostData {
+  const void* data;
+  size_t bytes;
+};
+
+HostData hostData(Call& call, size_t i, const TensorRef& target) {
   Napi::Value value = call.env().Undefined();
   if (i < call.length()) value = call.arg(i);
   if (!value.IsTypedArray()) call.fail(ErrorCode::InvalidArgument, "data must be a Float32Array or Int32Array");
@@ -25,12 +31,15 @@ std::shared_ptr<std::vector<uint8_t>> stageHostData(Call& call, size_t i, const 
     call.fail(ErrorCode::Shape, "data has " + std::to_string(array.ElementLength()) + " elements, the tensor " +
                                     target.shape.str() + " has " + std::to_string(target.numel()));
   const auto* bytes = static_cast<const uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
-  return std::make_shared<std::vector<uint8_t>>(bytes, bytes + array.ByteLength());
+  return HostData{bytes, array.ByteLength()};
 }
 
+// The bit pattern of `value` as an element of dtype (a bf16 pattern sits in the low 16 bits).
 uint32_t fillBits(Call& call, DType dtype, double value) {
   uint32_t bits;
-  if (dtype == DType::I32) {
+  if (dtype == DType::BF16) {
+    bits = bf16FromFloat(static_cast<float>(value)).bits;
+  } else if (dtype == DType::I32) {
     if (value != std::floor(value) || value < -2147483648.0 || value > 2147483647.0)
       call.fail(ErrorCode::InvalidArgument, "value must be a 32-bit integer for an i32 tensor");
     const int32_t v = static_cast<int32_t>(value);
@@ -54,26 +63,32 @@ Napi::Value full(Call& call) {
   const uint32_t bits = fillBits(call, dtype, call.number(3, "value"));
   TensorRef out;
   const double id = call.output(shape, dtype, &out);
-  call.device().launch("full", [out, bits](cpu::Pool& pool) { cpu::fill32(out.data, bits, out.numel(), pool); });
+  call.device().launchFloating("full", dtype, [out, bits](auto&& stream, auto element) {
+    if constexpr (isBf16<typename decltype(element)::type>)
+      fill16(out.data, static_cast<uint16_t>(bits), out.numel(), stream);
+    else
+      fill32(out.data, bits, out.numel(), stream);
+  });
   return Napi::Number::New(call.env(), id);
 }
 
 Napi::Value upload(Call& call) {
   const DType dtype = call.dtype(1, "dtype");
   const Shape shape = call.shape(2, "shape");
-  if (dtype == DType::BF16) call.fail(ErrorCode::DType, "bf16 storage needs the CUDA backend");
+  if (dtype == DType::BF16 && !call.device().isCuda()) call.fail(ErrorCode::DType, "bf16 storage needs the CUDA backend");
   // Validate the data against a would-be tensor before allocating it.
   const TensorRef probe{nullptr, shape, dtype};
-  auto bytes = stageHostData(call, 3, probe);
+  const HostData data = hostData(call, 3, probe);
   TensorRef out;
   const double id = call.output(shape, dtype, &out);
-  call.device().write(out, std::move(bytes));
+  call.device().write(out, data.data, data.bytes, call.op());
   return Napi::Number::New(call.env(), id);
 }
 
 Napi::Value write(Call& call) {
   const TensorRef target = call.tensor(1, "x");
-  call.device().write(target, stageHostData(call, 2, target));
+  const HostData data = hostData(call, 2, target);
+  call.device().write(target, data.data, data.bytes, call.op());
   return call.env().Undefined();
 }
 

@@ -134,8 +134,8 @@ Napi::Value adamw(Call& call) {
   alias.written(v, "v");
   alias.read(grads, "grads");
   auto p = listData(params), g = listData(grads), mData = listData(m), vData = listData(v);
-  call.device().launch("adamw", [=](cpu::Pool& pool) {
-    cpu::adamw_update(p->list(), g->constList(), mData->list(), vData->list(), hyper, pool);
+  call.device().launch("adamw", [=](auto&& stream) {
+    adamw_update(p->list(), g->constList(), mData->list(), vData->list(), hyper, stream);
   });
   return call.env().Undefined();
 }
@@ -148,7 +148,7 @@ Napi::Value emaUpdate(Call& call) {
   alias.written(ema, "ema");
   alias.read(params, "params");
   auto e = listData(ema), p = listData(params);
-  call.device().launch("emaUpdate", [=](cpu::Pool& pool) { cpu::ema_update(e->list(), p->constList(), decay, pool); });
+  call.device().launch("emaUpdate", [=](auto&& stream) { ema_update(e->list(), p->constList(), decay, stream); });
   return call.env().Undefined();
 }
 
@@ -157,7 +157,7 @@ Napi::Value globalNorm(Call& call) {
   auto data = listData(xs);
   TensorRef out;
   const double id = call.output(Shape{}, DType::F32, &out);
-  call.device().launch("globalNorm", [=](cpu::Pool& pool) { cpu::global_norm(out.f32(), data->constList(), pool); });
+  call.device().launch("globalNorm", [=](auto&& stream) { global_norm(out.f32(), data->constList(), stream); });
   return Napi::Number::New(call.env(), id);
 }
 
@@ -172,7 +172,7 @@ Napi::Value clipByNorm(Call& call) {
   auto data = listData(xs);
   const float* normData = norm.f32();
   call.device().launch("clipByNorm",
-                       [=](cpu::Pool& pool) { cpu::clip_by_norm(data->list(), normData, maxNorm, pool); });
+                       [=](auto&& stream) { clip_by_norm(data->list(), normData, maxNorm, stream); });
   return call.env().Undefined();
 }
 

@@ -10,6 +10,7 @@ namespace {
 // Seeds and offsets travel as JS numbers, exact only below 2^53.
 constexpr int64_t kMaxExactInteger = (int64_t{1} << 53) - 1;
 
+// kernel(stream, out, n, seed, offset) calls the launcher unqualified, for either backend.
 template <class Kernel>
 Napi::Value random(Call& call, const char* op, Kernel kernel) {
   const Shape shape = call.shape(1, "shape");
@@ -17,12 +18,20 @@ Napi::Value random(Call& call, const char* op, Kernel kernel) {
   const uint64_t offset = static_cast<uint64_t>(call.integer(3, "offset", 0, kMaxExactInteger));
   TensorRef out;
   const double id = call.output(shape, DType::F32, &out);
-  call.device().launch(op, [=](cpu::Pool& pool) { kernel(out.f32(), out.numel(), seed, offset, pool); });
+  call.device().launch(op, [=](auto&& stream) { kernel(stream, out.f32(), out.numel(), seed, offset); });
   return Napi::Number::New(call.env(), id);
 }
 
-Napi::Value randomUniform(Call& call) { return random(call, "randomUniform", cpu::random_uniform); }
-Napi::Value randomNormal(Call& call) { return random(call, "randomNormal", cpu::random_normal); }
+Napi::Value randomUniform(Call& call) {
+  return random(call, "randomUniform", [](auto&& stream, float* out, int64_t n, uint64_t seed, uint64_t offset) {
+    random_uniform(out, n, seed, offset, stream);
+  });
+}
+Napi::Value randomNormal(Call& call) {
+  return random(call, "randomNormal", [](auto&& stream, float* out, int64_t n, uint64_t seed, uint64_t offset) {
+    random_normal(out, n, seed, offset, stream);
+  });
+}
 
 }  // namespace
 

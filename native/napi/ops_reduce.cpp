@@ -1,5 +1,6 @@
-// Bindings: sum, mean (x) -> [], sumAxis (x, axis) -> x.shape without axis, mse (a, b) -> [], mseRows (a, b,
-// prefixRank) -> a.shape[:prefixRank]. A mean over no elements is refused rather than returned as NaN.
+// Bindings: sum, mean (x) -> [], sumAxis (x, axis) -> x.shape without axis (f32, or bf16 on CUDA), mse
+// (a, b) -> [], mseRows (a, b, prefixRank) -> a.shape[:prefixRank]. A mean over no elements is refused
+// rather than returned as NaN.
 #include <string>
 
 #include "call.h"
@@ -26,7 +27,7 @@ Napi::Value sum(Call& call) {
   TensorRef out;
   const double id = call.output(kScalar, DType::F32, &out);
   const int64_t n = x.numel();
-  call.device().launch("sum", [=](cpu::Pool& pool) { cpu::sum_all(out.f32(), x.f32(), n, pool); });
+  call.device().launch("sum", [=](auto&& stream) { sum_all(out.f32(), x.f32(), n, stream); });
   return Napi::Number::New(call.env(), id);
 }
 
@@ -38,26 +39,29 @@ Napi::Value mean(Call& call) {
   TensorRef out;
   const double id = call.output(kScalar, DType::F32, &out);
   const float inverse = static_cast<float>(1.0 / static_cast<double>(n));
-  call.device().launch("mean", [=](cpu::Pool& pool) {
-    cpu::sum_all(out.f32(), x.f32(), n, pool);
-    cpu::affine_forward(out.f32(), out.f32(), inverse, 0.0f, 1, pool);
+  call.device().launch("mean", [=](auto&& stream) {
+    sum_all(out.f32(), x.f32(), n, stream);
+    affine_forward(out.f32(), out.f32(), inverse, 0.0f, 1, stream);
   });
   return Napi::Number::New(call.env(), id);
 }
 
 Napi::Value sumAxis(Call& call) {
   const TensorRef x = call.tensor(1, "x");
-  call.expectDtype(x, DType::F32, "x");
+  call.expectFloating(x, "x");
   call.expect(x.shape.rank >= 1, ErrorCode::Shape, "x must have rank >= 1 to have an axis, got shape []");
   const int axis = static_cast<int>(call.integer(2, "axis", 0, x.shape.rank - 1));
   Shape shape;
   for (int i = 0; i < x.shape.rank; ++i)
     if (i != axis) shape.dims[shape.rank++] = x.shape[i];
   TensorRef out;
-  const double id = call.output(shape, DType::F32, &out);
+  const double id = call.output(shape, x.dtype, &out);
   if (out.numel() == 0) return Napi::Number::New(call.env(), id);
   const int64_t outer = x.shape.span(0, axis), length = x.shape[axis], inner = x.shape.span(axis + 1, x.shape.rank);
-  call.device().launch("sumAxis", [=](cpu::Pool& pool) { cpu::sum_axis(out.f32(), x.f32(), outer, length, inner, pool); });
+  call.device().launchFloating("sumAxis", x.dtype, [=](auto&& stream, auto element) {
+    using T = typename decltype(element)::type;
+    sum_axis(out.as<T>(), x.as<T>(), outer, length, inner, stream);
+  });
   return Napi::Number::New(call.env(), id);
 }
 
@@ -69,7 +73,7 @@ Napi::Value mse(Call& call) {
   call.expect(n > 0, ErrorCode::Shape, "a " + a.shape.str() + " is empty; its mean is undefined");
   TensorRef out;
   const double id = call.output(kScalar, DType::F32, &out);
-  call.device().launch("mse", [=](cpu::Pool& pool) { cpu::mse_all(out.f32(), a.f32(), b.f32(), n, pool); });
+  call.device().launch("mse", [=](auto&& stream) { mse_all(out.f32(), a.f32(), b.f32(), n, stream); });
   return Napi::Number::New(call.env(), id);
 }
 
@@ -88,7 +92,7 @@ Napi::Value mseRows(Call& call) {
   const double id = call.output(shape, DType::F32, &out);
   if (rows == 0) return Napi::Number::New(call.env(), id);
   const int64_t cols = a.numel() / rows;
-  call.device().launch("mseRows", [=](cpu::Pool& pool) { cpu::mse_rows(out.f32(), a.f32(), b.f32(), rows, cols, pool); });
+  call.device().launch("mseRows", [=](auto&& stream) { mse_rows(out.f32(), a.f32(), b.f32(), rows, cols, stream); });
   return Napi::Number::New(call.env(), id);
 }
 

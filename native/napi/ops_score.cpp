@@ -43,8 +43,8 @@ Napi::Value classifierScoreDirection(Call& call) {
   const TensorRef gCond = sameAs(call, 2, "gCond", gUncond);
   TensorRef out;
   const double id = call.output(gUncond.shape, DType::F32, &out);
-  call.device().launch("classifierScoreDirection", [=](cpu::Pool& pool) {
-    cpu::classifier_score_direction(out.f32(), gUncond.f32(), gCond.f32(), gUncond.numel(), pool);
+  call.device().launch("classifierScoreDirection", [=](auto&& stream) {
+    classifier_score_direction(out.f32(), gUncond.f32(), gCond.f32(), gUncond.numel(), stream);
   });
   return Napi::Number::New(call.env(), id);
 }
@@ -56,8 +56,8 @@ Napi::Value fakeScoreMix(Call& call) {
   const float k = static_cast<float>(call.number(4, "k"));
   TensorRef out;
   const double id = call.output(gUncond.shape, DType::F32, &out);
-  call.device().launch("fakeScoreMix", [=](cpu::Pool& pool) {
-    cpu::fake_score_mix(out.f32(), gUncond.f32(), gCond.f32(), gFake.f32(), k, gUncond.numel(), pool);
+  call.device().launch("fakeScoreMix", [=](auto&& stream) {
+    fake_score_mix(out.f32(), gUncond.f32(), gCond.f32(), gFake.f32(), k, gUncond.numel(), stream);
   });
   return Napi::Number::New(call.env(), id);
 }
@@ -67,8 +67,8 @@ Napi::Value energyPreservingRenorm(Call& call) {
   const TensorRef ref = sameAs(call, 2, "ref", x);
   TensorRef out;
   const double id = call.output(x.shape, DType::F32, &out);
-  call.device().launch("energyPreservingRenorm", [=](cpu::Pool& pool) {
-    cpu::energy_preserving_renorm(out.f32(), x.f32(), ref.f32(), x.shape[0], colsOf(x), pool);
+  call.device().launch("energyPreservingRenorm", [=](auto&& stream) {
+    energy_preserving_renorm(out.f32(), x.f32(), ref.f32(), x.shape[0], colsOf(x), stream);
   });
   return Napi::Number::New(call.env(), id);
 }
@@ -79,8 +79,8 @@ Napi::Value velocityTarget(Call& call) {
   const TensorRef t = perRow(call, 3, "t", xt);
   TensorRef out;
   const double id = call.output(xt.shape, DType::F32, &out);
-  call.device().launch("velocityTarget", [=](cpu::Pool& pool) {
-    cpu::velocity_target(out.f32(), xt.f32(), xRenorm.f32(), t.f32(), xt.shape[0], colsOf(xt), pool);
+  call.device().launch("velocityTarget", [=](auto&& stream) {
+    velocity_target(out.f32(), xt.f32(), xRenorm.f32(), t.f32(), xt.shape[0], colsOf(xt), stream);
   });
   return Napi::Number::New(call.env(), id);
 }
@@ -102,9 +102,9 @@ Napi::Value selfEvaluationTarget(Call& call) {
   TensorRef out;
   const double id = call.output(x0.shape, DType::F32, &out);
   const float* fake = gFake ? gFake->f32() : nullptr;
-  call.device().launch("selfEvaluationTarget", [=](cpu::Pool& pool) {
-    cpu::self_evaluation_target(out.f32(), x0.f32(), x0Hat.f32(), xt.f32(), t.f32(), lambda.f32(), gUncond.f32(),
-                                gCond.f32(), fake, k, x0.shape[0], colsOf(x0), pool);
+  call.device().launch("selfEvaluationTarget", [=](auto&& stream) {
+    self_evaluation_target(out.f32(), x0.f32(), x0Hat.f32(), xt.f32(), t.f32(), lambda.f32(), gUncond.f32(),
+                                gCond.f32(), fake, k, x0.shape[0], colsOf(x0), stream);
   });
   return Napi::Number::New(call.env(), id);
 }
@@ -115,8 +115,8 @@ Napi::Value cfgCombine(Call& call) {
   const float omega = static_cast<float>(call.number(3, "omega"));
   TensorRef out;
   const double id = call.output(vUncond.shape, DType::F32, &out);
-  call.device().launch("cfgCombine", [=](cpu::Pool& pool) {
-    cpu::cfg_combine(out.f32(), vUncond.f32(), vCond.f32(), omega, vUncond.numel(), pool);
+  call.device().launch("cfgCombine", [=](auto&& stream) {
+    cfg_combine(out.f32(), vUncond.f32(), vCond.f32(), omega, vUncond.numel(), stream);
   });
   return Napi::Number::New(call.env(), id);
 }
@@ -127,8 +127,8 @@ Napi::Value energyPreservingCfg(Call& call) {
   const float omega = static_cast<float>(call.number(3, "omega"));
   TensorRef out;
   const double id = call.output(vUncond.shape, DType::F32, &out);
-  call.device().launch("energyPreservingCfg", [=](cpu::Pool& pool) {
-    cpu::energy_preserving_cfg(out.f32(), vUncond.f32(), vCond.f32(), omega, vUncond.shape[0], colsOf(vUncond), pool);
+  call.device().launch("energyPreservingCfg", [=](auto&& stream) {
+    energy_preserving_cfg(out.f32(), vUncond.f32(), vCond.f32(), omega, vUncond.shape[0], colsOf(vUncond), stream);
   });
   return Napi::Number::New(call.env(), id);
 }

@@ -2,7 +2,7 @@ import { Effect, type Scope } from "effect"
 import type { KernelError } from "../kernels/errors.ts"
 import { Kernels, type KernelsService } from "../kernels/Kernels.ts"
 import type { AttentionOptions, ImageGeometry, LayerNormOptions, MatmulOptions } from "../kernels/ops.ts"
-import type { Shape } from "../tensor/dtype.ts"
+import type { DType, Shape } from "../tensor/dtype.ts"
 import type { Tensor } from "../tensor/Tensor.ts"
 import { record } from "./tape.ts"
 
@@ -91,6 +91,10 @@ export const linear = (x: Tensor, weight: Tensor, bias?: Tensor): Op =>
 /** A reshape that gradients flow through. */
 export const view = (x: Tensor, shape: Shape): Op =>
   withKernels((k) => Effect.tap(k.view(x, shape), (y) => record("view", { inputs: [x], saved: {}, attrs: {} }, y)))
+
+/** x as another dtype, gradients flowing back converted: mixed precision's bf16 copies of f32 weights. */
+export const cast = (x: Tensor, dtype: DType): Op =>
+  withKernels((k) => Effect.tap(k.cast(x, dtype), (y) => record("cast", { inputs: [x], saved: {}, attrs: {} }, y)))
 
 export const patchify = (x: Tensor, patch: number): Op =>
   withKernels((k) =>

@@ -33,6 +33,7 @@ export interface OpRecords {
   matmul: { inputs: readonly [Tensor, Tensor]; saved: None; attrs: { transA: boolean; transB: boolean; alpha: number } }
   linear: { inputs: readonly [Tensor, Tensor, Tensor | undefined]; saved: None; attrs: None }
   view: { inputs: readonly [Tensor]; saved: None; attrs: None }
+  cast: { inputs: readonly [Tensor]; saved: None; attrs: None }
   patchify: { inputs: readonly [Tensor]; saved: None; attrs: { image: ImageGeometry } }
   unpatchify: { inputs: readonly [Tensor]; saved: None; attrs: { patch: number } }
   concat: { inputs: ReadonlyArray<Tensor>; saved: None; attrs: { axis: number } }

@@ -125,6 +125,8 @@ export const backwardRules: { readonly [K in DiffOp]: BackwardRule<K> } = {
       return [dx, dw, db]
     }),
   view: ({ inputs: [x] }, g, k) => Effect.all([k.view(g, x.shape)]),
+  // The gradient goes back in the input's dtype (a bf16 weight copy's gradient reaches its f32 master).
+  cast: ({ inputs: [x] }, g, k) => Effect.all([k.cast(g, x.dtype)]),
   patchify: ({ attrs: { image } }, g, k) => Effect.all([k.unpatchify(g, image)]),
   unpatchify: ({ attrs: { patch } }, g, k) => Effect.all([k.patchify(g, patch)]),
   concat: concatGrads,

@@ -21,8 +21,15 @@ const scopedBackend = (make: () => Backend) =>
     )
   )
 
-/** The native addon's CPU backend (OpenBLAS GEMM, a worker-thread stream). */
+/** The native addon's CPU backend (OpenBLAS GEMM, a worker-thread stream), or its CUDA one with backend "cuda". */
 export const Native = (options: NativeOptions = {}) => scopedBackend(() => new NativeBackend(loadAddon(), options))
+
+/**
+ * The native addon's CUDA backend (cuBLASLt GEMM, fused kernels, one CUDA stream; bf16 storage on the ops
+ * that take it). Fails with a DeviceError saying why where the addon was built without CUDA or no GPU is
+ * usable.
+ */
+export const Cuda = (options: Omit<NativeOptions, "backend" | "threads"> = {}) => Native({ ...options, backend: "cuda" })
 
 /** Pure TypeScript kernels with float64 accumulation: the numerical oracle and the default mock. */
 export const Reference = (options: ReferenceOptions = { precision: "f32" }) => scopedBackend(() => new ReferenceBackend(options))
@@ -36,9 +43,7 @@ export const forBackend = (choice: BackendChoice) =>
   match(choice)
     .with("cpu", () => Native())
     .with("reference", () => Reference())
-    .with("cuda", () =>
-      Layer.fail(new DeviceError({ op: "device", reason: "the CUDA backend is not available in this build (SELFE_BACKEND=cuda)" }))
-    )
+    .with("cuda", () => Cuda())
     .exhaustive()
 
 /** Kernels chosen by configuration (SELFE_BACKEND), as programs in pipelines/ use. */

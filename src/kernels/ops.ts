@@ -7,7 +7,9 @@ import type { Tensor } from "../tensor/Tensor.ts"
  * `Kernels` service (Kernels.ts) lifts each op into an Effect that owns its outputs through a Scope.
  *
  * Conventions: tensors are row-major and contiguous; "rows" are the leading dimension(s) of a tensor, one
- * per sample; backward kernels return fresh gradients (they write, never accumulate).
+ * per sample; backward kernels return fresh gradients (they write, never accumulate). Element types: f32
+ * everywhere; the CUDA backend also stores bf16 (fp32 arithmetic inside) for the ops whose docs in
+ * docs/native-bindings.md say so, outputs taking their inputs' dtype.
  */
 export interface TensorOps {
   // ---- creation and movement ------------------------------------------------------------------
@@ -24,6 +26,11 @@ export interface TensorOps {
   copy(x: Tensor): Tensor
   /** dst <- src in place (same shape and dtype). */
   assign(dst: Tensor, src: Tensor): void
+  /**
+   * x as another element type: to bf16 rounds to nearest even (CUDA only; a bf16 copy of f32 master weights
+   * for mixed precision), to i32 truncates toward zero (saturating, NaN to 0); the same dtype copies.
+   */
+  cast(x: Tensor, dtype: DType): Tensor
 
   // ---- elementwise ----------------------------------------------------------------------------
   /** a + b, where b has a's shape or is a trailing suffix of it (a bias). */
@@ -254,7 +261,7 @@ export type BackendName = "cpu" | "cuda" | "reference" | "mock"
 
 /** Every op name, checked complete against TensorOps by the compiler (used by Recording, mocks, tests). */
 export const tensorOpNames = Object.keys({
-  fromArray: 0, empty: 0, full: 0, zeros: 0, write: 0, view: 0, copy: 0, assign: 0,
+  fromArray: 0, empty: 0, full: 0, zeros: 0, write: 0, view: 0, copy: 0, assign: 0, cast: 0,
   add: 0, sub: 0, mul: 0, mulRows: 0, affine: 0, scale: 0, axpy: 0, rowDot: 0,
   gelu: 0, geluBackward: 0, silu: 0, siluBackward: 0,
   layerNorm: 0, layerNormBackward: 0, modulate: 0, modulateBackward: 0, gatedResidual: 0, gatedResidualBackward: 0,

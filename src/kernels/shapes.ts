@@ -24,6 +24,11 @@ export const expectDtype = (op: string, name: string, x: Tensor, dtype: DType = 
   if (x.dtype !== dtype) throw new DTypeError({ op, reason: `${name} must be ${dtype}, got ${x.dtype}` })
 }
 
+/** f32, or bf16 (which only the CUDA backend stores): the element types of ops with fp32 arithmetic. */
+export const expectFloating = (op: string, name: string, x: Tensor) => {
+  if (x.dtype !== "f32" && x.dtype !== "bf16") throw new DTypeError({ op, reason: `${name} must be f32 or bf16, got ${x.dtype}` })
+}
+
 export const expectShape = (op: string, name: string, x: Tensor, shape: Shape) => {
   if (!sameShape(x.shape, shape)) fail(op, `${name} must have shape ${formatShape(shape)}, got ${formatShape(x.shape)}`)
 }
@@ -57,27 +62,29 @@ export const isSuffix = (small: Shape, big: Shape) =>
 
 export const isPrefix = (small: Shape, big: Shape) => small.length <= big.length && small.every((d, i) => d === big[i])
 
-/** add / sub / mul: b equal to a or a trailing suffix of a (bias broadcast). */
+/** add / sub / mul: b equal to a or a trailing suffix of a (bias broadcast); b has a's dtype. */
 export const binary = (op: string, a: Tensor, b: Tensor): Shape => {
-  expectDtype(op, "a", a)
-  expectDtype(op, "b", b)
+  expectFloating(op, "a", a)
+  expectDtype(op, "b", b, a.dtype)
   if (!sameShape(a.shape, b.shape) && !isSuffix(b.shape, a.shape))
     fail(op, `b ${formatShape(b.shape)} must equal a ${formatShape(a.shape)} or be a trailing suffix of it`)
   return a.shape
 }
 
 export const mulRows = (x: Tensor, s: Tensor): Shape => {
-  expectDtype("mulRows", "x", x)
-  expectDtype("mulRows", "s", s)
+  expectFloating("mulRows", "x", x)
+  expectDtype("mulRows", "s", s, x.dtype)
   if (!isPrefix(s.shape, x.shape))
     fail("mulRows", `s ${formatShape(s.shape)} must be a leading prefix of x ${formatShape(x.shape)}`)
   return x.shape
 }
 
-export const sameAs = (op: string, names: ReadonlyArray<string>, tensors: ReadonlyArray<Tensor>): Shape => {
+/** Tensors of one shape, all f32 (or, with `floating`, all of the first one's dtype, f32 or bf16). */
+export const sameAs = (op: string, names: ReadonlyArray<string>, tensors: ReadonlyArray<Tensor>, floating = false): Shape => {
   const first = tensors[0] as Tensor
+  if (floating) expectFloating(op, names[0] as string, first)
   tensors.forEach((t, i) => {
-    expectDtype(op, names[i] as string, t)
+    expectDtype(op, names[i] as string, t, floating ? first.dtype : "f32")
     expectShape(op, names[i] as string, t, first.shape)
   })
   return first.shape
@@ -90,15 +97,15 @@ export const prefix = (op: string, x: Tensor, prefixRank: number): Shape => {
 
 export const layerNorm = (x: Tensor, weight: Tensor | undefined, bias: Tensor | undefined, eps: number) => {
   const op = "layerNorm"
-  expectDtype(op, "x", x)
+  expectFloating(op, "x", x)
   if (x.shape.length < 1) fail(op, "x must have rank >= 1")
   const dim = x.shape[x.shape.length - 1] as number
   if (weight !== undefined) {
-    expectDtype(op, "weight", weight)
+    expectDtype(op, "weight", weight, x.dtype)
     expectShape(op, "weight", weight, [dim])
   }
   if (bias !== undefined) {
-    expectDtype(op, "bias", bias)
+    expectDtype(op, "bias", bias, x.dtype)
     expectShape(op, "bias", bias, [dim])
   }
   expectFinite(op, "eps", eps)
@@ -106,13 +113,13 @@ export const layerNorm = (x: Tensor, weight: Tensor | undefined, bias: Tensor | 
   return { y: x.shape, stats: x.shape.slice(0, -1), rows: numelOf(x.shape.slice(0, -1)), dim }
 }
 
-/** x [B, L, D] with per-sample vectors [B, D]. */
+/** x [B, L, D] with per-sample vectors [B, D] of x's dtype. */
 export const perSample = (op: string, x: Tensor, names: ReadonlyArray<string>, vectors: ReadonlyArray<Tensor>) => {
-  expectDtype(op, "x", x)
+  expectFloating(op, "x", x)
   expectRank(op, "x", x, 3)
   const [batch, tokens, dim] = x.shape as [number, number, number]
   vectors.forEach((v, i) => {
-    expectDtype(op, names[i] as string, v)
+    expectDtype(op, names[i] as string, v, x.dtype)
     expectShape(op, names[i] as string, v, [batch, dim])
   })
   return { batch, tokens, dim }
@@ -120,8 +127,9 @@ export const perSample = (op: string, x: Tensor, names: ReadonlyArray<string>, v
 
 export const attention = (q: Tensor, k: Tensor, v: Tensor, keyMask: Tensor | undefined, scale: number | undefined) => {
   const op = "attention"
+  expectFloating(op, "q", q)
   for (const [name, t] of [["q", q], ["k", k], ["v", v]] as const) {
-    expectDtype(op, name, t)
+    expectDtype(op, name, t, q.dtype)
     expectRank(op, name, t, 4)
   }
   const [batch, lq, heads, headDim] = q.shape as [number, number, number, number]
@@ -147,8 +155,8 @@ export const attention = (q: Tensor, k: Tensor, v: Tensor, keyMask: Tensor | und
 
 export const matmul = (a: Tensor, b: Tensor, transA: boolean, transB: boolean) => {
   const op = "matmul"
-  expectDtype(op, "a", a)
-  expectDtype(op, "b", b)
+  expectFloating(op, "a", a)
+  expectDtype(op, "b", b, a.dtype)
   if (a.shape.length < 2) fail(op, `a must have rank >= 2, got ${formatShape(a.shape)}`)
   if (b.shape.length < 2) fail(op, `b must have rank >= 2, got ${formatShape(b.shape)}`)
   const batchShape = a.shape.slice(0, -2)
@@ -165,15 +173,15 @@ export const matmul = (a: Tensor, b: Tensor, transA: boolean, transB: boolean) =
 
 export const linear = (x: Tensor, weight: Tensor, bias: Tensor | undefined) => {
   const op = "linear"
-  expectDtype(op, "x", x)
-  expectDtype(op, "weight", weight)
+  expectFloating(op, "x", x)
+  expectDtype(op, "weight", weight, x.dtype)
   expectRank(op, "weight", weight, 2)
   if (x.shape.length < 1) fail(op, "x must have rank >= 1")
   const [outFeatures, inFeatures] = weight.shape as [number, number]
   if (x.shape[x.shape.length - 1] !== inFeatures)
     fail(op, `x ${formatShape(x.shape)} must end in ${inFeatures} (weight ${formatShape(weight.shape)} is [out, in])`)
   if (bias !== undefined) {
-    expectDtype(op, "bias", bias)
+    expectDtype(op, "bias", bias, x.dtype)
     expectShape(op, "bias", bias, [outFeatures])
   }
   const rows = numelOf(x.shape.slice(0, -1))
@@ -224,7 +232,6 @@ export const concat = (tensors: ReadonlyArray<Tensor>, axis: number) => {
   let total = 0
   tensors.forEach((t, i) => {
     if (t.dtype !== first.dtype) throw new DTypeError({ op, reason: `tensors[${i}] is ${t.dtype}, tensors[0] is ${first.dtype}` })
-    if (first.dtype === "bf16") throw new DTypeError({ op, reason: "bf16 needs the CUDA backend" })
     const same = t.shape.length === first.shape.length && t.shape.every((d, j) => j === axis || d === first.shape[j])
     if (!same) fail(op, `tensors[${i}] ${formatShape(t.shape)} must match tensors[0] ${formatShape(first.shape)} except on axis ${axis}`)
     total += t.shape[axis] as number
@@ -282,7 +289,7 @@ export const timestepEmbedding = (t: Tensor, dim: number, maxPeriod: number) => 
 }
 
 export const sumAxis = (x: Tensor, axis: number) => {
-  expectDtype("sumAxis", "x", x)
+  expectFloating("sumAxis", "x", x)
   if (x.shape.length === 0) fail("sumAxis", "x must have rank >= 1")
   expectAxis("sumAxis", x, axis)
   return { ...aroundAxis(x.shape, axis), out: x.shape.filter((_, j) => j !== axis) as Shape }
@@ -298,6 +305,13 @@ export const rowsOf = (op: string, x: Tensor) => {
 export const perRow = (op: string, name: string, v: Tensor, rows: number) => {
   expectDtype(op, name, v)
   expectShape(op, name, v, [rows])
+}
+
+const dtypes: ReadonlyArray<DType> = ["f32", "i32", "bf16"]
+
+/** A dtype name (whether the backend can store it is the backend's check). */
+export const expectDtypeName = (op: string, name: string, dtype: DType) => {
+  if (!dtypes.includes(dtype)) invalid(op, `${name} must be "f32", "i32" or "bf16", got ${String(dtype)}`)
 }
 
 export const randomStream = (op: string, seed: number, offset: number) => {

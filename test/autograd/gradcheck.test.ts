@@ -80,6 +80,7 @@ const cases: { readonly [K in DiffOp]: ReadonlyArray<GradCase> } = {
     { f: (xs) => F.linear(at(xs, 0), at(xs, 1)), inputs: (g) => [real(g, [3, 4]), real(g, [2, 4])] }
   ],
   view: [{ f: (xs) => Effect.flatMap(F.view(at(xs, 0), [6, 2]), (v) => F.mul(v, v)), inputs: (g) => [real(g, [3, 4])] }],
+  cast: [{ f: (xs) => Effect.flatMap(F.cast(at(xs, 0), "f32"), (c) => F.mul(c, c)), inputs: (g) => [real(g, [3, 4])] }],
   patchify: [{ f: (xs) => F.patchify(at(xs, 0), 2), inputs: (g) => [real(g, [1, 2, 4, 4])] }],
   unpatchify: [{ f: (xs) => F.unpatchify(at(xs, 0), { channels: 2, height: 4, width: 2, patch: 2 }), inputs: (g) => [real(g, [1, 2, 8])] }],
   concat: [{ f: (xs) => F.concat([at(xs, 0), at(xs, 1), at(xs, 0)], 1), inputs: (g) => [real(g, [2, 1, 3]), real(g, [2, 2, 3])] }],

@@ -6,7 +6,11 @@ import * as S from "../shapes.ts"
 import type { NativeAddon, NativeDevice, NativeOps } from "./binding.ts"
 
 export interface NativeOptions {
-  /** Threads for elementwise loops (default: all cores). */
+  /** "cpu" (default) or "cuda": the addon's backend this device runs on; one ops namespace serves both. */
+  readonly backend?: "cpu" | "cuda" | undefined
+  /** Which CUDA device (cuda only; default 0). */
+  readonly deviceIndex?: number | undefined
+  /** Threads for elementwise loops (cpu only; default: all cores). */
   readonly threads?: number | undefined
   /** Cap on device memory in bytes; allocations beyond it fail with OutOfMemoryError (0 = none). */
   readonly memoryLimitBytes?: number | undefined
@@ -14,8 +18,9 @@ export interface NativeOptions {
 
 type H = number
 
-const asTypedArray = (op: string, data: ArrayLike<number>, dtype: DType): Float32Array | Int32Array => {
-  if (dtype === "f32") return data instanceof Float32Array ? data : Float32Array.from(data)
+/** Host data as the addon takes it: f32 values for f32 and bf16 tensors (bf16 only where the device is CUDA). */
+const asTypedArray = (op: string, data: ArrayLike<number>, dtype: DType, cuda: boolean): Float32Array | Int32Array => {
+  if (dtype === "f32" || (dtype === "bf16" && cuda)) return data instanceof Float32Array ? data : Float32Array.from(data)
   if (dtype === "i32") {
     if (data instanceof Int32Array) return data
     const out = Int32Array.from(data)
@@ -27,19 +32,26 @@ const asTypedArray = (op: string, data: ArrayLike<number>, dtype: DType): Float3
 }
 
 /**
- * The native CPU backend: shape rules checked here (shared with every backend), then the addon validates
- * again at the N-API boundary, allocates, enqueues and returns.
+ * The native backends, CPU or CUDA (the addon's Device picks; ops.<name> dispatches on it): shape rules
+ * checked here (shared with every backend), then the addon validates again at the N-API boundary,
+ * allocates, enqueues and returns. On CUDA, the ops the contract marks bf16-capable take bf16 tensors too
+ * and return their inputs' dtype.
  */
 export class NativeBackend implements Ops.Backend, TensorOwner {
-  readonly name = "cpu" as const
-  readonly device = "cpu"
+  readonly name: "cpu" | "cuda"
+  readonly device: string
   readonly #ops: NativeOps
   readonly #dev: NativeDevice
   #disposed = false
 
+  /** Throws the addon's coded error (SELFE_DEVICE) where CUDA was not built or no GPU is usable. */
   constructor(addon: NativeAddon, options: NativeOptions = {}) {
     this.#ops = addon.ops
+    this.name = options.backend ?? "cpu"
+    this.device = this.name === "cuda" ? `cuda:${options.deviceIndex ?? 0}` : "cpu"
     this.#dev = new addon.Device({
+      ...(options.backend !== undefined ? { backend: options.backend } : {}),
+      ...(options.deviceIndex !== undefined ? { deviceIndex: options.deviceIndex } : {}),
       ...(options.threads !== undefined ? { threads: options.threads } : {}),
       ...(options.memoryLimitBytes !== undefined ? { memoryLimitBytes: options.memoryLimitBytes } : {})
     })
@@ -63,6 +75,10 @@ export class NativeBackend implements Ops.Backend, TensorOwner {
 
   #list(op: string, name: string, ts: ReadonlyArray<Tensor>): Array<H> {
     return ts.map((t, i) => this.#h(op, `${name}[${i}]`, t))
+  }
+
+  get #cuda(): boolean {
+    return this.name === "cuda"
   }
 
   #t(handle: H, shape: Shape, dtype: DType = "f32"): Tensor {
@@ -96,7 +112,7 @@ export class NativeBackend implements Ops.Backend, TensorOwner {
   // ---- creation and movement ----
   fromArray(data: ArrayLike<number>, shape: Shape, dtype: DType = "f32"): Tensor {
     const s = S.checkShape("fromArray", shape)
-    return this.#t(this.#ops.upload(this.#dev, dtypeCode[dtype], s, asTypedArray("fromArray", data, dtype)), s, dtype)
+    return this.#t(this.#ops.upload(this.#dev, dtypeCode[dtype], s, asTypedArray("fromArray", data, dtype, this.#cuda)), s, dtype)
   }
   empty(shape: Shape, dtype: DType = "f32"): Tensor {
     const s = S.checkShape("empty", shape)
@@ -111,7 +127,7 @@ export class NativeBackend implements Ops.Backend, TensorOwner {
     return this.full(shape, 0, dtype)
   }
   write(x: Tensor, data: ArrayLike<number>): void {
-    this.#ops.write(this.#dev, this.#h("write", "x", x), asTypedArray("write", data, x.dtype))
+    this.#ops.write(this.#dev, this.#h("write", "x", x), asTypedArray("write", data, x.dtype, this.#cuda))
   }
   view(x: Tensor, shape: Shape): Tensor {
     const s = S.checkShape("view", shape)
@@ -123,31 +139,35 @@ export class NativeBackend implements Ops.Backend, TensorOwner {
   assign(dst: Tensor, src: Tensor): void {
     this.#ops.assign(this.#dev, this.#h("assign", "dst", dst), this.#h("assign", "src", src))
   }
+  cast(x: Tensor, dtype: DType): Tensor {
+    S.expectDtypeName("cast", "dtype", dtype)
+    return this.#t(this.#ops.cast(this.#dev, this.#h("cast", "x", x), dtypeCode[dtype]), x.shape, dtype)
+  }
 
   // ---- elementwise ----
   add(a: Tensor, b: Tensor): Tensor {
-    return this.#t(this.#ops.add(this.#dev, this.#h("add", "a", a), this.#h("add", "b", b)), S.binary("add", a, b))
+    return this.#t(this.#ops.add(this.#dev, this.#h("add", "a", a), this.#h("add", "b", b)), S.binary("add", a, b), a.dtype)
   }
   sub(a: Tensor, b: Tensor): Tensor {
-    return this.#t(this.#ops.sub(this.#dev, this.#h("sub", "a", a), this.#h("sub", "b", b)), S.binary("sub", a, b))
+    return this.#t(this.#ops.sub(this.#dev, this.#h("sub", "a", a), this.#h("sub", "b", b)), S.binary("sub", a, b), a.dtype)
   }
   mul(a: Tensor, b: Tensor): Tensor {
-    return this.#t(this.#ops.mul(this.#dev, this.#h("mul", "a", a), this.#h("mul", "b", b)), S.binary("mul", a, b))
+    return this.#t(this.#ops.mul(this.#dev, this.#h("mul", "a", a), this.#h("mul", "b", b)), S.binary("mul", a, b), a.dtype)
   }
   mulRows(x: Tensor, s: Tensor): Tensor {
-    return this.#t(this.#ops.mulRows(this.#dev, this.#h("mulRows", "x", x), this.#h("mulRows", "s", s)), S.mulRows(x, s))
+    return this.#t(this.#ops.mulRows(this.#dev, this.#h("mulRows", "x", x), this.#h("mulRows", "s", s)), S.mulRows(x, s), x.dtype)
   }
   affine(x: Tensor, alpha: number, beta: number): Tensor {
-    S.expectDtype("affine", "x", x)
-    return this.#t(this.#ops.affine(this.#dev, this.#h("affine", "x", x), alpha, beta), x.shape)
+    S.expectFloating("affine", "x", x)
+    return this.#t(this.#ops.affine(this.#dev, this.#h("affine", "x", x), alpha, beta), x.shape, x.dtype)
   }
   scale(x: Tensor, alpha: number): Tensor {
-    S.expectDtype("scale", "x", x)
-    return this.#t(this.#ops.affine(this.#dev, this.#h("scale", "x", x), alpha, 0), x.shape)
+    S.expectFloating("scale", "x", x)
+    return this.#t(this.#ops.affine(this.#dev, this.#h("scale", "x", x), alpha, 0), x.shape, x.dtype)
   }
   axpy(alpha: number, x: Tensor, y: Tensor): Tensor {
-    const shape = S.sameAs("axpy", ["x", "y"], [x, y])
-    return this.#t(this.#ops.axpy(this.#dev, this.#h("axpy", "x", x), this.#h("axpy", "y", y), alpha), shape)
+    const shape = S.sameAs("axpy", ["x", "y"], [x, y], true)
+    return this.#t(this.#ops.axpy(this.#dev, this.#h("axpy", "x", x), this.#h("axpy", "y", y), alpha), shape, x.dtype)
   }
   rowDot(a: Tensor, b: Tensor, prefixRank: number): Tensor {
     S.sameAs("rowDot", ["a", "b"], [a, b])
@@ -157,20 +177,20 @@ export class NativeBackend implements Ops.Backend, TensorOwner {
 
   // ---- activations ----
   gelu(x: Tensor): Tensor {
-    S.expectDtype("gelu", "x", x)
-    return this.#t(this.#ops.gelu(this.#dev, this.#h("gelu", "x", x)), x.shape)
+    S.expectFloating("gelu", "x", x)
+    return this.#t(this.#ops.gelu(this.#dev, this.#h("gelu", "x", x)), x.shape, x.dtype)
   }
   geluBackward(dy: Tensor, x: Tensor): Tensor {
-    const shape = S.sameAs("geluBackward", ["dy", "x"], [dy, x])
-    return this.#t(this.#ops.geluBackward(this.#dev, this.#h("geluBackward", "dy", dy), this.#h("geluBackward", "x", x)), shape)
+    const shape = S.sameAs("geluBackward", ["dy", "x"], [dy, x], true)
+    return this.#t(this.#ops.geluBackward(this.#dev, this.#h("geluBackward", "dy", dy), this.#h("geluBackward", "x", x)), shape, x.dtype)
   }
   silu(x: Tensor): Tensor {
-    S.expectDtype("silu", "x", x)
-    return this.#t(this.#ops.silu(this.#dev, this.#h("silu", "x", x)), x.shape)
+    S.expectFloating("silu", "x", x)
+    return this.#t(this.#ops.silu(this.#dev, this.#h("silu", "x", x)), x.shape, x.dtype)
   }
   siluBackward(dy: Tensor, x: Tensor): Tensor {
-    const shape = S.sameAs("siluBackward", ["dy", "x"], [dy, x])
-    return this.#t(this.#ops.siluBackward(this.#dev, this.#h("siluBackward", "dy", dy), this.#h("siluBackward", "x", x)), shape)
+    const shape = S.sameAs("siluBackward", ["dy", "x"], [dy, x], true)
+    return this.#t(this.#ops.siluBackward(this.#dev, this.#h("siluBackward", "dy", dy), this.#h("siluBackward", "x", x)), shape, x.dtype)
   }
 
   // ---- normalisation and adaLN ----
@@ -178,7 +198,7 @@ export class NativeBackend implements Ops.Backend, TensorOwner {
     const op = "layerNorm"
     const s = S.layerNorm(x, options.weight, options.bias, options.eps)
     const [y, mean, rstd] = this.#ops.layerNorm(this.#dev, this.#h(op, "x", x), this.#opt(op, "weight", options.weight), this.#opt(op, "bias", options.bias), options.eps)
-    return { y: this.#t(y, s.y), mean: this.#t(mean, s.stats), rstd: this.#t(rstd, s.stats) }
+    return { y: this.#t(y, s.y, x.dtype), mean: this.#t(mean, s.stats), rstd: this.#t(rstd, s.stats) }
   }
   layerNormBackward(dy: Tensor, x: Tensor, saved: Ops.LayerNormSaved, options: Ops.LayerNormBackwardOptions): Ops.LayerNormGrads {
     const op = "layerNormBackward"
@@ -188,34 +208,34 @@ export class NativeBackend implements Ops.Backend, TensorOwner {
     S.expectShape(op, "rstd", saved.rstd, s.stats)
     const [dx, dw, db] = this.#ops.layerNormBackward(this.#dev, this.#h(op, "dy", dy), this.#h(op, "x", x), this.#h(op, "mean", saved.mean), this.#h(op, "rstd", saved.rstd), this.#opt(op, "weight", options.weight), options.withBias)
     return {
-      dx: this.#t(dx, x.shape),
-      dweight: dw === null ? undefined : this.#t(dw, [s.dim]),
-      dbias: db === null ? undefined : this.#t(db, [s.dim])
+      dx: this.#t(dx, x.shape, x.dtype),
+      dweight: dw === null ? undefined : this.#t(dw, [s.dim], x.dtype),
+      dbias: db === null ? undefined : this.#t(db, [s.dim], x.dtype)
     }
   }
   modulate(x: Tensor, shift: Tensor, scale: Tensor): Tensor {
     S.perSample("modulate", x, ["shift", "scale"], [shift, scale])
-    return this.#t(this.#ops.modulate(this.#dev, this.#h("modulate", "x", x), this.#h("modulate", "shift", shift), this.#h("modulate", "scale", scale)), x.shape)
+    return this.#t(this.#ops.modulate(this.#dev, this.#h("modulate", "x", x), this.#h("modulate", "shift", shift), this.#h("modulate", "scale", scale)), x.shape, x.dtype)
   }
   modulateBackward(dy: Tensor, x: Tensor, scale: Tensor): Ops.ModulateGrads {
     const op = "modulateBackward"
     const { batch, dim } = S.perSample(op, x, ["scale"], [scale])
     S.expectShape(op, "dy", dy, x.shape)
     const [dx, dshift, dscale] = this.#ops.modulateBackward(this.#dev, this.#h(op, "dy", dy), this.#h(op, "x", x), this.#h(op, "scale", scale))
-    return { dx: this.#t(dx, x.shape), dshift: this.#t(dshift, [batch, dim]), dscale: this.#t(dscale, [batch, dim]) }
+    return { dx: this.#t(dx, x.shape, x.dtype), dshift: this.#t(dshift, [batch, dim], x.dtype), dscale: this.#t(dscale, [batch, dim], x.dtype) }
   }
   gatedResidual(x: Tensor, gate: Tensor, branch: Tensor): Tensor {
     const op = "gatedResidual"
     S.perSample(op, x, ["gate"], [gate])
     S.expectShape(op, "branch", branch, x.shape)
-    return this.#t(this.#ops.gatedResidual(this.#dev, this.#h(op, "x", x), this.#h(op, "gate", gate), this.#h(op, "branch", branch)), x.shape)
+    return this.#t(this.#ops.gatedResidual(this.#dev, this.#h(op, "x", x), this.#h(op, "gate", gate), this.#h(op, "branch", branch)), x.shape, x.dtype)
   }
   gatedResidualBackward(dout: Tensor, gate: Tensor, branch: Tensor): Ops.GatedResidualGrads {
     const op = "gatedResidualBackward"
     const { batch, dim } = S.perSample(op, branch, ["gate"], [gate])
     S.expectShape(op, "dout", dout, branch.shape)
     const [dgate, dbranch] = this.#ops.gatedResidualBackward(this.#dev, this.#h(op, "dout", dout), this.#h(op, "gate", gate), this.#h(op, "branch", branch))
-    return { dgate: this.#t(dgate, [batch, dim]), dbranch: this.#t(dbranch, branch.shape) }
+    return { dgate: this.#t(dgate, [batch, dim], branch.dtype), dbranch: this.#t(dbranch, branch.shape, branch.dtype) }
   }
 
   // ---- attention and matrix products ----
@@ -223,7 +243,7 @@ export class NativeBackend implements Ops.Backend, TensorOwner {
     const op = "attention"
     const s = S.attention(q, k, v, options.keyMask, options.scale)
     const [out, lse] = this.#ops.attention(this.#dev, this.#h(op, "q", q), this.#h(op, "k", k), this.#h(op, "v", v), this.#opt(op, "keyMask", options.keyMask), s.scale)
-    return { out: this.#t(out, s.out), lse: this.#t(lse, s.lse) }
+    return { out: this.#t(out, s.out, q.dtype), lse: this.#t(lse, s.lse) }
   }
   attentionBackward(dout: Tensor, q: Tensor, k: Tensor, v: Tensor, saved: Ops.AttentionResult, options: Ops.AttentionOptions): Ops.AttentionGrads {
     const op = "attentionBackward"
@@ -232,18 +252,18 @@ export class NativeBackend implements Ops.Backend, TensorOwner {
     S.expectShape(op, "out", saved.out, s.out)
     S.expectShape(op, "lse", saved.lse, s.lse)
     const [dq, dk, dv] = this.#ops.attentionBackward(this.#dev, this.#h(op, "dout", dout), this.#h(op, "q", q), this.#h(op, "k", k), this.#h(op, "v", v), this.#h(op, "out", saved.out), this.#h(op, "lse", saved.lse), this.#opt(op, "keyMask", options.keyMask), s.scale)
-    return { dq: this.#t(dq, q.shape), dk: this.#t(dk, k.shape), dv: this.#t(dv, v.shape) }
+    return { dq: this.#t(dq, q.shape, q.dtype), dk: this.#t(dk, k.shape, q.dtype), dv: this.#t(dv, v.shape, q.dtype) }
   }
   matmul(a: Tensor, b: Tensor, options: Ops.MatmulOptions = {}): Tensor {
     const transA = options.transA ?? false
     const transB = options.transB ?? false
     const alpha = options.alpha ?? 1
     const s = S.matmul(a, b, transA, transB)
-    return this.#t(this.#ops.matmul(this.#dev, this.#h("matmul", "a", a), this.#h("matmul", "b", b), transA, transB, alpha), s.out)
+    return this.#t(this.#ops.matmul(this.#dev, this.#h("matmul", "a", a), this.#h("matmul", "b", b), transA, transB, alpha), s.out, a.dtype)
   }
   linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
     const s = S.linear(x, weight, bias)
-    return this.#t(this.#ops.linear(this.#dev, this.#h("linear", "x", x), this.#h("linear", "weight", weight), this.#opt("linear", "bias", bias)), s.out)
+    return this.#t(this.#ops.linear(this.#dev, this.#h("linear", "x", x), this.#h("linear", "weight", weight), this.#opt("linear", "bias", bias)), s.out, x.dtype)
   }
 
   // ---- layout ----
@@ -293,7 +313,7 @@ export class NativeBackend implements Ops.Backend, TensorOwner {
   }
   sumAxis(x: Tensor, axis: number): Tensor {
     const s = S.sumAxis(x, axis)
-    return this.#t(this.#ops.sumAxis(this.#dev, this.#h("sumAxis", "x", x), axis), s.out)
+    return this.#t(this.#ops.sumAxis(this.#dev, this.#h("sumAxis", "x", x), axis), s.out, x.dtype)
   }
   mse(a: Tensor, b: Tensor): Tensor {
     S.sameAs("mse", ["a", "b"], [a, b])

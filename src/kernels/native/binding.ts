@@ -16,8 +16,13 @@ export interface NativeStats {
   readonly peakBytes: number
   readonly systemAllocs: number
   readonly limitBytes: number
+  /** Worker threads of a CPU device (0 on CUDA). */
   readonly threads: number
   readonly failure: string
+  readonly backend: "cpu" | "cuda"
+  /** CUDA only: the device ordinal and the pinned host memory held for staging reads and writes. */
+  readonly deviceIndex?: number
+  readonly pinnedBytes?: number
 }
 
 export interface NativeOps {
@@ -42,6 +47,7 @@ export interface NativeOps {
   rowDot(d: NativeDevice, a: H, b: H, prefixRank: number): H
   copy(d: NativeDevice, x: H): H
   assign(d: NativeDevice, dst: H, src: H): void
+  cast(d: NativeDevice, x: H, dtype: number): H
   gelu(d: NativeDevice, x: H): H
   geluBackward(d: NativeDevice, dy: H, x: H): H
   silu(d: NativeDevice, x: H): H
@@ -84,10 +90,21 @@ export interface NativeOps {
   clipByNorm(d: NativeDevice, xs: Array<H>, norm: H, maxNorm: number): void
 }
 
+export interface NativeDeviceOptions {
+  readonly backend?: "cpu" | "cuda"
+  readonly deviceIndex?: number
+  readonly threads?: number
+  readonly memoryLimitBytes?: number
+}
+
 export interface NativeAddon {
-  readonly Device: new (options?: { threads?: number; memoryLimitBytes?: number }) => NativeDevice
+  /** Throws a SELFE_DEVICE error for backend "cuda" where CUDA was not built or no GPU is usable. */
+  readonly Device: new (options?: NativeDeviceOptions) => NativeDevice
   readonly ops: NativeOps
+  /** backends: "cpu" or "cpu,cuda"; blas: "openblas" or "openblas,cublaslt". */
   readonly build: { readonly backends: string; readonly blas: string }
+  /** Usable CUDA devices: 0 where CUDA was not built or no driver or GPU is present. */
+  readonly cudaDeviceCount: () => number
 }
 
 /** Where `npm ci` / `npm run build` puts the addon; SELFE_NATIVE_ADDON points elsewhere. */

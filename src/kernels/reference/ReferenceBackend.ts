@@ -32,6 +32,10 @@ const floats = (t: Tensor): Floats => (t.handle as ReferenceHandle).storage.data
 const ints = (t: Tensor): Int32Array => (t.handle as ReferenceHandle).storage.data as Int32Array
 const optionalFloats = (t: Tensor | undefined): Floats | undefined => (t === undefined ? undefined : floats(t))
 
+/** f32 to i32 as the native backends convert: toward zero, saturating at the i32 range, NaN to 0. */
+const truncateToInt32 = (value: number): number =>
+  Number.isNaN(value) ? 0 : value >= 2147483648 ? 2147483647 : value <= -2147483648 ? -2147483648 : Math.trunc(value)
+
 /**
  * The pure TypeScript backend: the numerical oracle native kernels are tested against, the backend gradchecks
  * run on (precision "f64"), and the kernels pipeline tests run on. Each op validates exactly as NativeBackend
@@ -183,6 +187,17 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
     words(dst).set(words(src))
   }
 
+  cast(x: Tensor, dtype: DType): Tensor {
+    this.#check("cast", "x", x)
+    S.expectDtypeName("cast", "dtype", dtype)
+    const out = this.#alloc("cast", x.shape, dtype)
+    const from = words(x)
+    const to = words(out)
+    if (dtype === "i32" && x.dtype !== "i32") for (let i = 0; i < from.length; i++) to[i] = truncateToInt32(from[i] as number)
+    else to.set(from)
+    return out
+  }
+
   // ---- elementwise ----
   #binary(op: Elementwise.BinaryOp, a: Tensor, b: Tensor): Tensor {
     this.#check(op, "a", a)
@@ -212,14 +227,14 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
     return this.#affine("scale", x, alpha, 0)
   }
   #affine(op: string, x: Tensor, alpha: number, beta: number): Tensor {
-    S.expectDtype(op, "x", x)
+    S.expectFloating(op, "x", x)
     this.#check(op, "x", x)
     S.expectFinite(op, "alpha", alpha)
     S.expectFinite(op, "beta", beta)
     return this.#compute(op, x.shape, (out) => Elementwise.affine(out, floats(x), alpha, beta))
   }
   axpy(alpha: number, x: Tensor, y: Tensor): Tensor {
-    const shape = S.sameAs("axpy", ["x", "y"], [x, y])
+    const shape = S.sameAs("axpy", ["x", "y"], [x, y], true)
     this.#check("axpy", "x", x)
     this.#check("axpy", "y", y)
     S.expectFinite("axpy", "alpha", alpha)
@@ -235,12 +250,12 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
 
   // ---- activations ----
   #activation(op: string, x: Tensor, kernel: (out: Floats, x: Floats) => void): Tensor {
-    S.expectDtype(op, "x", x)
+    S.expectFloating(op, "x", x)
     this.#check(op, "x", x)
     return this.#compute(op, x.shape, (out) => kernel(out, floats(x)))
   }
   #activationBackward(op: string, dy: Tensor, x: Tensor, kernel: (dx: Floats, dy: Floats, x: Floats) => void): Tensor {
-    const shape = S.sameAs(op, ["dy", "x"], [dy, x])
+    const shape = S.sameAs(op, ["dy", "x"], [dy, x], true)
     this.#check(op, "dy", dy)
     this.#check(op, "x", x)
     return this.#compute(op, shape, (dx) => kernel(dx, floats(dy), floats(x)))

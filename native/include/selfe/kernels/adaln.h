@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 
+#include "selfe/dtype.h"
 #include "selfe/stream.h"
 
 #define SELFE_ADALN_KERNELS                                                                               \
@@ -19,3 +20,16 @@
                                Stream stream);
 
 SELFE_DECLARE_FOR_BACKENDS(SELFE_ADALN_KERNELS)
+
+#define SELFE_ADALN_BF16_KERNELS                                                                          \
+  void modulate_forward(bf16* y, const bf16* x, const bf16* shift, const bf16* scale, int64_t batch,     \
+                        int64_t tokens, int64_t dim, Stream stream);                                     \
+  void modulate_backward(bf16* dx, bf16* dshift, bf16* dscale, const bf16* dy, const bf16* x,            \
+                         const bf16* scale, int64_t batch, int64_t tokens, int64_t dim, Stream stream);  \
+  void gated_residual_forward(bf16* out, const bf16* x, const bf16* gate, const bf16* branch,            \
+                              int64_t batch, int64_t tokens, int64_t dim, Stream stream);                \
+  void gated_residual_backward(bf16* dgate, bf16* dbranch, const bf16* dout, const bf16* gate,           \
+                               const bf16* branch, int64_t batch, int64_t tokens, int64_t dim,           \
+                               Stream stream);
+
+SELFE_DECLARE_FOR_CUDA(SELFE_ADALN_BF16_KERNELS)

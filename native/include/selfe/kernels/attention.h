@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 
+#include "selfe/dtype.h"
 #include "selfe/stream.h"
 
 #define SELFE_ATTENTION_KERNELS                                                                            \
@@ -17,3 +18,15 @@
                           int64_t head_dim, float scale, Stream stream);
 
 SELFE_DECLARE_FOR_BACKENDS(SELFE_ATTENTION_KERNELS)
+
+// bf16 q, k, v, out and gradients; lse stays f32.
+#define SELFE_ATTENTION_BF16_KERNELS                                                                       \
+  void attention_forward(bf16* out, float* lse, const bf16* q, const bf16* k, const bf16* v,             \
+                         const int32_t* key_mask, int64_t batch, int64_t heads, int64_t lq, int64_t lk,  \
+                         int64_t head_dim, float scale, Stream stream);                                   \
+  void attention_backward(bf16* dq, bf16* dk, bf16* dv, const bf16* dout, const bf16* q, const bf16* k,  \
+                          const bf16* v, const bf16* out, const float* lse, const int32_t* key_mask,     \
+                          int64_t batch, int64_t heads, int64_t lq, int64_t lk, int64_t head_dim,        \
+                          float scale, Stream stream);
+
+SELFE_DECLARE_FOR_CUDA(SELFE_ATTENTION_BF16_KERNELS)

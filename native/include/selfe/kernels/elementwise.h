@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 
+#include "selfe/dtype.h"
 #include "selfe/stream.h"
 
 namespace selfe {
@@ -24,6 +25,20 @@ enum class Broadcast : int32_t { Same = 0, Trailing = 1, Leading = 2 };
                        Stream stream);                                                                  \
   /* Sets n 32-bit words to one bit pattern (f32 or i32 values). */                                     \
   void fill32(void* out, uint32_t bits, int64_t n, Stream stream);                                      \
-  void copy_bytes(void* dst, const void* src, int64_t bytes, Stream stream);
+  void copy_bytes(void* dst, const void* src, int64_t bytes, Stream stream);                          \
+  /* out[i] = in[i] as another element type: to bf16 rounds to nearest even; to i32 truncates toward */ \
+  /* zero, saturating at the i32 range, NaN -> 0. */                                                    \
+  void convert(void* out, DType out_type, const void* in, DType in_type, int64_t n, Stream stream);
 
 SELFE_DECLARE_FOR_BACKENDS(SELFE_ELEMENTWISE_KERNELS)
+
+// bf16 storage, fp32 arithmetic: b and y are bf16 like the output.
+#define SELFE_ELEMENTWISE_BF16_KERNELS                                                                    \
+  void binary_forward(bf16* out, const bf16* a, const bf16* b, int64_t n, int64_t nb, BinaryOp op,      \
+                      Broadcast broadcast, Stream stream);                                              \
+  void affine_forward(bf16* out, const bf16* x, float alpha, float beta, int64_t n, Stream stream);     \
+  void axpy_forward(bf16* out, const bf16* x, const bf16* y, float alpha, int64_t n, Stream stream);    \
+  /* Sets n 16-bit words to one bit pattern. */                                                         \
+  void fill16(void* out, uint16_t bits, int64_t n, Stream stream);
+
+SELFE_DECLARE_FOR_CUDA(SELFE_ELEMENTWISE_BF16_KERNELS)

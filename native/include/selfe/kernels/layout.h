@@ -7,6 +7,7 @@
 #pragma once
 #include <cstdint>
 
+#include "selfe/dtype.h"
 #include "selfe/stream.h"
 
 #define SELFE_LAYOUT_KERNELS                                                                              \
@@ -20,3 +21,12 @@
                    int64_t dst_offset, int64_t inner, Stream stream);
 
 SELFE_DECLARE_FOR_BACKENDS(SELFE_LAYOUT_KERNELS)
+
+// The same block copies over 16-bit elements (bf16 tensors).
+#define SELFE_LAYOUT_BF16_KERNELS                                                                         \
+  void slice_axis(bf16* dst, const bf16* src, int64_t outer, int64_t src_axis, int64_t dst_axis,         \
+                  int64_t src_offset, int64_t inner, Stream stream);                                     \
+  void insert_axis(bf16* dst, const bf16* src, int64_t outer, int64_t src_axis, int64_t dst_axis,        \
+                   int64_t dst_offset, int64_t inner, Stream stream);
+
+SELFE_DECLARE_FOR_CUDA(SELFE_LAYOUT_BF16_KERNELS)

@@ -6,6 +6,7 @@
 #pragma once
 #include <cstdint>
 
+#include "selfe/dtype.h"
 #include "selfe/stream.h"
 
 #define SELFE_MATMUL_KERNELS                                                                             \
@@ -16,3 +17,13 @@
                       int64_t in_features, int64_t out_features, Stream stream);
 
 SELFE_DECLARE_FOR_BACKENDS(SELFE_MATMUL_KERNELS)
+
+// bf16 A, B, C, bias; fp32 accumulation and alpha/beta.
+#define SELFE_MATMUL_BF16_KERNELS                                                                         \
+  void gemm(bf16* c, const bf16* a, const bf16* b, int64_t batch, int64_t m, int64_t n, int64_t k,      \
+            bool trans_a, bool trans_b, int64_t stride_a, int64_t stride_b, int64_t stride_c, float alpha, \
+            float beta, Stream stream);                                                                  \
+  void linear_forward(bf16* y, const bf16* x, const bf16* weight, const bf16* bias, int64_t rows,       \
+                      int64_t in_features, int64_t out_features, Stream stream);
+
+SELFE_DECLARE_FOR_CUDA(SELFE_MATMUL_BF16_KERNELS)

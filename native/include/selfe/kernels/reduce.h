@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 
+#include "selfe/dtype.h"
 #include "selfe/stream.h"
 
 #define SELFE_REDUCE_KERNELS                                                                            \
@@ -13,3 +14,9 @@
   void mse_rows(float* out, const float* a, const float* b, int64_t rows, int64_t cols, Stream stream);
 
 SELFE_DECLARE_FOR_BACKENDS(SELFE_REDUCE_KERNELS)
+
+// sum_axis over bf16 (a bias gradient in mixed precision): fp32 sums, bf16 result.
+#define SELFE_REDUCE_BF16_KERNELS \
+  void sum_axis(bf16* out, const bf16* x, int64_t outer, int64_t axis, int64_t inner, Stream stream);
+
+SELFE_DECLARE_FOR_CUDA(SELFE_REDUCE_BF16_KERNELS)

@@ -1,0 +1,188 @@
+/**
+ * npm run bench:gpu — selfe's CUDA backend against PyTorch on the same card in the same run (PyTorch's half
+ * is bench/gpu_torch.py): GEMMs at DiT shapes (65536 tokens, widths 384/768/1152), attention forward and
+ * forward+backward at L = 256/1024/4096 with head dims 64/128 (PyTorch's flash and cuDNN SDPA), LayerNorm +
+ * adaLN modulate, and AdamW over 130M parameters (torch.optim.AdamW(fused=True)). Inputs are random (never
+ * zeros) and rotate through more memory than the L2 cache; each time is the best of 3 rounds of back-to-back
+ * calls between two synchronizes, on both sides. The table comes last.
+ */
+import { spawnSync } from "node:child_process"
+import { fileURLToPath } from "node:url"
+import { loadAddon } from "../src/kernels/native/binding.ts"
+import { NativeBackend } from "../src/kernels/native/NativeBackend.ts"
+import type { Tensor } from "../src/tensor/Tensor.ts"
+import type { DType, Shape } from "../src/tensor/dtype.ts"
+
+const addon = loadAddon()
+if (!addon.build.backends.split(",").includes("cuda") || addon.cudaDeviceCount() === 0) {
+  console.error(
+    `bench:gpu needs the CUDA backend and a GPU: build.backends is "${addon.build.backends}", ${addon.cudaDeviceCount()} CUDA device(s) usable`
+  )
+  process.exit(1)
+}
+const backend = new NativeBackend(addon, { backend: "cuda" })
+
+const L2_BYTES = 64 << 20
+const TOKENS = 65536
+
+interface Case {
+  readonly id: string
+  readonly kind: "gemm" | "attention" | "layerNormModulate" | "adamw"
+  readonly label: string
+  readonly flops?: number
+  readonly reps: number
+  readonly [field: string]: unknown
+}
+
+/** How many input sets to rotate through so that together they exceed the L2 cache twice over. */
+const setsFor = (bytesPerSet: number) => Math.max(2, Math.min(16, Math.ceil((2 * L2_BYTES) / Math.max(1, bytesPerSet))))
+const repsFor = (flops: number, budget: number) => Math.max(2, Math.min(200, Math.round(budget / flops)))
+let seed = 1
+const random = (shape: Shape, dtype: DType, scale = 1): Tensor => {
+  const x = backend.randomNormal(shape, { seed: seed++, offset: 0 })
+  const scaled = scale === 1 ? x : backend.scale(x, scale)
+  if (scaled !== x) x.release()
+  if (dtype === "f32") return scaled
+  const cast = backend.cast(scaled, dtype)
+  scaled.release()
+  return cast
+}
+
+/** Seconds per call of run(i) (i rotating over the input sets): warm-up, then the best of 3 rounds. */
+const timed = async (run: (set: number) => void, sets: number, reps: number) => {
+  for (let i = 0; i < 3; i++) run(i % sets)
+  await backend.sync()
+  let best = Infinity
+  for (let round = 0; round < 3; round++) {
+    const start = performance.now()
+    for (let i = 0; i < reps; i++) run(i % sets)
+    await backend.sync()
+    best = Math.min(best, (performance.now() - start) / 1000 / reps)
+  }
+  return best
+}
+
+const cases: Array<Case> = []
+for (const dim of [384, 768, 1152])
+  for (const [name, k, n] of [
+    ["qkv", dim, 3 * dim],
+    ["proj", dim, dim],
+    ["mlp up", dim, 4 * dim],
+    ["mlp down", 4 * dim, dim]
+  ] as const)
+    for (const dtype of name === "mlp up" ? (["bf16", "f32"] as const) : (["bf16"] as const)) {
+      const flops = 2 * TOKENS * k * n
+      cases.push({ id: `gemm-${dim}-${name}-${dtype}`, kind: "gemm", label: `linear ${name} D=${dim} ${dtype} [${TOKENS}x${k}]x[${k}x${n}]`, m: TOKENS, k, n, dtype, flops, reps: repsFor(flops, dtype === "bf16" ? 2e13 : 2e12) })
+    }
+for (const length of [256, 1024, 4096])
+  for (const headDim of [64, 128])
+    for (const withBackward of [false, true]) {
+      const heads = 1024 / headDim
+      const batch = 32768 / length
+      const flops = 4 * batch * heads * length * length * headDim * (withBackward ? 3.5 : 1)
+      cases.push({
+        id: `attention-${length}-${headDim}-${withBackward ? "fwdbwd" : "fwd"}`,
+        kind: "attention",
+        label: `attention ${withBackward ? "fwd+bwd" : "fwd"} L=${length} d=${headDim} B=${batch} H=${heads} bf16`,
+        batch,
+        length,
+        heads,
+        headDim,
+        backward: withBackward,
+        dtype: "bf16",
+        flops,
+        reps: repsFor(flops, 2e12)
+      })
+    }
+cases.push({ id: "layernorm-modulate", kind: "layerNormModulate", label: "LayerNorm + modulate [64x1024x1152] bf16", batch: 64, length: 1024, dim: 1152, dtype: "bf16", reps: 50 })
+// A DiT-B-sized parameter list: 12 blocks of qkv, proj, MLP and adaLN weights with their biases (~130M).
+const adamwShapes: Array<Shape> = []
+for (let block = 0; block < 12; block++)
+  adamwShapes.push([2304, 768], [2304], [768, 768], [768], [3072, 768], [3072], [768, 3072], [768], [4608, 768], [4608], [768], [768])
+const adamwParams = adamwShapes.reduce((n, s) => n + s.reduce((a, b) => a * b, 1), 0)
+cases.push({ id: "adamw", kind: "adamw", label: `AdamW ${(adamwParams / 1e6).toFixed(0)}M params in ${adamwShapes.length} tensors f32`, shapes: adamwShapes, reps: 20 })
+
+const ours = new Map<string, number>()
+for (const c of cases) {
+  let seconds: number
+  if (c.kind === "gemm") {
+    const { m, k, n, dtype } = c as unknown as { m: number; k: number; n: number; dtype: DType }
+    const sets = setsFor((m * k + n * k) * (dtype === "bf16" ? 2 : 4))
+    const xs = Array.from({ length: sets }, () => random([m, k], dtype))
+    const ws = Array.from({ length: sets }, () => random([n, k], dtype, 1 / Math.sqrt(k)))
+    const bs = Array.from({ length: sets }, () => random([n], dtype))
+    seconds = await timed((i) => backend.linear(xs[i]!, ws[i]!, bs[i]!).release(), sets, c.reps)
+    for (const t of [...xs, ...ws, ...bs]) t.release()
+  } else if (c.kind === "attention") {
+    const { batch, length, heads, headDim, backward } = c as unknown as { batch: number; length: number; heads: number; headDim: number; backward: boolean }
+    const shape = [batch, length, heads, headDim]
+    const sets = setsFor(4 * batch * length * heads * headDim * 2)
+    const [qs, ks, vs, dos] = [0, 1, 2, 3].map(() => Array.from({ length: sets }, () => random(shape, "bf16")))
+    seconds = await timed(
+      (i) => {
+        const saved = backend.attention(qs![i]!, ks![i]!, vs![i]!, {})
+        if (backward) {
+          const grads = backend.attentionBackward(dos![i]!, qs![i]!, ks![i]!, vs![i]!, saved, {})
+          for (const g of [grads.dq, grads.dk, grads.dv]) g.release()
+        }
+        saved.out.release()
+        saved.lse.release()
+      },
+      sets,
+      c.reps
+    )
+    for (const t of [...qs!, ...ks!, ...vs!, ...dos!]) t.release()
+  } else if (c.kind === "layerNormModulate") {
+    const { batch, length, dim } = c as unknown as { batch: number; length: number; dim: number }
+    const sets = setsFor(batch * length * dim * 2)
+    const xs = Array.from({ length: sets }, () => random([batch, length, dim], "bf16"))
+    const shifts = Array.from({ length: sets }, () => random([batch, dim], "bf16"))
+    const scales = Array.from({ length: sets }, () => random([batch, dim], "bf16"))
+    seconds = await timed(
+      (i) => {
+        const normed = backend.layerNorm(xs[i]!, { eps: 1e-6 })
+        backend.modulate(normed.y, shifts[i]!, scales[i]!).release()
+        for (const t of [normed.y, normed.mean, normed.rstd]) t.release()
+      },
+      sets,
+      c.reps
+    )
+    for (const t of [...xs, ...shifts, ...scales]) t.release()
+  } else {
+    const params = adamwShapes.map((s) => random(s, "f32"))
+    const grads = adamwShapes.map((s) => random(s, "f32"))
+    const m = adamwShapes.map((s) => backend.zeros(s))
+    const v = adamwShapes.map((s) => backend.zeros(s))
+    let step = 0
+    seconds = await timed(() => backend.adamw({ params, grads, m, v }, { lr: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.01, step: ++step }), 1, c.reps)
+    for (const t of [...params, ...grads, ...m, ...v]) t.release()
+  }
+  ours.set(c.id, seconds)
+  console.log(`selfe  ${c.label}: ${(seconds * 1e3).toFixed(3)} ms`)
+}
+backend.dispose()
+
+const script = fileURLToPath(new URL("./gpu_torch.py", import.meta.url))
+const torchRun = spawnSync("python3", [script], { input: JSON.stringify(cases), encoding: "utf8", maxBuffer: 1 << 24, stdio: ["pipe", "pipe", "inherit"] })
+const torch =
+  torchRun.status === 0
+    ? (JSON.parse(torchRun.stdout) as { device: string; torch: string; cases: Record<string, Record<string, number | null>> })
+    : undefined
+if (torch === undefined) console.error(`PyTorch's side did not run (${torchRun.error?.message ?? `exit ${torchRun.status}`}); the table shows selfe alone`)
+
+const ms = (s: number | null | undefined) => (s === null || s === undefined ? "—" : (s * 1e3).toFixed(3))
+const pad = (s: string, w: number) => s.padEnd(w)
+console.log(`\nselfe bench:gpu — ${torch?.device ?? "CUDA device"}, torch ${torch?.torch ?? "not run"}, ${new Date().toISOString().slice(0, 10)}`)
+console.log("ms per call, best of 3 rounds; ratio = selfe / best PyTorch (above 1: selfe is slower); TFLOP/s for selfe")
+console.log(`${pad("case", 62)}${pad("selfe", 11)}${pad("TFLOP/s", 9)}${pad("torch", 11)}${pad("flash", 11)}${pad("cuDNN", 11)}ratio`)
+for (const c of cases) {
+  const mine = ours.get(c.id) as number
+  const theirs = torch?.cases[c.id] ?? {}
+  const variants = Object.values(theirs).filter((s): s is number => typeof s === "number")
+  const best = variants.length > 0 ? Math.min(...variants) : undefined
+  console.log(
+    `${pad(c.label, 62)}${pad(ms(mine), 11)}${pad(c.flops === undefined ? "" : (c.flops / mine / 1e12).toFixed(1), 9)}` +
+      `${pad(ms(theirs["torch"] ?? theirs["torch fused"]), 11)}${pad(ms(theirs["torch flash"]), 11)}${pad(ms(theirs["torch cuDNN"]), 11)}` +
+      `${best === undefined ? "—" : (mine / best).toFixed(2)}`
+  )
+}

@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""PyTorch's side of `npm run bench:gpu` (bench/gpu.ts runs it in the same run, on the same card).
+
+Reads the cases as JSON on stdin (the list bench/gpu.ts times on selfe) and prints JSON {case id: {variant:
+seconds per call}} on stdout. Same protocol as selfe's side: random inputs (never zeros), enough input sets
+to rotate through more memory than the L2 cache holds, warm-up, then the best of 3 rounds of back-to-back
+calls between two synchronizes.
+"""
+import json
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+L2_BYTES = 64 << 20
+
+
+def dtype_of(name):
+    return {"bf16": torch.bfloat16, "f32": torch.float32}[name]
+
+
+def sets_for(bytes_per_set):
+    return max(2, min(16, -(-2 * L2_BYTES // max(1, bytes_per_set))))
+
+
+def timed(run, sets, reps):
+    for i in range(3):
+        run(i % sets)
+    torch.cuda.synchronize()
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for i in range(reps):
+            run(i % sets)
+        torch.cuda.synchronize()
+        best = min(best, (time.perf_counter() - start) / reps)
+    return best
+
+
+def gemm(case):
+    m, k, n, dtype = case["m"], case["k"], case["n"], dtype_of(case["dtype"])
+    per_set = (m * k + n * k) * (2 if dtype == torch.bfloat16 else 4)
+    sets = sets_for(per_set)
+    xs = [torch.randn(m, k, device="cuda", dtype=dtype) for _ in range(sets)]
+    ws = [torch.randn(n, k, device="cuda", dtype=dtype) * k**-0.5 for _ in range(sets)]
+    bs = [torch.randn(n, device="cuda", dtype=dtype) for _ in range(sets)]
+    return {"torch": timed(lambda i: F.linear(xs[i], ws[i], bs[i]), sets, case["reps"])}
+
+
+def attention(case):
+    b, l, h, d, dtype = case["batch"], case["length"], case["heads"], case["headDim"], dtype_of(case["dtype"])
+    per_set = 4 * b * l * h * d * 2
+    sets = sets_for(per_set)
+    # selfe's layout [B, L, H, D], seen by torch as [B, H, L, D] (a transposed view, no copy).
+    make = lambda: torch.randn(b, l, h, d, device="cuda", dtype=dtype).transpose(1, 2)
+    qs = [make().requires_grad_(case["backward"]) for _ in range(sets)]
+    ks = [make().requires_grad_(case["backward"]) for _ in range(sets)]
+    vs = [make().requires_grad_(case["backward"]) for _ in range(sets)]
+    dos = [make() for _ in range(sets)]
+    results = {}
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    for name, backend in (("torch flash", SDPBackend.FLASH_ATTENTION), ("torch cuDNN", SDPBackend.CUDNN_ATTENTION)):
+        def run(i):
+            out = F.scaled_dot_product_attention(qs[i], ks[i], vs[i])
+            if case["backward"]:
+                torch.autograd.grad(out, (qs[i], ks[i], vs[i]), dos[i])
+
+        try:
+            with sdpa_kernel(backend):
+                results[name] = timed(run, sets, case["reps"])
+        except RuntimeError as error:
+            results[name] = None
+            print(f"{name} unavailable for {case['id']}: {str(error).splitlines()[0]}", file=sys.stderr)
+    return results
+
+
+def layer_norm_modulate(case):
+    b, l, d, dtype = case["batch"], case["length"], case["dim"], dtype_of(case["dtype"])
+    sets = sets_for(b * l * d * 2)
+    xs = [torch.randn(b, l, d, device="cuda", dtype=dtype) for _ in range(sets)]
+    shifts = [torch.randn(b, 1, d, device="cuda", dtype=dtype) for _ in range(sets)]
+    scales = [torch.randn(b, 1, d, device="cuda", dtype=dtype) for _ in range(sets)]
+    run = lambda i: F.layer_norm(xs[i], (d,), eps=1e-6) * (1 + scales[i]) + shifts[i]
+    return {"torch": timed(run, sets, case["reps"])}
+
+
+def adamw(case):
+    params = [torch.randn(shape, device="cuda") for shape in case["shapes"]]
+    for p in params:
+        p.grad = torch.randn_like(p)
+    optimizer = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.95), weight_decay=0.01, fused=True)
+    return {"torch fused": timed(lambda i: optimizer.step(), 1, case["reps"])}
+
+
+KINDS = {"gemm": gemm, "attention": attention, "layerNormModulate": layer_norm_modulate, "adamw": adamw}
+
+
+def main():
+    cases = json.load(sys.stdin)
+    results = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "cases": {}}
+    for case in cases:
+        results["cases"][case["id"]] = KINDS[case["kind"]](case)
+        torch.cuda.empty_cache()
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+// What a CUDA launcher reaches through its Stream besides the stream itself: per-device state owned by the
+// device that launches (the N-API Device), never global. Host-only C++, so the N-API layer includes it
+// without nvcc.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "selfe/stream.h"
+
+namespace selfe::cuda {
+
+// A failure found inside a kernel (an embedding id out of range). The first kernel to find one writes it to
+// pinned host memory the device can write; every later read or sync of the device reports it (sticky, as
+// on the CPU backend). values[] are the numbers the message quotes.
+enum StatusCode : int32_t { kStatusNone = 0, kStatusWriting = -1, kStatusEmbeddingId = 1, kStatusEmbeddingBackwardId = 2 };
+struct DeviceStatus {
+  int32_t code;
+  int32_t unused;
+  int64_t values[3];
+};
+
+// Temporary device memory for one launcher call, from the device's caching allocator. A block goes back as
+// soon as the launcher has enqueued the work that uses it: the stream runs in order, so whoever is handed
+// the block next runs after that work.
+class ScratchPool {
+ public:
+  virtual ~ScratchPool() = default;
+  // nullptr when the device is out of memory.
+  virtual void* allocate(size_t bytes, size_t* rounded) = 0;
+  virtual void release(void* ptr, size_t rounded) = 0;
+};
+
+// cuBLASLt handle, its workspace and the per-shape algorithm cache (matmul.cu, built only with cuBLAS).
+struct GemmState;
+GemmState* createGemmState(int ordinal);
+void destroyGemmState(GemmState* state);
+
+struct Context {
+  int ordinal = 0;
+  int smCount = 1;
+  // Largest dynamic shared memory a block may opt into.
+  size_t maxSharedPerBlock = 48 << 10;
+  // Device-visible address of the pinned failure record.
+  DeviceStatus* status = nullptr;
+  ScratchPool* scratch = nullptr;
+  GemmState* gemm = nullptr;
+};
+
+// A CUDA failure as launchers throw it; the N-API layer turns it into SELFE_OUT_OF_MEMORY or SELFE_DEVICE
+// carrying the op's name.
+class Error : public std::runtime_error {
+ public:
+  enum class Kind { OutOfMemory, Device };
+  Error(Kind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
+  Kind kind() const { return kind_; }
+
+ private:
+  Kind kind_;
+};
+
+// Scratch memory for one launcher call, handed back when it goes out of scope (after its launches).
+class Scratch {
+ public:
+  Scratch(Stream stream, size_t bytes) : pool_(stream.context->scratch) {
+    if (bytes == 0) return;
+    ptr_ = pool_->allocate(bytes, &rounded_);
+    if (ptr_ == nullptr)
+      throw Error(Error::Kind::OutOfMemory, "cannot allocate " + std::to_string(bytes) + " bytes of scratch memory");
+  }
+  ~Scratch() {
+    if (ptr_ != nullptr) pool_->release(ptr_, rounded_);
+  }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+
+  template <class T>
+  T* as() const {
+    return static_cast<T*>(ptr_);
+  }
+
+ private:
+  ScratchPool* pool_;
+  void* ptr_ = nullptr;
+  size_t rounded_ = 0;
+};
+
+}  // namespace selfe::cuda

@@ -1,0 +1,256 @@
+// CUDA matrix products through cuBLASLt (see selfe/kernels/matmul.h): fp32 accumulation always (f32 storage
+// runs as plain SGEMM, no TF32; bf16 storage on tensor cores), strided batches, and linear's bias fused as
+// cuBLASLt's BIAS epilogue. The only file that needs cuBLAS: CMake compiles it only where the cuBLASLt
+// headers exist, so on a machine with nvcc but no cuBLAS it is the one CUDA file left unbuilt.
+//
+// cuBLASLt is column-major; a row-major C = op(A) op(B) is computed as the column-major C^T = op(B)^T op(A)^T,
+// that is with the operands swapped and each matrix's stored rows read as columns.
+#include <cublasLt.h>
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <tuple>
+
+#include "check.cuh"
+#include "selfe/kernels/elementwise.h"
+#include "selfe/kernels/matmul.h"
+
+namespace selfe::cuda {
+
+namespace {
+// cuBLASLt's recommended workspace on Hopper.
+constexpr size_t kWorkspaceBytes = size_t{32} << 20;
+
+void checkBlas(cublasStatus_t status, const char* what) {
+  if (status == CUBLAS_STATUS_SUCCESS) return;
+  const Error::Kind kind = status == CUBLAS_STATUS_ALLOC_FAILED ? Error::Kind::OutOfMemory : Error::Kind::Device;
+  throw Error(kind, std::string("matmul: ") + what + " failed: " + cublasLtGetStatusString(status));
+}
+
+// Largest power of two (up to 256) dividing the address: cuBLASLt picks kernels by operand alignment.
+uint32_t alignmentOf(const void* pointer) {
+  const auto address = reinterpret_cast<uintptr_t>(pointer);
+  uint32_t alignment = 256;
+  while (alignment > 1 && address % alignment != 0) alignment /= 2;
+  return alignment;
+}
+
+// Everything that selects a cuBLASLt plan; the row-major problem as the launcher received it.
+struct PlanKey {
+  cudaDataType_t type;
+  int64_t batch, m, n, k;
+  bool transA, transB, bias;
+  int64_t strideA, strideB, strideC;
+  uint32_t alignA, alignB, alignC, alignBias;
+  auto tie() const {
+    return std::tie(type, batch, m, n, k, transA, transB, bias, strideA, strideB, strideC, alignA, alignB, alignC,
+                    alignBias);
+  }
+  bool operator<(const PlanKey& other) const { return tie() < other.tie(); }
+};
+
+// Descriptors and the heuristic's first algorithm for one PlanKey, built once and reused every step.
+struct Plan {
+  cublasLtMatmulDesc_t operation = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  cublasLtMatmulAlgo_t algorithm{};
+
+  Plan() = default;
+  Plan(const Plan&) = delete;
+  Plan& operator=(const Plan&) = delete;
+  ~Plan() {
+    if (c != nullptr) cublasLtMatrixLayoutDestroy(c);
+    if (b != nullptr) cublasLtMatrixLayoutDestroy(b);
+    if (a != nullptr) cublasLtMatrixLayoutDestroy(a);
+    if (operation != nullptr) cublasLtMatmulDescDestroy(operation);
+  }
+};
+
+cublasLtMatrixLayout_t layout(cudaDataType_t type, uint64_t rows, uint64_t cols, int64_t ld, int64_t batch,
+                              int64_t stride) {
+  cublasLtMatrixLayout_t out = nullptr;
+  checkBlas(cublasLtMatrixLayoutCreate(&out, type, rows, cols, ld), "cublasLtMatrixLayoutCreate");
+  if (batch > 1) {
+    const int32_t count = static_cast<int32_t>(batch);
+    checkBlas(cublasLtMatrixLayoutSetAttribute(out, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count)),
+              "batch count");
+    checkBlas(cublasLtMatrixLayoutSetAttribute(out, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(stride)),
+              "batch stride");
+  }
+  return out;
+}
+}  // namespace
+
+struct GemmState {
+  int ordinal = 0;
+  cublasLtHandle_t handle = nullptr;
+  void* workspace = nullptr;
+  std::map<PlanKey, Plan> plans;
+  std::set<PlanKey> refused;
+
+  ~GemmState() {
+    plans.clear();
+    if (workspace != nullptr) cudaFree(workspace);
+    if (handle != nullptr) cublasLtDestroy(handle);
+  }
+
+  // Whether cuBLASLt has a plan for the key (remembered either way).
+  bool offers(const PlanKey& key) {
+    if (plans.count(key) != 0) return true;
+    if (refused.count(key) != 0) return false;
+    try {
+      planFor(key);
+      return true;
+    } catch (const Error&) {
+      refused.insert(key);
+      return false;
+    }
+  }
+
+  Plan& planFor(const PlanKey& key) {
+    auto found = plans.find(key);
+    if (found != plans.end()) return found->second;
+    Plan& plan = plans[key];
+    try {
+      build(plan, key);
+    } catch (...) {
+      plans.erase(key);
+      throw;
+    }
+    return plan;
+  }
+
+ private:
+  void build(Plan& plan, const PlanKey& key) {
+    checkBlas(cublasLtMatmulDescCreate(&plan.operation, CUBLAS_COMPUTE_32F, CUDA_R_32F), "cublasLtMatmulDescCreate");
+    // cuBLAS's A is our B and its B is our A (see the top of the file).
+    const cublasOperation_t opA = key.transB ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const cublasOperation_t opB = key.transA ? CUBLAS_OP_T : CUBLAS_OP_N;
+    checkBlas(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof(opA)), "transa");
+    checkBlas(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof(opB)), "transb");
+    if (key.bias) {
+      const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+      checkBlas(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)),
+                "epilogue");
+    }
+    // Stored row-major matrices read as column-major ones: [rows, cols] row-major is (cols x rows), ld = cols.
+    const uint64_t m = static_cast<uint64_t>(key.m), n = static_cast<uint64_t>(key.n), k = static_cast<uint64_t>(key.k);
+    plan.a = key.transB ? layout(key.type, k, n, key.k, key.batch, key.strideB) : layout(key.type, n, k, key.n, key.batch, key.strideB);
+    plan.b = key.transA ? layout(key.type, m, k, key.m, key.batch, key.strideA) : layout(key.type, k, m, key.k, key.batch, key.strideA);
+    plan.c = layout(key.type, n, m, key.n, key.batch, key.strideC);
+
+    cublasLtMatmulPreference_t preference = nullptr;
+    checkBlas(cublasLtMatmulPreferenceCreate(&preference), "cublasLtMatmulPreferenceCreate");
+    cublasLtMatmulHeuristicResult_t result{};
+    int found = 0;
+    const cublasStatus_t status = [&] {
+      const uint64_t workspaceBytes = kWorkspaceBytes;
+      cublasStatus_t s = cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                              &workspaceBytes, sizeof(workspaceBytes));
+      const std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t> alignments[] = {
+          {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, key.alignB},
+          {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, key.alignA},
+          {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, key.alignC},
+          {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, key.alignC}};
+      for (const auto& [attribute, value] : alignments)
+        if (s == CUBLAS_STATUS_SUCCESS) s = cublasLtMatmulPreferenceSetAttribute(preference, attribute, &value, sizeof(value));
+      if (s == CUBLAS_STATUS_SUCCESS)
+        s = cublasLtMatmulAlgoGetHeuristic(handle, plan.operation, plan.a, plan.b, plan.c, plan.c, preference, 1, &result,
+                                           &found);
+      return s;
+    }();
+    cublasLtMatmulPreferenceDestroy(preference);
+    checkBlas(status, "cublasLtMatmulAlgoGetHeuristic");
+    if (found == 0)
+      throw Error(Error::Kind::Device, "matmul: cuBLASLt has no algorithm for m=" + std::to_string(key.m) +
+                                           " n=" + std::to_string(key.n) + " k=" + std::to_string(key.k) +
+                                           " batch=" + std::to_string(key.batch));
+    plan.algorithm = result.algo;
+  }
+};
+
+GemmState* createGemmState(int ordinal) {
+  auto state = std::make_unique<GemmState>();
+  state->ordinal = ordinal;
+  checkBlas(cublasLtCreate(&state->handle), "cublasLtCreate");
+  check(cudaMalloc(&state->workspace, kWorkspaceBytes), "matmul workspace");
+  return state.release();
+}
+
+void destroyGemmState(GemmState* state) { delete state; }
+
+namespace {
+template <class T>
+constexpr cudaDataType_t cudaTypeOf();
+template <>
+constexpr cudaDataType_t cudaTypeOf<float>() {
+  return CUDA_R_32F;
+}
+template <>
+constexpr cudaDataType_t cudaTypeOf<bf16>() {
+  return CUDA_R_16BF;
+}
+
+void zero(float* c, int64_t n, Stream stream) { fill32(c, 0, n, stream); }
+void zero(bf16* c, int64_t n, Stream stream) { fill16(c, 0, n, stream); }
+
+// D = alpha op(A) op(B) + beta C (+ bias per output column of the row-major result).
+template <class T>
+void matmul(T* c, const T* a, const T* b, const T* bias, int64_t batch, int64_t m, int64_t n, int64_t k, bool transA,
+            bool transB, int64_t strideA, int64_t strideB, int64_t strideC, float alpha, float beta, Stream stream) {
+  if (batch == 0 || m == 0 || n == 0) return;
+  if (k == 0) {
+    // An empty sum: C = beta C, or zero (then the bias).
+    if (beta == 0.0f) zero(c, batch * m * n, stream);
+    else affine_forward(c, c, beta, 0.0f, batch * m * n, stream);
+    if (bias != nullptr) binary_forward(c, c, bias, batch * m * n, n, BinaryOp::Add, Broadcast::Trailing, stream);
+    return;
+  }
+  // A weight shared across the batch: fold the batch into rows, one larger GEMM instead of a strided batch.
+  if (batch > 1 && strideB == 0 && !transA && strideA == m * k && strideC == m * n && batch * m <= INT32_MAX) {
+    m *= batch;
+    batch = 1;
+  }
+  GemmState* state = stream.context->gemm;
+  if (state == nullptr) throw Error(Error::Kind::Device, "matmul: this device has no cuBLASLt state");
+  const PlanKey key{cudaTypeOf<T>(), batch, m, n, k, transA, transB, bias != nullptr, strideA, strideB, strideC,
+                    alignmentOf(a), alignmentOf(b), alignmentOf(c), bias != nullptr ? alignmentOf(bias) : 0u};
+  if (bias != nullptr && !state->offers(key)) {
+    // No fused-bias kernel for this problem: the plain product, then the bias as its own pass.
+    matmul<T>(c, a, b, nullptr, batch, m, n, k, transA, transB, strideA, strideB, strideC, alpha, beta, stream);
+    binary_forward(c, c, bias, batch * m * n, n, BinaryOp::Add, Broadcast::Trailing, stream);
+    return;
+  }
+  Plan& plan = state->planFor(key);
+  if (bias != nullptr)
+    checkBlas(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)),
+              "bias pointer");
+  checkBlas(cublasLtMatmul(state->handle, plan.operation, &alpha, b, plan.a, a, plan.b, &beta, c, plan.c, c, plan.c,
+                           &plan.algorithm, state->workspace, kWorkspaceBytes, stream),
+            "cublasLtMatmul");
+  checkLaunch("matmul");
+}
+}  // namespace
+
+void gemm(float* c, const float* a, const float* b, int64_t batch, int64_t m, int64_t n, int64_t k, bool trans_a,
+          bool trans_b, int64_t stride_a, int64_t stride_b, int64_t stride_c, float alpha, float beta, Stream stream) {
+  matmul<float>(c, a, b, nullptr, batch, m, n, k, trans_a, trans_b, stride_a, stride_b, stride_c, alpha, beta, stream);
+}
+void gemm(bf16* c, const bf16* a, const bf16* b, int64_t batch, int64_t m, int64_t n, int64_t k, bool trans_a,
+          bool trans_b, int64_t stride_a, int64_t stride_b, int64_t stride_c, float alpha, float beta, Stream stream) {
+  matmul<bf16>(c, a, b, nullptr, batch, m, n, k, trans_a, trans_b, stride_a, stride_b, stride_c, alpha, beta, stream);
+}
+
+// y = x W^T + bias: m = rows, n = out, k = in, W stored [out, in] (transposed B).
+void linear_forward(float* y, const float* x, const float* weight, const float* bias, int64_t rows, int64_t in_features,
+                    int64_t out_features, Stream stream) {
+  matmul<float>(y, x, weight, bias, 1, rows, out_features, in_features, false, true, 0, 0, 0, 1.0f, 0.0f, stream);
+}
+void linear_forward(bf16* y, const bf16* x, const bf16* weight, const bf16* bias, int64_t rows, int64_t in_features,
+                    int64_t out_features, Stream stream) {
+  matmul<bf16>(y, x, weight, bias, 1, rows, out_features, in_features, false, true, 0, 0, 0, 1.0f, 0.0f, stream);
+}
+
+}  // namespace selfe::cuda

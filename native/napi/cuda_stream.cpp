@@ -1,0 +1,309 @@
+#include "cuda_stream.h"
+
+#include <cuda_runtime.h>
+
+#include <cstring>
+
+namespace selfe::napi {
+
+namespace {
+// The device each thread last made current, so launches skip a cudaSetDevice that changes nothing.
+thread_local int currentOrdinal = -1;
+
+std::string errorText(cudaError_t error) { return cudaGetErrorString(error); }
+
+// Queries that answer "not ready" must not leave that answer behind for the next launch check.
+void clearNotReady(cudaError_t error) {
+  if (error == cudaErrorNotReady) cudaGetLastError();
+}
+
+cuda::Error asError(cudaError_t error, const std::string& what) {
+  const auto kind = error == cudaErrorMemoryAllocation ? cuda::Error::Kind::OutOfMemory : cuda::Error::Kind::Device;
+  return cuda::Error(kind, what + ": " + errorText(error));
+}
+}  // namespace
+
+int CudaStream::deviceCount() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return count;
+}
+
+CudaStream::CudaStream(int ordinal, int64_t memoryLimitBytes) {
+  int count = 0;
+  const cudaError_t found = cudaGetDeviceCount(&count);
+  if (found != cudaSuccess) {
+    cudaGetLastError();
+    throw OpError(ErrorCode::Device, "Device", "no CUDA device is usable: " + errorText(found));
+  }
+  if (ordinal >= count)
+    throw OpError(ErrorCode::Device, "Device",
+                  "CUDA device " + std::to_string(ordinal) + " does not exist (" + std::to_string(count) + " found)");
+  context_.ordinal = ordinal;
+  try {
+    const auto need = [](cudaError_t error, const char* what) {
+      if (error != cudaSuccess) throw asError(error, what);
+    };
+    need(cudaSetDevice(ordinal), "cudaSetDevice");
+    currentOrdinal = ordinal;
+    cudaDeviceProp properties{};
+    need(cudaGetDeviceProperties(&properties, ordinal), "cudaGetDeviceProperties");
+    context_.smCount = properties.multiProcessorCount;
+    context_.maxSharedPerBlock = properties.sharedMemPerBlockOptin;
+    cudaStream_t stream = nullptr;
+    need(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
+    stream_.handle = stream;
+    need(cudaHostAlloc(reinterpret_cast<void**>(&status_), sizeof(cuda::DeviceStatus), cudaHostAllocMapped),
+         "failure record");
+    std::memset(status_, 0, sizeof(cuda::DeviceStatus));
+    need(cudaHostGetDevicePointer(reinterpret_cast<void**>(&context_.status), status_, 0), "failure record");
+    const int device = ordinal;
+    memory_ = std::make_unique<CachingAllocator>(
+        memoryLimitBytes, [this] { synchronize(); },
+        SystemMemory{[device](size_t bytes) -> void* {
+                       void* ptr = nullptr;
+                       cudaSetDevice(device);
+                       if (cudaMalloc(&ptr, bytes) == cudaSuccess) return ptr;
+                       cudaGetLastError();  // an allocation failure is not sticky
+                       return nullptr;
+                     },
+                     [device](void* ptr) {
+                       cudaSetDevice(device);
+                       cudaFree(ptr);
+                     }});
+    pinned_ = std::make_shared<CachingAllocator>(
+        0, nullptr, SystemMemory{[](size_t bytes) -> void* {
+                                   void* ptr = nullptr;
+                                   if (cudaHostAlloc(&ptr, bytes, cudaHostAllocPortable) == cudaSuccess) return ptr;
+                                   cudaGetLastError();
+                                   return nullptr;
+                                 },
+                                 [](void* ptr) { cudaFreeHost(ptr); }});
+    context_.scratch = this;
+    context_.gemm = cuda::createGemmState(ordinal);
+    helper_ = std::thread([this] { completionLoop(); });
+  } catch (const cuda::Error& error) {
+    shutdown();
+    throw OpError(ErrorCode::Device, "Device", std::string("cannot open CUDA device ") + std::to_string(ordinal) + ": " + error.what());
+  }
+}
+
+CudaStream::~CudaStream() { shutdown(); }
+
+void CudaStream::makeCurrent() {
+  if (currentOrdinal == context_.ordinal) return;
+  cudaSetDevice(context_.ordinal);
+  currentOrdinal = context_.ordinal;
+}
+
+void CudaStream::fail(const char* op, const cuda::Error& error) {
+  // A fault (illegal address, launch failure) breaks the context for good: every later read reports it.
+  const cudaError_t state = cudaStreamQuery(stream_.handle);
+  clearNotReady(state);
+  if (state != cudaSuccess && state != cudaErrorNotReady) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (failure_.empty()) failure_ = std::string(op) + ": " + error.what();
+  }
+  const ErrorCode code = error.kind() == cuda::Error::Kind::OutOfMemory ? ErrorCode::OutOfMemory : ErrorCode::Device;
+  throw OpError(code, op, error.what());
+}
+
+CUevent_st* CudaStream::recordEvent(const char* op) {
+  cudaEvent_t event = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!freeEvents_.empty()) {
+      event = freeEvents_.back();
+      freeEvents_.pop_back();
+    }
+  }
+  if (event == nullptr) {
+    // Blocking sync: the helper thread sleeps in cudaEventSynchronize instead of spinning.
+    const cudaError_t created = cudaEventCreateWithFlags(&event, cudaEventDisableTiming | cudaEventBlockingSync);
+    if (created != cudaSuccess) fail(op, asError(created, "cudaEventCreate"));
+  }
+  const cudaError_t recorded = cudaEventRecord(event, stream_.handle);
+  if (recorded != cudaSuccess) {
+    recycleEvent(event);
+    fail(op, asError(recorded, "cudaEventRecord"));
+  }
+  return event;
+}
+
+void CudaStream::recycleEvent(CUevent_st* event) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  freeEvents_.push_back(event);
+}
+
+// Staging blocks of finished uploads go back to the pinned cache.
+void CudaStream::reapStaging() {
+  while (!staging_.empty()) {
+    const PendingStaging& front = staging_.front();
+    const cudaError_t state = cudaEventQuery(front.event);
+    clearNotReady(state);
+    if (state == cudaErrorNotReady) return;
+    pinned_->deallocate(front.block, front.rounded);
+    recycleEvent(front.event);
+    staging_.pop_front();
+  }
+}
+
+void CudaStream::upload(void* dst, const void* src, size_t hostBytes, bool toBf16, const char* op) {
+  makeCurrent();
+  reapStaging();
+  const size_t deviceBytes = toBf16 ? hostBytes / 2 : hostBytes;
+  if (deviceBytes == 0) return;
+  size_t rounded = 0;
+  void* block = pinned_->allocate(deviceBytes, &rounded);
+  if (block == nullptr)
+    throw OpError(ErrorCode::OutOfMemory, op, "cannot allocate " + std::to_string(deviceBytes) + " bytes of pinned staging memory");
+  if (toBf16) {
+    const auto* values = static_cast<const float*>(src);
+    auto* out = static_cast<bf16*>(block);
+    for (size_t i = 0; i < deviceBytes / 2; ++i) out[i] = bf16FromFloat(values[i]);
+  } else {
+    std::memcpy(block, src, deviceBytes);
+  }
+  const cudaError_t copied = cudaMemcpyAsync(dst, block, deviceBytes, cudaMemcpyHostToDevice, stream_.handle);
+  if (copied != cudaSuccess) {
+    pinned_->deallocate(block, rounded);
+    fail(op, asError(copied, "upload"));
+  }
+  // Should recording fail, the block stays lent (the copy may still read it); the context is broken then.
+  staging_.push_back(PendingStaging{recordEvent(op), block, rounded});
+}
+
+std::function<void()> CudaStream::download(const void* src, size_t bytes, Done done, const char* op) {
+  makeCurrent();
+  reapStaging();
+  size_t rounded = 0;
+  void* block = pinned_->allocate(bytes, &rounded);
+  if (block == nullptr)
+    throw OpError(ErrorCode::OutOfMemory, op, "cannot allocate " + std::to_string(bytes) + " bytes of pinned staging memory");
+  std::function<void()> release = [pinned = pinned_, block, rounded] { pinned->deallocate(block, rounded); };
+  if (bytes > 0) {
+    const cudaError_t copied = cudaMemcpyAsync(block, src, bytes, cudaMemcpyDeviceToHost, stream_.handle);
+    if (copied != cudaSuccess) {
+      release();
+      fail(op, asError(copied, "read"));
+    }
+  }
+  try {
+    whenReached([done = std::move(done), block](const std::string& failure) { done(failure, block); }, op);
+  } catch (...) {
+    release();
+    throw;
+  }
+  return release;
+}
+
+void CudaStream::whenReached(std::function<void(const std::string&)> done, const char* op) {
+  makeCurrent();
+  CUevent_st* event = recordEvent(op);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    completions_.push_back(Completion{event, std::move(done)});
+  }
+  wake_.notify_one();
+}
+
+void CudaStream::synchronize() {
+  makeCurrent();
+  const cudaError_t error = cudaStreamSynchronize(stream_.handle);
+  if (error != cudaSuccess) cudaGetLastError();
+}
+
+std::string CudaStream::failure() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return failure_;
+}
+
+int64_t CudaStream::pinnedBytes() const {
+  const AllocatorStats& s = pinned_->stats();
+  return s.liveBytes + s.cachedBytes;
+}
+
+// The in-kernel failure record as a message in the CPU backend's words ("" when none).
+std::string CudaStream::statusFailure() {
+  const volatile cuda::DeviceStatus* status = status_;
+  const int32_t code = status->code;
+  if (code == cuda::kStatusNone || code == cuda::kStatusWriting) return "";
+  const int64_t id = status->values[0], position = status->values[1], vocab = status->values[2];
+  const char* op = code == cuda::kStatusEmbeddingBackwardId ? "embeddingBackward" : "embedding";
+  return std::string(op) + ": id " + std::to_string(id) + " at position " + std::to_string(position) +
+         " is outside the vocabulary [0, " + std::to_string(vocab) + ")";
+}
+
+void CudaStream::completionLoop() {
+  cudaSetDevice(context_.ordinal);
+  currentOrdinal = context_.ordinal;
+  for (;;) {
+    Completion item;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait(lock, [this] { return stop_ || !completions_.empty(); });
+      if (completions_.empty()) return;  // stopping, and nothing is left to complete
+      item = std::move(completions_.front());
+      completions_.pop_front();
+      busy_ = true;
+    }
+    const cudaError_t error = cudaEventSynchronize(item.event);
+    std::string failure;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (error != cudaSuccess && failure_.empty())
+        failure_ = "a kernel failed on the device (CUDA reports faults asynchronously, so the op is not known; "
+                   "CUDA_LAUNCH_BLOCKING=1 finds it): " + errorText(error);
+      if (failure_.empty()) failure_ = statusFailure();
+      failure = failure_;
+    }
+    item.done(failure);
+    std::lock_guard<std::mutex> lock(mutex_);
+    freeEvents_.push_back(item.event);
+    busy_ = false;
+  }
+}
+
+void* CudaStream::allocate(size_t bytes, size_t* rounded) { return memory_->allocate(bytes, rounded); }
+
+void CudaStream::release(void* ptr, size_t rounded) { memory_->deallocate(ptr, rounded); }
+
+void CudaStream::shutdown() {
+  if (shutDown_) return;
+  shutDown_ = true;
+  if (stream_.handle != nullptr) synchronize();
+  if (helper_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_one();
+    helper_.join();
+  }
+  while (!staging_.empty()) {
+    pinned_->deallocate(staging_.front().block, staging_.front().rounded);
+    recycleEvent(staging_.front().event);
+    staging_.pop_front();
+  }
+  if (memory_) memory_->emptyCache();
+  if (pinned_) pinned_->emptyCache();
+  if (context_.gemm != nullptr) {
+    cuda::destroyGemmState(context_.gemm);
+    context_.gemm = nullptr;
+  }
+  for (CUevent_st* event : freeEvents_) cudaEventDestroy(event);
+  freeEvents_.clear();
+  if (status_ != nullptr) {
+    cudaFreeHost(status_);
+    status_ = nullptr;
+  }
+  if (stream_.handle != nullptr) {
+    cudaStreamDestroy(stream_.handle);
+    stream_.handle = nullptr;
+  }
+}
+
+}  // namespace selfe::napi

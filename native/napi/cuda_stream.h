@@ -1,0 +1,109 @@
+// The CUDA backend's stream, as the N-API Device drives it (compiled only with SELFE_WITH_CUDA): one CUDA
+// stream per device, kernels launched straight from the JS thread (a launch is asynchronous), host reads
+// copied into pinned memory and completed by a helper thread that waits on an event, so the JS thread
+// never blocks on the GPU. Like the CPU worker, the first failure is sticky: later reads and syncs reject
+// with it. Host-only header (no cuda_runtime.h), so every binding file can include it.
+#pragma once
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "allocator.h"
+#include "cuda/context.h"
+#include "errors.h"
+#include "selfe/dtype.h"
+
+struct CUevent_st;
+
+namespace selfe::napi {
+
+class CudaStream : public cuda::ScratchPool {
+ public:
+  // Number of usable CUDA devices (0 without a driver or a device).
+  static int deviceCount();
+
+  // Throws OpError(Device, "Device", ...) when the device cannot be used.
+  CudaStream(int ordinal, int64_t memoryLimitBytes);
+  ~CudaStream() override;
+  CudaStream(const CudaStream&) = delete;
+  CudaStream& operator=(const CudaStream&) = delete;
+
+  // Runs body(stream) on the JS thread with this device current; a cuda::Error becomes an OpError naming
+  // `op` (SELFE_OUT_OF_MEMORY or SELFE_DEVICE), and a fault that broke the context is remembered.
+  template <class Body>
+  void launch(const char* op, Body&& body) {
+    makeCurrent();
+    try {
+      body(stream_);
+    } catch (const cuda::Error& error) {
+      fail(op, error);
+    }
+  }
+
+  CachingAllocator& memory() { return *memory_; }
+  // Copies `bytes` host bytes (valid during the call) into device memory in stream order; with
+  // `toBf16`, the host holds f32 values and the device receives them rounded to bf16.
+  void upload(void* dst, const void* src, size_t hostBytes, bool toBf16, const char* op);
+  // Copies the tensor to pinned memory in stream order, then, on the helper thread once the stream got
+  // there, calls done(failure, staged bytes) ("" when healthy). `release` must be called (on the JS thread)
+  // once the staged bytes are no longer needed.
+  using Done = std::function<void(const std::string& failure, const void* staged)>;
+  std::function<void()> download(const void* src, size_t bytes, Done done, const char* op);
+  // Calls done(failure) on the helper thread once the stream has run everything enqueued so far.
+  void whenReached(std::function<void(const std::string&)> done, const char* op);
+  // Blocks until the stream is idle (emptyCache, dispose).
+  void synchronize();
+  std::string failure();
+  // Makes this device current on the calling thread (launches and allocations do it themselves).
+  void makeCurrent();
+  int ordinal() const { return context_.ordinal; }
+  int64_t pinnedBytes() const;
+  // Drains the stream and the helper thread, then frees every CUDA resource. Idempotent.
+  void shutdown();
+
+  // cuda::ScratchPool: kernel temporaries from the device allocator.
+  void* allocate(size_t bytes, size_t* rounded) override;
+  void release(void* ptr, size_t rounded) override;
+
+ private:
+  struct Completion {
+    CUevent_st* event;
+    std::function<void(const std::string&)> done;
+  };
+  struct PendingStaging {
+    CUevent_st* event;
+    void* block;
+    size_t rounded;
+  };
+
+  [[noreturn]] void fail(const char* op, const cuda::Error& error);
+  CUevent_st* recordEvent(const char* op);
+  void recycleEvent(CUevent_st* event);
+  void reapStaging();
+  void completionLoop();
+  std::string statusFailure();
+
+  cuda::Context context_;
+  cuda::Stream stream_{nullptr, &context_};
+  cuda::DeviceStatus* status_ = nullptr;  // host address of the pinned failure record
+  std::unique_ptr<CachingAllocator> memory_;
+  std::shared_ptr<CachingAllocator> pinned_;
+  std::deque<PendingStaging> staging_;
+
+  std::mutex mutex_;  // guards everything below (shared with the helper thread)
+  std::condition_variable wake_, idle_;
+  std::deque<Completion> completions_;
+  std::vector<CUevent_st*> freeEvents_;
+  std::string failure_;
+  bool busy_ = false;
+  bool stop_ = false;
+  bool shutDown_ = false;
+  std::thread helper_;
+};
+
+}  // namespace selfe::napi

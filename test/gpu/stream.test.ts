@@ -1,0 +1,129 @@
+import { Effect, Exit, Layer } from "effect"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { Kernels } from "../../src/kernels/Kernels.ts"
+import { Cuda } from "../../src/kernels/layers.ts"
+import { liftBackend } from "../../src/kernels/lift.ts"
+import { loadAddon } from "../../src/kernels/native/binding.ts"
+import { NativeBackend } from "../../src/kernels/native/NativeBackend.ts"
+import { cudaAvailability, describeCuda, runOn } from "./cuda.ts"
+
+/** The CUDA backend as a stream: in-order work, promise reads off the event loop, typed and sticky errors. */
+
+describe("opening a CUDA device", () => {
+  const availability = cudaAvailability()
+
+  it(availability.available ? "opens the GPU" : "fails with SELFE_DEVICE saying why, and so does the Cuda layer", async () => {
+    const addon = loadAddon()
+    if (availability.available) {
+      const device = new addon.Device({ backend: "cuda" })
+      expect(addon.ops.stats(device).backend).toBe("cuda")
+      addon.ops.dispose(device)
+      return
+    }
+    let error: (Error & { code?: string; reason?: string }) | undefined
+    try {
+      new addon.Device({ backend: "cuda" })
+    } catch (cause) {
+      error = cause as Error & { code?: string; reason?: string }
+    }
+    expect(error?.code).toBe("SELFE_DEVICE")
+    expect(error?.reason).toMatch(/CUDA/)
+    const exit = await Effect.runPromiseExit(Effect.scoped(Layer.build(Cuda())))
+    expect(Exit.isFailure(exit) && JSON.stringify(exit.cause)).toMatch(/DeviceError/)
+  })
+})
+
+describeCuda("the CUDA stream", () => {
+  let backend: NativeBackend
+  beforeAll(() => {
+    backend = new NativeBackend(loadAddon(), { backend: "cuda" })
+  })
+  afterAll(() => backend?.dispose())
+
+  it("reads see every write enqueued before them, even when the tensor is released right after", async () => {
+    const results = await runOn(
+      liftBackend(backend),
+      Effect.gen(function* () {
+        const k = yield* Kernels
+        const x = yield* k.zeros([1 << 16])
+        const reads: Array<Promise<Float32Array | Float64Array | Int32Array>> = []
+        for (let i = 1; i <= 20; i++) {
+          const next = yield* k.affine(x, 1, 1)
+          yield* k.assign(x, next)
+          reads.push(backend.read(x))
+          next.release()
+        }
+        return (yield* Effect.promise(() => Promise.all(reads))).map((r) => [r[0], r[r.length - 1]])
+      })
+    )
+    expect(results).toEqual(Array.from({ length: 20 }, (_, i) => [i + 1, i + 1]))
+  })
+
+  it("keeps the event loop free while the GPU works: a timer fires before a read of long work resolves", async () => {
+    const order: Array<string> = []
+    await runOn(
+      liftBackend(backend),
+      Effect.gen(function* () {
+        const k = yield* Kernels
+        const a = yield* k.randomNormal([2048, 2048], { seed: 1, offset: 0 })
+        let product = a
+        for (let i = 0; i < 50; i++) product = yield* k.matmul(product, a, { alpha: 1 / 64 })
+        const read = backend.read(product).then(() => order.push("read"))
+        setTimeout(() => order.push("timer"), 0)
+        yield* Effect.promise(() => read)
+      })
+    )
+    expect(order).toEqual(["timer", "read"])
+  })
+
+  it("an out-of-range id fails the stream with a DeviceError naming the op, and the failure sticks", async () => {
+    const faulty = new NativeBackend(loadAddon(), { backend: "cuda" })
+    const exit = await Effect.runPromiseExit(
+      Effect.scoped(
+        Effect.provideService(
+          Effect.gen(function* () {
+            const k = yield* Kernels
+            const table = yield* k.fromArray([1, 2, 3, 4], [2, 2])
+            const ids = yield* k.fromArray([0, 7], [2], "i32")
+            const rows = yield* k.embedding(table, ids)
+            return [yield* Effect.flip(k.read(rows)), yield* Effect.flip(k.sync())]
+          }),
+          Kernels,
+          liftBackend(faulty)
+        )
+      )
+    )
+    faulty.dispose()
+    expect(Exit.isSuccess(exit)).toBe(true)
+    if (Exit.isSuccess(exit))
+      for (const error of exit.value) {
+        expect(error._tag).toBe("DeviceError")
+        expect(error.message).toMatch(/embedding: id 7 at position 1/)
+      }
+  })
+
+  it("refuses an allocation over the memory limit with OutOfMemoryError and keeps working", async () => {
+    const small = new NativeBackend(loadAddon(), { backend: "cuda", memoryLimitBytes: 1 << 20 })
+    const result = await runOn(
+      liftBackend(small),
+      Effect.gen(function* () {
+        const k = yield* Kernels
+        const oom = yield* Effect.flip(k.zeros([1 << 20]))
+        const few = yield* k.full([3], 5)
+        return { tag: oom._tag, message: oom.message, few: Array.from(yield* k.read(few)) }
+      })
+    )
+    small.dispose()
+    expect(result).toEqual({ tag: "OutOfMemoryError", message: expect.stringMatching(/zeros|full/), few: [5, 5, 5] })
+  })
+
+  it("caches released blocks: allocating the same size again takes nothing from the system", async () => {
+    const allocateAndRelease = () => runOn(liftBackend(backend), Effect.flatMap(Kernels, (k) => k.zeros([1 << 20])))
+    await allocateAndRelease()
+    const first = backend.stats()
+    await allocateAndRelease()
+    const second = backend.stats()
+    expect(first.cachedBytes).toBeGreaterThanOrEqual(4 << 20)
+    expect(second.systemAllocs).toBe(first.systemAllocs)
+  })
+})
