@@ -33,12 +33,16 @@ size_t CachingAllocator::roundSize(size_t bytes) {
 void* CachingAllocator::allocate(size_t bytes, size_t* rounded) {
   const size_t size = roundSize(bytes);
   *rounded = size;
-  auto it = free_.find(size);
-  if (it != free_.end() && !it->second.empty()) {
+  auto it = free_.lower_bound(size);
+  if (it != free_.end() && it->first <= 2 * size) {
+    // The block keeps its own size: that is what goes back to the cache when the storage dies.
+    const size_t block = it->first;
     void* ptr = it->second.back();
     it->second.pop_back();
-    stats_.cachedBytes -= static_cast<int64_t>(size);
-    stats_.liveBytes += static_cast<int64_t>(size);
+    if (it->second.empty()) free_.erase(it);
+    *rounded = block;
+    stats_.cachedBytes -= static_cast<int64_t>(block);
+    stats_.liveBytes += static_cast<int64_t>(block);
     if (stats_.liveBytes > stats_.peakBytes) stats_.peakBytes = stats_.liveBytes;
     return ptr;
   }

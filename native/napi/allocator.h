@@ -2,11 +2,14 @@
 // host memory for CUDA's staging buffers). Freed blocks go back to per-size free lists at once: with a single
 // in-order stream, work that used a block is queued before any work that reuses it, so reuse is safe without
 // waiting. Only returning memory to the system needs the stream idle (`synchronize`).
+// A request takes the smallest cached block that fits it without wasting more than half of the block, so
+// tensors whose sizes vary from step to step (the critique's row count) reuse blocks instead of growing
+// the cache with every new size.
 #pragma once
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <unordered_map>
+#include <map>
 #include <vector>
 
 namespace selfe::napi {
@@ -48,7 +51,7 @@ class CachingAllocator {
 
   std::function<void()> synchronize_;
   SystemMemory system_;
-  std::unordered_map<size_t, std::vector<void*>> free_;
+  std::map<size_t, std::vector<void*>> free_;
   AllocatorStats stats_;
 };
 
