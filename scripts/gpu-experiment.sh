@@ -4,6 +4,7 @@
 # training), then run pipelines/any-step-table.ts. Everything goes to $OUT/gpu-experiment (or /tmp), and a
 # short list of files is copied to the top of that folder so the device tool brings them back.
 #   BACKEND=cuda BUDGET_SECONDS=70 bash scripts/gpu-experiment.sh [extra --set overrides...]
+# STEPS=N skips the calibration and trains both models for N steps.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 backend=${BACKEND:-cuda}
@@ -14,6 +15,9 @@ work=/tmp/selfe-experiment
 mkdir -p "$out" "$work"
 common=(--set "backend=$backend" --set "outDir=$work/runs" "$@")
 
+if [ -n "${STEPS:-}" ]; then
+  steps=$STEPS
+else
 echo "== calibrate: Self-E steps per second on $backend"
 node bin/selfe.mjs train --config configs/selfe-tiny.json "${common[@]}" --set name=calibrate --set steps=80 \
   --set cadence.logEvery=40 --set cadence.sampleEvery=0 --set cadence.checkpointEvery=0 --set cadence.samplePrompts=1 \
@@ -21,6 +25,7 @@ node bin/selfe.mjs train --config configs/selfe-tiny.json "${common[@]}" --set n
 rate=$(node -e 'const l=require("fs").readFileSync(process.argv[1],"utf8").trim().split("\n").map(JSON.parse); console.log(l.at(-1).stepsPerSecond)' "$work/runs/calibrate/metrics.jsonl")
 steps=$(node -e 'console.log(Math.max(200, Math.floor(Number(process.argv[1]) * Number(process.argv[2]) / 100) * 100))' "$rate" "$budget")
 echo "calibrate: $rate Self-E steps/s -> $steps steps per model"
+fi
 
 echo "== train both and compare at 1, 2, 4, 8, 50 steps"
 SELFE_BACKEND=$backend npx tsx pipelines/any-step-table.ts "${common[@]}" --set "steps=$steps" \
