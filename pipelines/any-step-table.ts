@@ -3,7 +3,8 @@
  * and steps, each sampled on the ShapeEval evaluation prompts at 1, 2, 4, 8 and 50 steps and scored
  * GenEval-style. Trains both first unless checkpoints are given.
  *   npx tsx pipelines/any-step-table.ts [--selfe CKPT --flow-matching CKPT] [--set path=value ...]
- *     [--steps 1,2,4,8,50] [--prompts N] [--images-per-prompt 4] [--out DIR]
+ *     [--steps 1,2,4,8,50] [--prompts N] [--images-per-prompt 4] [--out DIR] [--extra LABEL=CKPT ...]
+ * --extra adds more Self-E checkpoints to the comparison (ablations), sampled with Self-E landing.
  * Writes DIR/any-step.md, any-step.json, overall-vs-steps.png and a sample grid per model and step count.
  */
 import { parseArgs } from "node:util"
@@ -25,6 +26,7 @@ const { values } = parseArgs({
     selfe: { type: "string" },
     "flow-matching": { type: "string" },
     set: { type: "string", multiple: true, default: [] },
+    extra: { type: "string", multiple: true, default: [] },
     steps: { type: "string", default: "1,2,4,8,50" },
     prompts: { type: "string", default: "all" },
     "images-per-prompt": { type: "string", default: "4" },
@@ -58,12 +60,19 @@ runProgram(
       Effect.gen(function* () {
         const selfe = yield* loadTrainedModel(selfeCheckpoint)
         const flow = yield* loadTrainedModel(flowCheckpoint)
+        const extras = yield* Effect.forEach(values.extra ?? [], (entry) => {
+          const [label, file] = entry.split("=") as [string, string | undefined]
+          return file === undefined
+            ? Effect.fail({ message: `--extra ${entry}: expected LABEL=CHECKPOINT` })
+            : Effect.map(loadTrainedModel(file), (loaded) => ({ label, model: loaded.model, params: loaded.params, landing: "self-e" as const }))
+        })
         const data = selfe.config.data
         const records = values.prompts === "all" ? evaluationPrompts(heldOut(data.heldOutPairs)) : spreadPrompts(data, Number(values.prompts))
         yield* Console.log(`${records.length} prompts x ${imagesPerPrompt} images, steps ${stepCounts.join(", ")}, ${sampler.guidance} omega ${sampler.omega}`)
         return yield* anyStepTable(
           [
             { label: "self-e", model: selfe.model, params: selfe.params, landing: "self-e" },
+            ...extras,
             { label: "flow-matching", model: flow.model, params: flow.params, landing: "flow-matching" }
           ],
           records,

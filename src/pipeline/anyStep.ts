@@ -59,8 +59,12 @@ export const anyStepTable = (
         const row = { label: contender.label, steps, summary: scoreImages(records, images, imagesPerPrompt), seconds: (performance.now() - started) / 1000 }
         rows.push(row)
         yield* onRow(row)
+        // Prompts spread over the whole set, so the grid shows every tag.
         const shown = Math.min(24, records.length)
-        const cells = Array.from({ length: shown }, (_, p) => ({ image: images[p * imagesPerPrompt]!, caption: prompts[p] as string }))
+        const cells = Array.from({ length: shown }, (_, i) => {
+          const p = Math.floor((i * records.length) / shown)
+          return { image: images[p * imagesPerPrompt]!, caption: prompts[p] as string }
+        })
         yield* writePng(path.join(outDir, `grid-${contender.label}-${steps}steps.png`), captionGrid(cells, { columns: 6 }))
       }
     const plot = linePlot({

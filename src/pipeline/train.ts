@@ -69,6 +69,10 @@ export const train = (config: TrainConfig, options: TrainOptions = {}) =>
       yield* fs.writeFileString(configFile, JSON.stringify(config, null, 2) + "\n").pipe(Effect.mapError(writeFailed(configFile)))
 
       const metricsFile = path.join(runDir, "metrics.jsonl")
+      // A fresh run starts a new metrics file; a resumed one keeps the lines up to its checkpoint's step.
+      const earlier = resumeFrom === undefined ? "" : yield* fs.readFileString(metricsFile).pipe(Effect.orElseSucceed(() => ""))
+      const kept = earlier.split("\n").filter((line) => line.trim() !== "" && (JSON.parse(line) as { step: number }).step <= state.step)
+      yield* fs.writeFileString(metricsFile, kept.map((line) => `${line}\n`).join("")).pipe(Effect.mapError(writeFailed(metricsFile)))
       const ctx = { model, config }
       const gridPrompts = spreadPrompts(config.data, config.cadence.samplePrompts)
       const sampleGrid = (step: number) =>

@@ -43,6 +43,16 @@ describe("training runs", () => {
       expect(first.losses).toHaveLength(4)
       expect(straight.losses).toHaveLength(8)
       expect([...first.losses, ...second.losses]).toEqual(straight.losses)
+      // The resumed run's metrics continue the interrupted one's, without repeats.
+      const path = yield* Path.Path
+      const steps = (name: string) =>
+        Effect.map(fs.readFileString(path.join(outDir, name, "metrics.jsonl")), (text) =>
+          text.trim().split("\n").map((line) => (JSON.parse(line) as { step: number }).step)
+        )
+      expect(yield* steps("resumed")).toEqual([2, 4, 6, 8])
+      // A fresh run in a used folder starts its metrics anew.
+      yield* train({ ...config, name: "straight", steps: 2 }).pipe(Effect.provide(recorder().layer), Effect.provide(kernels))
+      expect(yield* steps("straight")).toEqual([2])
     }).pipe(Effect.provide(NodeContext.layer))
   )
 
