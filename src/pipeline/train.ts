@@ -36,6 +36,15 @@ export const modelSpecFor = (config: TrainConfig) =>
     vocabSize: shapeEvalVocabulary.tokens.length
   })
 
+/** Dotted paths where two JSON values differ (a resumed run says which settings it changed). */
+const differingPaths = (a: unknown, b: unknown, prefix = ""): ReadonlyArray<string> => {
+  if (typeof a === "object" && a !== null && typeof b === "object" && b !== null && !Array.isArray(a) && !Array.isArray(b)) {
+    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])]
+    return keys.flatMap((key) => differingPaths((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key], prefix === "" ? key : `${prefix}.${key}`))
+  }
+  return JSON.stringify(a) === JSON.stringify(b) ? [] : [prefix === "" ? "(root)" : prefix]
+}
+
 /**
  * A training run: data stream -> step (landing, critique, update) -> periodic samples and checkpoints,
  * with metrics as JSONL in <outDir>/<name>/metrics.jsonl. Parameters live in the run's Scope; each step's
@@ -62,8 +71,15 @@ export const train = (config: TrainConfig, options: TrainOptions = {}) =>
         state = yield* freshState(model, config.seed)
         yield* observer.onEvent({ kind: "start", step: 0, message: `training ${config.name}: ${state.params.count.toLocaleString()} parameters, ${config.steps} steps` })
       } else {
-        state = (yield* loadCheckpoint(resumeFrom, model.paramSpecs)).state
-        yield* observer.onEvent({ kind: "resumed", step: state.step, message: `resumed from ${resumeFrom} at step ${state.step}`, path: resumeFrom })
+        const loaded = yield* loadCheckpoint(resumeFrom, model.paramSpecs)
+        state = loaded.state
+        const changed = differingPaths(loaded.contents.config, config)
+        yield* observer.onEvent({
+          kind: "resumed",
+          step: state.step,
+          message: `resumed from ${resumeFrom} at step ${state.step}${changed.length === 0 ? "" : `; config differs from the checkpoint's in ${changed.join(", ")}`}`,
+          path: resumeFrom
+        })
       }
       const configFile = path.join(runDir, "config.json")
       yield* fs.writeFileString(configFile, JSON.stringify(config, null, 2) + "\n").pipe(Effect.mapError(writeFailed(configFile)))
@@ -71,7 +87,17 @@ export const train = (config: TrainConfig, options: TrainOptions = {}) =>
       const metricsFile = path.join(runDir, "metrics.jsonl")
       // A fresh run starts a new metrics file; a resumed one keeps the lines up to its checkpoint's step.
       const earlier = resumeFrom === undefined ? "" : yield* fs.readFileString(metricsFile).pipe(Effect.orElseSucceed(() => ""))
-      const kept = earlier.split("\n").filter((line) => line.trim() !== "" && (JSON.parse(line) as { step: number }).step <= state.step)
+      const stepOf = (line: string) => {
+        try {
+          return (JSON.parse(line) as { step?: unknown }).step
+        } catch {
+          return undefined // a line torn by a crash mid-write
+        }
+      }
+      const kept = earlier.split("\n").filter((line) => {
+        const step = stepOf(line)
+        return typeof step === "number" && step <= state.step
+      })
       yield* fs.writeFileString(metricsFile, kept.map((line) => `${line}\n`).join("")).pipe(Effect.mapError(writeFailed(metricsFile)))
       const ctx = { model, config }
       const gridPrompts = spreadPrompts(config.data, config.cadence.samplePrompts)

@@ -15,11 +15,16 @@ import { tinyConfig } from "../helpers/tinyRun.ts"
 /** An observer that keeps every step's loss and can stop the run right after a given checkpoint. */
 const recorder = (stopAfterCheckpoint?: number) => {
   const losses: Array<number> = []
+  const messages: Array<string> = []
   const layer = Layer.succeed(TrainingObserver, {
     onStep: (m: StepMetrics) => Effect.sync(() => void losses.push(m.loss)),
-    onEvent: (event) => (event.kind === "checkpoint" && event.step === stopAfterCheckpoint ? Effect.interrupt : Effect.void)
+    onEvent: (event) =>
+      Effect.zipRight(
+        Effect.sync(() => void messages.push(event.message)),
+        event.kind === "checkpoint" && event.step === stopAfterCheckpoint ? Effect.interrupt : Effect.void
+      )
   })
-  return { losses, layer }
+  return { losses, messages, layer }
 }
 
 const kernels = Native()
@@ -50,6 +55,14 @@ describe("training runs", () => {
           text.trim().split("\n").map((line) => (JSON.parse(line) as { step: number }).step)
         )
       expect(yield* steps("resumed")).toEqual([2, 4, 6, 8])
+      expect(second.messages[0]).toMatch(/^resumed from .*step-00000004\.safetensors at step 4$/)
+      // Resuming with other settings says which ones.
+      const changed = recorder()
+      yield* train({ ...config, name: "resumed", steps: 10, optimizer: { ...config.optimizer, lr: 5e-4 } }, { resume: "latest" }).pipe(
+        Effect.provide(changed.layer),
+        Effect.provide(kernels)
+      )
+      expect(changed.messages[0]).toMatch(/config differs from the checkpoint's in steps, optimizer\.lr$/)
       // A fresh run in a used folder starts its metrics anew.
       yield* train({ ...config, name: "straight", steps: 2 }).pipe(Effect.provide(recorder().layer), Effect.provide(kernels))
       expect(yield* steps("straight")).toEqual([2])
