@@ -4,6 +4,7 @@ import { withTape } from "../autograd/tape.ts"
 import type { Batch } from "../data/stream.ts"
 import { Kernels } from "../kernels/Kernels.ts"
 import { tauAt } from "../selfe/timeSampling.ts"
+import type { Tensor } from "../tensor/Tensor.ts"
 import type { RunContext } from "./context.ts"
 import { critique } from "./critique.ts"
 import { landing } from "./landing.ts"
@@ -59,20 +60,23 @@ export const trainStep = (ctx: RunContext, state: TrainState, batch: Batch) =>
         })
       )
       const updated = yield* update(ctx, state, losses.total, tape, stepNumber)
-      const [loss, rowLoss, gradNorm] = yield* Effect.all([k.readNumber(losses.total), k.read(losses.rowLoss), k.readNumber(updated.gradNorm)])
-      const shift = losses.judged.shift === undefined ? [] : Array.from(yield* k.read(losses.judged.shift))
-      const energy = losses.judged.flowEnergy === undefined ? [] : Array.from(yield* k.read(losses.judged.flowEnergy))
-      const fakeLoss = losses.judged.fakeLoss === undefined ? undefined : yield* k.readNumber(losses.judged.fakeLoss)
+      // One wait for the step: every read is queued behind it at once, not one round trip after another.
+      const readAll = (t: Tensor | undefined) => (t === undefined ? Effect.succeed([] as Array<number>) : Effect.map(k.read(t), (d) => Array.from(d)))
+      const [[loss], rowLoss, [gradNorm], shift, energy, fake] = yield* Effect.all(
+        [losses.total, losses.rowLoss, updated.gradNorm, losses.judged.shift, losses.judged.flowEnergy, losses.judged.fakeLoss].map(readAll),
+        { concurrency: "unbounded" }
+      )
+      const fakeLoss: number | undefined = fake[0]
       return {
         step: stepNumber,
-        loss,
-        rowLoss: Array.from(rowLoss),
+        loss: loss as number,
+        rowLoss,
         t: Array.from(prepared.times.t),
         s: Array.from(prepared.times.s),
         critiqueRows: prepared.critique?.count ?? 0,
         selfEvaluationShare: shift.length === 0 ? 0 : mean(shift) / Math.max(1e-12, mean(energy)),
         fakeLoss,
-        gradNorm,
+        gradNorm: gradNorm as number,
         learningRate: updated.learningRate,
         tau
       } satisfies StepMetrics
