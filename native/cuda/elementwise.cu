@@ -6,6 +6,17 @@
 
 namespace selfe::cuda {
 
+// The cast op converts i32 too: check.cuh's toFloat/fromFloat, extended to it.
+__device__ __forceinline__ float toFloat(int32_t x) { return static_cast<float>(x); }
+// Truncation toward zero, saturating, NaN -> 0 (as the CPU backend).
+template <>
+__device__ __forceinline__ int32_t fromFloat<int32_t>(float x) {
+  if (isnan(x)) return 0;
+  if (x >= 2147483648.0f) return 2147483647;
+  if (x <= -2147483648.0f) return -2147483647 - 1;
+  return static_cast<int32_t>(x);
+}
+
 namespace {
 constexpr int kThreads = 256;
 
@@ -44,32 +55,9 @@ __global__ void fillKernel(Word* out, Word bits, int64_t n) {
   SELFE_GRID_STRIDE(i, n) out[i] = bits;
 }
 
-__device__ __forceinline__ float convertToFloat(float x) { return x; }
-__device__ __forceinline__ float convertToFloat(__nv_bfloat16 x) { return __bfloat162float(x); }
-__device__ __forceinline__ float convertToFloat(int32_t x) { return static_cast<float>(x); }
-
-template <class Out>
-__device__ __forceinline__ Out convertFromFloat(float x);
-template <>
-__device__ __forceinline__ float convertFromFloat<float>(float x) {
-  return x;
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 convertFromFloat<__nv_bfloat16>(float x) {
-  return __float2bfloat16_rn(x);
-}
-// Truncation toward zero, saturating, NaN -> 0 (as the CPU backend).
-template <>
-__device__ __forceinline__ int32_t convertFromFloat<int32_t>(float x) {
-  if (isnan(x)) return 0;
-  if (x >= 2147483648.0f) return 2147483647;
-  if (x <= -2147483648.0f) return -2147483647 - 1;
-  return static_cast<int32_t>(x);
-}
-
 template <class Out, class In>
 __global__ void convertKernel(Out* out, const In* in, int64_t n) {
-  SELFE_GRID_STRIDE(i, n) out[i] = convertFromFloat<Out>(convertToFloat(in[i]));
+  SELFE_GRID_STRIDE(i, n) out[i] = fromFloat<Out>(toFloat(in[i]));
 }
 
 template <class Out>
