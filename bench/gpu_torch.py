@@ -45,7 +45,11 @@ def gemm(case):
     xs = [torch.randn(m, k, device="cuda", dtype=dtype) for _ in range(sets)]
     ws = [torch.randn(n, k, device="cuda", dtype=dtype) * k**-0.5 for _ in range(sets)]
     bs = [torch.randn(n, device="cuda", dtype=dtype) for _ in range(sets)]
-    return {"torch": timed(lambda i: F.linear(xs[i], ws[i], bs[i]), sets, case["reps"])}
+    if case.get("gelu"):
+        run = lambda i: F.gelu(F.linear(xs[i], ws[i], bs[i]), approximate="tanh")
+    else:
+        run = lambda i: F.linear(xs[i], ws[i], bs[i])
+    return {"torch": timed(run, sets, case["reps"])}
 
 
 def attention(case):
@@ -78,7 +82,7 @@ def attention(case):
 
 def layer_norm_modulate(case):
     b, l, d, dtype = case["batch"], case["length"], case["dim"], dtype_of(case["dtype"])
-    sets = sets_for(b * l * d * 2)
+    sets = sets_for(b * l * d * dtype.itemsize)
     xs = [torch.randn(b, l, d, device="cuda", dtype=dtype) for _ in range(sets)]
     shifts = [torch.randn(b, 1, d, device="cuda", dtype=dtype) for _ in range(sets)]
     scales = [torch.randn(b, 1, d, device="cuda", dtype=dtype) for _ in range(sets)]
@@ -94,7 +98,27 @@ def adamw(case):
     return {"torch fused": timed(lambda i: optimizer.step(), 1, case["reps"])}
 
 
-KINDS = {"gemm": gemm, "attention": attention, "layerNormModulate": layer_norm_modulate, "adamw": adamw}
+def adamw_ema(case):
+    """Fused AdamW alone (the reference of selfe's fused AdamW + EMA) and fused AdamW followed by the usual
+    foreach EMA (ema += (1 - decay) (p - ema)), the same work in two passes."""
+    params = [torch.randn(shape, device="cuda") for shape in case["shapes"]]
+    for p in params:
+        p.grad = torch.randn_like(p)
+    ema = [torch.randn_like(p) for p in params]
+    optimizer = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.95), weight_decay=0.01, fused=True)
+    weight = 1.0 - case["emaDecay"]
+
+    def step_and_ema(i):
+        optimizer.step()
+        torch._foreach_lerp_(ema, params, weight)
+
+    return {
+        "torch fused": timed(lambda i: optimizer.step(), 1, case["reps"]),
+        "torch fused + foreach EMA": timed(step_and_ema, 1, case["reps"]),
+    }
+
+
+KINDS = {"gemm": gemm, "attention": attention, "layerNormModulate": layer_norm_modulate, "adamw": adamw, "adamwEma": adamw_ema}
 
 
 def main():

@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "pool.h"
+#include "selfe/kernels/activation.h"
 
 namespace selfe::cpu {
 
@@ -53,6 +54,13 @@ void linear_forward(float* y, const float* x, const float* weight, const float* 
     });
   }
   rowMajorSgemm(y, x, weight, rows, out_features, in_features, false, true, 1.0f, bias != nullptr ? 1.0f : 0.0f);
+}
+
+// No GEMM epilogue on the CPU: the product, then GELU over it (the same numbers as linear then gelu).
+void linear_gelu_forward(float* y, float* pre, const float* x, const float* weight, const float* bias, int64_t rows,
+                         int64_t in_features, int64_t out_features, Stream pool) {
+  linear_forward(pre, x, weight, bias, rows, in_features, out_features, pool);
+  gelu_forward(y, pre, rows * out_features, pool);
 }
 
 }  // namespace selfe::cpu

@@ -28,27 +28,46 @@ void forEachSpan(const int64_t* sizes, int32_t count, int64_t grain, Pool& pool,
     }
   });
 }
+
+struct AdamWConstants {
+  double b1, b2, bc1, bc2, lr, eps, wd;
+};
+
+AdamWConstants adamwConstants(const AdamWHyper& hyper) {
+  const double b1 = hyper.beta1, b2 = hyper.beta2;
+  return AdamWConstants{b1,
+                        b2,
+                        1.0 - std::pow(b1, static_cast<double>(hyper.step)),
+                        1.0 - std::pow(b2, static_cast<double>(hyper.step)),
+                        hyper.lr,
+                        hyper.eps,
+                        hyper.weight_decay};
+}
+
+// One element of AdamW, in double, each stored value rounded once. adamw_update and adamw_ema_update share
+// these two functions so that their arithmetic (and the compiler's contraction of it) is the same.
+inline void adamwElement(const AdamWConstants& c, float& p, float g, float& m, float& v) {
+  const double gi = g;
+  const double mi = c.b1 * m + (1.0 - c.b1) * gi;
+  const double vi = c.b2 * v + (1.0 - c.b2) * gi * gi;
+  m = static_cast<float>(mi);
+  v = static_cast<float>(vi);
+  p = static_cast<float>(p - c.lr * (mi / c.bc1 / (std::sqrt(vi / c.bc2) + c.eps) + c.wd * p));
+}
+
+inline void emaElement(double d, float& e, float p) { e = static_cast<float>(d * e + (1.0 - d) * p); }
+
 }  // namespace
 
 void adamw_update(const TensorList& params, const ConstTensorList& grads, const TensorList& m, const TensorList& v,
                   const AdamWHyper& hyper, Stream pool) {
-  const double b1 = hyper.beta1, b2 = hyper.beta2;
-  const double bc1 = 1.0 - std::pow(b1, static_cast<double>(hyper.step));
-  const double bc2 = 1.0 - std::pow(b2, static_cast<double>(hyper.step));
-  const double lr = hyper.lr, eps = hyper.eps, wd = hyper.weight_decay;
+  const AdamWConstants c = adamwConstants(hyper);
   forEachSpan(params.sizes, params.count, kGrain, pool, [&](int32_t t, int64_t from, int64_t to) {
     float* p = params.data[t];
     const float* g = grads.data[t];
     float* mt = m.data[t];
     float* vt = v.data[t];
-    for (int64_t i = from; i < to; ++i) {
-      const double gi = g[i];
-      const double mi = b1 * mt[i] + (1.0 - b1) * gi;
-      const double vi = b2 * vt[i] + (1.0 - b2) * gi * gi;
-      mt[i] = static_cast<float>(mi);
-      vt[i] = static_cast<float>(vi);
-      p[i] = static_cast<float>(p[i] - lr * (mi / bc1 / (std::sqrt(vi / bc2) + eps) + wd * p[i]));
-    }
+    for (int64_t i = from; i < to; ++i) adamwElement(c, p[i], g[i], mt[i], vt[i]);
   });
 }
 
@@ -57,7 +76,25 @@ void ema_update(const TensorList& ema, const ConstTensorList& params, float deca
   forEachSpan(ema.sizes, ema.count, kGrain, pool, [&](int32_t t, int64_t from, int64_t to) {
     float* e = ema.data[t];
     const float* p = params.data[t];
-    for (int64_t i = from; i < to; ++i) e[i] = static_cast<float>(d * e[i] + (1.0 - d) * p[i]);
+    for (int64_t i = from; i < to; ++i) emaElement(d, e[i], p[i]);
+  });
+}
+
+// The two element updates above, one after the other per element: bit-identical to the two calls.
+void adamw_ema_update(const TensorList& params, const ConstTensorList& grads, const TensorList& m,
+                      const TensorList& v, const TensorList& ema, const AdamWHyper& hyper, float decay, Stream pool) {
+  const AdamWConstants c = adamwConstants(hyper);
+  const double d = decay;
+  forEachSpan(params.sizes, params.count, kGrain, pool, [&](int32_t t, int64_t from, int64_t to) {
+    float* p = params.data[t];
+    const float* g = grads.data[t];
+    float* mt = m.data[t];
+    float* vt = v.data[t];
+    float* e = ema.data[t];
+    for (int64_t i = from; i < to; ++i) {
+      adamwElement(c, p[i], g[i], mt[i], vt[i]);
+      emaElement(d, e[i], p[i]);
+    }
   });
 }
 

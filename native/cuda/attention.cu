@@ -1,15 +1,23 @@
 // CUDA fused multi-head attention (see selfe/kernels/attention.h), flash-style: scores live one 32-key tile at
 // a time in registers, the softmax is online (running max and sum per query row), the L x L matrix never
-// exists in memory, and the forward saves the log-sum-exp for the backward. fp32 arithmetic on CUDA cores
-// for f32 and bf16 storage alike (tiles are widened to fp32 in shared memory).
+// exists in memory, and the forward saves the log-sum-exp for the backward. These kernels do fp32 arithmetic
+// on CUDA cores for f32 and bf16 storage alike (tiles are widened to fp32 in shared memory).
 //
 // A head dim d runs in the kernel built for the next of 32, 64, 128, 256 (kD); columns d..kD-1 are zero in
 // shared memory, which leaves every dot product unchanged. One warp owns kRowsPerWarp rows of the block's
 // tile; lane j owns key (or query) j of the inner tile for the scores and columns lane, lane + 32, ... of the
 // accumulators. Backward = two kernels after a delta pass (as FlashAttention-2 without atomics): one owns
 // query rows and writes dq, the other owns key rows and writes dk and dv, so every output is written once.
+//
+// bf16 storage at head dims 64 and 128 runs instead on tensor cores (attention_mma.cuh, launched below),
+// unless SELFE_CUDA_ATTENTION=simt asks for the CUDA-core kernels; f32 stays on CUDA cores (TF32 or bf16
+// products would miss f32's tolerances).
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <type_traits>
 
+#include "attention_mma.cuh"
 #include "check.cuh"
 #include "selfe/kernels/attention.h"
 
@@ -419,6 +427,83 @@ void backwardFor(T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k, con
   }
 }
 
+// ---- tensor cores (bf16, head dims 64 and 128) ----------------------------------------------------------
+
+// SELFE_CUDA_ATTENTION=simt forces the CUDA-core kernels above (the long-verified path) for every dtype and
+// head dim; unset, empty or "auto" lets bf16 at head dims 64 and 128 use tensor cores. Read once per process.
+bool tensorCoresAllowed() {
+  static const int allowed = [] {
+    const char* value = std::getenv("SELFE_CUDA_ATTENTION");
+    if (value == nullptr || *value == '\0' || std::strcmp(value, "auto") == 0) return 1;
+    if (std::strcmp(value, "simt") == 0) return 0;
+    return -1;
+  }();
+  if (allowed < 0)
+    throw Error(Error::Kind::Device, std::string("SELFE_CUDA_ATTENTION is \"") + std::getenv("SELFE_CUDA_ATTENTION") +
+                                         "\"; it takes \"simt\" or \"auto\"");
+  return allowed == 1;
+}
+
+// cp.async and the paired stores need 16-byte aligned rows: true of every tensor the allocator hands out
+// (cudaMalloc blocks), checked anyway.
+bool aligned16(std::initializer_list<const void*> pointers) {
+  for (const void* p : pointers)
+    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
+  return true;
+}
+
+bool useTensorCores(int64_t d, std::initializer_list<const void*> pointers) {
+  return (d == 64 || d == 128) && tensorCoresAllowed() && aligned16(pointers);
+}
+
+template <int kD>
+void forwardMma(__nv_bfloat16* out, float* lse, const __nv_bfloat16* q, const __nv_bfloat16* k,
+                const __nv_bfloat16* v, const int32_t* keyMask, int64_t batch, int64_t heads, int64_t lq, int64_t lk,
+                float scale, Stream stream) {
+  using S = flash::ForwardTiling<kD>;
+  const auto kernel = flash::forward<kD, __nv_bfloat16>;
+  requireShared(stream, S::kShared, "attention");
+  allowSharedMemory(kernel, S::kShared, "attention");
+  const unsigned int blocks = blocksFor(lq, S::kRows);
+  for (int64_t offset = 0; offset < batch * heads; offset += kMaxGridY) {
+    const dim3 grid(blocks, static_cast<unsigned int>(std::min(kMaxGridY, batch * heads - offset)));
+    kernel<<<grid, S::kThreads, S::kShared, stream>>>(out, lse, q, k, v, keyMask, offset, heads, lq, lk, scale);
+    checkLaunch("attention");
+  }
+}
+
+// dq = scale * the f32 sums the backward kernel accumulated.
+__global__ void scaleToBf16(__nv_bfloat16* dq, const float* sums, float scale, int64_t n) {
+  SELFE_GRID_STRIDE(i, n) dq[i] = __float2bfloat16_rn(scale * sums[i]);
+}
+
+template <int kD>
+void backwardMma(__nv_bfloat16* dq, __nv_bfloat16* dk, __nv_bfloat16* dv, const __nv_bfloat16* dout,
+                 const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const float* lse,
+                 const float* delta, const int32_t* keyMask, int64_t batch, int64_t heads, int64_t lq, int64_t lk,
+                 float scale, Stream stream) {
+  using S = flash::BackwardTiling<kD>;
+  const auto kernel = flash::backward<kD, __nv_bfloat16>;
+  requireShared(stream, S::kShared, "attentionBackward");
+  allowSharedMemory(kernel, S::kShared, "attentionBackward");
+  const int64_t dqCount = batch * lq * heads * kD;
+  const size_t dqBytes = static_cast<size_t>(dqCount) * sizeof(float);
+  Scratch sums(stream, dqBytes);
+  if (dqCount > 0) check(cudaMemsetAsync(sums.as<float>(), 0, dqBytes, stream), "attentionBackward");
+  for (int64_t offset = 0; offset < batch * heads && lk > 0; offset += kMaxGridY) {
+    const dim3 grid(blocksFor(lk, S::kKeys), static_cast<unsigned int>(std::min(kMaxGridY, batch * heads - offset)));
+    kernel<<<grid, S::kThreads, S::kShared, stream>>>(dk, dv, sums.as<float>(), dout, q, k, v, lse, delta, keyMask,
+                                                      offset, heads, lq, lk, scale);
+    checkLaunch("attentionBackward");
+  }
+  if (dqCount > 0) {
+    scaleToBf16<<<gridFor(stream, dqCount, kThreads), kThreads, 0, stream>>>(dq, sums.as<float>(), scale, dqCount);
+    checkLaunch("attentionBackward");
+  }
+}
+
+// ---- dispatch -------------------------------------------------------------------------------------------
+
 void requireHeadDim(int64_t d, const char* name) {
   if (d > 256) throw Error(Error::Kind::Device, std::string(name) + ": head dim " + std::to_string(d) + " > 256");
 }
@@ -428,6 +513,12 @@ void forward(T* out, float* lse, const T* q, const T* k, const T* v, const int32
              int64_t heads, int64_t lq, int64_t lk, int64_t d, float scale, Stream stream) {
   if (batch * heads * lq == 0) return;
   requireHeadDim(d, "attention");
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    if (useTensorCores(d, {out, q, k, v})) {
+      if (d == 64) return forwardMma<64>(out, lse, q, k, v, keyMask, batch, heads, lq, lk, scale, stream);
+      return forwardMma<128>(out, lse, q, k, v, keyMask, batch, heads, lq, lk, scale, stream);
+    }
+  }
   if (d <= 32) return forwardFor<T, 32>(out, lse, q, k, v, keyMask, batch, heads, lq, lk, d, scale, stream);
   if (d <= 64) return forwardFor<T, 64>(out, lse, q, k, v, keyMask, batch, heads, lq, lk, d, scale, stream);
   if (d <= 128) return forwardFor<T, 128>(out, lse, q, k, v, keyMask, batch, heads, lq, lk, d, scale, stream);
@@ -447,6 +538,12 @@ void backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k, const 
     checkLaunch("attentionBackward");
   }
   const float* dl = delta.as<float>();
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    if (useTensorCores(d, {dq, dk, dv, dout, q, k, v})) {
+      if (d == 64) return backwardMma<64>(dq, dk, dv, dout, q, k, v, lse, dl, keyMask, batch, heads, lq, lk, scale, stream);
+      return backwardMma<128>(dq, dk, dv, dout, q, k, v, lse, dl, keyMask, batch, heads, lq, lk, scale, stream);
+    }
+  }
   if (d <= 32) return backwardFor<T, 32>(dq, dk, dv, dout, q, k, v, lse, dl, keyMask, batch, heads, lq, lk, d, scale, stream);
   if (d <= 64) return backwardFor<T, 64>(dq, dk, dv, dout, q, k, v, lse, dl, keyMask, batch, heads, lq, lk, d, scale, stream);
   if (d <= 128) return backwardFor<T, 128>(dq, dk, dv, dout, q, k, v, lse, dl, keyMask, batch, heads, lq, lk, d, scale, stream);

@@ -1,5 +1,7 @@
-// CUDA LayerNorm over the last dimension (see selfe/kernels/layernorm.h): one warp per row, two passes over
-// the row for the statistics (mean, then centred squares), fp32 throughout; f32 or bf16 storage.
+// CUDA LayerNorm over the last dimension, plain or fused with adaLN's modulation (see
+// selfe/kernels/layernorm.h): one warp per row, two passes over the row for the statistics (mean, then
+// centred squares), fp32 throughout; f32 or bf16 storage. Both run the same row kernels, differing only in
+// the affine map applied to the normalised row.
 #include "check.cuh"
 #include "column_sum.cuh"
 #include "selfe/kernels/layernorm.h"
@@ -9,9 +11,28 @@ namespace selfe::cuda {
 namespace {
 constexpr int kWarps = 4;
 
+// y = xhat weight[j] + bias[j], either optional (LayerNorm's own affine).
 template <class T>
-__global__ void layernormForward(T* y, float* mean, float* rstd, const T* x, const T* weight, const T* bias,
-                                 int64_t rows, int64_t dim, float eps) {
+struct PlainAffine {
+  const T* weight;
+  const T* bias;
+  __device__ float scaleAt(int64_t, int64_t j) const { return weight != nullptr ? toFloat(weight[j]) : 1.0f; }
+  __device__ float shiftAt(int64_t, int64_t j) const { return bias != nullptr ? toFloat(bias[j]) : 0.0f; }
+};
+
+// y = xhat (1 + scale[b]) + shift[b] for row r of sample b = r / tokens (adaLN's modulation).
+template <class T>
+struct Modulation {
+  const T* shift;
+  const T* scale;
+  int64_t tokens, dim;
+  __device__ float scaleAt(int64_t r, int64_t j) const { return 1.0f + toFloat(scale[(r / tokens) * dim + j]); }
+  __device__ float shiftAt(int64_t r, int64_t j) const { return toFloat(shift[(r / tokens) * dim + j]); }
+};
+
+template <class T, class Affine>
+__global__ void normalise(T* y, float* mean, float* rstd, const T* x, Affine affine, int64_t rows, int64_t dim,
+                          float eps) {
   const int lane = threadIdx.x & 31;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + (threadIdx.x >> 5);
   if (row >= rows) return;
@@ -26,22 +47,18 @@ __global__ void layernormForward(T* y, float* mean, float* rstd, const T* x, con
   }
   const float s = 1.0f / sqrtf(warpSum(squares) / static_cast<float>(dim) + eps);
   T* yr = y + row * dim;
-  for (int64_t j = lane; j < dim; j += 32) {
-    float v = (toFloat(xr[j]) - m) * s;
-    if (weight != nullptr) v *= toFloat(weight[j]);
-    if (bias != nullptr) v += toFloat(bias[j]);
-    yr[j] = fromFloat<T>(v);
-  }
+  for (int64_t j = lane; j < dim; j += 32)
+    yr[j] = fromFloat<T>((toFloat(xr[j]) - m) * s * affine.scaleAt(row, j) + affine.shiftAt(row, j));
   if (lane == 0) {
     mean[row] = m;
     rstd[row] = s;
   }
 }
 
-// dx = rstd (g - mean_j g - xhat mean_j(g xhat)), g = dy * weight, xhat = (x - mean) rstd.
-template <class T>
-__global__ void layernormBackwardInput(T* dx, const T* dy, const T* x, const float* mean, const float* rstd,
-                                       const T* weight, int64_t rows, int64_t dim) {
+// dx = rstd (g - mean_j g - xhat mean_j(g xhat)), g = dy * (the affine's scale), xhat = (x - mean) rstd.
+template <class T, class Affine>
+__global__ void normaliseBackwardInput(T* dx, const T* dy, const T* x, const float* mean, const float* rstd,
+                                       Affine affine, int64_t rows, int64_t dim) {
   const int lane = threadIdx.x & 31;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + (threadIdx.x >> 5);
   if (row >= rows) return;
@@ -50,7 +67,7 @@ __global__ void layernormBackwardInput(T* dx, const T* dy, const T* x, const flo
   const float m = mean[row], s = rstd[row];
   float sumG = 0.0f, sumGX = 0.0f;
   for (int64_t j = lane; j < dim; j += 32) {
-    const float g = weight != nullptr ? toFloat(dyr[j]) * toFloat(weight[j]) : toFloat(dyr[j]);
+    const float g = toFloat(dyr[j]) * affine.scaleAt(row, j);
     sumG += g;
     sumGX += g * ((toFloat(xr[j]) - m) * s);
   }
@@ -58,74 +75,109 @@ __global__ void layernormBackwardInput(T* dx, const T* dy, const T* x, const flo
   const float meanGX = warpSum(sumGX) / static_cast<float>(dim);
   T* dxr = dx + row * dim;
   for (int64_t j = lane; j < dim; j += 32) {
-    const float g = weight != nullptr ? toFloat(dyr[j]) * toFloat(weight[j]) : toFloat(dyr[j]);
+    const float g = toFloat(dyr[j]) * affine.scaleAt(row, j);
     dxr[j] = fromFloat<T>(s * (g - meanG - (toFloat(xr[j]) - m) * s * meanGX));
   }
 }
 
-// Column terms of dweight = sum_rows dy xhat and dbias = sum_rows dy.
+// Column terms over the tokens of sample o: sum dy xhat (dweight, or dscale) and sum dy (dbias, or dshift).
 template <class T>
 struct AffineGradTerms {
   const T* dy;
   const T* x;
   const float* mean;
   const float* rstd;
-  int64_t dim;
-  __device__ void operator()(int64_t, int64_t r, int64_t c, float* terms) const {
+  int64_t tokens, dim;
+  __device__ void operator()(int64_t o, int64_t l, int64_t c, float* terms) const {
+    const int64_t r = o * tokens + l;
     const float g = toFloat(dy[r * dim + c]);
     terms[0] = g * ((toFloat(x[r * dim + c]) - mean[r]) * rstd[r]);
     terms[1] = g;
   }
 };
 
+// Stores sum s of sample o, column c into (s == 0 ? first : second)[o, c] where that output exists.
 template <class T>
 struct AffineGradStore {
-  T* dweight;
-  T* dbias;
-  __device__ void operator()(int64_t, int64_t c, int s, float sum) const {
-    T* target = s == 0 ? dweight : dbias;
-    if (target != nullptr) target[c] = fromFloat<T>(sum);
+  T* first;
+  T* second;
+  int64_t dim;
+  __device__ void operator()(int64_t o, int64_t c, int s, float sum) const {
+    T* target = s == 0 ? first : second;
+    if (target != nullptr) target[o * dim + c] = fromFloat<T>(sum);
   }
 };
 
-template <class T>
-void forward(T* y, float* mean, float* rstd, const T* x, const T* weight, const T* bias, int64_t rows, int64_t dim,
-             float eps, Stream stream) {
+template <class T, class Affine>
+void forward(T* y, float* mean, float* rstd, const T* x, Affine affine, int64_t rows, int64_t dim, float eps,
+             Stream stream, const char* name) {
   if (rows == 0) return;
-  layernormForward<<<blocksFor(rows, kWarps), kWarps * 32, 0, stream>>>(y, mean, rstd, x, weight, bias, rows, dim, eps);
-  checkLaunch("layerNorm");
+  normalise<<<blocksFor(rows, kWarps), kWarps * 32, 0, stream>>>(y, mean, rstd, x, affine, rows, dim, eps);
+  checkLaunch(name);
 }
 
-template <class T>
-void backward(T* dx, T* dweight, T* dbias, const T* dy, const T* x, const float* mean, const float* rstd,
-              const T* weight, int64_t rows, int64_t dim, Stream stream) {
+// dx, then first = sum dy xhat and second = sum dy per sample (batch samples of `tokens` rows each).
+template <class T, class Affine>
+void backward(T* dx, T* first, T* second, const T* dy, const T* x, const float* mean, const float* rstd, Affine affine,
+              int64_t batch, int64_t tokens, int64_t dim, Stream stream, const char* name) {
+  const int64_t rows = batch * tokens;
   if (rows > 0) {
-    layernormBackwardInput<<<blocksFor(rows, kWarps), kWarps * 32, 0, stream>>>(dx, dy, x, mean, rstd, weight, rows, dim);
-    checkLaunch("layerNormBackward");
+    normaliseBackwardInput<<<blocksFor(rows, kWarps), kWarps * 32, 0, stream>>>(dx, dy, x, mean, rstd, affine, rows, dim);
+    checkLaunch(name);
   }
-  if (dweight == nullptr && dbias == nullptr) return;
-  columnSums<2>(AffineGradTerms<T>{dy, x, mean, rstd, dim}, AffineGradStore<T>{dweight, dbias}, 1, rows, dim, stream,
-                "layerNormBackward");
+  if (first == nullptr && second == nullptr) return;
+  columnSums<2>(AffineGradTerms<T>{dy, x, mean, rstd, tokens, dim}, AffineGradStore<T>{first, second, dim}, batch, tokens,
+                dim, stream, name);
 }
 }  // namespace
 
 void layernorm_forward(float* y, float* mean, float* rstd, const float* x, const float* weight, const float* bias,
                        int64_t rows, int64_t dim, float eps, Stream stream) {
-  forward(y, mean, rstd, x, weight, bias, rows, dim, eps, stream);
+  forward(y, mean, rstd, x, PlainAffine<float>{weight, bias}, rows, dim, eps, stream, "layerNorm");
 }
 void layernorm_forward(bf16* y, float* mean, float* rstd, const bf16* x, const bf16* weight, const bf16* bias,
                        int64_t rows, int64_t dim, float eps, Stream stream) {
-  forward(dev(y), mean, rstd, dev(x), dev(weight), dev(bias), rows, dim, eps, stream);
+  forward(dev(y), mean, rstd, dev(x), PlainAffine<__nv_bfloat16>{dev(weight), dev(bias)}, rows, dim, eps, stream,
+          "layerNorm");
 }
 
 // Writes (=) dx, and dweight/dbias when they are not null.
 void layernorm_backward(float* dx, float* dweight, float* dbias, const float* dy, const float* x, const float* mean,
                         const float* rstd, const float* weight, int64_t rows, int64_t dim, Stream stream) {
-  backward(dx, dweight, dbias, dy, x, mean, rstd, weight, rows, dim, stream);
+  backward(dx, dweight, dbias, dy, x, mean, rstd, PlainAffine<float>{weight, nullptr}, 1, rows, dim, stream,
+           "layerNormBackward");
 }
 void layernorm_backward(bf16* dx, bf16* dweight, bf16* dbias, const bf16* dy, const bf16* x, const float* mean,
                         const float* rstd, const bf16* weight, int64_t rows, int64_t dim, Stream stream) {
-  backward(dev(dx), dev(dweight), dev(dbias), dev(dy), dev(x), mean, rstd, dev(weight), rows, dim, stream);
+  backward(dev(dx), dev(dweight), dev(dbias), dev(dy), dev(x), mean, rstd, PlainAffine<__nv_bfloat16>{dev(weight), nullptr},
+           1, rows, dim, stream, "layerNormBackward");
+}
+
+void layernorm_modulate_forward(float* y, float* mean, float* rstd, const float* x, const float* shift,
+                                const float* scale, int64_t batch, int64_t tokens, int64_t dim, float eps,
+                                Stream stream) {
+  forward(y, mean, rstd, x, Modulation<float>{shift, scale, tokens, dim}, batch * tokens, dim, eps, stream,
+          "layerNormModulate");
+}
+void layernorm_modulate_forward(bf16* y, float* mean, float* rstd, const bf16* x, const bf16* shift, const bf16* scale,
+                                int64_t batch, int64_t tokens, int64_t dim, float eps, Stream stream) {
+  forward(dev(y), mean, rstd, dev(x), Modulation<__nv_bfloat16>{dev(shift), dev(scale), tokens, dim}, batch * tokens, dim,
+          eps, stream, "layerNormModulate");
+}
+
+// Writes (=) dx, dshift[b] = sum_tokens dy and dscale[b] = sum_tokens dy xhat.
+void layernorm_modulate_backward(float* dx, float* dshift, float* dscale, const float* dy, const float* x,
+                                 const float* mean, const float* rstd, const float* scale, int64_t batch,
+                                 int64_t tokens, int64_t dim, Stream stream) {
+  backward(dx, dscale, dshift, dy, x, mean, rstd, Modulation<float>{nullptr, scale, tokens, dim}, batch, tokens, dim,
+           stream, "layerNormModulateBackward");
+}
+void layernorm_modulate_backward(bf16* dx, bf16* dshift, bf16* dscale, const bf16* dy, const bf16* x, const float* mean,
+                                 const float* rstd, const bf16* scale, int64_t batch, int64_t tokens, int64_t dim,
+                                 Stream stream) {
+  backward(dev(dx), dev(dscale), dev(dshift), dev(dy), dev(x), mean, rstd,
+           Modulation<__nv_bfloat16>{nullptr, dev(scale), tokens, dim}, batch, tokens, dim, stream,
+           "layerNormModulateBackward");
 }
 
 }  // namespace selfe::cuda

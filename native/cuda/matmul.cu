@@ -1,6 +1,7 @@
 // CUDA matrix products through cuBLASLt (see selfe/kernels/matmul.h): fp32 accumulation always (f32 storage
-// runs as plain SGEMM, no TF32; bf16 storage on tensor cores), strided batches, and linear's bias fused as
-// cuBLASLt's BIAS epilogue. The only file that needs cuBLAS: CMake compiles it only where the cuBLASLt
+// runs as plain SGEMM, no TF32; bf16 storage on tensor cores), strided batches, linear's bias fused as
+// cuBLASLt's BIAS epilogue and linear_gelu's bias + GELU as GELU_AUX(_BIAS), which also stores the
+// pre-activation for the backward. The only file that needs cuBLAS: CMake compiles it only where the cuBLASLt
 // headers exist, so on a machine with nvcc but no cuBLAS it is the one CUDA file left unbuilt.
 //
 // cuBLASLt is column-major; a row-major C = op(A) op(B) is computed as the column-major C^T = op(B)^T op(A)^T,
@@ -14,6 +15,7 @@
 #include <tuple>
 
 #include "check.cuh"
+#include "selfe/kernels/activation.h"
 #include "selfe/kernels/elementwise.h"
 #include "selfe/kernels/matmul.h"
 
@@ -37,16 +39,32 @@ uint32_t alignmentOf(const void* pointer) {
   return alignment;
 }
 
+// What runs after the product: nothing, + bias, or GELU (of the product + bias) keeping its input in `aux`.
+enum class Epilogue { None, Bias, GeluAux, GeluAuxBias };
+
+bool hasGelu(Epilogue e) { return e == Epilogue::GeluAux || e == Epilogue::GeluAuxBias; }
+
+cublasLtEpilogue_t cublasEpilogue(Epilogue e) {
+  switch (e) {
+    case Epilogue::Bias: return CUBLASLT_EPILOGUE_BIAS;
+    case Epilogue::GeluAux: return CUBLASLT_EPILOGUE_GELU_AUX;
+    case Epilogue::GeluAuxBias: return CUBLASLT_EPILOGUE_GELU_AUX_BIAS;
+    case Epilogue::None: break;
+  }
+  return CUBLASLT_EPILOGUE_DEFAULT;
+}
+
 // Everything that selects a cuBLASLt plan; the row-major problem as the launcher received it.
 struct PlanKey {
   cudaDataType_t type;
   int64_t batch, m, n, k;
-  bool transA, transB, bias;
+  bool transA, transB;
+  Epilogue epilogue;
   int64_t strideA, strideB, strideC;
-  uint32_t alignA, alignB, alignC, alignBias;
+  uint32_t alignA, alignB, alignC, alignBias, alignAux;
   auto tie() const {
-    return std::tie(type, batch, m, n, k, transA, transB, bias, strideA, strideB, strideC, alignA, alignB, alignC,
-                    alignBias);
+    return std::tie(type, batch, m, n, k, transA, transB, epilogue, strideA, strideB, strideC, alignA, alignB, alignC,
+                    alignBias, alignAux);
   }
   bool operator<(const PlanKey& other) const { return tie() < other.tie(); }
 };
@@ -96,12 +114,13 @@ struct GemmState {
     if (handle != nullptr) cublasLtDestroy(handle);
   }
 
-  // Whether cuBLASLt has a plan for the key (remembered either way).
-  bool offers(const PlanKey& key) {
+  // Whether cuBLASLt has a plan for the key (remembered either way). `aux` is a GELU epilogue's output, whose
+  // address the heuristic reads for its alignment.
+  bool offers(const PlanKey& key, void* aux = nullptr) {
     if (plans.count(key) != 0) return true;
     if (refused.count(key) != 0) return false;
     try {
-      planFor(key);
+      planFor(key, aux);
       return true;
     } catch (const Error&) {
       refused.insert(key);
@@ -109,12 +128,12 @@ struct GemmState {
     }
   }
 
-  Plan& planFor(const PlanKey& key) {
+  Plan& planFor(const PlanKey& key, void* aux = nullptr) {
     auto found = plans.find(key);
     if (found != plans.end()) return found->second;
     Plan& plan = plans[key];
     try {
-      build(plan, key);
+      build(plan, key, aux);
     } catch (...) {
       plans.erase(key);
       throw;
@@ -123,17 +142,25 @@ struct GemmState {
   }
 
  private:
-  void build(Plan& plan, const PlanKey& key) {
+  void build(Plan& plan, const PlanKey& key, void* aux) {
     checkBlas(cublasLtMatmulDescCreate(&plan.operation, CUBLAS_COMPUTE_32F, CUDA_R_32F), "cublasLtMatmulDescCreate");
     // cuBLAS's A is our B and its B is our A (see the top of the file).
     const cublasOperation_t opA = key.transB ? CUBLAS_OP_T : CUBLAS_OP_N;
     const cublasOperation_t opB = key.transA ? CUBLAS_OP_T : CUBLAS_OP_N;
     checkBlas(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof(opA)), "transa");
     checkBlas(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof(opB)), "transb");
-    if (key.bias) {
-      const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+    if (key.epilogue != Epilogue::None) {
+      const cublasLtEpilogue_t epilogue = cublasEpilogue(key.epilogue);
       checkBlas(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)),
                 "epilogue");
+    }
+    if (hasGelu(key.epilogue)) {
+      // The pre-activation has D's layout: column-major n x m, leading dimension n.
+      const int64_t auxLd = key.n;
+      checkBlas(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &auxLd, sizeof(auxLd)),
+                "gelu aux ld");
+      checkBlas(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof(aux)),
+                "gelu aux pointer");
     }
     // Stored row-major matrices read as column-major ones: [rows, cols] row-major is (cols x rows), ld = cols.
     const uint64_t m = static_cast<uint64_t>(key.m), n = static_cast<uint64_t>(key.n), k = static_cast<uint64_t>(key.k);
@@ -199,6 +226,42 @@ void zero(bf16* c, int64_t n, Stream stream) { fill16(c, 0, n, stream); }
 // D = alpha op(A) op(B) + beta C (+ bias per output column of the row-major result).
 template <class T>
 void matmul(T* c, const T* a, const T* b, const T* bias, int64_t batch, int64_t m, int64_t n, int64_t k, bool transA,
+            bool transB, int64_t strideA, int64_t strideB, int64_t strideC, float alpha, float beta, Stream stream);
+
+// pre = x W^T + bias and y = gelu(pre) for one [rows, in] x [out, in]^T product.
+template <class T>
+void linearGelu(T* y, T* pre, const T* x, const T* weight, const T* bias, int64_t rows, int64_t in, int64_t out,
+                Stream stream) {
+  if (rows == 0 || out == 0) return;
+  GemmState* state = stream.context->gemm;
+  if (state == nullptr) throw Error(Error::Kind::Device, "linearGelu: this device has no cuBLASLt state");
+  const Epilogue epilogue = bias != nullptr ? Epilogue::GeluAuxBias : Epilogue::GeluAux;
+  const PlanKey key{cudaTypeOf<T>(), 1, rows, out, in, false, true, epilogue, 0, 0, 0,
+                    alignmentOf(x), alignmentOf(weight), alignmentOf(y), bias != nullptr ? alignmentOf(bias) : 0u,
+                    alignmentOf(pre)};
+  // cuBLASLt wants the pre-activation's leading dimension divisible by 8, and has the epilogue for some
+  // problems only: otherwise the product (with its bias) into pre, then GELU as its own pass.
+  if (in == 0 || out % 8 != 0 || !state->offers(key, pre)) {
+    matmul<T>(pre, x, weight, bias, 1, rows, out, in, false, true, 0, 0, 0, 1.0f, 0.0f, stream);
+    gelu_forward(y, pre, rows * out, stream);
+    return;
+  }
+  Plan& plan = state->planFor(key, pre);
+  if (bias != nullptr)
+    checkBlas(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)),
+              "bias pointer");
+  void* aux = pre;
+  checkBlas(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof(aux)),
+            "gelu aux pointer");
+  const float alpha = 1.0f, beta = 0.0f;
+  checkBlas(cublasLtMatmul(state->handle, plan.operation, &alpha, weight, plan.a, x, plan.b, &beta, y, plan.c, y, plan.c,
+                           &plan.algorithm, state->workspace, kWorkspaceBytes, stream),
+            "cublasLtMatmul");
+  checkLaunch("linearGelu");
+}
+
+template <class T>
+void matmul(T* c, const T* a, const T* b, const T* bias, int64_t batch, int64_t m, int64_t n, int64_t k, bool transA,
             bool transB, int64_t strideA, int64_t strideB, int64_t strideC, float alpha, float beta, Stream stream) {
   if (batch == 0 || m == 0 || n == 0) return;
   if (k == 0) {
@@ -215,8 +278,9 @@ void matmul(T* c, const T* a, const T* b, const T* bias, int64_t batch, int64_t 
   }
   GemmState* state = stream.context->gemm;
   if (state == nullptr) throw Error(Error::Kind::Device, "matmul: this device has no cuBLASLt state");
-  const PlanKey key{cudaTypeOf<T>(), batch, m, n, k, transA, transB, bias != nullptr, strideA, strideB, strideC,
-                    alignmentOf(a), alignmentOf(b), alignmentOf(c), bias != nullptr ? alignmentOf(bias) : 0u};
+  const PlanKey key{cudaTypeOf<T>(), batch, m, n, k, transA, transB, bias != nullptr ? Epilogue::Bias : Epilogue::None,
+                    strideA, strideB, strideC, alignmentOf(a), alignmentOf(b), alignmentOf(c),
+                    bias != nullptr ? alignmentOf(bias) : 0u, 0u};
   if (bias != nullptr && !state->offers(key)) {
     // No fused-bias kernel for this problem: the plain product, then the bias as its own pass.
     matmul<T>(c, a, b, nullptr, batch, m, n, k, transA, transB, strideA, strideB, strideC, alpha, beta, stream);
@@ -251,6 +315,15 @@ void linear_forward(float* y, const float* x, const float* weight, const float* 
 void linear_forward(bf16* y, const bf16* x, const bf16* weight, const bf16* bias, int64_t rows, int64_t in_features,
                     int64_t out_features, Stream stream) {
   matmul<bf16>(y, x, weight, bias, 1, rows, out_features, in_features, false, true, 0, 0, 0, 1.0f, 0.0f, stream);
+}
+
+void linear_gelu_forward(float* y, float* pre, const float* x, const float* weight, const float* bias, int64_t rows,
+                         int64_t in_features, int64_t out_features, Stream stream) {
+  linearGelu<float>(y, pre, x, weight, bias, rows, in_features, out_features, stream);
+}
+void linear_gelu_forward(bf16* y, bf16* pre, const bf16* x, const bf16* weight, const bf16* bias, int64_t rows,
+                         int64_t in_features, int64_t out_features, Stream stream) {
+  linearGelu<bf16>(y, pre, x, weight, bias, rows, in_features, out_features, stream);
 }
 
 }  // namespace selfe::cuda

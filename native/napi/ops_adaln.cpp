@@ -1,9 +1,13 @@
 // Bindings: modulate (x [B,L,D], shift [B,D], scale [B,D]), modulateBackward (dy, x, scale) -> [dx, dshift,
-// dscale], gatedResidual (x [B,L,D], gate [B,D], branch [B,L,D]), gatedResidualBackward (dout, gate,
-// branch) -> [dgate, dbranch]. Every tensor of a call shares one dtype: f32, or bf16 on CUDA.
+// dscale], layerNormModulate (x, shift, scale, eps) -> [y, mean, rstd] and layerNormModulateBackward (dy,
+// x, mean, rstd, scale) -> [dx, dshift, dscale] (LayerNorm without affine fused with the modulation),
+// gatedResidual (x [B,L,D], gate [B,D], branch [B,L,D]), gatedResidualBackward (dout, gate, branch) ->
+// [dgate, dbranch]. Every tensor of a call shares one dtype, f32 or bf16 on CUDA, except the f32 row
+// statistics mean and rstd [B,L].
 #include "call.h"
 #include "ops.h"
 #include "selfe/kernels/adaln.h"
+#include "selfe/kernels/layernorm.h"
 
 namespace selfe::napi {
 
@@ -59,6 +63,62 @@ Napi::Value modulateBackward(Call& call) {
   return handles(call.env(), {dxId, dshiftId, dscaleId});
 }
 
+// A [B, L, D] activation with a non-empty normalised dimension.
+void expectNormalisableTokens(Call& call, const TensorRef& x) {
+  expectTokens(call, x, "x");
+  call.expect(x.shape[2] > 0, ErrorCode::Shape, "x must have a last dimension > 0, got " + x.shape.str());
+}
+
+Napi::Value layerNormModulate(Call& call) {
+  const TensorRef x = call.tensor(1, "x");
+  const TensorRef shift = call.tensor(2, "shift");
+  const TensorRef scale = call.tensor(3, "scale");
+  expectNormalisableTokens(call, x);
+  expectPerSample(call, shift, x, "shift");
+  expectPerSample(call, scale, x, "scale");
+  const double eps = call.number(4, "eps");
+  call.expect(eps > 0, ErrorCode::InvalidArgument, "eps must be > 0");
+  const int64_t batch = x.shape[0], tokens = x.shape[1], dim = x.shape[2];
+  TensorRef y, mean, rstd;
+  const double yId = call.output(x.shape, x.dtype, &y);
+  const double meanId = call.output(makeShape({batch, tokens}), DType::F32, &mean);
+  const double rstdId = call.output(makeShape({batch, tokens}), DType::F32, &rstd);
+  const float epsF = static_cast<float>(eps);
+  call.device().launchFloating("layerNormModulate", x.dtype, [=](auto&& stream, auto element) {
+    using T = typename decltype(element)::type;
+    layernorm_modulate_forward(y.as<T>(), mean.f32(), rstd.f32(), x.as<T>(), shift.as<T>(), scale.as<T>(), batch, tokens,
+                               dim, epsF, stream);
+  });
+  return handles(call.env(), {yId, meanId, rstdId});
+}
+
+Napi::Value layerNormModulateBackward(Call& call) {
+  const TensorRef dy = call.tensor(1, "dy");
+  const TensorRef x = call.tensor(2, "x");
+  const TensorRef mean = call.tensor(3, "mean");
+  const TensorRef rstd = call.tensor(4, "rstd");
+  const TensorRef scale = call.tensor(5, "scale");
+  expectNormalisableTokens(call, x);
+  call.expectDtype(dy, x.dtype, "dy");
+  call.expectShape(dy, x.shape, "dy");
+  const int64_t batch = x.shape[0], tokens = x.shape[1], dim = x.shape[2];
+  for (const auto& [t, name] : {std::pair{mean, "mean"}, std::pair{rstd, "rstd"}}) {
+    call.expectDtype(t, DType::F32, name);
+    call.expectShape(t, makeShape({batch, tokens}), name);
+  }
+  expectPerSample(call, scale, x, "scale");
+  TensorRef dx, dshift, dscale;
+  const double dxId = call.output(x.shape, x.dtype, &dx);
+  const double dshiftId = call.output(scale.shape, x.dtype, &dshift);
+  const double dscaleId = call.output(scale.shape, x.dtype, &dscale);
+  call.device().launchFloating("layerNormModulateBackward", x.dtype, [=](auto&& stream, auto element) {
+    using T = typename decltype(element)::type;
+    layernorm_modulate_backward(dx.as<T>(), dshift.as<T>(), dscale.as<T>(), dy.as<T>(), x.as<T>(), mean.f32(), rstd.f32(),
+                                scale.as<T>(), batch, tokens, dim, stream);
+  });
+  return handles(call.env(), {dxId, dshiftId, dscaleId});
+}
+
 Napi::Value gatedResidual(Call& call) {
   const TensorRef x = call.tensor(1, "x");
   const TensorRef gate = call.tensor(2, "gate");
@@ -102,6 +162,8 @@ Napi::Value gatedResidualBackward(Call& call) {
 void registerAdaLnOps(Napi::Env env, Napi::Object ops) {
   defineOp(env, ops, "modulate", modulate);
   defineOp(env, ops, "modulateBackward", modulateBackward);
+  defineOp(env, ops, "layerNormModulate", layerNormModulate);
+  defineOp(env, ops, "layerNormModulateBackward", layerNormModulateBackward);
   defineOp(env, ops, "gatedResidual", gatedResidual);
   defineOp(env, ops, "gatedResidualBackward", gatedResidualBackward);
 }

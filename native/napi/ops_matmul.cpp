@@ -1,5 +1,6 @@
-// Bindings: matmul (batched, b shared across the batch when rank 2), linear (x W^T + bias). Operands share
-// one dtype: f32, or bf16 on CUDA (fp32 accumulation either way).
+// Bindings: matmul (batched, b shared across the batch when rank 2), linear (x W^T + bias), linearGelu
+// (x, weight, bias?) -> [gelu(x W^T + bias), x W^T + bias]. Operands share one dtype: f32, or bf16 on CUDA
+// (fp32 accumulation either way).
 #include <limits>
 
 #include "call.h"
@@ -56,7 +57,15 @@ Napi::Value matmul(Call& call) {
   return Napi::Number::New(call.env(), id);
 }
 
-Napi::Value linear(Call& call) {
+// The operands of y = x W^T + bias, validated; `out` gets x's shape with its last dimension replaced.
+struct LinearProblem {
+  TensorRef x, weight;
+  const void* bias;
+  int64_t rows, in, out;
+  Shape outShape;
+};
+
+LinearProblem linearProblem(Call& call) {
   const TensorRef x = call.tensor(1, "x");
   const TensorRef weight = call.tensor(2, "weight");
   const std::optional<TensorRef> bias = call.optionalTensor(3, "bias");
@@ -77,14 +86,31 @@ Napi::Value linear(Call& call) {
   expectBlasSize(call, outFeatures, "out");
   Shape outShape = x.shape;
   outShape.dims[outShape.rank - 1] = outFeatures;
+  return {x, weight, bias ? bias->data : nullptr, rows, in, outFeatures, outShape};
+}
+
+Napi::Value linear(Call& call) {
+  const LinearProblem p = linearProblem(call);
   TensorRef y;
-  const double id = call.output(outShape, x.dtype, &y);
-  const void* biasData = bias ? bias->data : nullptr;
-  call.device().launchFloating("linear", x.dtype, [=](auto&& stream, auto element) {
+  const double id = call.output(p.outShape, p.x.dtype, &y);
+  call.device().launchFloating("linear", p.x.dtype, [=](auto&& stream, auto element) {
     using T = typename decltype(element)::type;
-    linear_forward(y.as<T>(), x.as<T>(), weight.as<T>(), static_cast<const T*>(biasData), rows, in, outFeatures, stream);
+    linear_forward(y.as<T>(), p.x.as<T>(), p.weight.as<T>(), static_cast<const T*>(p.bias), p.rows, p.in, p.out, stream);
   });
   return Napi::Number::New(call.env(), id);
+}
+
+Napi::Value linearGelu(Call& call) {
+  const LinearProblem p = linearProblem(call);
+  TensorRef y, pre;
+  const double yId = call.output(p.outShape, p.x.dtype, &y);
+  const double preId = call.output(p.outShape, p.x.dtype, &pre);
+  call.device().launchFloating("linearGelu", p.x.dtype, [=](auto&& stream, auto element) {
+    using T = typename decltype(element)::type;
+    linear_gelu_forward(y.as<T>(), pre.as<T>(), p.x.as<T>(), p.weight.as<T>(), static_cast<const T*>(p.bias), p.rows, p.in,
+                        p.out, stream);
+  });
+  return handles(call.env(), {yId, preId});
 }
 
 }  // namespace
@@ -92,6 +118,7 @@ Napi::Value linear(Call& call) {
 void registerMatmulOps(Napi::Env env, Napi::Object ops) {
   defineOp(env, ops, "matmul", matmul);
   defineOp(env, ops, "linear", linear);
+  defineOp(env, ops, "linearGelu", linearGelu);
 }
 
 }  // namespace selfe::napi

@@ -1,4 +1,4 @@
-// Bindings: adamw, emaUpdate, clipByNorm (in place over lists of tensors), globalNorm.
+// Bindings: adamw, adamwEma, emaUpdate, clipByNorm (in place over lists of tensors), globalNorm.
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -116,26 +116,64 @@ float positive(Call& call, size_t i, const char* name) {
   return value;
 }
 
-Napi::Value adamw(Call& call) {
-  const std::vector<TensorRef> params = f32List(call, 1, "params");
-  const std::vector<TensorRef> grads = f32List(call, 2, "grads", &params);
-  const std::vector<TensorRef> m = f32List(call, 3, "m", &params);
-  const std::vector<TensorRef> v = f32List(call, 4, "v", &params);
+// adamw's and adamwEma's lists: params, grads, m, v at indices 1 to 4.
+struct AdamWLists {
+  std::vector<TensorRef> params, grads, m, v;
+};
+
+AdamWLists adamwLists(Call& call) {
+  AdamWLists a;
+  a.params = f32List(call, 1, "params");
+  a.grads = f32List(call, 2, "grads", &a.params);
+  a.m = f32List(call, 3, "m", &a.params);
+  a.v = f32List(call, 4, "v", &a.params);
+  return a;
+}
+
+// lr, beta1, beta2, eps, weightDecay, step from index `first`.
+AdamWHyper adamwHyper(Call& call, size_t first) {
   AdamWHyper hyper;
-  hyper.lr = nonNegative(call, 5, "lr");
-  hyper.beta1 = unitInterval(call, 6, "beta1", false);
-  hyper.beta2 = unitInterval(call, 7, "beta2", false);
-  hyper.eps = positive(call, 8, "eps");
-  hyper.weight_decay = nonNegative(call, 9, "weightDecay");
-  hyper.step = call.integer(10, "step", 1, (int64_t{1} << 53) - 1);
+  hyper.lr = nonNegative(call, first, "lr");
+  hyper.beta1 = unitInterval(call, first + 1, "beta1", false);
+  hyper.beta2 = unitInterval(call, first + 2, "beta2", false);
+  hyper.eps = positive(call, first + 3, "eps");
+  hyper.weight_decay = nonNegative(call, first + 4, "weightDecay");
+  hyper.step = call.integer(first + 5, "step", 1, (int64_t{1} << 53) - 1);
+  return hyper;
+}
+
+Napi::Value adamw(Call& call) {
+  const AdamWLists a = adamwLists(call);
+  const AdamWHyper hyper = adamwHyper(call, 5);
   AliasCheck alias(call);
-  alias.written(params, "params");
-  alias.written(m, "m");
-  alias.written(v, "v");
-  alias.read(grads, "grads");
-  auto p = listData(params), g = listData(grads), mData = listData(m), vData = listData(v);
+  alias.written(a.params, "params");
+  alias.written(a.m, "m");
+  alias.written(a.v, "v");
+  alias.read(a.grads, "grads");
+  auto p = listData(a.params), g = listData(a.grads), mData = listData(a.m), vData = listData(a.v);
   call.device().launch("adamw", [=](auto&& stream) {
     adamw_update(p->list(), g->constList(), mData->list(), vData->list(), hyper, stream);
+  });
+  return call.env().Undefined();
+}
+
+// adamw, then emaUpdate(ema, params, emaDecay) toward the updated params, in one pass.
+// Arguments: params, grads, m, v, ema, lr, beta1, beta2, eps, weightDecay, step, emaDecay.
+Napi::Value adamwEma(Call& call) {
+  const AdamWLists a = adamwLists(call);
+  const std::vector<TensorRef> ema = f32List(call, 5, "ema", &a.params);
+  const AdamWHyper hyper = adamwHyper(call, 6);
+  const float decay = unitInterval(call, 12, "emaDecay", true);
+  AliasCheck alias(call);
+  alias.written(a.params, "params");
+  alias.written(a.m, "m");
+  alias.written(a.v, "v");
+  alias.written(ema, "ema");
+  alias.read(a.grads, "grads");
+  auto p = listData(a.params), g = listData(a.grads), mData = listData(a.m), vData = listData(a.v);
+  auto e = listData(ema);
+  call.device().launch("adamwEma", [=](auto&& stream) {
+    adamw_ema_update(p->list(), g->constList(), mData->list(), vData->list(), e->list(), hyper, decay, stream);
   });
   return call.env().Undefined();
 }
@@ -181,6 +219,7 @@ Napi::Value clipByNorm(Call& call) {
 void registerOptimOps(Napi::Env env, Napi::Object ops) {
   defineOp(env, ops, "adamw", adamw);
   defineOp(env, ops, "emaUpdate", emaUpdate);
+  defineOp(env, ops, "adamwEma", adamwEma);
   defineOp(env, ops, "globalNorm", globalNorm);
   defineOp(env, ops, "clipByNorm", clipByNorm);
 }

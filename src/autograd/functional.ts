@@ -58,6 +58,14 @@ export const modulate = (x: Tensor, shift: Tensor, scaleBy: Tensor): Op =>
     Effect.tap(k.modulate(x, shift, scaleBy), (y) => record("modulate", { inputs: [x, shift, scaleBy], saved: {}, attrs: {} }, y))
   )
 
+/** adaLN's LayerNorm (no affine) and modulation in one kernel: LN(x) (1 + scale) + shift. */
+export const layerNormModulate = (x: Tensor, shift: Tensor, scaleBy: Tensor, eps: number): Op =>
+  withKernels((k) =>
+    Effect.flatMap(k.layerNormModulate(x, shift, scaleBy, eps), ({ y, mean, rstd }) =>
+      Effect.as(record("layerNormModulate", { inputs: [x, shift, scaleBy], saved: { mean, rstd }, attrs: {} }, y), y)
+    )
+  )
+
 export const gatedResidual = (x: Tensor, gate: Tensor, branch: Tensor): Op =>
   withKernels((k) =>
     Effect.tap(k.gatedResidual(x, gate, branch), (y) => record("gatedResidual", { inputs: [x, gate, branch], saved: {}, attrs: {} }, y))
@@ -87,6 +95,14 @@ export const matmul = (a: Tensor, b: Tensor, options: MatmulOptions = {}): Op =>
 
 export const linear = (x: Tensor, weight: Tensor, bias?: Tensor): Op =>
   withKernels((k) => Effect.tap(k.linear(x, weight, bias), (y) => record("linear", { inputs: [x, weight, bias], saved: {}, attrs: {} }, y)))
+
+/** gelu(linear(x, weight, bias)) in one kernel (a GEMM epilogue on CUDA); the pre-activation is saved. */
+export const linearGelu = (x: Tensor, weight: Tensor, bias?: Tensor): Op =>
+  withKernels((k) =>
+    Effect.flatMap(k.linearGelu(x, weight, bias), ({ y, pre }) =>
+      Effect.as(record("linearGelu", { inputs: [x, weight, bias], saved: { pre }, attrs: {} }, y), y)
+    )
+  )
 
 /** A reshape that gradients flow through. */
 export const view = (x: Tensor, shape: Shape): Op =>

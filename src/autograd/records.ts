@@ -24,6 +24,7 @@ export interface OpRecords {
     attrs: None
   }
   modulate: { inputs: readonly [Tensor, Tensor, Tensor]; saved: None; attrs: None }
+  layerNormModulate: { inputs: readonly [Tensor, Tensor, Tensor]; saved: { mean: Tensor; rstd: Tensor }; attrs: None }
   gatedResidual: { inputs: readonly [Tensor, Tensor, Tensor]; saved: None; attrs: None }
   attention: {
     inputs: readonly [Tensor, Tensor, Tensor]
@@ -32,6 +33,7 @@ export interface OpRecords {
   }
   matmul: { inputs: readonly [Tensor, Tensor]; saved: None; attrs: { transA: boolean; transB: boolean; alpha: number } }
   linear: { inputs: readonly [Tensor, Tensor, Tensor | undefined]; saved: None; attrs: None }
+  linearGelu: { inputs: readonly [Tensor, Tensor, Tensor | undefined]; saved: { pre: Tensor }; attrs: None }
   view: { inputs: readonly [Tensor]; saved: None; attrs: None }
   cast: { inputs: readonly [Tensor]; saved: None; attrs: None }
   patchify: { inputs: readonly [Tensor]; saved: None; attrs: { image: ImageGeometry } }

@@ -66,6 +66,24 @@ const matmulGrads: BackwardRule<"matmul"> = ({ inputs: [a, b], attrs: { transA, 
   return Effect.all([da, db])
 }
 
+/** Gradients of x W^T + bias for the inputs [x, weight, bias] that need one. */
+const linearGrads = (
+  [x, weight, bias]: readonly [Tensor, Tensor, Tensor | undefined],
+  g: Tensor,
+  k: KernelsService,
+  needs: (i: number) => boolean
+) =>
+  Effect.gen(function* () {
+    const [outFeatures, inFeatures] = weight.shape as [number, number]
+    const rows = x.numel / inFeatures
+    const g2 = yield* k.view(g, [rows, outFeatures])
+    const x2 = yield* k.view(x, [rows, inFeatures])
+    const dx = needs(0) ? yield* k.view(yield* k.matmul(g2, weight), x.shape) : undefined
+    const dw = needs(1) ? yield* k.matmul(g2, x2, { transA: true }) : undefined
+    const db = bias !== undefined && needs(2) ? yield* k.sumAxis(g2, 0) : undefined
+    return [dx, dw, db]
+  })
+
 const concatGrads: BackwardRule<"concat"> = ({ inputs, attrs: { axis } }, g, k, needs) => {
   let offset = 0
   return Effect.all(
@@ -108,22 +126,16 @@ export const backwardRules: { readonly [K in DiffOp]: BackwardRule<K> } = {
     Effect.map(k.layerNormBackward(g, x, saved, { weight, withBias: bias !== undefined }), (r) => [r.dx, r.dweight, r.dbias]),
   modulate: ({ inputs: [x, , scale] }, g, k) =>
     Effect.map(k.modulateBackward(g, x, scale), (r) => [r.dx, r.dshift, r.dscale]),
+  layerNormModulate: ({ inputs: [x, , scale], saved }, g, k) =>
+    Effect.map(k.layerNormModulateBackward(g, x, saved, scale), (r) => [r.dx, r.dshift, r.dscale]),
   gatedResidual: ({ inputs: [, gate, branch] }, g, k) =>
     Effect.map(k.gatedResidualBackward(g, gate, branch), (r) => [g, r.dgate, r.dbranch]),
   attention: ({ inputs: [q, kk, v], saved: { out, lse, keyMask }, attrs: { scale } }, g, k) =>
     Effect.map(k.attentionBackward(g, q, kk, v, { out, lse }, { keyMask, scale }), (r) => [r.dq, r.dk, r.dv]),
   matmul: matmulGrads,
-  linear: ({ inputs: [x, weight, bias] }, g, k, needs) =>
-    Effect.gen(function* () {
-      const [outFeatures, inFeatures] = weight.shape as [number, number]
-      const rows = x.numel / inFeatures
-      const g2 = yield* k.view(g, [rows, outFeatures])
-      const x2 = yield* k.view(x, [rows, inFeatures])
-      const dx = needs(0) ? yield* k.view(yield* k.matmul(g2, weight), x.shape) : undefined
-      const dw = needs(1) ? yield* k.matmul(g2, x2, { transA: true }) : undefined
-      const db = bias !== undefined && needs(2) ? yield* k.sumAxis(g2, 0) : undefined
-      return [dx, dw, db]
-    }),
+  linear: ({ inputs }, g, k, needs) => linearGrads(inputs, g, k, needs),
+  // GELU's backward on the saved pre-activation, then linear's.
+  linearGelu: ({ inputs, saved: { pre } }, g, k, needs) => Effect.flatMap(k.geluBackward(g, pre), (dpre) => linearGrads(inputs, dpre, k, needs)),
   view: ({ inputs: [x] }, g, k) => Effect.all([k.view(g, x.shape)]),
   // The gradient goes back in the input's dtype (a bf16 weight copy's gradient reaches its f32 master).
   cast: ({ inputs: [x] }, g, k) => Effect.all([k.cast(g, x.dtype)]),

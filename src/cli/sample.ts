@@ -5,6 +5,7 @@ import { captionGrid } from "../io/caption-grid.ts"
 import { writePng } from "../io/png.ts"
 import { forBackend, fromConfig } from "../kernels/layers.ts"
 import { generateImages } from "../pipeline/generate.ts"
+import type { PrecisionChoice } from "../pipeline/config.ts"
 import { loadTrainedModel } from "../pipeline/trainedModel.ts"
 import { SamplerConfig } from "../selfe/config.ts"
 
@@ -17,13 +18,15 @@ export interface SampleRequest {
   readonly sampler: Record<string, unknown>
   /** Default: SELFE_BACKEND (cpu). */
   readonly backend?: "cpu" | "cuda" | "reference" | undefined
+  /** Default auto: bf16-mixed on cuda, f32 elsewhere. */
+  readonly precision?: PrecisionChoice | undefined
 }
 
 /** Samples a checkpoint (EMA weights) and writes a captioned grid, one row per prompt; returns a summary line. */
 export const sampleToPng = (request: SampleRequest) =>
   Effect.scoped(
     Effect.gen(function* () {
-      const { model, params, config, step } = yield* loadTrainedModel(request.checkpoint)
+      const { model, params, config, step } = yield* loadTrainedModel(request.checkpoint, { precision: request.precision ?? "auto" })
       const sampler = yield* Schema.decodeUnknown(SamplerConfig)({
         landing: config.objective.kind === "self-e" ? "self-e" : "flow-matching",
         ...request.sampler
@@ -31,7 +34,7 @@ export const sampleToPng = (request: SampleRequest) =>
       const images = yield* generateImages(model, params, request.prompts, request.imagesPerPrompt, sampler, config.data.batchSize)
       const cells = images.map((image, i) => ({ image, caption: request.prompts[Math.floor(i / request.imagesPerPrompt)] as string }))
       yield* writePng(request.out, captionGrid(cells, { columns: request.imagesPerPrompt }))
-      return `${request.out}: ${images.length} images, ${sampler.steps} steps, ${sampler.landing} landing, ${sampler.guidance} (omega ${sampler.omega}), checkpoint step ${step}`
+      return `${request.out}: ${images.length} images, ${sampler.steps} steps, ${model.precision}, ${sampler.landing} landing, ${sampler.guidance} (omega ${sampler.omega}), checkpoint step ${step}`
     })
   ).pipe(Effect.provide(request.backend === undefined ? fromConfig : forBackend(request.backend)))
 
@@ -48,6 +51,7 @@ export const sampleCommand = Command.make(
     eta: Options.choice("eta", ["0", "1"]).pipe(Options.withDefault("1" as const), Options.withDescription("1 re-noises between steps (the paper's sampler), 0 is Euler")),
     seed: Options.integer("seed").pipe(Options.withDefault(0)),
     backend: Options.choice("backend", ["cpu", "cuda", "reference"]).pipe(Options.withDefault("cpu" as const)),
+    precision: Options.choice("precision", ["auto", "f32", "bf16-mixed"]).pipe(Options.withDefault("auto" as const), Options.withDescription("auto: bf16-mixed on cuda, f32 elsewhere")),
     out: Options.file("out").pipe(Options.withDescription("PNG to write"))
   },
   (args) =>
@@ -59,6 +63,7 @@ export const sampleCommand = Command.make(
         imagesPerPrompt: args.images,
         out: args.out,
         backend: args.backend,
+        precision: args.precision,
         sampler: {
           steps: args.steps,
           ...Option.match(args.landing, { onNone: () => ({}), onSome: (landing) => ({ landing }) }),

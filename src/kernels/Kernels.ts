@@ -17,6 +17,8 @@ export type KernelOps = { readonly [K in keyof TensorOps]: Lifted<TensorOps[K]> 
 export interface KernelsService extends KernelOps {
   readonly backend: BackendName
   readonly device: string
+  /** Whether bf16 tensors can be stored here (the CUDA backend does); mixed precision needs it. */
+  readonly storesBf16: boolean
   /** Host copy of a tensor; waits for the stream, never blocks the JS thread. */
   read(x: Tensor): Effect.Effect<Float32Array | Float64Array | Int32Array, KernelError>
   /** The value of a one-element tensor (a loss, a norm). */

@@ -8,7 +8,7 @@ import { type Backend, type TensorOps, tensorOpNames } from "./ops.ts"
 type InPlaceOp = { [K in keyof TensorOps]: [ReturnType<TensorOps[K]>] extends [void] ? K : never }[keyof TensorOps]
 
 /** Ops that only mutate their arguments: they return nothing and need no Scope. */
-const inPlaceOps: ReadonlySet<string> = new Set<InPlaceOp>(["write", "assign", "adamw", "emaUpdate", "clipByNorm"])
+const inPlaceOps: ReadonlySet<string> = new Set<InPlaceOp>(["write", "assign", "adamw", "emaUpdate", "adamwEma", "clipByNorm"])
 
 const outputsOf = (result: unknown): Array<Tensor> => {
   if (result instanceof Tensor) return [result]
@@ -50,6 +50,7 @@ export const liftBackend = (backend: Backend): KernelsService => {
     ...ops,
     backend: backend.name,
     device: backend.device,
+    storesBf16: backend.storesBf16,
     read: (x) => Effect.suspend(() => read(x)),
     readNumber: (x) =>
       x.numel === 1

@@ -15,7 +15,7 @@ export const Mock = {
     const fallback = Object.fromEntries(
       [...tensorOpNames, "read", "readNumber", "sync", "stats"].map((name) => [name, unstubbed(name)])
     )
-    const service = { backend: "mock", device: "mock", ...fallback, ...stubs } as KernelsService
+    const service = { backend: "mock", device: "mock", storesBf16: false, ...fallback, ...stubs } as KernelsService
     return Layer.succeed(Kernels, service)
   }
 }

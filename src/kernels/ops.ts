@@ -64,6 +64,12 @@ export interface TensorOps {
   /** adaLN: x [B, L, D] * (1 + scale [B, D]) + shift [B, D]. */
   modulate(x: Tensor, shift: Tensor, scale: Tensor): Tensor
   modulateBackward(dy: Tensor, x: Tensor, scale: Tensor): ModulateGrads
+  /**
+   * adaLN's LayerNorm (no affine, over D) fused with the modulation: LN(x) (1 + scale) + shift for x [B, L, D]
+   * in one pass; mean and rstd [B, L] are saved for the backward.
+   */
+  layerNormModulate(x: Tensor, shift: Tensor, scale: Tensor, eps: number): LayerNormResult
+  layerNormModulateBackward(dy: Tensor, x: Tensor, saved: LayerNormSaved, scale: Tensor): ModulateGrads
   /** adaLN-Zero residual: x [B, L, D] + gate [B, D] * branch [B, L, D]. */
   gatedResidual(x: Tensor, gate: Tensor, branch: Tensor): Tensor
   /** Gradients for gate and branch (the residual's dx is dout itself). */
@@ -80,6 +86,11 @@ export interface TensorOps {
   matmul(a: Tensor, b: Tensor, options?: MatmulOptions): Tensor
   /** x [..., In] W^T + bias, W stored [Out, In] (PyTorch's layout). */
   linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor
+  /**
+   * gelu(x W^T + bias) (GELU's tanh approximation), with the pre-activation kept for the backward; on CUDA
+   * one GEMM writes both (cuBLASLt's GELU_AUX epilogue).
+   */
+  linearGelu(x: Tensor, weight: Tensor, bias?: Tensor): LinearGeluResult
 
   // ---- layout -------------------------------------------------------------------------------------
   /** Image [B, C, H, W] to patch tokens [B, (H/p)(W/p), p*p*C], vector order (py, px, c). */
@@ -137,6 +148,13 @@ export interface TensorOps {
   adamw(state: AdamWState, hyper: AdamWHyper): void
   /** ema <- decay ema + (1 - decay) params. */
   emaUpdate(ema: ReadonlyArray<Tensor>, params: ReadonlyArray<Tensor>, decay: number): void
+  /**
+   * `adamw(state, hyper)` then `emaUpdate(state.ema, state.params, emaDecay)` (the EMA moves toward the
+   * updated params) in one pass over memory: per element it reads p, g, m, v, ema and writes p, m, v, ema.
+   * The same arithmetic as the two ops in sequence (bit for bit on the CPU backend); ema is validated like m
+   * and v, emaDecay like emaUpdate's decay.
+   */
+  adamwEma(state: AdamWEmaState, hyper: AdamWHyper, emaDecay: number): void
   /** sqrt(sum of squares over all tensors), shape []. */
   globalNorm(xs: ReadonlyArray<Tensor>): Tensor
   /** xs *= min(1, maxNorm / (norm + 1e-6)), norm read on the stream (no host sync). */
@@ -164,6 +182,11 @@ export interface LayerNormGrads {
   readonly dx: Tensor
   readonly dweight: Tensor | undefined
   readonly dbias: Tensor | undefined
+}
+export interface LinearGeluResult {
+  readonly y: Tensor
+  /** x W^T + bias, GELU's input */
+  readonly pre: Tensor
 }
 export interface ModulateGrads {
   readonly dx: Tensor
@@ -225,6 +248,10 @@ export interface AdamWState {
   readonly m: ReadonlyArray<Tensor>
   readonly v: ReadonlyArray<Tensor>
 }
+export interface AdamWEmaState extends AdamWState {
+  /** The EMA weights, one per parameter (same shapes). */
+  readonly ema: ReadonlyArray<Tensor>
+}
 export interface AdamWHyper {
   readonly lr: number
   readonly beta1: number
@@ -249,6 +276,8 @@ export interface MemoryStats {
 export interface Backend extends TensorOps {
   readonly name: BackendName
   readonly device: string
+  /** Whether bf16 tensors can be stored (CUDA; the reference when emulating it); mixed precision needs it. */
+  readonly storesBf16: boolean
   /** Host copy of a tensor, once the stream reaches the read. */
   read(x: Tensor): Promise<Float32Array | Float64Array | Int32Array>
   /** Resolves once everything enqueued so far has run. */
@@ -264,13 +293,14 @@ export const tensorOpNames = Object.keys({
   fromArray: 0, empty: 0, full: 0, zeros: 0, write: 0, view: 0, copy: 0, assign: 0, cast: 0,
   add: 0, sub: 0, mul: 0, mulRows: 0, affine: 0, scale: 0, axpy: 0, rowDot: 0,
   gelu: 0, geluBackward: 0, silu: 0, siluBackward: 0,
-  layerNorm: 0, layerNormBackward: 0, modulate: 0, modulateBackward: 0, gatedResidual: 0, gatedResidualBackward: 0,
-  attention: 0, attentionBackward: 0, matmul: 0, linear: 0,
+  layerNorm: 0, layerNormBackward: 0, modulate: 0, modulateBackward: 0, layerNormModulate: 0, layerNormModulateBackward: 0,
+  gatedResidual: 0, gatedResidualBackward: 0,
+  attention: 0, attentionBackward: 0, matmul: 0, linear: 0, linearGelu: 0,
   patchify: 0, unpatchify: 0, concat: 0, narrow: 0, pad: 0,
   embedding: 0, embeddingBackward: 0, timestepEmbedding: 0,
   sum: 0, mean: 0, sumAxis: 0, mse: 0, mseRows: 0,
   classifierScoreDirection: 0, fakeScoreMix: 0, energyPreservingRenorm: 0, velocityTarget: 0,
   selfEvaluationTarget: 0, cfgCombine: 0, energyPreservingCfg: 0,
   randomUniform: 0, randomNormal: 0,
-  adamw: 0, emaUpdate: 0, globalNorm: 0, clipByNorm: 0
+  adamw: 0, emaUpdate: 0, adamwEma: 0, globalNorm: 0, clipByNorm: 0
 } satisfies Record<keyof TensorOps, 0>) as ReadonlyArray<keyof TensorOps>

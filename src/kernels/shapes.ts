@@ -125,6 +125,16 @@ export const perSample = (op: string, x: Tensor, names: ReadonlyArray<string>, v
   return { batch, tokens, dim }
 }
 
+/** adaLN's fused LayerNorm + modulation: x [B, L, D], shift and scale [B, D] of x's dtype; stats [B, L]. */
+export const layerNormModulate = (x: Tensor, shift: Tensor, scale: Tensor, eps: number) => {
+  const op = "layerNormModulate"
+  const sizes = perSample(op, x, ["shift", "scale"], [shift, scale])
+  if (sizes.dim === 0) fail(op, `x must have a last dimension > 0, got ${formatShape(x.shape)}`)
+  expectFinite(op, "eps", eps)
+  if (eps <= 0) invalid(op, `eps must be > 0, got ${eps}`)
+  return { ...sizes, stats: [sizes.batch, sizes.tokens] as Shape }
+}
+
 export const attention = (q: Tensor, k: Tensor, v: Tensor, keyMask: Tensor | undefined, scale: number | undefined) => {
   const op = "attention"
   expectFloating(op, "q", q)
@@ -171,8 +181,8 @@ export const matmul = (a: Tensor, b: Tensor, transA: boolean, transB: boolean) =
   return { batch: numelOf(batchShape), m, n, k, sharedB, out: [...batchShape, m, n] as Shape }
 }
 
-export const linear = (x: Tensor, weight: Tensor, bias: Tensor | undefined) => {
-  const op = "linear"
+/** x [..., In] and weight [Out, In] of linear (or linearGelu, named by `op`). */
+export const linear = (x: Tensor, weight: Tensor, bias: Tensor | undefined, op = "linear") => {
   expectFloating(op, "x", x)
   expectDtype(op, "weight", weight, x.dtype)
   expectRank(op, "weight", weight, 2)

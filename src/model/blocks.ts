@@ -1,33 +1,58 @@
 import { Effect } from "effect"
 import * as F from "../autograd/functional.ts"
 import type { ParamSet } from "../nn/params.ts"
+import type { DType } from "../tensor/dtype.ts"
 import type { Tensor } from "../tensor/Tensor.ts"
+import { castTo } from "./precision.ts"
 
 /** Shared pieces of the text encoder and the DiT: named linear layers, multi-head attention, MLPs. */
 
+/** A named layer's weight and bias in `dtype`: the f32 masters, cast (on the tape) for a bf16 input. */
+const layerWeights = (params: ParamSet, name: string, dtype: DType) =>
+  Effect.gen(function* () {
+    const weight = yield* castTo(params.get(`${name}.weight`), dtype)
+    const bias = params.has(`${name}.bias`) ? yield* castTo(params.get(`${name}.bias`), dtype) : undefined
+    return { weight, bias }
+  })
+
+/** A named linear layer in x's dtype. */
 export const linear = (params: ParamSet, name: string, x: Tensor) =>
-  F.linear(x, params.get(`${name}.weight`), params.has(`${name}.bias`) ? params.get(`${name}.bias`) : undefined)
+  Effect.flatMap(layerWeights(params, name, x.dtype), ({ weight, bias }) => F.linear(x, weight, bias))
+
+/** gelu of a named linear layer, in x's dtype (one kernel: a GEMM epilogue on CUDA). */
+const linearGelu = (params: ParamSet, name: string, x: Tensor) =>
+  Effect.flatMap(layerWeights(params, name, x.dtype), ({ weight, bias }) => F.linearGelu(x, weight, bias))
+
+/** A residual branch computed in `dtype`: its input is cast to it and its output back to the stream's dtype. */
+const inDtype = (dtype: DType, x: Tensor, branch: (x: Tensor) => F.Op) =>
+  Effect.gen(function* () {
+    const out = yield* branch(yield* castTo(x, dtype))
+    return yield* castTo(out, x.dtype)
+  })
 
 export const layerNorm = (params: ParamSet, name: string, x: Tensor) =>
   F.layerNorm(x, { weight: params.get(`${name}.weight`), bias: params.get(`${name}.bias`), eps: 1e-5 })
 
-/** LayerNorm without affine, as adaLN uses (the modulation supplies scale and shift). */
-export const plainLayerNorm = (x: Tensor) => F.layerNorm(x, { eps: 1e-6 })
+/** adaLN: LayerNorm without affine, modulated by the conditioning's shift and scale (one fused kernel). */
+export const adaLayerNorm = (x: Tensor, shift: Tensor, scale: Tensor) => F.layerNormModulate(x, shift, scale, 1e-6)
 
-/** Multi-head self-attention over x [B, L, D] with a key padding mask [B, L] (i32). */
-export const selfAttention = (params: ParamSet, name: string, x: Tensor, heads: number, keyMask: Tensor) =>
-  Effect.gen(function* () {
-    const [batch, tokens, dim] = x.shape as [number, number, number]
-    const split = [batch, tokens, heads, dim / heads]
-    const q = yield* F.view(yield* linear(params, `${name}.q`, x), split)
-    const k = yield* F.view(yield* linear(params, `${name}.k`, x), split)
-    const v = yield* F.view(yield* linear(params, `${name}.v`, x), split)
-    const attended = yield* F.attention(q, k, v, { keyMask })
-    return yield* linear(params, `${name}.out`, yield* F.view(attended, [batch, tokens, dim]))
-  })
+/** Multi-head self-attention over x [B, L, D] with a key padding mask [B, L] (i32), computed in `dtype`. */
+export const selfAttention = (params: ParamSet, name: string, x: Tensor, heads: number, keyMask: Tensor, dtype: DType) =>
+  inDtype(dtype, x, (h) =>
+    Effect.gen(function* () {
+      const [batch, tokens, dim] = h.shape as [number, number, number]
+      const split = [batch, tokens, heads, dim / heads]
+      const q = yield* F.view(yield* linear(params, `${name}.q`, h), split)
+      const k = yield* F.view(yield* linear(params, `${name}.k`, h), split)
+      const v = yield* F.view(yield* linear(params, `${name}.v`, h), split)
+      const attended = yield* F.attention(q, k, v, { keyMask })
+      return yield* linear(params, `${name}.out`, yield* F.view(attended, [batch, tokens, dim]))
+    })
+  )
 
-export const geluMlp = (params: ParamSet, name: string, x: Tensor) =>
-  Effect.flatMap(Effect.flatMap(linear(params, `${name}.fc1`, x), F.gelu), (h) => linear(params, `${name}.fc2`, h))
+/** Linear, GELU, linear, computed in `dtype`. */
+export const geluMlp = (params: ParamSet, name: string, x: Tensor, dtype: DType) =>
+  inDtype(dtype, x, (h) => Effect.flatMap(linearGelu(params, `${name}.fc1`, h), (a) => linear(params, `${name}.fc2`, a)))
 
 /** The i-th of `count` equal chunks of the last axis of [B, count * D]. */
 export const chunk = (x: Tensor, i: number, count: number) => {

@@ -3,9 +3,10 @@ import * as F from "../autograd/functional.ts"
 import { Kernels } from "../kernels/Kernels.ts"
 import type { ParamSet } from "../nn/params.ts"
 import type { Tensor } from "../tensor/Tensor.ts"
-import { chunk, geluMlp, linear, plainLayerNorm, selfAttention } from "./blocks.ts"
+import { adaLayerNorm, chunk, geluMlp, linear, selfAttention } from "./blocks.ts"
 import { type ModelSpec, imageTokens } from "./config.ts"
 import type { ModelInputs } from "./inputs.ts"
+import { type Precision, branchDtype } from "./precision.ts"
 import { encodeText } from "./textEncoder.ts"
 
 /** DiT's time scale: times in [0, 1] become [0, 1000] before the sinusoidal embedding. */
@@ -32,38 +33,40 @@ const conditioning = (params: ParamSet, spec: ModelSpec, inputs: ModelInputs, po
   })
 
 /** One DiT block with adaLN-Zero over the joint [text; image] stream. */
-const ditBlock = (params: ParamSet, spec: ModelSpec, index: number, z: Tensor, activeE: Tensor, jointMask: Tensor) =>
+const ditBlock = (params: ParamSet, spec: ModelSpec, precision: Precision, index: number, z: Tensor, activeE: Tensor, jointMask: Tensor) =>
   Effect.gen(function* () {
+    const dtype = branchDtype(precision)
     const name = `blocks.${index}`
     const mods = yield* linear(params, `${name}.adaLN`, activeE)
     const [shiftAttn, scaleAttn, gateAttn, shiftMlp, scaleMlp, gateMlp] = yield* Effect.all(
       Array.from({ length: 6 }, (_, i) => chunk(mods, i, 6))
     )
-    const attnIn = yield* F.modulate(yield* plainLayerNorm(z), shiftAttn!, scaleAttn!)
-    const attended = yield* selfAttention(params, `${name}.attn`, attnIn, spec.heads, jointMask)
+    const attnIn = yield* adaLayerNorm(z, shiftAttn!, scaleAttn!)
+    const attended = yield* selfAttention(params, `${name}.attn`, attnIn, spec.heads, jointMask, dtype)
     const afterAttn = yield* F.gatedResidual(z, gateAttn!, attended)
-    const mlpIn = yield* F.modulate(yield* plainLayerNorm(afterAttn), shiftMlp!, scaleMlp!)
-    return yield* F.gatedResidual(afterAttn, gateMlp!, yield* geluMlp(params, `${name}.mlp`, mlpIn))
+    const mlpIn = yield* adaLayerNorm(afterAttn, shiftMlp!, scaleMlp!)
+    return yield* F.gatedResidual(afterAttn, gateMlp!, yield* geluMlp(params, `${name}.mlp`, mlpIn, dtype))
   })
 
 /**
  * V(x, t, s, c): the velocity predicted by the text-conditioned two-time DiT. Text conditions by joint
  * attention over [text tokens; image tokens] in every block (the single-stream MMDiT layout, see
  * docs/model.md); the time pair, the pooled prompt and the fake flag condition through adaLN-Zero.
- * Returns [B, C, H, W]. The clean-image prediction is G = x - t V.
+ * Returns [B, C, H, W] in f32 whatever the precision (see precision.ts). The clean-image prediction is
+ * G = x - t V.
  */
-export const velocity = (params: ParamSet, spec: ModelSpec, positions: Tensor, inputs: ModelInputs) =>
+export const velocity = (params: ParamSet, spec: ModelSpec, precision: Precision, positions: Tensor, inputs: ModelInputs) =>
   Effect.gen(function* () {
-    const text = yield* encodeText(params, spec, inputs.text)
+    const text = yield* encodeText(params, spec, inputs.text, precision)
     const e = yield* conditioning(params, spec, inputs, text.pooled)
     const activeE = yield* F.silu(e)
     const patches = yield* F.patchify(inputs.x, spec.patch)
     const image = yield* F.add(yield* linear(params, "patch", patches), positions)
     let z = yield* F.concat([text.tokens, image], 1)
-    for (let i = 0; i < spec.depth; i++) z = yield* ditBlock(params, spec, i, z, activeE, inputs.text.jointMask)
+    for (let i = 0; i < spec.depth; i++) z = yield* ditBlock(params, spec, precision, i, z, activeE, inputs.text.jointMask)
     const imageOut = yield* F.narrow(z, 1, spec.maxTokens, imageTokens(spec))
     const finalMods = yield* linear(params, "final.adaLN", activeE)
-    const modulated = yield* F.modulate(yield* plainLayerNorm(imageOut), yield* chunk(finalMods, 0, 2), yield* chunk(finalMods, 1, 2))
+    const modulated = yield* adaLayerNorm(imageOut, yield* chunk(finalMods, 0, 2), yield* chunk(finalMods, 1, 2))
     const out = yield* linear(params, "final.linear", modulated)
     return yield* F.unpatchify(out, { channels: spec.channels, height: spec.resolution, width: spec.resolution, patch: spec.patch })
   })

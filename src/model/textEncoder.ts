@@ -5,6 +5,7 @@ import type { Tensor } from "../tensor/Tensor.ts"
 import { geluMlp, layerNorm, linear, selfAttention } from "./blocks.ts"
 import type { ModelSpec } from "./config.ts"
 import type { TextInputs } from "./inputs.ts"
+import { type Precision, branchDtype } from "./precision.ts"
 
 export interface EncodedText {
   /** Text tokens projected to the joint stream's width: [B, Lt, dim]. */
@@ -17,14 +18,15 @@ export interface EncodedText {
  * A small pre-LN transformer over the prompt's tokens, trained from scratch with the DiT. Padding keys
  * are masked; a null-prompt row holds the learned null token alone.
  */
-export const encodeText = (params: ParamSet, spec: ModelSpec, text: TextInputs) =>
+export const encodeText = (params: ParamSet, spec: ModelSpec, text: TextInputs, precision: Precision) =>
   Effect.gen(function* () {
+    const dtype = branchDtype(precision)
     let h = yield* F.add(yield* F.embedding(params.get("text.embed"), text.ids), params.get("text.pos"))
     for (let i = 0; i < spec.textDepth; i++) {
       const name = `text.blocks.${i}`
-      const attended = yield* selfAttention(params, `${name}.attn`, yield* layerNorm(params, `${name}.ln1`, h), spec.textHeads, text.mask)
+      const attended = yield* selfAttention(params, `${name}.attn`, yield* layerNorm(params, `${name}.ln1`, h), spec.textHeads, text.mask, dtype)
       h = yield* F.add(h, attended)
-      h = yield* F.add(h, yield* geluMlp(params, `${name}.mlp`, yield* layerNorm(params, `${name}.ln2`, h)))
+      h = yield* F.add(h, yield* geluMlp(params, `${name}.mlp`, yield* layerNorm(params, `${name}.ln2`, h), dtype))
     }
     const out = yield* layerNorm(params, "text.lnOut", h)
     const mean = yield* F.sumAxis(yield* F.mulRows(out, text.poolWeights), 1)

@@ -34,10 +34,15 @@ export const CadenceConfig = Schema.Struct({
 })
 export type CadenceConfig = typeof CadenceConfig.Type
 
+/** A precision setting: "auto" is bf16-mixed on the CUDA backend and f32 elsewhere (see precision.ts). */
+export const PrecisionChoice = Schema.Literal("auto", "f32", "bf16-mixed")
+export type PrecisionChoice = typeof PrecisionChoice.Type
+
 export const TrainConfig = Schema.Struct({
   name: field(Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9._-]+$/)), "selfe", "run name; outputs go to <outDir>/<name>"),
   outDir: field(Schema.String, "runs", "directory for run outputs (checkpoints, metrics, samples)"),
   backend: field(Schema.Literal("cpu", "cuda", "reference"), "cpu", "kernel backend"),
+  precision: field(PrecisionChoice, "auto", "f32, or bf16-mixed (bf16 attention and MLP branches, f32 master weights); auto: bf16-mixed on cuda"),
   seed: field(NonNegativeInt, 0, "seed of initialisation and of every random draw of training"),
   steps: field(PositiveInt, 1000, "training steps"),
   data: section(ShapeEvalConfig, "the ShapeEval world and its training stream (batchSize is the training batch)"),

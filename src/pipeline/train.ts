@@ -10,6 +10,7 @@ import { saveCheckpoint, listCheckpoints, loadCheckpoint, pruneCheckpoints } fro
 import { ConfigError, type TrainConfig } from "./config.ts"
 import { type MetricsLine, summariseWindow } from "./metrics.ts"
 import { TrainingObserver } from "./observer.ts"
+import { resolvePrecision } from "./precision.ts"
 import { spreadPrompts } from "./samplePrompts.ts"
 import { writeSampleGrid } from "./sampleGrid.ts"
 import { freshState, type TrainState } from "./state.ts"
@@ -59,7 +60,8 @@ export const train = (config: TrainConfig, options: TrainOptions = {}) =>
       const spec = modelSpecFor(config)
       const problems = modelSpecProblems(spec)
       if (problems.length > 0) return yield* new ConfigError({ reason: problems.join("; ") })
-      const model = yield* makeModel(spec)
+      const precision = yield* resolvePrecision(config.precision, yield* Kernels)
+      const model = yield* makeModel(spec, precision)
       const runDir = path.join(config.outDir, config.name)
       const checkpointDir = path.join(runDir, "checkpoints")
       const writeFailed = (file: string) => (cause: { message: string }) => new FileWriteError({ path: file, reason: cause.message })
@@ -69,7 +71,7 @@ export const train = (config: TrainConfig, options: TrainOptions = {}) =>
       let state: TrainState
       if (resumeFrom === undefined) {
         state = yield* freshState(model, config.seed)
-        yield* observer.onEvent({ kind: "start", step: 0, message: `training ${config.name}: ${state.params.count.toLocaleString()} parameters, ${config.steps} steps` })
+        yield* observer.onEvent({ kind: "start", step: 0, message: `training ${config.name}: ${state.params.count.toLocaleString()} parameters, ${config.steps} steps, ${precision}` })
       } else {
         const loaded = yield* loadCheckpoint(resumeFrom, model.paramSpecs)
         state = loaded.state

@@ -31,11 +31,13 @@ export const update = (ctx: RunContext, state: TrainState, loss: Tensor, tape: T
     const gradNorm = yield* k.globalNorm(gradients)
     yield* k.clipByNorm(gradients, gradNorm, config.gradClip)
     const learningRate = learningRateAt(config, step, ctx.config.steps)
-    yield* k.adamw(
-      { params: state.params.tensors, grads: gradients, m: state.m.tensors, v: state.v.tensors },
-      { lr: learningRate, beta1: config.beta1, beta2: config.beta2, eps: config.eps, weightDecay: config.weightDecay, step }
-    )
     const emaDecay = emaDecayAt(config, step)
-    yield* k.emaUpdate(state.ema.tensors, state.params.tensors, emaDecay)
+    // AdamW, then the EMA toward the updated weights, in one pass over the parameters (adamwEma: the same
+    // numbers as adamw followed by emaUpdate).
+    yield* k.adamwEma(
+      { params: state.params.tensors, grads: gradients, m: state.m.tensors, v: state.v.tensors, ema: state.ema.tensors },
+      { lr: learningRate, beta1: config.beta1, beta2: config.beta2, eps: config.eps, weightDecay: config.weightDecay, step },
+      emaDecay
+    )
     return { gradNorm, learningRate, emaDecay } satisfies Update
   }).pipe(Effect.withSpan("update"))

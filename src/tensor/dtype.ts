@@ -1,4 +1,7 @@
-/** Element types. `bf16` is storage-only and CUDA-only (fp32 accumulation); the CPU backends reject it. */
+/**
+ * Element types. `bf16` is storage-only (fp32 arithmetic): the CUDA backend stores it, the native CPU
+ * backend rejects it, and the Reference backend emulates it when built with `storesBf16`.
+ */
 export type DType = "f32" | "i32" | "bf16"
 
 /** The codes the native addon uses for each dtype. */

@@ -53,6 +53,9 @@ const cases: { readonly [K in DiffOp]: ReadonlyArray<GradCase> } = {
     { f: (xs) => F.layerNorm(at(xs, 0), { weight: at(xs, 1), eps: 1e-3 }), inputs: (g) => [real(g, [2, 4]), real(g, [4])] }
   ],
   modulate: [{ f: (xs) => F.modulate(at(xs, 0), at(xs, 1), at(xs, 2)), inputs: (g) => [real(g, [2, 3, 4]), real(g, [2, 4]), real(g, [2, 4])] }],
+  layerNormModulate: [
+    { f: (xs) => F.layerNormModulate(at(xs, 0), at(xs, 1), at(xs, 2), 1e-5), inputs: (g) => [real(g, [2, 3, 5], 2), real(g, [2, 5]), real(g, [2, 5])] }
+  ],
   gatedResidual: [
     { f: (xs) => F.gatedResidual(at(xs, 0), at(xs, 1), at(xs, 2)), inputs: (g) => [real(g, [2, 3, 4]), real(g, [2, 4]), real(g, [2, 3, 4])] }
   ],
@@ -78,6 +81,10 @@ const cases: { readonly [K in DiffOp]: ReadonlyArray<GradCase> } = {
   linear: [
     { f: (xs) => F.linear(at(xs, 0), at(xs, 1), at(xs, 2)), inputs: (g) => [real(g, [2, 3, 4]), real(g, [5, 4]), real(g, [5])] },
     { f: (xs) => F.linear(at(xs, 0), at(xs, 1)), inputs: (g) => [real(g, [3, 4]), real(g, [2, 4])] }
+  ],
+  linearGelu: [
+    { f: (xs) => F.linearGelu(at(xs, 0), at(xs, 1), at(xs, 2)), inputs: (g) => [real(g, [2, 3, 4]), real(g, [5, 4]), real(g, [5])] },
+    { f: (xs) => F.linearGelu(at(xs, 0), at(xs, 1)), inputs: (g) => [real(g, [3, 4], 2), real(g, [2, 4])] }
   ],
   view: [{ f: (xs) => Effect.flatMap(F.view(at(xs, 0), [6, 2]), (v) => F.mul(v, v)), inputs: (g) => [real(g, [3, 4])] }],
   cast: [{ f: (xs) => Effect.flatMap(F.cast(at(xs, 0), "f32"), (c) => F.mul(c, c)), inputs: (g) => [real(g, [3, 4])] }],

@@ -8,7 +8,8 @@ import { NativeBackend, type NativeOptions } from "../../src/kernels/native/Nati
 
 /**
  * What the GPU suite needs: whether the CUDA backend can run here (else why not), the CUDA and CPU backends
- * side by side, bf16 rounding as the device does it, and the PyTorch runner of the reference checks.
+ * side by side, bf16 rounding as the device does it (shared with the reference backend), and the PyTorch
+ * runner of the reference checks.
  */
 
 export type Availability = { readonly available: true } | { readonly available: false; readonly reason: string }
@@ -71,17 +72,8 @@ export const makeCudaAndCpu = (options: NativeOptions = {}) => {
 export const runOn = <A, E>(kernels: KernelsService, effect: Effect.Effect<A, E, Kernels | Scope.Scope>): Promise<A> =>
   Effect.runPromise(Effect.scoped(Effect.provideService(effect, Kernels, kernels)))
 
-const word = new Float32Array(1)
-const bits = new Uint32Array(word.buffer)
-
 /** x rounded to bf16 (nearest, ties to even), as the CUDA backend stores it. */
-export const roundToBf16 = (x: number): number => {
-  word[0] = x
-  if (Number.isNaN(word[0])) return x
-  const b = bits[0] as number
-  bits[0] = (((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) << 16) >>> 0
-  return word[0] as number
-}
+export { roundToBf16 } from "../../src/kernels/reference/bf16.ts"
 
 export const rms = (xs: ArrayLike<number>): number => {
   let s = 0

@@ -5,6 +5,7 @@ import { Kernels, type KernelsService } from "../../src/kernels/Kernels.ts"
 import { tensorOpNames } from "../../src/kernels/ops.ts"
 import type { Shape } from "../../src/tensor/dtype.ts"
 import type { Tensor } from "../../src/tensor/Tensor.ts"
+import { fusedVersusSplit } from "../helpers/adamwEma.ts"
 import { type Tolerance, expectClose } from "../helpers/compare.ts"
 import { Gen } from "../helpers/gen.ts"
 import { type Case, F32, LOOSE, opCases, outputsOf, readOutputs } from "../helpers/opCases.ts"
@@ -44,8 +45,8 @@ describeCuda("CUDA kernels match the CPU backend: every op, random small shapes,
     })
 })
 
-// ---- sizes that cross the kernels' tiles (32-row attention tiles, 8192-column norm chunks, 48-tensor
-// optimizer batches, multi-block reductions) -------------------------------------------------------------
+// ---- sizes that cross the kernels' tiles (32-row attention tiles, 8192-column norm chunks, the optimizer's
+// 4096-element chunks and per-launch tensor tables, multi-block reductions) --------------------------------
 
 const k$ = <A>(f: (k: KernelsService) => Effect.Effect<A, KernelError, Scope.Scope>) => Effect.flatMap(Kernels, f)
 const normal = (g: Gen, shape: Shape, scale = 1) => k$((k) => k.fromArray(g.normals(shape.reduce((a, b) => a * b, 1), scale), shape))
@@ -92,7 +93,7 @@ const largeCases: Record<string, Case> = {
       }),
     tol: { atol: 2e-4, rtol: 2e-4 }
   },
-  "modulate and gatedResidual backward over 512 tokens": {
+  "modulate, fused LayerNorm + modulate and gatedResidual backward over 512 tokens": {
     run: (g) =>
       Effect.gen(function* () {
         const x = yield* normal(g, [4, 512, 384])
@@ -102,6 +103,9 @@ const largeCases: Record<string, Case> = {
         return [
           yield* k$((k) => k.modulate(x, shift, scale)),
           yield* k$((k) => k.modulateBackward(dy, x, scale)),
+          yield* Effect.flatMap(k$((k) => k.layerNormModulate(x, shift, scale, 1e-6)), (saved) =>
+            Effect.map(k$((k) => k.layerNormModulateBackward(dy, x, saved, scale)), (grads) => [saved, grads])
+          ),
           yield* k$((k) => k.gatedResidual(x, gate, branch)),
           yield* k$((k) => k.gatedResidualBackward(dy, gate, branch))
         ]
@@ -145,7 +149,7 @@ const largeCases: Record<string, Case> = {
       }),
     tol: { atol: 1e-3, rtol: 1e-4 }
   },
-  "optimizer over 100 tensors (three launch batches)": {
+  "optimizer over 100 tensors (one launch each)": {
     run: (g) =>
       Effect.gen(function* () {
         const params = yield* many(g, 100)
@@ -158,6 +162,21 @@ const largeCases: Record<string, Case> = {
         yield* k$((k) => k.adamw({ params, grads, m, v }, { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.01, step: 7 }))
         yield* k$((k) => k.emaUpdate(ema, params, 0.999))
         return [norm, ...params, ...m, ...v, ...ema]
+      }),
+    tol: LOOSE
+  },
+  // 1101 tensors: three launches of AdamW+EMA (tables of 438 tensors); sizes not multiples of 4 (the scalar
+  // tails) and a tensor of 245 chunks.
+  "adamwEma over 1100 tensors and a million-element one": {
+    run: (g) =>
+      Effect.gen(function* () {
+        const params = [...(yield* many(g, 1100)), yield* normal(g, [1000, 1001])]
+        const grads = yield* Effect.forEach(params, (p) => normal(g, p.shape))
+        const m = yield* Effect.forEach(params, (p) => normal(g, p.shape, 0.1))
+        const v = yield* Effect.forEach(params, (p) => uniform(g, p.shape, 0, 0.01))
+        const ema = yield* Effect.forEach(params, (p) => normal(g, p.shape))
+        yield* k$((k) => k.adamwEma({ params, grads, m, v, ema }, { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.01, step: 7 }, 0.999))
+        return [...params, ...m, ...v, ...ema]
       }),
     tol: LOOSE
   },
@@ -206,6 +225,22 @@ const largeCases: Record<string, Case> = {
     tol: { atol: 1e-4, rtol: 1e-5 }
   }
 }
+
+describeCuda("adamwEma on CUDA equals adamw followed by emaUpdate on CUDA, bit for bit", () => {
+  beforeAll(() => {
+    backends = makeCudaAndCpu()
+  })
+  afterAll(() => backends?.dispose())
+
+  it("over random lists (600 to 1200 tensors: several tables; a 2^20-element tensor in some)", async () => {
+    for (const seed of [1, 2, 3, 4]) {
+      const g = new Gen(seed)
+      const shapes: Array<Shape> = Array.from({ length: g.int(600, 1200) }, () => [g.int(0, 3) === 0 ? 1 : g.int(1, 600), g.pick([1, 3, 4, 33])])
+      if (seed % 2 === 0) shapes.push([1024, 1024])
+      expect(await runOn(backends.cuda, fusedVersusSplit(g, shapes)), `seed ${seed}`).toEqual([])
+    }
+  })
+})
 
 describeCuda("CUDA kernels match the CPU backend at sizes that cross tiles, chunks and batches", () => {
   beforeAll(() => {
@@ -257,6 +292,17 @@ const bf16Cases: Record<string, Bf16Case> = {
   modulateBackward: {
     inputs: (g) => [floats(g, [2, 100, 64]), floats(g, [2, 100, 64]), floats(g, [2, 64])],
     run: (k, xs) => k.modulateBackward(at(xs, 0), at(xs, 1), at(xs, 2))
+  },
+  layerNormModulate: {
+    inputs: (g) => [floats(g, [2, 150, 384], 2), floats(g, [2, 384]), floats(g, [2, 384])],
+    run: (k, xs) => k.layerNormModulate(at(xs, 0), at(xs, 1), at(xs, 2), 1e-6)
+  },
+  layerNormModulateBackward: {
+    inputs: (g) => [floats(g, [2, 150, 384], 2), floats(g, [2, 384]), floats(g, [2, 150, 384])],
+    run: (k, xs) =>
+      Effect.flatMap(k.layerNormModulate(at(xs, 0), at(xs, 1), at(xs, 1), 1e-6), (saved) =>
+        k.layerNormModulateBackward(at(xs, 2), at(xs, 0), saved, at(xs, 1))
+      )
   },
   gatedResidual: {
     inputs: (g) => [floats(g, [2, 100, 64]), floats(g, [2, 64]), floats(g, [2, 100, 64])],

@@ -47,6 +47,14 @@ const layerNormInputs = (g: Gen) =>
     return { x, weight, bias, eps: g.pick([1e-5, 1e-6, 0.1]) }
   })
 
+/** x [B, L, D] (D >= 1) with adaLN shift and scale [B, D]. */
+const layerNormModulateInputs = (g: Gen) =>
+  Effect.gen(function* () {
+    const x = yield* tensor(g, [g.int(1, 3), g.int(0, 9), g.int(1, 40)], 3)
+    const [b, , d] = x.shape as [number, number, number]
+    return { x, shift: yield* tensor(g, [b, d]), scale: yield* tensor(g, [b, d]), eps: g.pick([1e-5, 1e-6, 0.1]) }
+  })
+
 const attentionInputs = (g: Gen) =>
   Effect.gen(function* () {
     const [b, lq, lk, h, d] = [g.int(1, 3), g.int(1, 9), g.int(1, 9), g.int(1, 3), g.pick([1, 4, 8, 16])]
@@ -63,6 +71,17 @@ const optimizerLists = (g: Gen, count: number) =>
   Effect.forEach(Array.from({ length: count }), () => tensor(g, g.shape(g.int(1, 3), 1, 9)))
 
 const sameShapes = (g: Gen, like: ReadonlyArray<Tensor>, scale = 1) => Effect.forEach(like, (t) => tensor(g, t.shape, scale))
+
+/** Parameters, gradients, Adam moments (v >= 0) and hyper-parameters of one AdamW step. */
+const adamwInputs = (g: Gen) =>
+  Effect.gen(function* () {
+    const params = yield* optimizerLists(g, g.int(1, 3))
+    const grads = yield* sameShapes(g, params)
+    const m = yield* sameShapes(g, params, 0.1)
+    const v = yield* Effect.forEach(params, (p) => positive(g, p.shape, 0, 0.01))
+    const hyper = { lr: g.uniform() * 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: g.pick([0, 0.01]), step: g.int(1, 100) }
+    return { params, grads, m, v, hyper }
+  })
 
 export const opCases: { readonly [K in keyof TensorOps]: Case } = {
   fromArray: { run: (g) => tensor(g, g.shape(g.int(0, 4))) },
@@ -176,6 +195,20 @@ export const opCases: { readonly [K in keyof TensorOps]: Case } = {
       }),
     tol: LOOSE
   },
+  layerNormModulate: {
+    run: (g) => Effect.flatMap(layerNormModulateInputs(g), ({ x, shift, scale, eps }) => op((k) => k.layerNormModulate(x, shift, scale, eps))),
+    tol: LOOSE
+  },
+  layerNormModulateBackward: {
+    run: (g) =>
+      Effect.gen(function* () {
+        const { x, shift, scale, eps } = yield* layerNormModulateInputs(g)
+        const saved = yield* op((k) => k.layerNormModulate(x, shift, scale, eps))
+        const dy = yield* tensor(g, x.shape)
+        return yield* op((k) => k.layerNormModulateBackward(dy, x, saved, scale))
+      }),
+    tol: LOOSE
+  },
   gatedResidual: {
     run: (g) =>
       Effect.gen(function* () {
@@ -233,6 +266,18 @@ export const opCases: { readonly [K in keyof TensorOps]: Case } = {
         const w = yield* tensor(g, [outF, inF])
         const bias = g.int(0, 1) === 1 ? yield* tensor(g, [outF]) : undefined
         return yield* op((k) => k.linear(x, w, bias))
+      }),
+    tol: LOOSE
+  },
+  linearGelu: {
+    run: (g) =>
+      Effect.gen(function* () {
+        // Widths crossing 8 (CUDA's epilogue needs out % 8 == 0, else it takes the two-pass path).
+        const [inF, outF] = [g.int(1, 40), g.pick([8, 16, 24, g.int(1, 40)])]
+        const x = yield* tensor(g, [...g.shape(g.int(0, 2)), inF])
+        const w = yield* tensor(g, [outF, inF])
+        const bias = g.int(0, 1) === 1 ? yield* tensor(g, [outF]) : undefined
+        return yield* op((k) => k.linearGelu(x, w, bias))
       }),
     tol: LOOSE
   },
@@ -368,13 +413,19 @@ export const opCases: { readonly [K in keyof TensorOps]: Case } = {
   adamw: {
     run: (g) =>
       Effect.gen(function* () {
-        const params = yield* optimizerLists(g, g.int(1, 3))
-        const grads = yield* sameShapes(g, params)
-        const m = yield* sameShapes(g, params, 0.1)
-        const v = yield* Effect.forEach(params, (p) => positive(g, p.shape, 0, 0.01))
-        const hyper = { lr: g.uniform() * 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: g.pick([0, 0.01]), step: g.int(1, 100) }
+        const { params, grads, m, v, hyper } = yield* adamwInputs(g)
         yield* op((k) => k.adamw({ params, grads, m, v }, hyper))
         return [...params, ...m, ...v]
+      }),
+    tol: LOOSE
+  },
+  adamwEma: {
+    run: (g) =>
+      Effect.gen(function* () {
+        const { params, grads, m, v, hyper } = yield* adamwInputs(g)
+        const ema = yield* sameShapes(g, params)
+        yield* op((k) => k.adamwEma({ params, grads, m, v, ema }, hyper, g.pick([0.9, 0.999, 0, 1])))
+        return [...params, ...m, ...v, ...ema]
       }),
     tol: LOOSE
   },

@@ -83,6 +83,67 @@ describe("fuzzing the native boundary", () => {
     expect(stats.liveTensors).toBeGreaterThan(0)
   })
 
+  it("refuses each malformed adamwEma argument with a coded error naming it, and leaves the tensors alone", async () => {
+    const ops = addon.ops
+    const up = (values: Array<number>, shape: Array<number> = [values.length]) => ops.upload(device, 0, shape, Float32Array.from(values))
+    const list = (n: number) => Array.from({ length: 2 }, (_, i) => up(Array.from({ length: n }, (_, j) => i + j / 8)))
+    const [params, grads, m, v, ema] = [list(3), list(3), list(3), list(3), list(3)] as const
+    const good = [params, grads, m, v, ema, 1e-3, 0.9, 0.95, 1e-8, 0.01, 1, 0.99] as Array<unknown>
+    const intI32 = ops.upload(device, 1, [3], Int32Array.from([1, 2, 3]))
+    const short = up([1, 2])
+    const released = up([1, 2, 3])
+    ops.release(device, released)
+    const before = await Promise.all([...params, ...m, ...v, ...ema].map((h) => ops.read(device, h)))
+    const cases: Array<[index: number, value: unknown, code: string, names: string]> = [
+      [0, [params[0]], "SELFE_INVALID_ARGUMENT", "grads has 2 tensors, expected 1"],
+      [1, [grads[0]], "SELFE_INVALID_ARGUMENT", "grads has 1 tensors, expected 2"],
+      [4, [ema[0]], "SELFE_INVALID_ARGUMENT", "ema has 1 tensors, expected 2"],
+      [4, "x", "SELFE_INVALID_ARGUMENT", "ema"],
+      [4, [ema[0], short], "SELFE_SHAPE", "ema[1]"],
+      [4, [ema[0], intI32], "SELFE_DTYPE", "ema[1]"],
+      [4, [ema[0], released], "SELFE_DISPOSED", "ema[1]"],
+      [2, [m[0], v[1]], "SELFE_INVALID_ARGUMENT", "v[1] shares storage with m[1]"],
+      [4, [ema[0], params[1]], "SELFE_INVALID_ARGUMENT", "ema[1] shares storage with params[1]"],
+      [4, [ema[0], m[1]], "SELFE_INVALID_ARGUMENT", "ema[1] shares storage with m[1]"],
+      [4, [grads[0], ema[1]], "SELFE_INVALID_ARGUMENT", "grads[0] shares storage with ema[0]"],
+      [0, [ema[0], params[1]], "SELFE_INVALID_ARGUMENT", "ema[0] shares storage with params[0]"],
+      [5, NaN, "SELFE_INVALID_ARGUMENT", "lr"],
+      [5, -1, "SELFE_INVALID_ARGUMENT", "lr"],
+      [6, 1, "SELFE_INVALID_ARGUMENT", "beta1"],
+      [7, -0.5, "SELFE_INVALID_ARGUMENT", "beta2"],
+      [8, 0, "SELFE_INVALID_ARGUMENT", "eps"],
+      [9, Infinity, "SELFE_INVALID_ARGUMENT", "weightDecay"],
+      [10, 0, "SELFE_INVALID_ARGUMENT", "step"],
+      [10, 1.5, "SELFE_INVALID_ARGUMENT", "step"],
+      [11, 1.5, "SELFE_INVALID_ARGUMENT", "emaDecay"],
+      [11, -0.1, "SELFE_INVALID_ARGUMENT", "emaDecay"],
+      [11, NaN, "SELFE_INVALID_ARGUMENT", "emaDecay"],
+      [11, undefined, "SELFE_INVALID_ARGUMENT", "emaDecay"]
+    ]
+    for (const [index, value, code, names] of cases) {
+      const args = [...good]
+      args[index] = value
+      const label = `argument ${index} = ${JSON.stringify(value)}`
+      let error: (Error & { code?: string; op?: string }) | undefined
+      try {
+        ;(ops.adamwEma as (...a: Array<unknown>) => void)(device, ...args)
+      } catch (e) {
+        error = e as Error & { code?: string; op?: string }
+      }
+      expect(error, label).toBeInstanceOf(Error)
+      expect(error?.code, `${label}: ${error?.message}`).toBe(code)
+      expect(error?.op, label).toBe("adamwEma")
+      expect(error?.message, label).toContain(names)
+    }
+    // Nothing was enqueued by the refused calls; a good call still runs.
+    const after = await Promise.all([...params, ...m, ...v, ...ema].map((h) => ops.read(device, h)))
+    expect(after).toEqual(before)
+    ;(ops.adamwEma as (...a: Array<unknown>) => void)(device, ...good)
+    const updated = await ops.read(device, params[0]!)
+    expect(Array.from(updated)).not.toEqual(Array.from(before[0]!))
+    for (const h of [...params, ...grads, ...m, ...v, ...ema, intI32, short]) ops.release(device, h)
+  })
+
   it("maps 1000 bad calls through the Kernels service to typed errors, never defects", async () => {
     const backend = new NativeBackend(addon, { memoryLimitBytes: 64 << 20 })
     const kernels = liftBackend(backend)

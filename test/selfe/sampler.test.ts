@@ -19,6 +19,7 @@ const rows = 3
 const calls: Array<{ t: number; gap: number }> = []
 const linearModel = (positions: Model["positions"]): Model => ({
   spec,
+  precision: "f32",
   paramSpecs: [],
   positions,
   velocity: (_params, inputs: ModelInputs) =>

@@ -40,6 +40,7 @@ const asTypedArray = (op: string, data: ArrayLike<number>, dtype: DType, cuda: b
 export class NativeBackend implements Ops.Backend, TensorOwner {
   readonly name: "cpu" | "cuda"
   readonly device: string
+  readonly storesBf16: boolean
   readonly #ops: NativeOps
   readonly #dev: NativeDevice
   #disposed = false
@@ -49,6 +50,7 @@ export class NativeBackend implements Ops.Backend, TensorOwner {
     this.#ops = addon.ops
     this.name = options.backend ?? "cpu"
     this.device = this.name === "cuda" ? `cuda:${options.deviceIndex ?? 0}` : "cpu"
+    this.storesBf16 = this.name === "cuda"
     this.#dev = new addon.Device({
       ...(options.backend !== undefined ? { backend: options.backend } : {}),
       ...(options.deviceIndex !== undefined ? { deviceIndex: options.deviceIndex } : {}),
@@ -224,6 +226,28 @@ export class NativeBackend implements Ops.Backend, TensorOwner {
     const [dx, dshift, dscale] = this.#ops.modulateBackward(this.#dev, this.#h(op, "dy", dy), this.#h(op, "x", x), this.#h(op, "scale", scale))
     return { dx: this.#t(dx, x.shape, x.dtype), dshift: this.#t(dshift, [batch, dim], x.dtype), dscale: this.#t(dscale, [batch, dim], x.dtype) }
   }
+  layerNormModulate(x: Tensor, shift: Tensor, scale: Tensor, eps: number): Ops.LayerNormResult {
+    const op = "layerNormModulate"
+    const s = S.layerNormModulate(x, shift, scale, eps)
+    const [y, mean, rstd] = this.#ops.layerNormModulate(this.#dev, this.#h(op, "x", x), this.#h(op, "shift", shift), this.#h(op, "scale", scale), eps)
+    return { y: this.#t(y, x.shape, x.dtype), mean: this.#t(mean, s.stats), rstd: this.#t(rstd, s.stats) }
+  }
+  layerNormModulateBackward(dy: Tensor, x: Tensor, saved: Ops.LayerNormSaved, scale: Tensor): Ops.ModulateGrads {
+    const op = "layerNormModulateBackward"
+    const { batch, tokens, dim } = S.perSample(op, x, ["scale"], [scale])
+    S.expectShape(op, "dy", dy, x.shape)
+    S.expectShape(op, "mean", saved.mean, [batch, tokens])
+    S.expectShape(op, "rstd", saved.rstd, [batch, tokens])
+    const [dx, dshift, dscale] = this.#ops.layerNormModulateBackward(
+      this.#dev,
+      this.#h(op, "dy", dy),
+      this.#h(op, "x", x),
+      this.#h(op, "mean", saved.mean),
+      this.#h(op, "rstd", saved.rstd),
+      this.#h(op, "scale", scale)
+    )
+    return { dx: this.#t(dx, x.shape, x.dtype), dshift: this.#t(dshift, [batch, dim], x.dtype), dscale: this.#t(dscale, [batch, dim], x.dtype) }
+  }
   gatedResidual(x: Tensor, gate: Tensor, branch: Tensor): Tensor {
     const op = "gatedResidual"
     S.perSample(op, x, ["gate"], [gate])
@@ -264,6 +288,12 @@ export class NativeBackend implements Ops.Backend, TensorOwner {
   linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
     const s = S.linear(x, weight, bias)
     return this.#t(this.#ops.linear(this.#dev, this.#h("linear", "x", x), this.#h("linear", "weight", weight), this.#opt("linear", "bias", bias)), s.out, x.dtype)
+  }
+  linearGelu(x: Tensor, weight: Tensor, bias?: Tensor): Ops.LinearGeluResult {
+    const op = "linearGelu"
+    const s = S.linear(x, weight, bias, op)
+    const [y, pre] = this.#ops.linearGelu(this.#dev, this.#h(op, "x", x), this.#h(op, "weight", weight), this.#opt(op, "bias", bias))
+    return { y: this.#t(y, s.out, x.dtype), pre: this.#t(pre, s.out, x.dtype) }
   }
 
   // ---- layout ----
@@ -396,6 +426,11 @@ export class NativeBackend implements Ops.Backend, TensorOwner {
   emaUpdate(ema: ReadonlyArray<Tensor>, params: ReadonlyArray<Tensor>, decay: number): void {
     S.tensorLists("emaUpdate", [["ema", ema], ["params", params]])
     this.#ops.emaUpdate(this.#dev, this.#list("emaUpdate", "ema", ema), this.#list("emaUpdate", "params", params), decay)
+  }
+  adamwEma(state: Ops.AdamWEmaState, hyper: Ops.AdamWHyper, emaDecay: number): void {
+    const op = "adamwEma"
+    S.tensorLists(op, [["params", state.params], ["grads", state.grads], ["m", state.m], ["v", state.v], ["ema", state.ema]])
+    this.#ops.adamwEma(this.#dev, this.#list(op, "params", state.params), this.#list(op, "grads", state.grads), this.#list(op, "m", state.m), this.#list(op, "v", state.v), this.#list(op, "ema", state.ema), hyper.lr, hyper.beta1, hyper.beta2, hyper.eps, hyper.weightDecay, hyper.step, emaDecay)
   }
   globalNorm(xs: ReadonlyArray<Tensor>): Tensor {
     S.tensorLists("globalNorm", [["xs", xs]])

@@ -56,12 +56,15 @@ export interface NativeOps {
   layerNormBackward(d: NativeDevice, dy: H, x: H, mean: H, rstd: H, weight: Opt, withBias: boolean): [H, H | null, H | null]
   modulate(d: NativeDevice, x: H, shift: H, scale: H): H
   modulateBackward(d: NativeDevice, dy: H, x: H, scale: H): [H, H, H]
+  layerNormModulate(d: NativeDevice, x: H, shift: H, scale: H, eps: number): [H, H, H]
+  layerNormModulateBackward(d: NativeDevice, dy: H, x: H, mean: H, rstd: H, scale: H): [H, H, H]
   gatedResidual(d: NativeDevice, x: H, gate: H, branch: H): H
   gatedResidualBackward(d: NativeDevice, dout: H, gate: H, branch: H): [H, H]
   attention(d: NativeDevice, q: H, k: H, v: H, keyMask: Opt, scale: number): [H, H]
   attentionBackward(d: NativeDevice, dout: H, q: H, k: H, v: H, out: H, lse: H, keyMask: Opt, scale: number): [H, H, H]
   matmul(d: NativeDevice, a: H, b: H, transA: boolean, transB: boolean, alpha: number): H
   linear(d: NativeDevice, x: H, weight: H, bias: Opt): H
+  linearGelu(d: NativeDevice, x: H, weight: H, bias: Opt): [H, H]
   patchify(d: NativeDevice, x: H, patch: number): H
   unpatchify(d: NativeDevice, tokens: H, channels: number, height: number, width: number, patch: number): H
   concat(d: NativeDevice, tensors: Array<H>, axis: number): H
@@ -86,6 +89,7 @@ export interface NativeOps {
   randomNormal(d: NativeDevice, shape: Shape, seed: number, offset: number): H
   adamw(d: NativeDevice, params: Array<H>, grads: Array<H>, m: Array<H>, v: Array<H>, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void
   emaUpdate(d: NativeDevice, ema: Array<H>, params: Array<H>, decay: number): void
+  adamwEma(d: NativeDevice, params: Array<H>, grads: Array<H>, m: Array<H>, v: Array<H>, ema: Array<H>, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number, emaDecay: number): void
   globalNorm(d: NativeDevice, xs: Array<H>): H
   clipByNorm(d: NativeDevice, xs: Array<H>, norm: H, maxNorm: number): void
 }

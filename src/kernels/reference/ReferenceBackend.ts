@@ -15,6 +15,7 @@ import * as Optim from "./optim.ts"
 import * as Random from "./random.ts"
 import * as Reduce from "./reduce.ts"
 import * as Score from "./score.ts"
+import { roundArrayToBf16 } from "./bf16.ts"
 import { type Floats, MemoryLedger, ReferenceHandle, Storage, type Words } from "./storage.ts"
 import * as V from "./validation.ts"
 
@@ -24,6 +25,11 @@ export interface ReferenceOptions {
    * Float64Array, for float64 gradchecks. Either way every sum, dot and norm accumulates in double.
    */
   readonly precision: "f32" | "f64"
+  /**
+   * Also store bf16 tensors as the CUDA backend does (default false, like the native CPU backend): values
+   * rounded to nearest even after every write, so mixed-precision programs run and are tested on the CPU.
+   */
+  readonly storesBf16?: boolean
 }
 
 /** A live tensor's elements (its dtype already checked by the op). */
@@ -33,6 +39,12 @@ const ints = (t: Tensor): Int32Array => (t.handle as ReferenceHandle).storage.da
 const optionalFloats = (t: Tensor | undefined): Floats | undefined => (t === undefined ? undefined : floats(t))
 
 /** f32 to i32 as the native backends convert: toward zero, saturating at the i32 range, NaN to 0. */
+/** An op's output in its storage type: bf16 outputs are rounded (the math already ran in f32 or f64). */
+const stored = (t: Tensor): Tensor => {
+  if (t.dtype === "bf16") roundArrayToBf16(floats(t) as Float32Array)
+  return t
+}
+
 const truncateToInt32 = (value: number): number =>
   Number.isNaN(value) ? 0 : value >= 2147483648 ? 2147483647 : value <= -2147483648 ? -2147483648 : Math.trunc(value)
 
@@ -46,6 +58,7 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
   readonly name = "reference" as const
   readonly device = "reference"
   readonly precision: "f32" | "f64"
+  readonly storesBf16: boolean
   readonly #ledger = new MemoryLedger()
   readonly #live = new Set<ReferenceHandle>()
   #disposed = false
@@ -54,6 +67,7 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
     if (options.precision !== "f32" && options.precision !== "f64")
       throw new InvalidArgumentError({ op: "ReferenceBackend", reason: `precision must be "f32" or "f64", got ${String(options.precision)}` })
     this.precision = options.precision
+    this.storesBf16 = options.storesBf16 ?? false
   }
 
   releaseHandle(handle: unknown): void {
@@ -89,7 +103,7 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
 
   /** A new zero-filled tensor. */
   #alloc(op: string, shape: Shape, dtype: DType = "f32"): Tensor {
-    V.expectStorableDtype(op, dtype)
+    V.expectStorableDtype(op, dtype, this.storesBf16)
     if (this.#disposed) throw new DisposedTensorError({ op, reason: "the device was disposed" })
     const n = numelOf(shape)
     const storage = new Storage(this.#array(op, n, dtype, shape), dtype, n * dtypeBytes[dtype])
@@ -100,18 +114,19 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
   /** Zeroed elements; a size the engine cannot allocate is the device running out of memory. */
   #array(op: string, n: number, dtype: DType, shape: Shape): Words {
     try {
-      return dtype === "i32" ? new Int32Array(n) : this.precision === "f64" ? new Float64Array(n) : new Float32Array(n)
+      if (dtype === "i32") return new Int32Array(n)
+      return this.precision === "f64" && dtype === "f32" ? new Float64Array(n) : new Float32Array(n)
     } catch (cause) {
       if (!(cause instanceof RangeError)) throw cause
       throw new OutOfMemoryError({ op, reason: `cannot allocate ${n} ${dtype} elements for ${formatShape(shape)}` })
     }
   }
 
-  /** A new f32 tensor of `shape` filled by `kernel`. */
-  #compute(op: string, shape: Shape, kernel: (out: Floats) => void): Tensor {
-    const out = this.#alloc(op, shape)
+  /** A new tensor of `shape` (f32, or `dtype` for the ops that keep their inputs' bf16) filled by `kernel`. */
+  #compute(op: string, shape: Shape, kernel: (out: Floats) => void, dtype: DType = "f32"): Tensor {
+    const out = this.#alloc(op, shape, dtype)
     kernel(floats(out))
-    return out
+    return stored(out)
   }
 
   read(x: Tensor): Promise<Float32Array | Float64Array | Int32Array> {
@@ -138,15 +153,15 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
   // ---- creation and movement ----
   fromArray(data: ArrayLike<number>, shape: Shape, dtype: DType = "f32"): Tensor {
     const s = S.checkShape("fromArray", shape)
-    V.expectHostData("fromArray", data, dtype, s)
+    V.expectHostData("fromArray", data, dtype, s, this.storesBf16)
     const out = this.#alloc("fromArray", s, dtype)
     words(out).set(data)
-    return out
+    return stored(out)
   }
   empty(shape: Shape, dtype: DType = "f32"): Tensor {
     const out = this.#alloc("empty", S.checkShape("empty", shape), dtype)
     // Uninitialised floats read as NaN, so an op that forgets to write its output fails loudly.
-    if (dtype === "f32") floats(out).fill(Number.NaN)
+    if (dtype !== "i32") floats(out).fill(Number.NaN)
     return out
   }
   full(shape: Shape, value: number, dtype: DType = "f32"): Tensor {
@@ -155,15 +170,16 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
     V.expectFillValue("full", value, dtype)
     const out = this.#alloc("full", s, dtype)
     words(out).fill(value)
-    return out
+    return stored(out)
   }
   zeros(shape: Shape, dtype: DType = "f32"): Tensor {
     return this.full(shape, 0, dtype)
   }
   write(x: Tensor, data: ArrayLike<number>): void {
     this.#check("write", "x", x)
-    V.expectHostData("write", data, x.dtype, x.shape)
+    V.expectHostData("write", data, x.dtype, x.shape, this.storesBf16)
     words(x).set(data)
+    stored(x)
   }
   view(x: Tensor, shape: Shape): Tensor {
     const s = S.checkShape("view", shape)
@@ -195,7 +211,7 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
     const to = words(out)
     if (dtype === "i32" && x.dtype !== "i32") for (let i = 0; i < from.length; i++) to[i] = truncateToInt32(from[i] as number)
     else to.set(from)
-    return out
+    return stored(out)
   }
 
   // ---- elementwise ----
@@ -203,7 +219,7 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
     this.#check(op, "a", a)
     this.#check(op, "b", b)
     const shape = S.binary(op, a, b)
-    return this.#compute(op, shape, (out) => Elementwise.binaryTrailing(out, floats(a), floats(b), op))
+    return this.#compute(op, shape, (out) => Elementwise.binaryTrailing(out, floats(a), floats(b), op), a.dtype)
   }
   add(a: Tensor, b: Tensor): Tensor {
     return this.#binary("add", a, b)
@@ -218,7 +234,7 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
     this.#check("mulRows", "x", x)
     this.#check("mulRows", "s", s)
     const shape = S.mulRows(x, s)
-    return this.#compute("mulRows", shape, (out) => Elementwise.mulRows(out, floats(x), floats(s)))
+    return this.#compute("mulRows", shape, (out) => Elementwise.mulRows(out, floats(x), floats(s)), x.dtype)
   }
   affine(x: Tensor, alpha: number, beta: number): Tensor {
     return this.#affine("affine", x, alpha, beta)
@@ -231,14 +247,14 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
     this.#check(op, "x", x)
     S.expectFinite(op, "alpha", alpha)
     S.expectFinite(op, "beta", beta)
-    return this.#compute(op, x.shape, (out) => Elementwise.affine(out, floats(x), alpha, beta))
+    return this.#compute(op, x.shape, (out) => Elementwise.affine(out, floats(x), alpha, beta), x.dtype)
   }
   axpy(alpha: number, x: Tensor, y: Tensor): Tensor {
     const shape = S.sameAs("axpy", ["x", "y"], [x, y], true)
     this.#check("axpy", "x", x)
     this.#check("axpy", "y", y)
     S.expectFinite("axpy", "alpha", alpha)
-    return this.#compute("axpy", shape, (out) => Elementwise.axpy(out, alpha, floats(x), floats(y)))
+    return this.#compute("axpy", shape, (out) => Elementwise.axpy(out, alpha, floats(x), floats(y)), x.dtype)
   }
   rowDot(a: Tensor, b: Tensor, prefixRank: number): Tensor {
     S.sameAs("rowDot", ["a", "b"], [a, b])
@@ -252,13 +268,13 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
   #activation(op: string, x: Tensor, kernel: (out: Floats, x: Floats) => void): Tensor {
     S.expectFloating(op, "x", x)
     this.#check(op, "x", x)
-    return this.#compute(op, x.shape, (out) => kernel(out, floats(x)))
+    return this.#compute(op, x.shape, (out) => kernel(out, floats(x)), x.dtype)
   }
   #activationBackward(op: string, dy: Tensor, x: Tensor, kernel: (dx: Floats, dy: Floats, x: Floats) => void): Tensor {
     const shape = S.sameAs(op, ["dy", "x"], [dy, x], true)
     this.#check(op, "dy", dy)
     this.#check(op, "x", x)
-    return this.#compute(op, shape, (dx) => kernel(dx, floats(dy), floats(x)))
+    return this.#compute(op, shape, (dx) => kernel(dx, floats(dy), floats(x)), x.dtype)
   }
   gelu(x: Tensor): Tensor {
     return this.#activation("gelu", x, Activation.gelu)
@@ -281,11 +297,11 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
     this.#checkOptional(op, "weight", options.weight)
     this.#checkOptional(op, "bias", options.bias)
     V.expectNormalisable(op, x)
-    const y = this.#alloc(op, s.y)
+    const y = this.#alloc(op, s.y, x.dtype)
     const mean = this.#alloc(op, s.stats)
     const rstd = this.#alloc(op, s.stats)
     LayerNorm.layerNormForward(floats(y), floats(mean), floats(rstd), floats(x), optionalFloats(options.weight), optionalFloats(options.bias), s.dim, options.eps)
-    return { y, mean, rstd }
+    return { y: stored(y), mean, rstd }
   }
   layerNormBackward(dy: Tensor, x: Tensor, saved: Ops.LayerNormSaved, options: Ops.LayerNormBackwardOptions): Ops.LayerNormGrads {
     const op = "layerNormBackward"
@@ -299,15 +315,15 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
     this.#check(op, "rstd", saved.rstd)
     this.#checkOptional(op, "weight", options.weight)
     V.expectNormalisable(op, x)
-    S.expectDtype(op, "dy", dy)
+    S.expectDtype(op, "dy", dy, x.dtype)
     S.expectDtype(op, "mean", saved.mean)
     S.expectDtype(op, "rstd", saved.rstd)
     V.expectFlag(op, "withBias", options.withBias)
-    const dx = this.#alloc(op, x.shape)
-    const dweight = options.weight === undefined ? undefined : this.#alloc(op, [s.dim])
-    const dbias = options.withBias ? this.#alloc(op, [s.dim]) : undefined
+    const dx = this.#alloc(op, x.shape, x.dtype)
+    const dweight = options.weight === undefined ? undefined : this.#alloc(op, [s.dim], x.dtype)
+    const dbias = options.withBias ? this.#alloc(op, [s.dim], x.dtype) : undefined
     LayerNorm.layerNormBackward(floats(dx), optionalFloats(dweight), optionalFloats(dbias), floats(dy), floats(x), floats(saved.mean), floats(saved.rstd), optionalFloats(options.weight), s.dim)
-    return { dx, dweight, dbias }
+    return { dx: stored(dx), dweight: dweight && stored(dweight), dbias: dbias && stored(dbias) }
   }
   modulate(x: Tensor, shift: Tensor, scale: Tensor): Tensor {
     const op = "modulate"
@@ -315,7 +331,7 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
     this.#check(op, "x", x)
     this.#check(op, "shift", shift)
     this.#check(op, "scale", scale)
-    return this.#compute(op, x.shape, (y) => AdaLN.modulate(y, floats(x), floats(shift), floats(scale), sizes))
+    return this.#compute(op, x.shape, (y) => AdaLN.modulate(y, floats(x), floats(shift), floats(scale), sizes), x.dtype)
   }
   modulateBackward(dy: Tensor, x: Tensor, scale: Tensor): Ops.ModulateGrads {
     const op = "modulateBackward"
@@ -324,12 +340,45 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
     this.#check(op, "dy", dy)
     this.#check(op, "x", x)
     this.#check(op, "scale", scale)
-    S.expectDtype(op, "dy", dy)
-    const dx = this.#alloc(op, x.shape)
-    const dshift = this.#alloc(op, [sizes.batch, sizes.dim])
-    const dscale = this.#alloc(op, [sizes.batch, sizes.dim])
+    S.expectDtype(op, "dy", dy, x.dtype)
+    const dx = this.#alloc(op, x.shape, x.dtype)
+    const dshift = this.#alloc(op, [sizes.batch, sizes.dim], x.dtype)
+    const dscale = this.#alloc(op, [sizes.batch, sizes.dim], x.dtype)
     AdaLN.modulateBackward(floats(dx), floats(dshift), floats(dscale), floats(dy), floats(x), floats(scale), sizes)
-    return { dx, dshift, dscale }
+    return { dx: stored(dx), dshift: stored(dshift), dscale: stored(dscale) }
+  }
+  layerNormModulate(x: Tensor, shift: Tensor, scale: Tensor, eps: number): Ops.LayerNormResult {
+    const op = "layerNormModulate"
+    const s = S.layerNormModulate(x, shift, scale, eps)
+    this.#check(op, "x", x)
+    this.#check(op, "shift", shift)
+    this.#check(op, "scale", scale)
+    const y = this.#alloc(op, x.shape, x.dtype)
+    const mean = this.#alloc(op, s.stats)
+    const rstd = this.#alloc(op, s.stats)
+    AdaLN.layerNormModulate(floats(y), floats(mean), floats(rstd), floats(x), floats(shift), floats(scale), eps, s)
+    return { y: stored(y), mean, rstd }
+  }
+  layerNormModulateBackward(dy: Tensor, x: Tensor, saved: Ops.LayerNormSaved, scale: Tensor): Ops.ModulateGrads {
+    const op = "layerNormModulateBackward"
+    const sizes = S.perSample(op, x, ["scale"], [scale])
+    S.expectShape(op, "dy", dy, x.shape)
+    S.expectShape(op, "mean", saved.mean, [sizes.batch, sizes.tokens])
+    S.expectShape(op, "rstd", saved.rstd, [sizes.batch, sizes.tokens])
+    this.#check(op, "dy", dy)
+    this.#check(op, "x", x)
+    this.#check(op, "mean", saved.mean)
+    this.#check(op, "rstd", saved.rstd)
+    this.#check(op, "scale", scale)
+    V.expectNormalisable(op, x)
+    S.expectDtype(op, "dy", dy, x.dtype)
+    S.expectDtype(op, "mean", saved.mean)
+    S.expectDtype(op, "rstd", saved.rstd)
+    const dx = this.#alloc(op, x.shape, x.dtype)
+    const dshift = this.#alloc(op, [sizes.batch, sizes.dim], x.dtype)
+    const dscale = this.#alloc(op, [sizes.batch, sizes.dim], x.dtype)
+    AdaLN.layerNormModulateBackward(floats(dx), floats(dshift), floats(dscale), floats(dy), floats(x), floats(saved.mean), floats(saved.rstd), floats(scale), sizes)
+    return { dx: stored(dx), dshift: stored(dshift), dscale: stored(dscale) }
   }
   gatedResidual(x: Tensor, gate: Tensor, branch: Tensor): Tensor {
     const op = "gatedResidual"
@@ -338,8 +387,8 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
     this.#check(op, "x", x)
     this.#check(op, "gate", gate)
     this.#check(op, "branch", branch)
-    S.expectDtype(op, "branch", branch)
-    return this.#compute(op, x.shape, (out) => AdaLN.gatedResidual(out, floats(x), floats(gate), floats(branch), sizes))
+    S.expectDtype(op, "branch", branch, x.dtype)
+    return this.#compute(op, x.shape, (out) => AdaLN.gatedResidual(out, floats(x), floats(gate), floats(branch), sizes), x.dtype)
   }
   gatedResidualBackward(dout: Tensor, gate: Tensor, branch: Tensor): Ops.GatedResidualGrads {
     const op = "gatedResidualBackward"
@@ -348,11 +397,11 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
     this.#check(op, "dout", dout)
     this.#check(op, "gate", gate)
     this.#check(op, "branch", branch)
-    S.expectDtype(op, "dout", dout)
-    const dgate = this.#alloc(op, [sizes.batch, sizes.dim])
-    const dbranch = this.#alloc(op, branch.shape)
+    S.expectDtype(op, "dout", dout, branch.dtype)
+    const dgate = this.#alloc(op, [sizes.batch, sizes.dim], branch.dtype)
+    const dbranch = this.#alloc(op, branch.shape, branch.dtype)
     AdaLN.gatedResidualBackward(floats(dgate), floats(dbranch), floats(dout), floats(gate), floats(branch), sizes)
-    return { dgate, dbranch }
+    return { dgate: stored(dgate), dbranch: stored(dbranch) }
   }
 
   // ---- attention and matrix products ----
@@ -363,11 +412,11 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
     this.#check(op, "k", k)
     this.#check(op, "v", v)
     this.#checkOptional(op, "keyMask", options.keyMask)
-    const out = this.#alloc(op, s.out)
+    const out = this.#alloc(op, s.out, q.dtype)
     const lse = this.#alloc(op, s.lse)
     const mask = options.keyMask === undefined ? undefined : ints(options.keyMask)
     Attention.attentionForward(floats(out), floats(lse), floats(q), floats(k), floats(v), mask, s, s.scale)
-    return { out, lse }
+    return { out: stored(out), lse }
   }
   attentionBackward(dout: Tensor, q: Tensor, k: Tensor, v: Tensor, saved: Ops.AttentionResult, options: Ops.AttentionOptions): Ops.AttentionGrads {
     const op = "attentionBackward"
@@ -382,15 +431,15 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
     this.#check(op, "out", saved.out)
     this.#check(op, "lse", saved.lse)
     this.#checkOptional(op, "keyMask", options.keyMask)
-    S.expectDtype(op, "dout", dout)
-    S.expectDtype(op, "out", saved.out)
+    S.expectDtype(op, "dout", dout, q.dtype)
+    S.expectDtype(op, "out", saved.out, q.dtype)
     S.expectDtype(op, "lse", saved.lse)
-    const dq = this.#alloc(op, q.shape)
-    const dk = this.#alloc(op, k.shape)
-    const dv = this.#alloc(op, v.shape)
+    const dq = this.#alloc(op, q.shape, q.dtype)
+    const dk = this.#alloc(op, k.shape, q.dtype)
+    const dv = this.#alloc(op, v.shape, q.dtype)
     const mask = options.keyMask === undefined ? undefined : ints(options.keyMask)
     Attention.attentionBackward(floats(dq), floats(dk), floats(dv), floats(dout), floats(q), floats(k), floats(v), floats(saved.out), floats(saved.lse), mask, s, s.scale)
-    return { dq, dk, dv }
+    return { dq: stored(dq), dk: stored(dk), dv: stored(dv) }
   }
   matmul(a: Tensor, b: Tensor, options: Ops.MatmulOptions = {}): Tensor {
     const transA = options.transA ?? false
@@ -402,14 +451,24 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
     V.expectFlag("matmul", "transA", transA)
     V.expectFlag("matmul", "transB", transB)
     S.expectFinite("matmul", "alpha", alpha)
-    return this.#compute("matmul", s.out, (c) => Matmul.matmul(c, floats(a), floats(b), s, transA, transB, alpha))
+    return this.#compute("matmul", s.out, (c) => Matmul.matmul(c, floats(a), floats(b), s, transA, transB, alpha), a.dtype)
   }
   linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
     const s = S.linear(x, weight, bias)
     this.#check("linear", "x", x)
     this.#check("linear", "weight", weight)
     this.#checkOptional("linear", "bias", bias)
-    return this.#compute("linear", s.out, (y) => Matmul.linear(y, floats(x), floats(weight), optionalFloats(bias), s.rows, s.inFeatures, s.outFeatures))
+    return this.#compute("linear", s.out, (y) => Matmul.linear(y, floats(x), floats(weight), optionalFloats(bias), s.rows, s.inFeatures, s.outFeatures), x.dtype)
+  }
+  linearGelu(x: Tensor, weight: Tensor, bias?: Tensor): Ops.LinearGeluResult {
+    const op = "linearGelu"
+    const s = S.linear(x, weight, bias, op)
+    this.#check(op, "x", x)
+    this.#check(op, "weight", weight)
+    this.#checkOptional(op, "bias", bias)
+    // GELU reads the stored pre-activation, as the native backends' second pass (or epilogue) does.
+    const pre = this.#compute(op, s.out, (h) => Matmul.linear(h, floats(x), floats(weight), optionalFloats(bias), s.rows, s.inFeatures, s.outFeatures), x.dtype)
+    return { y: this.#compute(op, s.out, (y) => Activation.gelu(y, floats(pre)), x.dtype), pre }
   }
 
   // ---- layout ----
@@ -496,7 +555,7 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
   sumAxis(x: Tensor, axis: number): Tensor {
     const s = S.sumAxis(x, axis)
     this.#check("sumAxis", "x", x)
-    return this.#compute("sumAxis", s.out, (out) => Reduce.sumAxis(out, floats(x), s.outer, s.axisLength, s.inner))
+    return this.#compute("sumAxis", s.out, (out) => Reduce.sumAxis(out, floats(x), s.outer, s.axisLength, s.inner), x.dtype)
   }
   mse(a: Tensor, b: Tensor): Tensor {
     S.sameAs("mse", ["a", "b"], [a, b])
@@ -627,6 +686,19 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
     this.#checkList("emaUpdate", "params", params)
     S.expectFinite("emaUpdate", "decay", decay)
     Optim.emaUpdate(ema.map(floats), params.map(floats), decay)
+  }
+  adamwEma(state: Ops.AdamWEmaState, hyper: Ops.AdamWHyper, emaDecay: number): void {
+    const op = "adamwEma"
+    S.tensorLists(op, [["params", state.params], ["grads", state.grads], ["m", state.m], ["v", state.v], ["ema", state.ema]])
+    this.#checkList(op, "params", state.params)
+    this.#checkList(op, "grads", state.grads)
+    this.#checkList(op, "m", state.m)
+    this.#checkList(op, "v", state.v)
+    this.#checkList(op, "ema", state.ema)
+    V.expectAdamWHyper(op, hyper)
+    S.expectFinite(op, "emaDecay", emaDecay)
+    const f = (list: ReadonlyArray<Tensor>) => list.map(floats)
+    Optim.adamwEma(f(state.params), f(state.grads), f(state.m), f(state.v), f(state.ema), hyper, emaDecay)
   }
   globalNorm(xs: ReadonlyArray<Tensor>): Tensor {
     S.tensorLists("globalNorm", [["xs", xs]])

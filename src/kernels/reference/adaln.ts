@@ -1,3 +1,4 @@
+import { layerNormBackward, layerNormForward } from "./layernorm.ts"
 import type { Floats } from "./storage.ts"
 
 /** adaLN-Zero pieces of a DiT block over x [batch, tokens, dim] with per-sample vectors [batch, dim]. */
@@ -42,6 +43,49 @@ export const modulateBackward = (
       dshift[b * dim + j] = accShift
       dscale[b * dim + j] = accScale
     }
+}
+
+/**
+ * adaLN's LayerNorm (no affine) fused with the modulation: y = xhat (1 + scale[b]) + shift[b], with the
+ * normalised rows kept in double until the modulation.
+ */
+export const layerNormModulate = (
+  y: Floats,
+  mean: Floats,
+  rstd: Floats,
+  x: Floats,
+  shift: Floats,
+  scale: Floats,
+  eps: number,
+  sizes: TokenSizes
+): void => {
+  const normalised = new Float64Array(x.length)
+  layerNormForward(normalised, mean, rstd, x, undefined, undefined, sizes.dim, eps)
+  modulate(y, normalised, shift, scale, sizes)
+}
+
+/**
+ * Writes dx (LayerNorm's backward of g = dy (1 + scale[b])), dshift[b] = sum_tokens dy and
+ * dscale[b] = sum_tokens dy xhat, from the saved mean and rstd.
+ */
+export const layerNormModulateBackward = (
+  dx: Floats,
+  dshift: Floats,
+  dscale: Floats,
+  dy: Floats,
+  x: Floats,
+  mean: Floats,
+  rstd: Floats,
+  scale: Floats,
+  sizes: TokenSizes
+): void => {
+  const { batch, tokens, dim } = sizes
+  const xhat = new Float64Array(x.length)
+  for (let r = 0; r < batch * tokens; r++)
+    for (let j = 0; j < dim; j++) xhat[r * dim + j] = ((x[r * dim + j] as number) - (mean[r] as number)) * (rstd[r] as number)
+  const g = new Float64Array(x.length)
+  modulateBackward(g, dshift, dscale, dy, xhat, scale, sizes)
+  layerNormBackward(dx, undefined, undefined, g, x, mean, rstd, undefined, dim)
 }
 
 /** out = x + gate[b] branch. */

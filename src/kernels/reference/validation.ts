@@ -14,17 +14,17 @@ const MAX_F32 = 3.4028234663852886e38
 // Ids index a result one rank higher, which must stay within the 8 dimensions a tensor may have.
 const MAX_IDS_RANK = 7
 
-/** A dtype the CPU-side backends can store (bf16 is CUDA-only). */
-export const expectStorableDtype = (op: string, dtype: DType): void => {
-  if (dtype === "bf16") throw new DTypeError({ op, reason: "bf16 storage needs the CUDA backend" })
-  if (dtype !== "f32" && dtype !== "i32") throw new InvalidArgumentError({ op, reason: `dtype must be f32, i32 or bf16, got ${String(dtype)}` })
+/** A dtype the CPU-side backends can store (bf16 is CUDA-only, unless the reference emulates it). */
+export const expectStorableDtype = (op: string, dtype: DType, storesBf16 = false): void => {
+  if (dtype === "bf16" && !storesBf16) throw new DTypeError({ op, reason: "bf16 storage needs the CUDA backend" })
+  if (dtype !== "f32" && dtype !== "i32" && dtype !== "bf16") throw new InvalidArgumentError({ op, reason: `dtype must be f32, i32 or bf16, got ${String(dtype)}` })
 }
 
 /** Host data for a tensor of `shape`: array-like, one value per element, 32-bit integers for i32. */
-export const expectHostData = (op: string, data: ArrayLike<number>, dtype: DType, shape: Shape): void => {
+export const expectHostData = (op: string, data: ArrayLike<number>, dtype: DType, shape: Shape, storesBf16 = false): void => {
   if (data === null || typeof data !== "object" || typeof data.length !== "number")
     throw new InvalidArgumentError({ op, reason: "data must be an array of numbers" })
-  expectStorableDtype(op, dtype)
+  expectStorableDtype(op, dtype, storesBf16)
   if (dtype === "i32")
     for (let i = 0; i < data.length; i++) {
       const value = data[i] as number

@@ -70,3 +70,42 @@ describe("adaLN validation", () => {
     expect(() => b.gatedResidualBackward(b.zeros([1, 2, 2], "i32"), b.zeros([1, 2]), x)).toThrow(DTypeError)
   })
 })
+
+describe("layerNormModulate", () => {
+  it("equals LayerNorm then modulate, with LayerNorm's saved statistics", async () => {
+    const b = f64()
+    const x = b.fromArray(pseudoRandom(2 * 3 * 5, 7).map((v) => 4 * v), [2, 3, 5])
+    const shift = b.fromArray(pseudoRandom(10, 8), [2, 5])
+    const scale = b.fromArray(pseudoRandom(10, 9), [2, 5])
+    const fused = b.layerNormModulate(x, shift, scale, 1e-5)
+    const plain = b.layerNorm(x, { eps: 1e-5 })
+    expectClose(await values(b, fused.y), await values(b, b.modulate(plain.y, shift, scale)))
+    expect(await values(b, fused.mean)).toEqual(await values(b, plain.mean))
+    expect(await values(b, fused.rstd)).toEqual(await values(b, plain.rstd))
+    expect(fused.mean.shape).toEqual([2, 3])
+  })
+
+  it("has the gradients of LayerNorm and modulate chained", async () => {
+    const b = f64()
+    const x = b.fromArray(pseudoRandom(2 * 3 * 5, 10).map((v) => 4 * v), [2, 3, 5])
+    const shift = b.fromArray(pseudoRandom(10, 11), [2, 5])
+    const scale = b.fromArray(pseudoRandom(10, 12), [2, 5])
+    const dy = b.fromArray(pseudoRandom(30, 13), [2, 3, 5])
+    const fused = b.layerNormModulateBackward(dy, x, b.layerNormModulate(x, shift, scale, 1e-5), scale)
+    const plain = b.layerNorm(x, { eps: 1e-5 })
+    const outer = b.modulateBackward(dy, plain.y, scale)
+    const inner = b.layerNormBackward(outer.dx, x, plain, { withBias: false })
+    expectClose(await values(b, fused.dx), await values(b, inner.dx))
+    expectClose(await values(b, fused.dshift), await values(b, outer.dshift))
+    expectClose(await values(b, fused.dscale), await values(b, outer.dscale))
+  })
+
+  it("refuses a bad shape or eps, naming it", () => {
+    const b = f32()
+    const x = b.zeros([2, 3, 4])
+    expect(() => b.layerNormModulate(x, b.zeros([2, 4]), b.zeros([3, 4]), 1e-5)).toThrow(/scale must have shape \[2, 4\]/)
+    expect(() => b.layerNormModulate(x, b.zeros([2, 4]), b.zeros([2, 4]), 0)).toThrow(/eps must be > 0/)
+    expect(() => b.layerNormModulate(b.zeros([2, 3, 0]), b.zeros([2, 0]), b.zeros([2, 0]), 1e-5)).toThrow(ShapeError)
+    expect(() => b.layerNormModulateBackward(x, x, { mean: b.zeros([2, 4]), rstd: b.zeros([2, 3]) }, b.zeros([2, 4]))).toThrow(/mean must have shape \[2, 3\]/)
+  })
+})

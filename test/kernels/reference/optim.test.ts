@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest"
 import { DTypeError, InvalidArgumentError, ShapeError } from "../../../src/kernels/errors.ts"
-import { expectClose, f32, f64, values } from "./helpers.ts"
+import { expectClose, f32, f64, tensorOf, values } from "./helpers.ts"
 
 describe("adamw", () => {
   it("takes two steps by the hand formula (bias-corrected moments, decoupled decay)", async () => {
@@ -48,6 +48,43 @@ describe("adamw", () => {
     expect(() => b.adamw({ ...state, grads: [b.zeros([2], "i32")] }, hyper)).toThrow(DTypeError)
     const p = state.params[0]!
     expect(() => b.adamw({ params: [p, p], grads: [p, p], m: [p, p], v: [p, p] }, hyper)).toThrow(InvalidArgumentError)
+  })
+})
+
+describe("adamwEma", () => {
+  const hyper = { lr: 0.05, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.01, step: 3 }
+  for (const [precision, make] of [["f32", f32], ["f64", f64]] as const)
+    it(`gives exactly adamw followed by emaUpdate (${precision})`, async () => {
+      const b = make()
+      const shapes = [[3], [2, 5], [1]]
+      const state = (offset: number) => ({
+        params: shapes.map((s, i) => tensorOf(b, s, offset + i)),
+        grads: shapes.map((s, i) => tensorOf(b, s, offset + 10 + i)),
+        m: shapes.map((s, i) => b.affine(tensorOf(b, s, offset + 20 + i), 0.1, 0)),
+        v: shapes.map((s, i) => b.affine(tensorOf(b, s, offset + 30 + i), 0.001, 0.002)),
+        ema: shapes.map((s, i) => tensorOf(b, s, offset + 40 + i))
+      })
+      const fused = state(1)
+      const split = state(1)
+      for (const step of [3, 4]) {
+        b.adamwEma(fused, { ...hyper, step }, 0.9)
+        b.adamw(split, { ...hyper, step })
+        b.emaUpdate(split.ema, split.params, 0.9)
+      }
+      for (const key of ["params", "m", "v", "ema"] as const)
+        for (const [i, t] of fused[key].entries()) expect(await values(b, t), `${key}[${i}]`).toEqual(await values(b, split[key][i]!))
+    })
+
+  it("refuses what adamw refuses, a mismatched ema list and a bad decay", () => {
+    const b = f32()
+    const state = { params: [b.zeros([2])], grads: [b.zeros([2])], m: [b.zeros([2])], v: [b.zeros([2])], ema: [b.zeros([2])] }
+    const hyper = { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, step: 1 }
+    expect(() => b.adamwEma(state, { ...hyper, step: 0 }, 0.9)).toThrow(InvalidArgumentError)
+    expect(() => b.adamwEma(state, { ...hyper, eps: Number.NaN }, 0.9)).toThrow(InvalidArgumentError)
+    expect(() => b.adamwEma(state, hyper, Number.NaN)).toThrow(/emaDecay/)
+    expect(() => b.adamwEma({ ...state, ema: [] }, hyper, 0.9)).toThrow(InvalidArgumentError)
+    expect(() => b.adamwEma({ ...state, ema: [b.zeros([3])] }, hyper, 0.9)).toThrow(ShapeError)
+    expect(() => b.adamwEma({ ...state, ema: [b.zeros([2], "i32")] }, hyper, 0.9)).toThrow(DTypeError)
   })
 })
 

@@ -1,6 +1,11 @@
 // LayerNorm over the last dimension, with optional affine weight/bias (nullptr when absent).
 // Forward saves per-row mean and reciprocal std for the backward. Backward writes (=) dx, dweight, dbias
 // (dweight/dbias may be nullptr when there is no affine).
+//
+// layernorm_modulate is adaLN's LayerNorm (no affine) fused with its modulation, per sample b of
+// [batch, tokens, dim]: y = xhat (1 + scale[b]) + shift[b], xhat = (x - mean) rstd; one pass over x
+// instead of LayerNorm's output written and read back. Its backward writes (=) dx, dshift[b] =
+// sum_tokens dy and dscale[b] = sum_tokens dy xhat.
 #pragma once
 #include <cstdint>
 
@@ -12,7 +17,14 @@
                          const float* bias, int64_t rows, int64_t dim, float eps, Stream stream);   \
   void layernorm_backward(float* dx, float* dweight, float* dbias, const float* dy, const float* x, \
                           const float* mean, const float* rstd, const float* weight, int64_t rows,  \
-                          int64_t dim, Stream stream);
+                          int64_t dim, Stream stream);                                               \
+  void layernorm_modulate_forward(float* y, float* mean, float* rstd, const float* x, const float* shift, \
+                                  const float* scale, int64_t batch, int64_t tokens, int64_t dim,        \
+                                  float eps, Stream stream);                                             \
+  void layernorm_modulate_backward(float* dx, float* dshift, float* dscale, const float* dy,             \
+                                   const float* x, const float* mean, const float* rstd,                 \
+                                   const float* scale, int64_t batch, int64_t tokens, int64_t dim,       \
+                                   Stream stream);
 
 SELFE_DECLARE_FOR_BACKENDS(SELFE_LAYERNORM_KERNELS)
 
@@ -22,6 +34,12 @@ SELFE_DECLARE_FOR_BACKENDS(SELFE_LAYERNORM_KERNELS)
                          const bf16* bias, int64_t rows, int64_t dim, float eps, Stream stream);   \
   void layernorm_backward(bf16* dx, bf16* dweight, bf16* dbias, const bf16* dy, const bf16* x,     \
                           const float* mean, const float* rstd, const bf16* weight, int64_t rows,  \
-                          int64_t dim, Stream stream);
+                          int64_t dim, Stream stream);                                              \
+  void layernorm_modulate_forward(bf16* y, float* mean, float* rstd, const bf16* x, const bf16* shift,  \
+                                  const bf16* scale, int64_t batch, int64_t tokens, int64_t dim,       \
+                                  float eps, Stream stream);                                           \
+  void layernorm_modulate_backward(bf16* dx, bf16* dshift, bf16* dscale, const bf16* dy, const bf16* x, \
+                                   const float* mean, const float* rstd, const bf16* scale,            \
+                                   int64_t batch, int64_t tokens, int64_t dim, Stream stream);
 
 SELFE_DECLARE_FOR_CUDA(SELFE_LAYERNORM_BF16_KERNELS)

@@ -3,6 +3,8 @@
 //   op(B) is [k, n] (B stored [n, k] when trans_b); stride_* are elements between problems, and
 //   stride_b = 0 shares one B (a weight) across the batch.
 // linear: y[r, :] = x[r, :] W^T + bias, W stored [out, in] (PyTorch's layout), bias nullable. Writes (=) y.
+// linear_gelu: pre = x W^T + bias and y = gelu(pre) (tanh approximation), pre kept for the backward; on
+// CUDA one cuBLASLt GEMM with the GELU_AUX epilogue writes both.
 #pragma once
 #include <cstdint>
 
@@ -14,7 +16,9 @@
             bool trans_a, bool trans_b, int64_t stride_a, int64_t stride_b, int64_t stride_c, float alpha, \
             float beta, Stream stream);                                                                  \
   void linear_forward(float* y, const float* x, const float* weight, const float* bias, int64_t rows,   \
-                      int64_t in_features, int64_t out_features, Stream stream);
+                      int64_t in_features, int64_t out_features, Stream stream);                          \
+  void linear_gelu_forward(float* y, float* pre, const float* x, const float* weight, const float* bias, \
+                           int64_t rows, int64_t in_features, int64_t out_features, Stream stream);
 
 SELFE_DECLARE_FOR_BACKENDS(SELFE_MATMUL_KERNELS)
 
@@ -24,6 +28,8 @@ SELFE_DECLARE_FOR_BACKENDS(SELFE_MATMUL_KERNELS)
             bool trans_a, bool trans_b, int64_t stride_a, int64_t stride_b, int64_t stride_c, float alpha, \
             float beta, Stream stream);                                                                  \
   void linear_forward(bf16* y, const bf16* x, const bf16* weight, const bf16* bias, int64_t rows,       \
-                      int64_t in_features, int64_t out_features, Stream stream);
+                      int64_t in_features, int64_t out_features, Stream stream);                          \
+  void linear_gelu_forward(bf16* y, bf16* pre, const bf16* x, const bf16* weight, const bf16* bias,      \
+                           int64_t rows, int64_t in_features, int64_t out_features, Stream stream);
 
 SELFE_DECLARE_FOR_CUDA(SELFE_MATMUL_BF16_KERNELS)

@@ -1,0 +1,379 @@
+// Tensor-core attention kernels (FlashAttention-2 style) for bf16 storage and head dims 64 and 128; the
+// contract is selfe/kernels/attention.h's. Included by attention.cu (which launches them) and by the CPU
+// emulator test/native/attention_mma_emulator.cpp (which runs this very code lane by lane), so it uses only
+// the primitives of mma_fragments.cuh.
+//
+// Tiles live in shared memory as bf16 rows of kD + 8 elements: the 16 bytes of padding put the 8 rows an
+// ldmatrix reads in 8 different bank groups. Products are mma.sync m16n8k16 with f32 accumulators; the softmax
+// works in base 2 (scores pre-multiplied by scale * log2 e) and lse is stored in natural log.
+//
+// Forward: a block owns kRows = 16 * kWarps query rows, warp w rows 16w..16w+15; 64-key tiles of K and V are
+// double-buffered through cp.async; per row a running max and sum (online softmax), P goes from the score
+// accumulators straight into A fragments (bf16) for P V.
+// Backward: a block owns 64 keys (warp w keys 16w..16w+15) and walks the query tiles: it recomputes
+// S^T = K Q^T and P^T from lse, dP^T = V dO^T, dS^T = P^T (dP^T - delta); dV += P^T dO and dK += dS^T Q stay in
+// registers; dS^T goes through shared memory for dQ = dS K, which is added with f32 atomics into a workspace
+// (so dq's summation order is not fixed) and scaled and converted by the launcher.
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+#include "mma_fragments.cuh"
+
+namespace selfe::cuda::flash {
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+constexpr int kKeyTile = 64;  // keys per tile (forward) and per block (backward)
+
+template <int kD>
+struct ForwardTiling {
+  static constexpr int kWarps = 8;
+  static constexpr int kThreads = kWarps * 32;
+  static constexpr int kRows = kWarps * 16;
+  // Two blocks per SM at head dim 64 (at most 128 registers a thread); one at 128.
+  static constexpr int kMinBlocks = kD == 64 ? 2 : 1;
+  static constexpr int kStride = kD + 8;
+  // q [kRows], k and v [2][kKeyTile] rows of bf16, then [2][kKeyTile] key flags.
+  static constexpr int kShared = 2 * (kRows + 4 * kKeyTile) * kStride + 4 * 2 * kKeyTile;
+};
+
+template <int kD>
+struct BackwardTiling {
+  static constexpr int kWarps = 4;
+  static constexpr int kThreads = kWarps * 32;
+  static constexpr int kKeys = kWarps * 16;  // = kKeyTile
+  // Queries per tile: 32 at head dim 128 keeps dK and dV (64 f32 registers each) and the scores without spills.
+  static constexpr int kQueries = kD == 64 ? 64 : 32;
+  static constexpr int kStride = kD + 8;
+  static constexpr int kScoreStride = kQueries + 8;
+  // k, v [kKeys], q, dout [2][kQueries] rows of bf16; dS^T [kKeys][kScoreStride] bf16; lse, delta [2][kQueries].
+  static constexpr int kShared = 2 * ((2 * kKeys + 4 * kQueries) * kStride + kKeys * kScoreStride) + 4 * 4 * kQueries;
+};
+
+SELFE_DEVICE bool keyAttended(const int32_t* keyMask, int64_t b, int64_t lk, int64_t j) {
+  return j < lk && (keyMask == nullptr || keyMask[b * lk + j] != 0);
+}
+
+// Copies rows [start, start + kRows) of one (batch, head) slice (row r at base + r * rowStride) into a shared
+// tile of kD + 8 bf16 per row; rows at or past `length` are zero.
+template <int kD, int kRows, int kThreads, class T>
+SELFE_DEVICE void loadRows(uint16_t* tile, const T* base, int64_t rowStride, int64_t start, int64_t length) {
+  constexpr int kChunks = kD / 8;  // 16-byte pieces per row
+  for (int e = threadIndex(); e < kRows * kChunks; e += kThreads) {
+    const int r = e / kChunks, c = e % kChunks;
+    const int64_t position = start + r;
+    const bool inside = position < length;
+    copyAsync16(tile + r * (kD + 8) + c * 8, inside ? base + position * rowStride + c * 8 : base, inside);
+  }
+}
+
+// Two adjacent outputs as one 32-bit store.
+template <class T>
+SELFE_DEVICE void storePair(T* at, float lo, float hi) {
+  *reinterpret_cast<uint32_t*>(at) = packBf16x2(lo, hi);
+}
+
+// Score accumulators of n-tiles 2kk and 2kk+1 (a 16x16 block, rows = the warp's rows) as the A operand of the
+// k-step kk: the C layout of two n-tiles is the A layout of one 16-wide k-step.
+SELFE_DEVICE void scoresAsA(uint32_t (&a)[4], const float (&left)[4], const float (&right)[4]) {
+  a[0] = packBf16x2(left[0], left[1]);
+  a[1] = packBf16x2(left[2], left[3]);
+  a[2] = packBf16x2(right[0], right[1]);
+  a[3] = packBf16x2(right[2], right[3]);
+}
+
+// out [B, Lq, H, kD], lse [B, H, Lq]; grid (ceil(Lq / kRows), batch * heads slice at bhOffset).
+template <int kD, class T>
+SELFE_KERNEL(ForwardTiling<kD>::kThreads, ForwardTiling<kD>::kMinBlocks)
+forward(T* out, float* lse, const T* q, const T* k, const T* v, const int32_t* keyMask, int64_t bhOffset, int64_t heads,
+        int64_t lq, int64_t lk, float scale) {
+  using S = ForwardTiling<kD>;
+  constexpr int kStride = S::kStride, kKeyTiles = kKeyTile / 8, kDimTiles = kD / 8;
+  SELFE_SHARED_MEMORY(shared);
+  uint16_t* qs = reinterpret_cast<uint16_t*>(shared);
+  uint16_t* ks = qs + S::kRows * kStride;
+  uint16_t* vs = ks + 2 * kKeyTile * kStride;
+  float* attended = reinterpret_cast<float*>(vs + 2 * kKeyTile * kStride);  // 1 where the key takes part
+
+  const int tid = threadIndex(), lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
+  const int64_t bh = bhOffset + blockIndexY(), b = bh / heads, h = bh % heads;
+  const int64_t rowStride = heads * kD;
+  const int64_t firstRow = static_cast<int64_t>(blockIndexX()) * S::kRows;
+  const T* kBase = k + (b * lk * heads + h) * kD;
+  const T* vBase = v + (b * lk * heads + h) * kD;
+  const int64_t tiles = (lk + kKeyTile - 1) / kKeyTile;
+  const auto loadKeys = [&](int64_t tile, int buffer) {
+    loadRows<kD, kKeyTile, S::kThreads>(ks + buffer * kKeyTile * kStride, kBase, rowStride, tile * kKeyTile, lk);
+    loadRows<kD, kKeyTile, S::kThreads>(vs + buffer * kKeyTile * kStride, vBase, rowStride, tile * kKeyTile, lk);
+    if (tid < kKeyTile)
+      attended[buffer * kKeyTile + tid] = keyAttended(keyMask, b, lk, tile * kKeyTile + tid) ? 1.0f : 0.0f;
+  };
+  loadRows<kD, S::kRows, S::kThreads>(qs, q + (b * lq * heads + h) * kD, rowStride, firstRow, lq);
+  if (tiles > 0) loadKeys(0, 0);
+  commitAsync();
+
+  const float scaleLog2 = scale * kLog2e;
+  const LaneOffset aAt = rowsFirst(lane), bAt = colsFirst(lane);
+  uint32_t qa[kD / 16][4];
+  float o[kDimTiles][4] = {};
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // rows g and g + 8: running max (base 2), partial sum
+
+  for (int64_t tile = 0; tile < tiles; ++tile) {
+    const int buffer = static_cast<int>(tile & 1);
+    if (tile + 1 < tiles) loadKeys(tile + 1, buffer ^ 1);  // that buffer was released by the last blockSync
+    commitAsync();
+    waitAsync<1>();  // everything but the prefetch just issued has landed
+    blockSync();
+    if (tile == 0) {
+#pragma unroll
+      for (int kk = 0; kk < kD / 16; ++kk) ldmatrixX4(qa[kk], qs + (warp * 16 + aAt.row) * kStride + kk * 16 + aAt.col);
+    }
+
+    // S = Q K^T for the warp's 16 rows and the tile's 64 keys.
+    const uint16_t* kt = ks + buffer * kKeyTile * kStride;
+    float s[kKeyTiles][4] = {};
+#pragma unroll
+    for (int kk = 0; kk < kD / 16; ++kk)
+#pragma unroll
+      for (int np = 0; np < kKeyTile / 16; ++np) {
+        uint32_t bf[4];
+        ldmatrixX4(bf, kt + (np * 16 + bAt.row) * kStride + kk * 16 + bAt.col);
+        mma(s[2 * np], qa[kk], bf[0], bf[1]);
+        mma(s[2 * np + 1], qa[kk], bf[2], bf[3]);
+      }
+
+    // Online softmax; element e of an n-tile is row g + 8 (e / 2), key 8 nt + 2t + e % 2.
+    const float* flags = attended + buffer * kKeyTile;
+    const bool partial = keyMask != nullptr || (tile + 1) * kKeyTile > lk;
+    float tileMax[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int nt = 0; nt < kKeyTiles; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        float x = s[nt][e] * scaleLog2;
+        if (partial && flags[nt * 8 + 2 * t + (e & 1)] == 0.0f) x = -INFINITY;
+        s[nt][e] = x;
+        tileMax[e >> 1] = fmaxf(tileMax[e >> 1], x);
+      }
+    float base[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      tileMax[r] = fmaxf(tileMax[r], shuffleXor(tileMax[r], 1));  // the 4 lanes of a quad share a row
+      tileMax[r] = fmaxf(tileMax[r], shuffleXor(tileMax[r], 2));
+      const float mNew = fmaxf(m[r], tileMax[r]);
+      base[r] = mNew == -INFINITY ? 0.0f : mNew;  // no key of the row attended yet: every p is exp2(-inf) = 0
+      const float alpha = exp2f(m[r] - base[r]);
+      m[r] = mNew;
+      l[r] *= alpha;
+#pragma unroll
+      for (int nt = 0; nt < kDimTiles; ++nt) {
+        o[nt][2 * r] *= alpha;
+        o[nt][2 * r + 1] *= alpha;
+      }
+    }
+#pragma unroll
+    for (int nt = 0; nt < kKeyTiles; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        s[nt][e] = exp2f(s[nt][e] - base[e >> 1]);
+        l[e >> 1] += s[nt][e];
+      }
+
+    // O += P V.
+    const uint16_t* vt = vs + buffer * kKeyTile * kStride;
+#pragma unroll
+    for (int kk = 0; kk < kKeyTile / 16; ++kk) {
+      uint32_t pa[4];
+      scoresAsA(pa, s[2 * kk], s[2 * kk + 1]);
+#pragma unroll
+      for (int dp = 0; dp < kD / 16; ++dp) {
+        uint32_t bf[4];
+        ldmatrixX4Trans(bf, vt + (kk * 16 + aAt.row) * kStride + dp * 16 + aAt.col);
+        mma(o[2 * dp], pa, bf[0], bf[1]);
+        mma(o[2 * dp + 1], pa, bf[2], bf[3]);
+      }
+    }
+    blockSync();  // every warp is done with this buffer before the next prefetch overwrites it
+  }
+
+  T* outBase = out + (b * lq * heads + h) * kD;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    l[r] += shuffleXor(l[r], 1);
+    l[r] += shuffleXor(l[r], 2);
+    const int64_t row = firstRow + warp * 16 + g + 8 * r;
+    if (row >= lq) continue;
+    // l > 0 exactly when some key was attended (the row's maximum contributes exp2(0) = 1).
+    const bool any = l[r] > 0.0f;
+    const float inverse = any ? 1.0f / l[r] : 0.0f;
+#pragma unroll
+    for (int nt = 0; nt < kDimTiles; ++nt)
+      storePair(outBase + row * rowStride + nt * 8 + 2 * t, o[nt][2 * r] * inverse, o[nt][2 * r + 1] * inverse);
+    if (t == 0) lse[bh * lq + row] = any ? m[r] * kLn2 + logf(l[r]) : -INFINITY;
+  }
+}
+
+// dk, dv [B, Lk, H, kD] written (=); dqAccum [B, Lq, H, kD] f32 accumulated (+=, unscaled); delta [B, H, Lq] =
+// rowsum(dout * out); grid (ceil(Lk / 64), batch * heads slice at bhOffset).
+template <int kD, class T>
+SELFE_KERNEL(BackwardTiling<kD>::kThreads)
+backward(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* k, const T* v, const float* lse,
+         const float* delta, const int32_t* keyMask, int64_t bhOffset, int64_t heads, int64_t lq, int64_t lk,
+         float scale) {
+  using S = BackwardTiling<kD>;
+  constexpr int kQ = S::kQueries, kStride = S::kStride, kScoreStride = S::kScoreStride;
+  constexpr int kQueryTiles = kQ / 8, kDimTiles = kD / 8;
+  SELFE_SHARED_MEMORY(shared);
+  uint16_t* ks = reinterpret_cast<uint16_t*>(shared);
+  uint16_t* vs = ks + S::kKeys * kStride;
+  uint16_t* qs = vs + S::kKeys * kStride;   // [2][kQ]
+  uint16_t* dos = qs + 2 * kQ * kStride;    // [2][kQ]
+  uint16_t* dss = dos + 2 * kQ * kStride;   // dS^T [kKeys][kScoreStride]
+  float* lses = reinterpret_cast<float*>(dss + S::kKeys * kScoreStride);  // [2][kQ], base 2, +inf: no gradient
+  float* deltas = lses + 2 * kQ;                                           // [2][kQ]
+
+  const int tid = threadIndex(), lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
+  const int64_t bh = bhOffset + blockIndexY(), b = bh / heads, h = bh % heads;
+  const int64_t rowStride = heads * kD;
+  const int64_t firstKey = static_cast<int64_t>(blockIndexX()) * S::kKeys;
+  const int64_t queryBase = (b * lq * heads + h) * kD, keyBase = (b * lk * heads + h) * kD;
+  const int64_t tiles = (lq + kQ - 1) / kQ;
+  const auto loadQueries = [&](int64_t tile, int buffer) {
+    loadRows<kD, kQ, S::kThreads>(qs + buffer * kQ * kStride, q + queryBase, rowStride, tile * kQ, lq);
+    loadRows<kD, kQ, S::kThreads>(dos + buffer * kQ * kStride, dout + queryBase, rowStride, tile * kQ, lq);
+    if (tid < kQ) {
+      const int64_t i = tile * kQ + tid;
+      const float rowLse = i < lq ? lse[bh * lq + i] : -INFINITY;
+      // A query with lse = -inf (all keys masked) and a row past lq take no part: p = exp2(-inf) = 0.
+      lses[buffer * kQ + tid] = rowLse == -INFINITY ? INFINITY : rowLse * kLog2e;
+      deltas[buffer * kQ + tid] = i < lq ? delta[bh * lq + i] : 0.0f;
+    }
+  };
+  loadRows<kD, S::kKeys, S::kThreads>(ks, k + keyBase, rowStride, firstKey, lk);
+  loadRows<kD, S::kKeys, S::kThreads>(vs, v + keyBase, rowStride, firstKey, lk);
+  if (tiles > 0) loadQueries(0, 0);
+  commitAsync();
+
+  const float scaleLog2 = scale * kLog2e;
+  const LaneOffset aAt = rowsFirst(lane), bAt = colsFirst(lane);
+  const int64_t key = firstKey + warp * 16 + g;  // this lane's accumulator rows: key and key + 8
+  const bool live[2] = {keyAttended(keyMask, b, lk, key), keyAttended(keyMask, b, lk, key + 8)};
+  float dkAcc[kDimTiles][4] = {}, dvAcc[kDimTiles][4] = {};
+
+  // dQ of a tile: kQ / 16 m-tiles of 16 queries, split over the warps along head-dim columns.
+  constexpr int kMTiles = kQ / 16, kSplit = S::kWarps / kMTiles, kDqTiles = kDimTiles / kSplit;
+  const int mt = warp % kMTiles, dqFirst = (warp / kMTiles) * kDqTiles;
+
+  for (int64_t tile = 0; tile < tiles; ++tile) {
+    const int buffer = static_cast<int>(tile & 1);
+    if (tile + 1 < tiles) loadQueries(tile + 1, buffer ^ 1);
+    commitAsync();
+    waitAsync<1>();
+    blockSync();
+    const uint16_t* qt = qs + buffer * kQ * kStride;
+    const uint16_t* dot = dos + buffer * kQ * kStride;
+    const float* tileLse = lses + buffer * kQ;
+    const float* tileDelta = deltas + buffer * kQ;
+
+    // S^T = K Q^T and dP^T = V dO^T: the warp's 16 keys against the tile's queries.
+    float s[kQueryTiles][4] = {}, dp[kQueryTiles][4] = {};
+#pragma unroll
+    for (int kk = 0; kk < kD / 16; ++kk) {
+      uint32_t ka[4], va[4];
+      ldmatrixX4(ka, ks + (warp * 16 + aAt.row) * kStride + kk * 16 + aAt.col);
+      ldmatrixX4(va, vs + (warp * 16 + aAt.row) * kStride + kk * 16 + aAt.col);
+#pragma unroll
+      for (int np = 0; np < kQ / 16; ++np) {
+        uint32_t bf[4];
+        ldmatrixX4(bf, qt + (np * 16 + bAt.row) * kStride + kk * 16 + bAt.col);
+        mma(s[2 * np], ka, bf[0], bf[1]);
+        mma(s[2 * np + 1], ka, bf[2], bf[3]);
+        ldmatrixX4(bf, dot + (np * 16 + bAt.row) * kStride + kk * 16 + bAt.col);
+        mma(dp[2 * np], va, bf[0], bf[1]);
+        mma(dp[2 * np + 1], va, bf[2], bf[3]);
+      }
+    }
+
+    // P^T = exp2(S^T scale log2 e - lse log2 e), dS^T = P^T (dP^T - delta); element e: key g + 8 (e / 2),
+    // query 8 nt + 2t + e % 2. A masked key passes no gradient.
+#pragma unroll
+    for (int nt = 0; nt < kQueryTiles; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int col = nt * 8 + 2 * t + (e & 1);
+        const float p = live[e >> 1] ? exp2f(s[nt][e] * scaleLog2 - tileLse[col]) : 0.0f;
+        s[nt][e] = p;
+        dp[nt][e] = p * (dp[nt][e] - tileDelta[col]);
+      }
+
+    // dV += P^T dO, dK += dS^T Q (k-steps over the tile's queries).
+#pragma unroll
+    for (int kk = 0; kk < kQ / 16; ++kk) {
+      uint32_t pa[4], da[4];
+      scoresAsA(pa, s[2 * kk], s[2 * kk + 1]);
+      scoresAsA(da, dp[2 * kk], dp[2 * kk + 1]);
+#pragma unroll
+      for (int np = 0; np < kD / 16; ++np) {
+        uint32_t bf[4];
+        ldmatrixX4Trans(bf, dot + (kk * 16 + aAt.row) * kStride + np * 16 + aAt.col);
+        mma(dvAcc[2 * np], pa, bf[0], bf[1]);
+        mma(dvAcc[2 * np + 1], pa, bf[2], bf[3]);
+        ldmatrixX4Trans(bf, qt + (kk * 16 + aAt.row) * kStride + np * 16 + aAt.col);
+        mma(dkAcc[2 * np], da, bf[0], bf[1]);
+        mma(dkAcc[2 * np + 1], da, bf[2], bf[3]);
+      }
+    }
+
+    // dS^T to shared memory, [key][query], for the dQ product of every warp.
+#pragma unroll
+    for (int nt = 0; nt < kQueryTiles; ++nt)
+#pragma unroll
+      for (int r = 0; r < 2; ++r)
+        *reinterpret_cast<uint32_t*>(dss + (warp * 16 + g + 8 * r) * kScoreStride + nt * 8 + 2 * t) =
+            packBf16x2(dp[nt][2 * r], dp[nt][2 * r + 1]);
+    blockSync();
+
+    // dQ (m-tile mt, head-dim tiles dqFirst..) += dS K over the block's 64 keys.
+    float dq[kDqTiles][4] = {};
+#pragma unroll
+    for (int kk = 0; kk < S::kKeys / 16; ++kk) {
+      uint32_t dsa[4];
+      ldmatrixX4Trans(dsa, dss + (kk * 16 + bAt.row) * kScoreStride + mt * 16 + bAt.col);
+#pragma unroll
+      for (int np = 0; np < kDqTiles / 2; ++np) {
+        uint32_t bf[4];
+        ldmatrixX4Trans(bf, ks + (kk * 16 + aAt.row) * kStride + (dqFirst + 2 * np) * 8 + aAt.col);
+        mma(dq[2 * np], dsa, bf[0], bf[1]);
+        mma(dq[2 * np + 1], dsa, bf[2], bf[3]);
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int64_t i = tile * kQ + mt * 16 + g + 8 * r;
+      if (i >= lq) continue;
+      float* row = dqAccum + queryBase + i * rowStride + dqFirst * 8 + 2 * t;
+#pragma unroll
+      for (int nt = 0; nt < kDqTiles; ++nt) {
+        atomicAddF32(row + nt * 8, dq[nt][2 * r]);
+        atomicAddF32(row + nt * 8 + 1, dq[nt][2 * r + 1]);
+      }
+    }
+    blockSync();  // q, dout, lse, delta of this buffer and dS^T are consumed
+  }
+
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int64_t j = key + 8 * r;
+    if (j >= lk) continue;
+    T* dkRow = dk + keyBase + j * rowStride + 2 * t;
+    T* dvRow = dv + keyBase + j * rowStride + 2 * t;
+#pragma unroll
+    for (int nt = 0; nt < kDimTiles; ++nt) {
+      storePair(dkRow + nt * 8, scale * dkAcc[nt][2 * r], scale * dkAcc[nt][2 * r + 1]);
+      storePair(dvRow + nt * 8, dvAcc[nt][2 * r], dvAcc[nt][2 * r + 1]);
+    }
+  }
+}
+
+}  // namespace selfe::cuda::flash
