@@ -5,14 +5,17 @@
  * adaLN modulate, and AdamW over 130M parameters, alone and fused with the EMA update (against
  * torch.optim.AdamW(fused=True), alone and followed by a foreach EMA). Inputs are random (never
  * zeros) and rotate through more memory than the L2 cache; each time is the best of 3 rounds of back-to-back
- * calls between two synchronizes, on both sides. The table comes last.
+ * calls between two synchronizes, on both sides. The table comes last, then the optimizer's bandwidth and a
+ * whole Self-E training step of DiT-S in f32 and in bf16-mixed (bench/trainStep.ts).
  */
 import { spawnSync } from "node:child_process"
 import { fileURLToPath } from "node:url"
+import { liftBackend } from "../src/kernels/lift.ts"
 import { loadAddon } from "../src/kernels/native/binding.ts"
 import { NativeBackend } from "../src/kernels/native/NativeBackend.ts"
 import type { Tensor } from "../src/tensor/Tensor.ts"
 import type { DType, Shape } from "../src/tensor/dtype.ts"
+import { secondsPerStep, stepBenchConfig } from "./trainStep.ts"
 
 const addon = loadAddon()
 if (!addon.build.backends.split(",").includes("cuda") || addon.cudaDeviceCount() === 0) {
@@ -189,6 +192,17 @@ for (const c of cases) {
   ours.set(c.id, seconds)
   console.log(`selfe  ${c.label}: ${(seconds * 1e3).toFixed(3)} ms`)
 }
+// Whole Self-E training steps of DiT-S, f32 against bf16-mixed (the GPU default), side by side.
+const stepConfig = stepBenchConfig()
+const stepKernels = liftBackend(backend)
+// A failure here (a kernel error in a whole step) is reported with the table, not instead of it.
+const stepSeconds = await (async () => {
+  try {
+    return { f32: await secondsPerStep(stepKernels, stepConfig, "f32"), "bf16-mixed": await secondsPerStep(stepKernels, stepConfig, "bf16-mixed") }
+  } catch (cause) {
+    return cause instanceof Error ? cause.message : String(cause)
+  }
+})()
 backend.dispose()
 
 const script = fileURLToPath(new URL("./gpu_torch.py", import.meta.url))
@@ -234,4 +248,14 @@ if (typeof torchAdamW === "number")
   console.log(
     `AdamW+EMA fused / torch fused AdamW alone = ${(fusedEma / torchAdamW).toFixed(2)} (issue target <= 0.80: ${fusedEma / torchAdamW <= 0.8 ? "met" : "missed"})` +
       (typeof torchAdamWEma === "number" ? `; / torch fused AdamW + EMA = ${(fusedEma / torchAdamWEma).toFixed(2)}` : "")
+  )
+
+const images = stepConfig.data.batchSize
+const stepTitle = `Self-E training step, DiT-S (${stepConfig.model.preset}) on ${stepConfig.data.resolution}x${stepConfig.data.resolution} images, batch ${images}, fake score on`
+if (typeof stepSeconds === "string") console.log(`\n${stepTitle}: failed: ${stepSeconds}`)
+else
+  console.log(
+    `\n${stepTitle}: f32 ${(stepSeconds.f32 * 1e3).toFixed(1)} ms (${(images / stepSeconds.f32).toFixed(0)} images/s), ` +
+      `bf16-mixed ${(stepSeconds["bf16-mixed"] * 1e3).toFixed(1)} ms (${(images / stepSeconds["bf16-mixed"]).toFixed(0)} images/s), ` +
+      `bf16-mixed / f32 = ${(stepSeconds["bf16-mixed"] / stepSeconds.f32).toFixed(2)}`
   )

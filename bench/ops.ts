@@ -1,6 +1,7 @@
 /**
- * npm run bench:ops — what an op costs the JS thread, and GEMM throughput through the addon against
- * OpenBLAS called directly from C++ (bench/gemm-direct.cpp), measured side by side in one run.
+ * npm run bench:ops — what an op costs the JS thread, GEMM throughput through the addon against OpenBLAS
+ * called directly from C++ (bench/gemm-direct.cpp), and the fused ops against the op sequences they
+ * replace, each pair measured side by side in one run.
  */
 import { execFileSync } from "node:child_process"
 import { existsSync, mkdirSync } from "node:fs"
@@ -89,6 +90,62 @@ for (const n of [256, 512, 1024, 2048]) {
   a.release()
   b.release()
 }
+// Fused ops against the unfused sequences they replace in the model, on a DiT-S-like activation
+// [16, 256, 384] (MLP width 1536), interleaved round by round so both see the same machine state.
+const [fusedBatch, fusedTokens, fusedDim] = [16, 256, 384]
+const activation = backend.randomNormal([fusedBatch, fusedTokens, fusedDim], { seed: 3, offset: 0 })
+const shift = backend.randomNormal([fusedBatch, fusedDim], { seed: 4, offset: 0 })
+const scaleBy = backend.randomNormal([fusedBatch, fusedDim], { seed: 5, offset: 0 })
+const dy = backend.randomNormal([fusedBatch, fusedTokens, fusedDim], { seed: 6, offset: 0 })
+const mlpWeight = backend.randomNormal([4 * fusedDim, fusedDim], { seed: 7, offset: 0 })
+const mlpBias = backend.randomNormal([4 * fusedDim], { seed: 8, offset: 0 })
+const releaseAll = (...ts: ReadonlyArray<{ release(): void } | undefined>) => ts.forEach((t) => t?.release())
+const fusedPairs: ReadonlyArray<{ name: string; unfused: () => void; fused: () => void }> = [
+  {
+    name: "LayerNorm + modulate, forward and backward",
+    unfused: () => {
+      const normed = backend.layerNorm(activation, { eps: 1e-6 })
+      const y = backend.modulate(normed.y, shift, scaleBy)
+      const outer = backend.modulateBackward(dy, normed.y, scaleBy)
+      const inner = backend.layerNormBackward(outer.dx, activation, normed, { withBias: false })
+      releaseAll(normed.y, normed.mean, normed.rstd, y, outer.dx, outer.dshift, outer.dscale, inner.dx)
+    },
+    fused: () => {
+      const saved = backend.layerNormModulate(activation, shift, scaleBy, 1e-6)
+      const grads = backend.layerNormModulateBackward(dy, activation, saved, scaleBy)
+      releaseAll(saved.y, saved.mean, saved.rstd, grads.dx, grads.dshift, grads.dscale)
+    }
+  },
+  {
+    name: "linear + GELU (MLP up), forward",
+    unfused: () => {
+      const pre = backend.linear(activation, mlpWeight, mlpBias)
+      releaseAll(pre, backend.gelu(pre))
+    },
+    fused: () => {
+      const { y, pre } = backend.linearGelu(activation, mlpWeight, mlpBias)
+      releaseAll(y, pre)
+    }
+  }
+]
+const timeOnce = async (body: () => void, reps: number) => {
+  const start = performance.now()
+  for (let r = 0; r < reps; r++) body()
+  await backend.sync()
+  return (performance.now() - start) / reps
+}
+const fusedRows: Array<{ name: string; unfused: number; fused: number }> = []
+for (const pair of fusedPairs) {
+  await timeOnce(pair.unfused, 2)
+  await timeOnce(pair.fused, 2)
+  let [unfused, fused] = [Infinity, Infinity]
+  for (let round = 0; round < 5; round++) {
+    unfused = Math.min(unfused, await timeOnce(pair.unfused, 10))
+    fused = Math.min(fused, await timeOnce(pair.fused, 10))
+  }
+  fusedRows.push({ name: pair.name, unfused, fused })
+}
+releaseAll(activation, shift, scaleBy, dy, mlpWeight, mlpBias)
 backend.dispose()
 ops.dispose(device)
 
@@ -103,3 +160,7 @@ console.log("\nGEMM f32 n×n×n, best of 3 rounds of back-to-back runs (GFLOP/s)
 console.log(`  ${pad("n", 8)}${pad("addon", 12)}${pad("direct C++", 12)}addon / direct`)
 for (const row of gemmRows)
   console.log(`  ${pad(String(row.n), 8)}${pad(row.addon.toFixed(1), 12)}${pad(row.direct.toFixed(1), 12)}${(row.addon / row.direct).toFixed(3)}`)
+console.log(`\nFused ops vs the sequences they replace, CPU backend, [${fusedBatch}, ${fusedTokens}, ${fusedDim}] (ms per call, best of 5 x 10)`)
+console.log(`  ${pad("", 46)}${pad("unfused", 10)}${pad("fused", 10)}fused / unfused`)
+for (const row of fusedRows)
+  console.log(`  ${pad(row.name, 46)}${pad(row.unfused.toFixed(2), 10)}${pad(row.fused.toFixed(2), 10)}${(row.fused / row.unfused).toFixed(2)}`)
