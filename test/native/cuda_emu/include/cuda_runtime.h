@@ -1,0 +1,132 @@
+// Host stand-in for <cuda_runtime.h>, for running kernel files on the CPU emulator (selfe_cuda_emu.h): the
+// execution-space keywords, built-in variables, the warp and block primitives the kernels use, and the few
+// runtime calls the launchers make.
+#pragma once
+#include <math.h>  // also puts isnan, fminf, sqrtf, ... in the global namespace, as in device code
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include "selfe_cuda_emu.h"
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __grid_constant__
+#define __launch_bounds__(...)
+#define __align__(n) alignas(n)
+// Every __shared__ variable is a static in one section, refilled with NaN bytes before each block runs.
+#define __shared__ static __attribute__((section("selfe_emu_shared")))
+
+struct alignas(16) float4 {
+  float x, y, z, w;
+};
+
+enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
+enum cudaMemcpyKind {
+  cudaMemcpyHostToHost = 0,
+  cudaMemcpyHostToDevice = 1,
+  cudaMemcpyDeviceToHost = 2,
+  cudaMemcpyDeviceToDevice = 3,
+  cudaMemcpyDefault = 4
+};
+
+inline cudaError_t cudaGetLastError() {
+  const cudaError_t error = emu::lastError;
+  emu::lastError = cudaSuccess;
+  return error;
+}
+inline const char* cudaGetErrorString(cudaError_t error) {
+  switch (error) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+  }
+  return "unknown error";
+}
+
+template <class Kernel>
+cudaError_t cudaFuncSetAttribute(Kernel, cudaFuncAttribute, int value) {
+  return value >= 0 && value <= (227 << 10) ? cudaSuccess : cudaErrorInvalidValue;
+}
+
+template <class Kernel>
+cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, Kernel, int blockSize, size_t) {
+  if (blockSize <= 0 || blockSize > 1024) return cudaErrorInvalidValue;
+  *blocks = emu::settings.occupancy;
+  return cudaSuccess;
+}
+
+inline cudaError_t cudaMemsetAsync(void* ptr, int value, size_t bytes, cudaStream_t = nullptr) {
+  if (bytes > 0) std::memset(ptr, value, bytes);
+  return cudaSuccess;
+}
+inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind, cudaStream_t = nullptr) {
+  if (bytes > 0) std::memmove(dst, src, bytes);
+  return cudaSuccess;
+}
+
+inline void __syncthreads() { emu::syncThreads(); }
+inline void __threadfence() {}
+inline void __threadfence_system() {}
+
+template <class T>
+T __shfl_sync(unsigned int mask, T value, int source, int width = 32) {
+  return emu::exchange(mask, value, [&](int lane) { return (lane & ~(width - 1)) + (source & (width - 1)); });
+}
+template <class T>
+T __shfl_xor_sync(unsigned int mask, T value, int laneMask, int width = 32) {
+  return emu::exchange(mask, value, [&](int lane) {
+    const int other = lane ^ laneMask;
+    return (other & ~(width - 1)) == (lane & ~(width - 1)) ? other : lane;
+  });
+}
+template <class T>
+T __shfl_down_sync(unsigned int mask, T value, unsigned int delta, int width = 32) {
+  return emu::exchange(mask, value, [&](int lane) {
+    const int other = lane + static_cast<int>(delta);
+    return (other & ~(width - 1)) == (lane & ~(width - 1)) ? other : lane;
+  });
+}
+template <class T>
+T __shfl_up_sync(unsigned int mask, T value, unsigned int delta, int width = 32) {
+  return emu::exchange(mask, value, [&](int lane) {
+    const int other = lane - static_cast<int>(delta);
+    return other >= 0 && (other & ~(width - 1)) == (lane & ~(width - 1)) ? other : lane;
+  });
+}
+
+// One host thread runs everything, so atomics are plain read-modify-writes.
+template <class T>
+T atomicAdd(T* address, T value) {
+  const T old = *address;
+  *address = old + value;
+  return old;
+}
+template <class T>
+T atomicExch(T* address, T value) {
+  const T old = *address;
+  *address = value;
+  return old;
+}
+template <class T>
+T atomicMax(T* address, T value) {
+  const T old = *address;
+  *address = std::max(old, value);
+  return old;
+}
+
+// Device code's unqualified min/max (integer and floating overloads in CUDA's math headers).
+template <class A, class B>
+__device__ inline std::common_type_t<A, B> min(A a, B b) {
+  return b < a ? b : a;
+}
+template <class A, class B>
+__device__ inline std::common_type_t<A, B> max(A a, B b) {
+  return a < b ? b : a;
+}

@@ -1,0 +1,254 @@
+// A CPU emulation of the CUDA execution model, enough to run the repository's own kernel files (native/cuda/*.cu,
+// with their `kernel<<<grid, block, shared, stream>>>(args)` launches rewritten into ::emu::launch calls by
+// test/helpers/cudaLaunchRewrite.ts) on the host. Used by test/kernels/cudaEmulated.test.ts.
+//
+// A launch runs the grid's blocks one at a time, in a scrambled (deterministic) order; every thread of a block is
+// a coroutine (ucontext) on the one host thread. A thread runs until it waits at __syncthreads or a warp
+// collective (__shfl*_sync), then the next thread runs; every round resumes the waiting threads in a new
+// random (reproducible) order, so where a barrier is missing a reader soon overtakes its writer. Checks:
+//   - `__shared__` variables all live in one linker section, filled with 0xff bytes (NaN as f32 and bf16)
+//     before every block: a read of shared memory nobody wrote this block shows as NaN;
+//   - threads waiting at different barriers, or a thread that has returned while others wait for it at a
+//     barrier or a warp collective (undefined on a GPU), fail as a deadlock; a warp collective's mask must
+//     name every lane of the warp;
+//   - launch configurations outside the hardware limits fail as cudaGetLastError() reports them on a GPU.
+// What it cannot see: the memory model (everything is sequentially consistent here), real concurrency between
+// blocks or between warps, timing, occupancy, register or shared-memory limits, and races that happen to
+// be benign in the one order it runs.
+#pragma once
+#include <ucontext.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <numeric>
+#include <string>
+#include <vector>
+
+struct CUstream_st;
+typedef CUstream_st* cudaStream_t;
+
+struct uint3 {
+  unsigned int x, y, z;
+};
+struct dim3 {
+  unsigned int x, y, z;
+  constexpr dim3(unsigned int x_ = 1, unsigned int y_ = 1, unsigned int z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+
+// The built-in variables, set for the running thread before it is resumed.
+inline uint3 threadIdx{0, 0, 0};
+inline uint3 blockIdx{0, 0, 0};
+inline dim3 blockDim;
+inline dim3 gridDim;
+
+enum cudaError_t {
+  cudaSuccess = 0,
+  cudaErrorInvalidValue = 1,
+  cudaErrorMemoryAllocation = 2,
+  cudaErrorInvalidConfiguration = 9,
+};
+
+// The shared-memory section (see __shared__ in cuda_runtime.h); weak, so a program without shared variables links.
+extern "C" char __start_selfe_emu_shared[] __attribute__((weak));
+extern "C" char __stop_selfe_emu_shared[] __attribute__((weak));
+
+namespace emu {
+
+// What the emulated device reports; a test may change it between launches.
+struct Settings {
+  int occupancy = 3;  // cudaOccupancyMaxActiveBlocksPerMultiprocessor's answer
+};
+inline Settings settings;
+
+inline cudaError_t lastError = cudaSuccess;
+inline long launches = 0;
+
+[[noreturn]] inline void fail(const std::string& message) {
+  std::fprintf(stderr, "cuda emulator: %s (launch %ld, block (%u, %u, %u), thread (%u, %u, %u))\n", message.c_str(), launches,
+               blockIdx.x, blockIdx.y, blockIdx.z, threadIdx.x, threadIdx.y, threadIdx.z);
+  std::fflush(stdout);
+  std::exit(3);
+}
+
+namespace detail {
+
+inline ucontext_t scheduler;
+inline std::vector<ucontext_t> lanes;
+inline std::vector<char> finished;
+inline std::vector<std::unique_ptr<char[]>> stacks;
+constexpr size_t kStackBytes = 192 << 10;  // room for a 24 KiB kernel parameter and the kernel's frames
+inline int current = 0;                    // linear index of the running thread
+inline long progress = 0;                  // barrier arrivals and finished threads, for deadlock detection
+inline void (*body)(void*) = nullptr;
+inline void* bodyArgument = nullptr;
+
+inline void yieldThread() { swapcontext(&lanes[static_cast<size_t>(current)], &scheduler); }
+
+// Threads arrive, then give way until the last one has arrived.
+class Barrier {
+ public:
+  void reset(int count) {
+    count_ = count;
+    arrived_ = 0;
+  }
+  void wait() {
+    const long generation = generation_;
+    ++progress;
+    if (++arrived_ == count_) {
+      arrived_ = 0;
+      ++generation_;
+    } else {
+      while (generation_ == generation) yieldThread();
+    }
+  }
+
+ private:
+  int count_ = 0;
+  int arrived_ = 0;
+  long generation_ = 0;
+};
+
+struct Warp {
+  Barrier sync;
+  unsigned int mask = 0;  // the lanes that exist
+  unsigned char slots[32][8];
+};
+
+inline Barrier blockBarrier;
+inline std::vector<Warp> warps;
+
+inline std::vector<int> order;               // the threads in the order of the current round
+inline uint64_t random = 0x9e3779b97f4a7c15u;  // xorshift64 state
+
+inline void runThread() {
+  body(bodyArgument);
+  finished[static_cast<size_t>(current)] = 1;
+  ++progress;
+  swapcontext(&lanes[static_cast<size_t>(current)], &scheduler);
+}
+
+inline void setThreadIndex(int linear) {
+  threadIdx.x = static_cast<unsigned int>(linear) % blockDim.x;
+  threadIdx.y = static_cast<unsigned int>(linear) / blockDim.x % blockDim.y;
+  threadIdx.z = static_cast<unsigned int>(linear) / (blockDim.x * blockDim.y);
+}
+
+inline void runBlock(int threads) {
+  if (__start_selfe_emu_shared != nullptr)
+    std::memset(__start_selfe_emu_shared, 0xff, static_cast<size_t>(__stop_selfe_emu_shared - __start_selfe_emu_shared));
+  blockBarrier.reset(threads);
+  warps.resize(static_cast<size_t>((threads + 31) / 32));
+  for (size_t w = 0; w < warps.size(); ++w) {
+    const int count = std::min(32, threads - static_cast<int>(w) * 32);
+    warps[w].sync.reset(count);
+    warps[w].mask = count == 32 ? 0xffffffffu : (1u << count) - 1;
+  }
+  lanes.resize(static_cast<size_t>(threads));
+  finished.assign(static_cast<size_t>(threads), 0);
+  while (stacks.size() < static_cast<size_t>(threads)) stacks.emplace_back(new char[kStackBytes]);
+  for (int i = 0; i < threads; ++i) {
+    ucontext_t& context = lanes[static_cast<size_t>(i)];
+    getcontext(&context);
+    context.uc_stack.ss_sp = stacks[static_cast<size_t>(i)].get();
+    context.uc_stack.ss_size = kStackBytes;
+    context.uc_link = nullptr;
+    makecontext(&context, runThread, 0);
+  }
+  order.resize(static_cast<size_t>(threads));
+  for (int i = 0; i < threads; ++i) order[static_cast<size_t>(i)] = i;
+  for (int remaining = threads; remaining > 0;) {
+    const long before = progress;
+    remaining = 0;
+    // A fresh random order every round (Fisher-Yates on a fixed-seed xorshift: runs are reproducible).
+    for (int k = threads - 1; k > 0; --k) {
+      random ^= random << 13;
+      random ^= random >> 7;
+      random ^= random << 17;
+      std::swap(order[static_cast<size_t>(k)], order[random % static_cast<uint64_t>(k + 1)]);
+    }
+    for (int k = 0; k < threads; ++k) {
+      const int i = order[static_cast<size_t>(k)];
+      if (finished[static_cast<size_t>(i)]) continue;
+      current = i;
+      setThreadIndex(i);
+      swapcontext(&scheduler, &lanes[static_cast<size_t>(i)]);
+      remaining += finished[static_cast<size_t>(i)] ? 0 : 1;
+    }
+    if (remaining > 0 && progress == before) {
+      for (int i = 0; i < threads; ++i)
+        if (!finished[static_cast<size_t>(i)]) {
+          setThreadIndex(i);
+          break;
+        }
+      fail("deadlock: threads wait at different barriers or warp collectives, or for threads that have returned");
+    }
+  }
+}
+
+template <class Body>
+void invoke(void* argument) {
+  (*static_cast<Body*>(argument))();
+}
+
+inline bool validConfiguration(dim3 grid, dim3 block, size_t shared) {
+  const uint64_t threads = uint64_t{block.x} * block.y * block.z;
+  if (threads == 0 || threads > 1024 || block.z > 64) return false;
+  if (grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.x > 0x7fffffffu || grid.y > 65535 || grid.z > 65535) return false;
+  return shared <= (227u << 10);
+}
+
+}  // namespace detail
+
+// kernel<<<grid, block, shared, stream>>>(args) becomes launch([&]() { kernel(args); }, grid, block, shared, stream):
+// the call runs once per thread, so template arguments are deduced as nvcc deduces them and every thread gets its
+// own copies of the by-value parameters.
+template <class Body>
+void launch(Body body, dim3 grid, dim3 block, size_t shared = 0, cudaStream_t stream = nullptr) {
+  (void)stream;
+  ++launches;
+  if (!detail::validConfiguration(grid, block, shared)) {
+    lastError = cudaErrorInvalidConfiguration;
+    return;
+  }
+  const int threads = static_cast<int>(block.x * block.y * block.z);
+  detail::body = &detail::invoke<Body>;
+  detail::bodyArgument = &body;
+  gridDim = grid;
+  blockDim = block;
+  const uint64_t blocks = uint64_t{grid.x} * grid.y * grid.z;
+  // Blocks in a scrambled order (a stride coprime to the count), so no block can rely on another having run.
+  uint64_t stride = blocks / 2 + 1;
+  while (std::gcd(stride, blocks) != 1) ++stride;
+  for (uint64_t k = 0; k < blocks; ++k) {
+    const uint64_t b = (k * stride + blocks / 3) % blocks;
+    blockIdx.x = static_cast<unsigned int>(b % grid.x);
+    blockIdx.y = static_cast<unsigned int>(b / grid.x % grid.y);
+    blockIdx.z = static_cast<unsigned int>(b / (uint64_t{grid.x} * grid.y));
+    detail::runBlock(threads);
+  }
+  blockIdx = uint3{0, 0, 0};
+  threadIdx = uint3{0, 0, 0};
+}
+
+inline void syncThreads() { detail::blockBarrier.wait(); }
+
+// One warp collective: every lane of the warp publishes `value`, then reads lane source(lane)'s.
+template <class T, class Source>
+T exchange(unsigned int mask, T value, Source source) {
+  static_assert(sizeof(T) <= 8, "warp exchange of a value wider than 8 bytes");
+  detail::Warp& warp = detail::warps[static_cast<size_t>(detail::current / 32)];
+  if (mask != warp.mask) fail("warp collective with a mask that is not the warp's lanes");
+  const int lane = detail::current % 32;
+  std::memcpy(warp.slots[lane], &value, sizeof(T));
+  warp.sync.wait();
+  T out;
+  std::memcpy(&out, warp.slots[source(lane)], sizeof(T));
+  warp.sync.wait();
+  return out;
+}
+
+}  // namespace emu
