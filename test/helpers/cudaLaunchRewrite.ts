@@ -59,3 +59,16 @@ export const rewriteLaunches = (source: string): string => {
     from = j + 1
   }
 }
+
+/**
+ * Rewrites the declarations of a kernel's dynamic shared memory, `extern __shared__ [__align__(n)] T name[];`,
+ * into `T* const name = static_cast<T*>(::emu::dynamicShared());`: the emulator hands every block of a launch a
+ * fresh buffer of the launch's size (see test/native/cuda_emu). Throws on an `extern __shared__` it cannot
+ * take apart.
+ */
+export const rewriteDynamicShared = (source: string): string =>
+  source.replace(/extern[ \t]+__shared__\b[^;\n]*;/g, (declaration) => {
+    const parts = /^extern\s+__shared__\s+(?:__align__\(\s*\d+\s*\)\s+)?([A-Za-z_][\w:]*(?:\s+[A-Za-z_][\w:]*)*)\s+([A-Za-z_]\w*)\s*\[\s*\]\s*;$/.exec(declaration)
+    if (parts === null) throw new Error(`cannot rewrite the dynamic shared memory declaration "${declaration}"`)
+    return `${parts[1]}* const ${parts[2]} = static_cast<${parts[1]}*>(::emu::dynamicShared());`
+  })

@@ -5,16 +5,18 @@ import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { promisify } from "node:util"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { rewriteLaunches } from "../helpers/cudaLaunchRewrite.ts"
+import { rewriteDynamicShared, rewriteLaunches } from "../helpers/cudaLaunchRewrite.ts"
 
 /**
  * The CUDA backend's kernel files run on the CPU. The repository's own native/cuda/*.cu and *.cuh, with only
- * their `<<<...>>>` launches rewritten into host calls (test/helpers/cudaLaunchRewrite.ts), are compiled with
- * the host compiler against the emulator of test/native/cuda_emu/include (cuda_runtime.h / cuda_bf16.h
- * stand-ins; every CUDA thread a coroutine, barriers and warp shuffles exchanged between them, shared memory
- * NaN-filled per block, deadlocks and bad launch configurations reported), linked with the CPU backend's
- * kernels, and test/native/cuda_emu/driver.cpp checks each launcher against its CPU twin on ragged shapes
- * (f32 ~1e-5, bf16 ~1e-2). What it cannot catch is listed in docs/cuda.md (Tests).
+ * their `<<<...>>>` launches and `extern __shared__` declarations rewritten into host calls
+ * (test/helpers/cudaLaunchRewrite.ts), are compiled with the host compiler against the emulator of
+ * test/native/cuda_emu/include (cuda_runtime.h / cuda_bf16.h stand-ins; every CUDA thread a coroutine, barriers
+ * and warp shuffles exchanged between them, shared memory NaN-filled per block, deadlocks and bad launch
+ * configurations reported) and mma_fragments_emu.cpp (ldmatrix and mma.sync for attention's tensor-core
+ * kernels), linked with the CPU backend's kernels, and test/native/cuda_emu/driver.cpp checks each launcher
+ * against its CPU twin on ragged shapes (random numbers, data movement and casts bit for bit, f32 ~1e-5, bf16
+ * ~1e-2). What it cannot catch is listed in docs/cuda.md (Tests).
  */
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
@@ -27,8 +29,14 @@ const reason =
       ? undefined
       : `no C++ compiler (${compiler}) can be run`
 
-const families = ["layernorm", "adaln", "optim", "activation", "elementwise", "reduce"] as const
-const flags = ["-std=c++17", "-O1", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-unknown-pragmas"]
+const families = ["layernorm", "adaln", "optim", "activation", "elementwise", "reduce", "random", "score", "layout", "embedding", "attention"] as const
+// The driver's runs: one per family, and attention again with its CUDA-core kernels forced (read once per process).
+const runs = [
+  ...families.map((family) => ({ name: family, attention: "auto" })),
+  { name: "attention-simt", attention: "simt" }
+] as const
+// -Wno-psabi: GCC notes the ABI of the CPU attention's 32-byte vectors without AVX, whatever its pragma says.
+const flags = ["-std=c++17", "-O1", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-unknown-pragmas", "-Wno-psabi"]
 const run = promisify(execFile)
 
 // Runs the jobs, at most `limit` at a time.
@@ -54,6 +62,19 @@ describe("rewriting CUDA launches for the host", () => {
     expect(() => rewriteLaunches("k<<<1, 1")).toThrow(/unterminated/)
     expect(() => rewriteLaunches("k<<<1>>>(x);")).toThrow(/block size/)
   })
+
+  it("turns extern __shared__ arrays into the emulator's dynamic shared memory", () => {
+    expect(rewriteDynamicShared("  extern __shared__ float shared[];\n  x;")).toBe(
+      "  float* const shared = static_cast<float*>(::emu::dynamicShared());\n  x;"
+    )
+    expect(rewriteDynamicShared("extern __shared__ __align__(16) unsigned char s[ ];")).toBe(
+      "unsigned char* const s = static_cast<unsigned char*>(::emu::dynamicShared());"
+    )
+    // A macro's body without a semicolon on its line is left alone.
+    const macro = "#define M(n) extern __shared__ __align__(16) unsigned char n[]\nint a;"
+    expect(rewriteDynamicShared(macro)).toBe(macro)
+    expect(() => rewriteDynamicShared("extern __shared__ float s[8];")).toThrow(/cannot rewrite/)
+  })
 })
 
 describe.skipIf(reason !== undefined)("CUDA kernel files, emulated on the CPU, against the CPU backend", () => {
@@ -65,12 +86,13 @@ describe.skipIf(reason !== undefined)("CUDA kernel files, emulated on the CPU, a
     mkdirSync(sources)
     for (const name of readdirSync(join(root, "native/cuda")))
       if (/\.(cu|cuh)$/.test(name))
-        writeFileSync(join(sources, name), rewriteLaunches(readFileSync(join(root, "native/cuda", name), "utf8")))
+        writeFileSync(join(sources, name), rewriteDynamicShared(rewriteLaunches(readFileSync(join(root, "native/cuda", name), "utf8"))))
     // The emulator's headers first; context.h and the kernel headers from the repository.
     const include = ["-I", "test/native/cuda_emu/include", "-I", "native/include", "-I", "native", "-I", "native/cuda"]
     const units = [
       ...families.map((family) => ({ source: join(sources, `${family}.cu`), object: join(folder, `cuda_${family}.o`), cu: true })),
       ...[...families, "pool"].map((family) => ({ source: `native/cpu/${family}.cpp`, object: join(folder, `cpu_${family}.o`), cu: false })),
+      { source: "test/native/cuda_emu/mma_fragments_emu.cpp", object: join(folder, "mma_fragments_emu.o"), cu: false },
       { source: "test/native/cuda_emu/driver.cpp", object: join(folder, "driver.o"), cu: false }
     ]
     const warnings: Array<string> = []
@@ -94,8 +116,9 @@ describe.skipIf(reason !== undefined)("CUDA kernel files, emulated on the CPU, a
     if (folder !== "") rmSync(folder, { recursive: true, force: true })
   })
 
-  it.each(families)("%s.cu matches the CPU backend (f32 and bf16, ragged shapes)", (family) => {
-    const result = spawnSync(program, [family], { encoding: "utf8", timeout: 120_000 })
+  it.each(runs)("$name matches the CPU backend (f32 and bf16, ragged shapes)", ({ name, attention }) => {
+    const env = { ...process.env, SELFE_CUDA_ATTENTION: attention }
+    const result = spawnSync(program, [name], { encoding: "utf8", timeout: 120_000, env })
     const failures = result.stdout.split("\n").filter((line) => !line.startsWith("ok "))
     expect(result.status, `${failures.join("\n")}\n${result.stderr}`).toBe(0)
     expect(result.stdout).toMatch(/all \d+ checks passed/)

@@ -1,8 +1,9 @@
-// Runs the CUDA kernel files (native/cuda/{layernorm,adaln,optim,activation,elementwise,reduce}.cu, launches
-// rewritten for the host) on the CPU emulator of selfe_cuda_emu.h and checks every launcher against the CPU
-// backend's (native/cpu) on random shapes that cross the kernels' warps, blocks, grid strides, column-sum
-// chunks and optimizer tables: f32 to ~1e-5, bf16 storage to ~1e-2 against the f32 CPU kernel on the same
-// bf16-rounded inputs. Device buffers sit between guard bytes that must stay untouched, outputs start as
+// Runs the CUDA kernel files (native/cuda/{layernorm,adaln,optim,activation,elementwise,reduce,random,score,
+// layout,embedding,attention}.cu, launches rewritten for the host) on the CPU emulator of selfe_cuda_emu.h and
+// checks every launcher against the CPU backend's (native/cpu) on random shapes that cross the kernels' warps,
+// blocks, grid strides, column-sum chunks, row-norm chunks, optimizer tables and attention tiles: random numbers,
+// data movement and casts bit for bit, f32 to ~1e-5, bf16 storage to ~1e-2 against the f32 CPU kernel on the
+// same bf16-rounded inputs. attention.cu's tensor-core kernels run on mma_fragments_emu.cpp's ldmatrix and mma. Device buffers sit between guard bytes that must stay untouched, outputs start as
 // NaN (an element never written shows), scratch memory starts as NaN too. Built and run by
 // test/kernels/cudaEmulated.test.ts; prints "all N checks passed" and exits 0, or lists the failures.
 #include <algorithm>
@@ -22,10 +23,15 @@
 #include "selfe/dtype.h"
 #include "selfe/kernels/activation.h"
 #include "selfe/kernels/adaln.h"
+#include "selfe/kernels/attention.h"
 #include "selfe/kernels/elementwise.h"
+#include "selfe/kernels/embedding.h"
 #include "selfe/kernels/layernorm.h"
+#include "selfe/kernels/layout.h"
 #include "selfe/kernels/optim.h"
+#include "selfe/kernels/random.h"
 #include "selfe/kernels/reduce.h"
+#include "selfe/kernels/score.h"
 
 namespace {
 
@@ -51,6 +57,7 @@ class HostScratch : public selfe::cuda::ScratchPool {
 };
 
 HostScratch scratch;
+selfe::cuda::DeviceStatus deviceStatus{};  // the pinned failure record (host memory the kernels write)
 selfe::cuda::Context context;
 selfe::cuda::Stream stream{reinterpret_cast<CUstream_st*>(0x5e1fe), &context};
 selfe::cpu::Pool pool(1);
@@ -65,18 +72,20 @@ void failed(const std::string& what) {
 }
 
 // Device memory: 256-byte aligned (as cudaMalloc), between kGuard guard bytes on each side, contents NaN bytes.
+// The guard bytes are 0xa5 (finite as f32 and bf16, so an atomic add into them shows too).
 template <class E>
 class Device {
  public:
   static constexpr size_t kGuard = 4096;
   explicit Device(size_t n) : n_(n), bytes_(2 * kGuard + (n * sizeof(E) + 255) / 256 * 256) {
     raw_ = static_cast<unsigned char*>(std::aligned_alloc(256, bytes_));
-    std::memset(raw_, 0xff, bytes_);
+    std::memset(raw_, 0xa5, bytes_);
+    std::memset(raw_ + kGuard, 0xff, n_ * sizeof(E));
   }
   ~Device() {
     const unsigned char* end = raw_ + kGuard + n_ * sizeof(E);
     for (size_t i = 0; i < kGuard; ++i)
-      if (raw_[i] != 0xff || end[i] != 0xff) {
+      if (raw_[i] != 0xa5 || end[i] != 0xa5) {
         failed("a kernel wrote outside a buffer");
         break;
       }
@@ -134,13 +143,29 @@ void expectClose(const char* what, const std::vector<float>& actual, const std::
   const double rms = std::sqrt(sq / std::max<size_t>(1, expected.size()));
   for (size_t i = 0; i < expected.size(); ++i) {
     const double a = actual[i], e = expected[i];
-    if (std::isnan(e) && std::isnan(a)) continue;
+    if ((std::isnan(e) && std::isnan(a)) || a == e) continue;  // equal infinities too
     if (!(std::fabs(a - e) <= tol * (rms + std::fabs(e)))) {
       char line[256];
       std::snprintf(line, sizeof line, "%s[%zu] is %.9g, expected %.9g (rms %.3g, tolerance %.1g)", what, i, a, e, rms, tol);
       return failed(line);
     }
   }
+}
+
+// The same bytes (NaN included), element by element.
+template <class E>
+void expectBits(const char* what, const E* actual, const E* expected, size_t n) {
+  ++checks;
+  for (size_t i = 0; i < n; ++i)
+    if (std::memcmp(actual + i, expected + i, sizeof(E)) != 0) {
+      char line[256];
+      uint64_t a = 0, e = 0;
+      std::memcpy(&a, actual + i, sizeof(E));
+      std::memcpy(&e, expected + i, sizeof(E));
+      std::snprintf(line, sizeof line, "%s[%zu] has bits %#llx, expected %#llx", what, i, static_cast<unsigned long long>(a),
+                    static_cast<unsigned long long>(e));
+      return failed(line);
+    }
 }
 
 constexpr double kF32 = 2e-5;
@@ -443,6 +468,40 @@ void elementwiseF32Only(int64_t rows, int64_t cols) {
   }
 }
 
+// Every cast between f32, i32 and bf16 (same type = a byte copy), byte for byte against the CPU backend: NaN,
+// infinities, saturation to i32, i32 values past f32's 24 bits, bf16 rounding ties.
+void conversions(int64_t n) {
+  const size_t count = static_cast<size_t>(n);
+  auto f32 = normal(count, 1e9f);
+  std::vector<int32_t> i32(count);
+  std::uniform_int_distribution<int32_t> anyInt(INT32_MIN, INT32_MAX);
+  for (auto& value : i32) value = anyInt(rng);
+  const float specials[] = {NAN, INFINITY, -INFINITY, 3e9f, -3e9f, 2147483520.0f, -2147483648.0f, 1.00390625f, 0.5f, -0.0f};
+  const int32_t intSpecials[] = {INT32_MIN, INT32_MAX, 16777217, -16777217, 0, 1, -1, 33554435};
+  for (size_t i = 0; i < count && i < std::size(specials); ++i) f32[i] = specials[i];
+  for (size_t i = 0; i < count && i < std::size(intSpecials); ++i) i32[i] = intSpecials[i];
+  std::vector<bf16> b16(count);
+  for (size_t i = 0; i < count; ++i) b16[i] = bf16FromFloat(i % 2 ? f32[i] : normal(1, 100.0f)[0]);
+  const struct {
+    selfe::DType type;
+    const void* data;
+  } sources[] = {{selfe::DType::F32, f32.data()}, {selfe::DType::I32, i32.data()}, {selfe::DType::BF16, b16.data()}};
+  for (const auto& from : sources) {
+    const size_t inBytes = count * selfe::dtypeSize(from.type);
+    Device<unsigned char> in(inBytes);
+    if (inBytes > 0) std::memcpy(in.data(), from.data, inBytes);
+    for (const auto to : {selfe::DType::F32, selfe::DType::I32, selfe::DType::BF16}) {
+      const size_t outBytes = count * selfe::dtypeSize(to);
+      std::vector<unsigned char> expected(outBytes);
+      Device<unsigned char> out(outBytes);
+      selfe::cpu::convert(expected.data(), to, from.data, from.type, n, pool);
+      selfe::cuda::convert(out.data(), to, in.data(), from.type, n, stream);
+      const std::string what = std::string("convert ") + selfe::dtypeName(from.type) + " to " + selfe::dtypeName(to);
+      expectBits(what.c_str(), out.data(), expected.data(), outBytes);
+    }
+  }
+}
+
 template <class E>
 void sumAxis(int64_t outer, int64_t axis, int64_t inner) {
   const auto x = inputs<E>(static_cast<size_t>(outer * axis * inner));
@@ -475,6 +534,261 @@ void reductions(int64_t rows, int64_t cols) {
   expectClose("mseRows", download(dRows), rowsOut, kF32);
 }
 
+// ---- random ----------------------------------------------------------------------------------------------------
+
+// Bit for bit: the same (seed, offset) gives the CPU's numbers, here and for a stream started 1 to 3 blocks in.
+void random(int64_t n, uint64_t seed, uint64_t offset) {
+  using Launcher = void (*)(float*, int64_t, uint64_t, uint64_t, selfe::cuda::Stream);
+  using CpuLauncher = void (*)(float*, int64_t, uint64_t, uint64_t, selfe::cpu::Pool&);
+  const struct {
+    const char* name;
+    CpuLauncher cpu;
+    Launcher cuda;
+  } kinds[] = {{"randomUniform", selfe::cpu::random_uniform, selfe::cuda::random_uniform},
+               {"randomNormal", selfe::cpu::random_normal, selfe::cuda::random_normal}};
+  for (const auto& kind : kinds) {
+    std::vector<float> expected(static_cast<size_t>(n));
+    kind.cpu(expected.data(), n, seed, offset, pool);
+    Device<float> out(static_cast<size_t>(n));
+    kind.cuda(out.data(), n, seed, offset, stream);
+    expectBits(kind.name, out.data(), expected.data(), static_cast<size_t>(n));
+    // Element i uses block offset + i / 4: a stream that starts `skip` blocks later is this one's tail.
+    const int64_t skip = 1 + static_cast<int64_t>(seed % 3);
+    if (n > 4 * skip) {
+      Device<float> later(static_cast<size_t>(n - 4 * skip));
+      kind.cuda(later.data(), n - 4 * skip, seed, offset + static_cast<uint64_t>(skip), stream);
+      expectBits((std::string(kind.name) + " (later offset)").c_str(), later.data(), expected.data() + 4 * skip,
+                 static_cast<size_t>(n - 4 * skip));
+    }
+  }
+}
+
+// ---- score -----------------------------------------------------------------------------------------------------
+
+void score(int64_t rows, int64_t cols) {
+  const size_t n = static_cast<size_t>(rows * cols);
+  auto x = normal(n), ref = normal(n, 2.0f), gU = normal(n), gC = normal(n), gF = normal(n), x0 = normal(n),
+       x0Hat = normal(n), xT = normal(n), vU = normal(n), vC = normal(n, 1.5f);
+  std::uniform_real_distribution<float> unit(0.1f, 1.0f);
+  std::vector<float> t(static_cast<size_t>(rows)), lambda(static_cast<size_t>(rows));
+  for (auto& value : t) value = unit(rng);
+  for (auto& value : lambda) value = unit(rng);
+  if (rows > 1)  // a zero row: |x| = 0 (renorm gives 0) and a zero guided velocity (cfg keeps it)
+    for (int64_t c = 0; c < cols; ++c) x[static_cast<size_t>(cols + c)] = vU[static_cast<size_t>(cols + c)] = vC[static_cast<size_t>(cols + c)] = 0.0f;
+  std::unique_ptr<Device<float>> dX(upload<float>(x)), dRef(upload<float>(ref)), dGU(upload<float>(gU)),
+      dGC(upload<float>(gC)), dGF(upload<float>(gF)), dX0(upload<float>(x0)), dX0Hat(upload<float>(x0Hat)),
+      dXT(upload<float>(xT)), dVU(upload<float>(vU)), dVC(upload<float>(vC)), dT(upload<float>(t)),
+      dLambda(upload<float>(lambda));
+  std::vector<float> expected(n);
+  Device<float> out(n);
+  const auto check = [&](const char* what) {
+    expectClose(what, download(out), expected, kF32);
+    for (size_t i = 0; i < n; ++i) out[i] = NAN;
+  };
+  selfe::cpu::classifier_score_direction(expected.data(), gU.data(), gC.data(), rows * cols, pool);
+  selfe::cuda::classifier_score_direction(out.data(), dGU->data(), dGC->data(), rows * cols, stream);
+  check("classifierScoreDirection");
+  selfe::cpu::fake_score_mix(expected.data(), gU.data(), gC.data(), gF.data(), 0.7f, rows * cols, pool);
+  selfe::cuda::fake_score_mix(out.data(), dGU->data(), dGC->data(), dGF->data(), 0.7f, rows * cols, stream);
+  check("fakeScoreMix");
+  selfe::cpu::energy_preserving_renorm(expected.data(), x.data(), ref.data(), rows, cols, pool);
+  selfe::cuda::energy_preserving_renorm(out.data(), dX->data(), dRef->data(), rows, cols, stream);
+  check("energyPreservingRenorm");
+  selfe::cpu::velocity_target(expected.data(), xT.data(), x.data(), t.data(), rows, cols, pool);
+  selfe::cuda::velocity_target(out.data(), dXT->data(), dX->data(), dT->data(), rows, cols, stream);
+  check("velocityTarget");
+  for (const bool fake : {false, true}) {
+    selfe::cpu::self_evaluation_target(expected.data(), x0.data(), x0Hat.data(), xT.data(), t.data(), lambda.data(),
+                                       gU.data(), gC.data(), fake ? gF.data() : nullptr, 0.6f, rows, cols, pool);
+    selfe::cuda::self_evaluation_target(out.data(), dX0->data(), dX0Hat->data(), dXT->data(), dT->data(), dLambda->data(),
+                                        dGU->data(), dGC->data(), fake ? dGF->data() : nullptr, 0.6f, rows, cols, stream);
+    check(fake ? "selfEvaluationTarget (fake score)" : "selfEvaluationTarget");
+  }
+  selfe::cpu::cfg_combine(expected.data(), vU.data(), vC.data(), 4.5f, rows * cols, pool);
+  selfe::cuda::cfg_combine(out.data(), dVU->data(), dVC->data(), 4.5f, rows * cols, stream);
+  check("cfgCombine");
+  selfe::cpu::energy_preserving_cfg(expected.data(), vU.data(), vC.data(), 4.5f, rows, cols, pool);
+  selfe::cuda::energy_preserving_cfg(out.data(), dVU->data(), dVC->data(), 4.5f, rows, cols, stream);
+  check("energyPreservingCfg");
+}
+
+// ---- layout ----------------------------------------------------------------------------------------------------
+
+void patchify(int64_t batch, int64_t channels, int64_t height, int64_t width, int64_t patch) {
+  const size_t n = static_cast<size_t>(batch * channels * height * width);
+  const auto x = normal(n), tokens = normal(n);
+  std::vector<float> cpuTokens(n), cpuX(n);
+  selfe::cpu::patchify_forward(cpuTokens.data(), x.data(), batch, channels, height, width, patch, pool);
+  selfe::cpu::unpatchify_forward(cpuX.data(), tokens.data(), batch, channels, height, width, patch, pool);
+  std::unique_ptr<Device<float>> dX(upload<float>(x)), dTokens(upload<float>(tokens));
+  Device<float> outTokens(n), outX(n);
+  selfe::cuda::patchify_forward(outTokens.data(), dX->data(), batch, channels, height, width, patch, stream);
+  selfe::cuda::unpatchify_forward(outX.data(), dTokens->data(), batch, channels, height, width, patch, stream);
+  expectBits("patchify", outTokens.data(), cpuTokens.data(), n);
+  expectBits("unpatchify", outX.data(), cpuX.data(), n);
+}
+
+// slice_axis and insert_axis over 32-bit words (f32 and i32 alike) and over bf16, against the CPU's 32-bit
+// kernels on the widened values; insert_axis writes only its block of a prefilled destination.
+template <class E>
+void axisCopies(int64_t outer, int64_t srcAxis, int64_t dstAxis, int64_t offset, int64_t inner) {
+  // narrow: src [outer, srcAxis, inner] -> dst [outer, dstAxis, inner], dstAxis <= srcAxis - offset.
+  const auto wide = inputs<E>(static_cast<size_t>(outer * srcAxis * inner));
+  std::vector<float> narrow(static_cast<size_t>(outer * dstAxis * inner));
+  selfe::cpu::slice_axis(narrow.data(), wide.data(), outer, srcAxis, dstAxis, offset, inner, pool);
+  std::unique_ptr<Device<E>> dWide(upload<E>(wide));
+  Device<E> dNarrow(narrow.size());
+  selfe::cuda::slice_axis(dNarrow.data(), dWide->data(), outer, srcAxis, dstAxis, offset, inner, stream);
+  expectClose("narrow", download(dNarrow), narrow, 0);
+  // insert: src [outer, dstAxis, inner] into dst [outer, srcAxis, inner] at offset.
+  const auto into = inputs<E>(static_cast<size_t>(outer * srcAxis * inner));
+  const auto block = inputs<E>(narrow.size());
+  std::vector<float> inserted = into;
+  selfe::cpu::insert_axis(inserted.data(), block.data(), outer, dstAxis, srcAxis, offset, inner, pool);
+  std::unique_ptr<Device<E>> dInto(upload<E>(into)), dBlock(upload<E>(block));
+  selfe::cuda::insert_axis(dInto->data(), dBlock->data(), outer, dstAxis, srcAxis, offset, inner, stream);
+  expectClose("insert", download(*dInto), inserted, 0);
+}
+
+// ---- embedding -------------------------------------------------------------------------------------------------
+
+void embedding(int64_t count, int64_t vocab, int64_t dim) {
+  const auto table = normal(static_cast<size_t>(vocab * dim)), dout = normal(static_cast<size_t>(count * dim));
+  std::vector<int32_t> ids(static_cast<size_t>(count));
+  std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(vocab - 1));
+  for (auto& id : ids) id = pick(rng) % std::max<int32_t>(1, static_cast<int32_t>(vocab / 3 + 1));  // repeated ids
+  std::unique_ptr<Device<float>> dTable(upload<float>(table)), dDout(upload<float>(dout));
+  Device<int32_t> dIds(ids.size());
+  std::copy(ids.begin(), ids.end(), dIds.data());
+  std::vector<float> out(static_cast<size_t>(count * dim)), dtable(table.size());
+  selfe::cpu::embedding_forward(out.data(), table.data(), ids.data(), count, vocab, dim, pool);
+  selfe::cpu::embedding_backward(dtable.data(), dout.data(), ids.data(), count, vocab, dim, pool);
+  Device<float> dOut(out.size()), dDtable(dtable.size());
+  selfe::cuda::embedding_forward(dOut.data(), dTable->data(), dIds.data(), count, vocab, dim, stream);
+  expectBits("embedding", dOut.data(), out.data(), out.size());
+  selfe::cuda::embedding_backward(dDtable.data(), dDout->data(), dIds.data(), count, vocab, dim, stream);
+  expectClose("embeddingBackward", download(dDtable), dtable, kF32);  // atomics: any order of additions
+}
+
+// Ids outside [0, vocab): the CPU throws; the CUDA kernels record the first bad id they meet in the device's
+// status record, give its rows zeros (forward) or drop them (backward), and do the rest.
+void embeddingBadIds(int64_t count, int64_t vocab, int64_t dim, const std::vector<std::pair<size_t, int32_t>>& badIds) {
+  const auto table = normal(static_cast<size_t>(vocab * dim)), dout = normal(static_cast<size_t>(count * dim));
+  std::vector<int32_t> ids(static_cast<size_t>(count)), cleaned(ids.size());
+  std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(vocab - 1));
+  for (auto& id : ids) id = pick(rng);
+  std::vector<size_t> bad;
+  for (const auto& [position, id] : badIds) {
+    bad.push_back(position);
+    ids[position] = id;
+  }
+  std::vector<float> cleanedDout = dout;
+  for (size_t i = 0; i < ids.size(); ++i) cleaned[i] = ids[i] < 0 || ids[i] >= vocab ? 0 : ids[i];
+  for (size_t p : bad) std::fill_n(cleanedDout.begin() + static_cast<int64_t>(p) * dim, dim, 0.0f);
+  std::vector<float> out(static_cast<size_t>(count * dim)), dtable(table.size());
+  selfe::cpu::embedding_forward(out.data(), table.data(), cleaned.data(), count, vocab, dim, pool);
+  for (size_t p : bad) std::fill_n(out.begin() + static_cast<int64_t>(p) * dim, dim, 0.0f);
+  selfe::cpu::embedding_backward(dtable.data(), cleanedDout.data(), cleaned.data(), count, vocab, dim, pool);
+  for (const bool backward : {false, true}) {
+    ++checks;
+    bool threw = false;
+    try {
+      if (backward) selfe::cpu::embedding_backward(dtable.data(), dout.data(), ids.data(), count, vocab, dim, pool);
+      else selfe::cpu::embedding_forward(out.data(), table.data(), ids.data(), count, vocab, dim, pool);
+    } catch (const std::out_of_range&) {
+      threw = true;
+    }
+    if (!threw) failed("the CPU kernel took an id outside the vocabulary");
+  }
+  std::unique_ptr<Device<float>> dTable(upload<float>(table)), dDout(upload<float>(dout));
+  Device<int32_t> dIds(ids.size());
+  std::copy(ids.begin(), ids.end(), dIds.data());
+  const auto expectStatus = [&](const char* what, int32_t code) {
+    ++checks;
+    const auto& s = deviceStatus;
+    const bool named = std::any_of(bad.begin(), bad.end(), [&](size_t p) {
+      return s.values[0] == ids[p] && s.values[1] == static_cast<int64_t>(p) && s.values[2] == vocab;
+    });
+    if (s.code != code || !named)
+      failed(std::string(what) + ": status record holds code " + std::to_string(s.code) + ", id " +
+             std::to_string(s.values[0]) + " at " + std::to_string(s.values[1]) + ", vocab " + std::to_string(s.values[2]));
+    deviceStatus = selfe::cuda::DeviceStatus{};
+  };
+  Device<float> dOut(out.size()), dDtable(dtable.size());
+  selfe::cuda::embedding_forward(dOut.data(), dTable->data(), dIds.data(), count, vocab, dim, stream);
+  expectStatus("embedding", selfe::cuda::kStatusEmbeddingId);
+  expectBits("embedding (bad ids)", dOut.data(), out.data(), out.size());
+  selfe::cuda::embedding_backward(dDtable.data(), dDout->data(), dIds.data(), count, vocab, dim, stream);
+  expectStatus("embeddingBackward", selfe::cuda::kStatusEmbeddingBackwardId);
+  expectClose("embeddingBackward (bad ids)", download(dDtable), dtable, kF32);
+  // The first report wins: a later bad id leaves a record that is already set alone.
+  deviceStatus.code = selfe::cuda::kStatusEmbeddingBackwardId;
+  deviceStatus.values[0] = 12345;
+  selfe::cuda::embedding_forward(dOut.data(), dTable->data(), dIds.data(), count, vocab, dim, stream);
+  ++checks;
+  if (deviceStatus.code != selfe::cuda::kStatusEmbeddingBackwardId || deviceStatus.values[0] != 12345)
+    failed("a second bad id overwrote the status record");
+  deviceStatus = selfe::cuda::DeviceStatus{};
+}
+
+void timestepEmbedding(int64_t batch, int64_t dim) {
+  std::uniform_real_distribution<float> time(0.0f, 1000.0f);
+  std::vector<float> t(static_cast<size_t>(batch));
+  for (auto& value : t) value = time(rng);
+  std::vector<float> out(static_cast<size_t>(batch * dim));
+  selfe::cpu::timestep_embedding(out.data(), t.data(), batch, dim, 10000.0f, pool);
+  std::unique_ptr<Device<float>> dT(upload<float>(t));
+  Device<float> dOut(out.size());
+  selfe::cuda::timestep_embedding(dOut.data(), dT->data(), batch, dim, 10000.0f, stream);
+  expectClose("timestepEmbedding", download(dOut), out, kF32);
+}
+
+// ---- attention -------------------------------------------------------------------------------------------------
+
+// Batch 0 attends every key, batch 1 a random half (at least one), batch 2 none: its rows give 0, lse = -inf,
+// and neither receive nor pass gradients. `skew` elements misalign q (bf16 at 64/128 then leaves tensor cores).
+template <class E>
+void attention(int64_t batch, int64_t heads, int64_t lq, int64_t lk, int64_t d, int skew = 0) {
+  const size_t nq = static_cast<size_t>(batch * lq * heads * d), nk = static_cast<size_t>(batch * lk * heads * d);
+  const auto q = inputs<E>(nq), k = inputs<E>(nk), v = inputs<E>(nk), dout = inputs<E>(nq);
+  std::vector<int32_t> mask(static_cast<size_t>(batch * lk), 1);
+  std::bernoulli_distribution half(0.5);
+  for (int64_t b = 1; b < batch; ++b)
+    for (int64_t j = 0; j < lk; ++j) mask[static_cast<size_t>(b * lk + j)] = b == 1 ? (j == 0 || half(rng)) : 0;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  std::vector<float> out(nq), lse(static_cast<size_t>(batch * heads * lq)), dq(nq), dk(nk), dv(nk);
+  selfe::cpu::attention_forward(out.data(), lse.data(), q.data(), k.data(), v.data(), mask.data(), batch, heads, lq, lk,
+                                d, scale, pool);
+  // The backward gets the CPU's out (rounded as stored) and lse, so that it is checked on its own.
+  const auto stored = std::is_same_v<E, bf16> ? roundedToBf16(out) : out;
+  selfe::cpu::attention_backward(dq.data(), dk.data(), dv.data(), dout.data(), q.data(), k.data(), v.data(),
+                                 stored.data(), lse.data(), mask.data(), batch, heads, lq, lk, d, scale, pool);
+  std::vector<float> skewedQ(static_cast<size_t>(skew), 0.0f);
+  skewedQ.insert(skewedQ.end(), q.begin(), q.end());
+  std::unique_ptr<Device<E>> dQ(upload<E>(skewedQ)), dK(upload<E>(k)), dV(upload<E>(v)), dDout(upload<E>(dout)),
+      dStored(upload<E>(stored));
+  std::unique_ptr<Device<float>> dLse(upload<float>(lse));
+  Device<int32_t> dMask(mask.size());
+  std::copy(mask.begin(), mask.end(), dMask.data());
+  Device<E> dOut(nq), dDq(nq), dDk(nk), dDv(nk);
+  Device<float> outLse(lse.size());
+  const E* qData = dQ->data() == nullptr ? nullptr : dQ->data() + skew;
+  selfe::cuda::attention_forward(dOut.data(), outLse.data(), qData, dK->data(), dV->data(), dMask.data(), batch, heads, lq,
+                                 lk, d, scale, stream);
+  const double tol = std::is_same_v<E, bf16> ? kBf16 : 1e-4;
+  // On tensor cores P and dS enter their products as bf16 (docs/cuda.md): gradients within ~1% of their rms.
+  const char* mode = std::getenv("SELFE_CUDA_ATTENTION");
+  const bool tensorCores = std::is_same_v<E, bf16> && (d == 64 || d == 128) && skew == 0 && (mode == nullptr || std::strcmp(mode, "simt") != 0);
+  const double gradientTol = tensorCores ? 3e-2 : tol;
+  expectClose("attention out", download(dOut), out, tol);
+  expectClose("attention lse", download(outLse), lse, std::is_same_v<E, bf16> ? 1e-3 : kF32);
+  selfe::cuda::attention_backward(dDq.data(), dDk.data(), dDv.data(), dDout->data(), qData, dK->data(), dV->data(),
+                                  dStored->data(), dLse->data(), dMask.data(), batch, heads, lq, lk, d, scale, stream);
+  expectClose("attentionBackward dq", download(dDq), dq, gradientTol);
+  expectClose("attentionBackward dk", download(dDk), dk, gradientTol);
+  expectClose("attentionBackward dv", download(dDv), dv, gradientTol);
+}
+
 template <class F>
 void run(const std::string& name, int smCount, F body) {
   where = name + " (" + std::to_string(smCount) + " SMs)";
@@ -486,6 +800,8 @@ void run(const std::string& name, int smCount, F body) {
     failed(std::string("threw: ") + error.what());
   }
   if (scratch.live != 0) failed("scratch memory not handed back");
+  if (deviceStatus.code != selfe::cuda::kStatusNone) failed("a kernel set the device's failure record");
+  deviceStatus = selfe::cuda::DeviceStatus{};
   const cudaError_t error = cudaGetLastError();
   if (error != cudaSuccess) failed(std::string("sticky launch error: ") + cudaGetErrorString(error));
   if (failures == before) std::printf("ok %s\n", where.c_str());
@@ -498,6 +814,8 @@ int main(int argc, char** argv) {
   const std::string only = argc > 1 ? argv[1] : "";
   const auto want = [&](const char* family) { return only.empty() || only == family; };
   context.scratch = &scratch;
+  context.status = &deviceStatus;
+  context.maxSharedPerBlock = 227 << 10;  // an H100's opt-in limit
 
   if (want("layernorm")) {
     const struct {
@@ -563,6 +881,8 @@ int main(int argc, char** argv) {
       run("elementwise bf16 " + shape, 2, [&] { elementwise<bf16>(s.rows * s.cols, s.cols); });
       run("rowDot, fill, copy, convert " + shape, 1, [&] { elementwiseF32Only(s.rows, s.cols); });
     }
+    for (const int64_t n : {int64_t{0}, int64_t{1}, int64_t{7}, int64_t{10}, int64_t{1031}, int64_t{9000}})
+      run("convert, every pair of f32, i32, bf16, n=" + std::to_string(n), 1 + static_cast<int>(n % 3), [&] { conversions(n); });
   }
   if (want("reduce")) {
     const struct {
@@ -582,6 +902,104 @@ int main(int argc, char** argv) {
       run("sum, mse, mseRows " + std::to_string(s.rows) + "x" + std::to_string(s.cols), s.sms,
           [&] { reductions(s.rows, s.cols); });
     run("sum, mse, mseRows 70x1000", 2, [&] { reductions(70, 1000); });
+  }
+
+  if (want("random")) {
+    // Offsets just below 2^32 and 2^64 (the counter's low word carries, the counter wraps), odd lengths, more
+    // Philox blocks than the grid has threads (the grid-stride loop), 1 to 3 SMs.
+    const struct {
+      int64_t n;
+      uint64_t seed, offset;
+      int sms;
+    } cases[] = {{0, 1, 0, 1},
+                 {1, 0, 0, 1},
+                 {3, 1, 0xffffffffu, 1},
+                 {5, 0xdeadbeefcafef00du, 0xfffffffeu, 2},
+                 {1027, 7, 0xffffffffu - 100, 1},
+                 {9, 42, 0xfffffffffffffffeu, 1},
+                 {4097, 0x8000000000000005u, 0x1fffffffdu, 3},
+                 {40003, 0x123456789u, 0xffffffffu - 5000, 1}};
+    for (const auto& c : cases)
+      run("random n=" + std::to_string(c.n) + " offset=" + std::to_string(c.offset), c.sms,
+          [&] { random(c.n, c.seed, c.offset); });
+  }
+  if (want("score")) {
+    // Rows of more than one 8192-column norm chunk (exactly one, one more, two and a bit), a zero row.
+    const struct {
+      int64_t rows, cols;
+      int sms;
+    } shapes[] = {{1, 1, 1}, {3, 7, 2}, {2, 300, 1}, {3, 8192, 2}, {2, 8193, 3}, {3, 17000, 2}, {1, 16385, 1}, {70, 33, 5}, {0, 5, 1}, {4, 0, 1}};
+    for (const auto& s : shapes)
+      run("score " + std::to_string(s.rows) + "x" + std::to_string(s.cols), s.sms, [&] { score(s.rows, s.cols); });
+  }
+  if (want("layout")) {
+    const struct {
+      int64_t batch, channels, height, width, patch;
+    } images[] = {{1, 1, 2, 2, 2}, {2, 3, 8, 8, 2}, {2, 4, 12, 6, 3}, {1, 5, 16, 16, 4}, {3, 2, 4, 4, 1}, {0, 3, 4, 4, 2}, {2, 3, 64, 32, 8}};
+    for (const auto& s : images)
+      run("patchify, unpatchify " + std::to_string(s.batch) + "x" + std::to_string(s.channels) + "x" + std::to_string(s.height) +
+              "x" + std::to_string(s.width) + " p" + std::to_string(s.patch),
+          2, [&] { patchify(s.batch, s.channels, s.height, s.width, s.patch); });
+    const struct {
+      int64_t outer, srcAxis, dstAxis, offset, inner;
+      int sms;
+    } copies[] = {{1, 5, 3, 1, 1, 1}, {3, 7, 4, 2, 5, 2}, {2, 100, 37, 50, 3, 1}, {4, 9, 9, 0, 33, 3}, {0, 4, 2, 1, 3, 1}, {1, 3000, 2000, 500, 7, 1}, {5, 6, 0, 6, 4, 1}};
+    for (const auto& s : copies) {
+      const std::string shape = std::to_string(s.outer) + "x" + std::to_string(s.srcAxis) + "x" + std::to_string(s.inner) +
+                                " [" + std::to_string(s.offset) + ", +" + std::to_string(s.dstAxis) + ")";
+      run("narrow, insert 32-bit " + shape, s.sms, [&] { axisCopies<float>(s.outer, s.srcAxis, s.dstAxis, s.offset, s.inner); });
+      run("narrow, insert bf16 " + shape, s.sms, [&] { axisCopies<bf16>(s.outer, s.srcAxis, s.dstAxis, s.offset, s.inner); });
+    }
+  }
+  if (want("embedding")) {
+    const struct {
+      int64_t count, vocab, dim;
+      int sms;
+    } shapes[] = {{1, 1, 1, 1}, {7, 3, 5, 2}, {100, 50, 64, 1}, {33, 10, 300, 2}, {0, 4, 8, 1}, {5, 4, 0, 1}, {300, 7, 40, 3}};
+    for (const auto& s : shapes) {
+      const std::string shape = std::to_string(s.count) + " ids, " + std::to_string(s.vocab) + "x" + std::to_string(s.dim);
+      run("embedding " + shape, s.sms, [&] { embedding(s.count, s.vocab, s.dim); });
+    }
+    run("embedding, ids outside the vocabulary, 40 ids, 11x37", 2, [&] { embeddingBadIds(40, 11, 37, {{13, 11}, {39, -7}}); });
+    run("embedding, id = vocab, 3 ids, 2x1", 1, [&] { embeddingBadIds(3, 2, 1, {{2, 2}}); });
+    run("embedding, id = -1, 300 ids, 5x70", 3, [&] { embeddingBadIds(300, 5, 70, {{150, -1}}); });
+    const struct {
+      int64_t batch, dim;
+    } times[] = {{1, 1}, {3, 2}, {2, 7}, {4, 256}, {3, 301}, {0, 8}};
+    for (const auto& s : times)
+      run("timestepEmbedding " + std::to_string(s.batch) + "x" + std::to_string(s.dim), 2, [&] { timestepEmbedding(s.batch, s.dim); });
+  }
+  // attention: bf16 at head dims 64 and 128 on tensor cores, f32, other head dims and misaligned bf16 on CUDA
+  // cores; "attention-simt" (run with SELFE_CUDA_ATTENTION=simt) puts bf16 at 64 and 128 on CUDA cores too.
+  if (want("attention")) {
+    // Query rows and keys off the 32-row / 32-key tiles (16 rows at head dims past 128) and the tensor cores'
+    // 128-row / 64-key tiles, every head-dim kernel (32, 64, 128, 256), f32 and bf16 storage.
+    const struct {
+      int64_t batch, heads, lq, lk, d;
+      bool f32, bf16;
+    } shapes[] = {{3, 1, 33, 40, 8, true, false},   {3, 1, 20, 70, 33, true, true},   {3, 1, 33, 33, 100, true, false},
+                  {3, 1, 17, 40, 200, true, true},  {3, 1, 33, 33, 64, true, false},  {3, 1, 130, 70, 64, false, true},
+                  {3, 1, 40, 130, 128, false, true}, {1, 2, 5, 3, 64, false, true}};
+    for (const auto& s : shapes) {
+      const std::string shape = std::to_string(s.batch) + "x" + std::to_string(s.heads) + " Lq " + std::to_string(s.lq) + " Lk " +
+                                std::to_string(s.lk) + " d " + std::to_string(s.d);
+      if (s.f32) run("attention f32 " + shape, 1, [&] { attention<float>(s.batch, s.heads, s.lq, s.lk, s.d); });
+      if (s.bf16) run("attention bf16 " + shape, 1, [&] { attention<bf16>(s.batch, s.heads, s.lq, s.lk, s.d); });
+    }
+    run("attention bf16 misaligned q 3x1 Lq 20 Lk 35 d 64", 1, [&] { attention<bf16>(3, 1, 20, 35, 64, 1); });
+    run("attention empty", 1, [&] {
+      attention<float>(2, 1, 0, 5, 8);
+      attention<bf16>(2, 1, 4, 0, 64);
+    });
+  }
+  if (only == "attention-simt") {
+    const char* mode = std::getenv("SELFE_CUDA_ATTENTION");
+    if (mode == nullptr || std::strcmp(mode, "simt") != 0) {
+      std::printf("FAILED attention-simt: run it with SELFE_CUDA_ATTENTION=simt\n");
+      return 1;
+    }
+    run("attention bf16 (CUDA cores) 3x1 Lq 40 Lk 45 d 64", 1, [&] { attention<bf16>(3, 1, 40, 45, 64); });
+    run("attention bf16 (CUDA cores) 3x1 Lq 33 Lk 40 d 128", 1, [&] { attention<bf16>(3, 1, 33, 40, 128); });
   }
 
   if (failures > 0) {

@@ -114,6 +114,20 @@ T atomicExch(T* address, T value) {
   *address = value;
   return old;
 }
+// CUDA's overloads (not a template: an enumerator argument converts, as with nvcc).
+template <class T>
+T compareAndSwap(T* address, T compare, T value) {
+  const T old = *address;
+  if (old == compare) *address = value;
+  return old;
+}
+inline int atomicCAS(int* address, int compare, int value) { return compareAndSwap(address, compare, value); }
+inline unsigned int atomicCAS(unsigned int* address, unsigned int compare, unsigned int value) {
+  return compareAndSwap(address, compare, value);
+}
+inline unsigned long long atomicCAS(unsigned long long* address, unsigned long long compare, unsigned long long value) {
+  return compareAndSwap(address, compare, value);
+}
 template <class T>
 T atomicMax(T* address, T value) {
   const T old = *address;

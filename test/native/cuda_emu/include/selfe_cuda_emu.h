@@ -7,7 +7,9 @@
 // collective (__shfl*_sync), then the next thread runs; every round resumes the waiting threads in a new
 // random (reproducible) order, so where a barrier is missing a reader soon overtakes its writer. Checks:
 //   - `__shared__` variables all live in one linker section, filled with 0xff bytes (NaN as f32 and bf16)
-//     before every block: a read of shared memory nobody wrote this block shows as NaN;
+//     before every block: a read of shared memory nobody wrote this block shows as NaN; so does the launch's
+//     dynamic shared memory (`extern __shared__` arrays, rewritten into dynamicShared() calls), followed by
+//     guard bytes that must stay untouched;
 //   - threads waiting at different barriers, or a thread that has returned while others wait for it at a
 //     barrier or a warp collective (undefined on a GPU), fail as a deadlock; a warp collective's mask must
 //     name every lane of the warp;
@@ -115,8 +117,17 @@ class Barrier {
 struct Warp {
   Barrier sync;
   unsigned int mask = 0;  // the lanes that exist
-  unsigned char slots[32][8];
+  // Two sets of slots, used by alternate collectives: a lane that has passed a collective's barrier may write
+  // the next one's while slower lanes still read this one's (it cannot get two ahead: the next barrier waits).
+  unsigned char slots[2][32][8];
+  unsigned char wide[2][32][64];  // gather()'s
+  unsigned char turn[32];         // per lane: which set its next collective uses
 };
+
+// The launch's dynamic shared memory: kSharedGuard bytes after it must stay as they were filled.
+constexpr size_t kSharedGuard = 256;
+inline unsigned char* dynamicMemory = nullptr;
+inline size_t dynamicBytes = 0;
 
 inline Barrier blockBarrier;
 inline std::vector<Warp> warps;
@@ -140,12 +151,14 @@ inline void setThreadIndex(int linear) {
 inline void runBlock(int threads) {
   if (__start_selfe_emu_shared != nullptr)
     std::memset(__start_selfe_emu_shared, 0xff, static_cast<size_t>(__stop_selfe_emu_shared - __start_selfe_emu_shared));
+  std::memset(dynamicMemory, 0xff, dynamicBytes + kSharedGuard);
   blockBarrier.reset(threads);
   warps.resize(static_cast<size_t>((threads + 31) / 32));
   for (size_t w = 0; w < warps.size(); ++w) {
     const int count = std::min(32, threads - static_cast<int>(w) * 32);
     warps[w].sync.reset(count);
     warps[w].mask = count == 32 ? 0xffffffffu : (1u << count) - 1;
+    std::memset(warps[w].turn, 0, sizeof warps[w].turn);
   }
   lanes.resize(static_cast<size_t>(threads));
   finished.assign(static_cast<size_t>(threads), 0);
@@ -187,6 +200,8 @@ inline void runBlock(int threads) {
       fail("deadlock: threads wait at different barriers or warp collectives, or for threads that have returned");
     }
   }
+  for (size_t i = 0; i < kSharedGuard; ++i)
+    if (dynamicMemory[dynamicBytes + i] != 0xff) fail("a block wrote past the end of its dynamic shared memory");
 }
 
 template <class Body>
@@ -217,6 +232,11 @@ void launch(Body body, dim3 grid, dim3 block, size_t shared = 0, cudaStream_t st
   const int threads = static_cast<int>(block.x * block.y * block.z);
   detail::body = &detail::invoke<Body>;
   detail::bodyArgument = &body;
+  // 128-byte aligned (a GPU's is at least 16), fresh for every launch.
+  std::unique_ptr<unsigned char, decltype(&std::free)> dynamic(
+      static_cast<unsigned char*>(std::aligned_alloc(128, (shared + detail::kSharedGuard + 127) / 128 * 128)), &std::free);
+  detail::dynamicMemory = dynamic.get();
+  detail::dynamicBytes = shared;
   gridDim = grid;
   blockDim = block;
   const uint64_t blocks = uint64_t{grid.x} * grid.y * grid.z;
@@ -232,7 +252,13 @@ void launch(Body body, dim3 grid, dim3 block, size_t shared = 0, cudaStream_t st
   }
   blockIdx = uint3{0, 0, 0};
   threadIdx = uint3{0, 0, 0};
+  detail::dynamicMemory = nullptr;
+  detail::dynamicBytes = 0;
 }
+
+// The running block's dynamic shared memory (what `extern __shared__ T name[];` names on a GPU).
+inline void* dynamicShared() { return detail::dynamicMemory; }
+inline size_t dynamicSharedBytes() { return detail::dynamicBytes; }
 
 inline void syncThreads() { detail::blockBarrier.wait(); }
 
@@ -243,12 +269,26 @@ T exchange(unsigned int mask, T value, Source source) {
   detail::Warp& warp = detail::warps[static_cast<size_t>(detail::current / 32)];
   if (mask != warp.mask) fail("warp collective with a mask that is not the warp's lanes");
   const int lane = detail::current % 32;
-  std::memcpy(warp.slots[lane], &value, sizeof(T));
+  const int set = warp.turn[lane];
+  warp.turn[lane] ^= 1;
+  std::memcpy(warp.slots[set][lane], &value, sizeof(T));
   warp.sync.wait();
   T out;
-  std::memcpy(&out, warp.slots[source(lane)], sizeof(T));
-  warp.sync.wait();
+  std::memcpy(&out, warp.slots[set][source(lane)], sizeof(T));
   return out;
+}
+
+// A warp-wide all-gather: every lane of the (full) warp publishes `bytes` bytes of `mine`; `all` receives lane
+// l's at all + l * bytes. Calls must be matched by every lane, like any warp collective.
+inline void gather(const void* mine, size_t bytes, void* all) {
+  if (bytes > 64) fail("warp gather of more than 64 bytes per lane");
+  detail::Warp& warp = detail::warps[static_cast<size_t>(detail::current / 32)];
+  if (warp.mask != 0xffffffffu) fail("warp gather in a partial warp");
+  const int set = warp.turn[detail::current % 32];
+  warp.turn[detail::current % 32] ^= 1;
+  std::memcpy(warp.wide[set][detail::current % 32], mine, bytes);
+  warp.sync.wait();
+  for (int lane = 0; lane < 32; ++lane) std::memcpy(static_cast<unsigned char*>(all) + lane * bytes, warp.wide[set][lane], bytes);
 }
 
 }  // namespace emu
