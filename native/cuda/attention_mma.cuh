@@ -1,7 +1,7 @@
 // Tensor-core attention kernels (FlashAttention-2 style) for bf16 storage and head dims 64 and 128; the
-// contract is selfe/kernels/attention.h's. Included by attention.cu (which launches them) and by the CPU
-// emulator test/native/attention_mma_emulator.cpp (which runs this very code lane by lane), so it uses only
-// the primitives of mma_fragments.cuh.
+// contract is selfe/kernels/attention.h's. Included by attention.cu (which launches them) and, on the CPU, by
+// the emulated build of test/kernels/cudaEmulated.test.ts (test/native/cuda_emu, whose driver also launches
+// these kernels directly against float64 attention), so it uses only the primitives of mma_fragments.cuh.
 //
 // Tiles live in shared memory as bf16 rows of kD + 8 elements: the 16 bytes of padding put the 8 rows an
 // ldmatrix reads in 8 different bank groups. Products are mma.sync m16n8k16 with f32 accumulators; the softmax

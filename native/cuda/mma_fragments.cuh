@@ -1,8 +1,8 @@
 // Warp-level tensor-core primitives for bf16 (mma.sync m16n8k16, ldmatrix, cp.async, shuffles) and the lane
 // mappings of their fragments, written so that kernel code using them compiles twice: by nvcc for the GPU (the
-// primitives are inline PTX) and by a plain C++ compiler for the CPU emulator in
-// test/native/attention_mma_emulator.cpp (the primitives are only declared here; the emulator defines them,
-// running every CUDA thread of a block as a host thread and each collective as the PTX ISA specifies it).
+// primitives are inline PTX) and by a plain C++ compiler for the CPU emulator in test/native/cuda_emu (the
+// primitives are only declared here; mma_fragments_emu.cpp defines them, every CUDA thread of a block a
+// coroutine and each collective as the PTX ISA specifies it).
 //
 // Fragment layouts (PTX ISA, "Matrix Fragments for mma.m16n8k16 with floating point type"), with
 // g = lane / 4 and t = lane % 4; a 32-bit register holds two bf16, the lower index in the low half:
@@ -46,7 +46,7 @@ SELFE_DEVICE constexpr LaneOffset rowsFirst(int lane) { return {(lane & 7) + ((l
 SELFE_DEVICE constexpr LaneOffset colsFirst(int lane) { return {(lane & 7) + (lane >> 4) * 8, ((lane >> 3) & 1) * 8}; }
 
 #ifndef __CUDACC__
-// Host build: defined by the CPU emulator (test/native/attention_mma_emulator.cpp).
+// Host build: defined by the CPU emulator (test/native/cuda_emu/mma_fragments_emu.cpp).
 namespace emulated {
 unsigned char* sharedMemory();
 int threadIndex();

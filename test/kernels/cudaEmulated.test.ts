@@ -12,11 +12,12 @@ import { rewriteDynamicShared, rewriteLaunches } from "../helpers/cudaLaunchRewr
  * their `<<<...>>>` launches and `extern __shared__` declarations rewritten into host calls
  * (test/helpers/cudaLaunchRewrite.ts), are compiled with the host compiler against the emulator of
  * test/native/cuda_emu/include (cuda_runtime.h / cuda_bf16.h stand-ins; every CUDA thread a coroutine, barriers
- * and warp shuffles exchanged between them, shared memory NaN-filled per block, deadlocks and bad launch
- * configurations reported) and mma_fragments_emu.cpp (ldmatrix and mma.sync for attention's tensor-core
- * kernels), linked with the CPU backend's kernels, and test/native/cuda_emu/driver.cpp checks each launcher
- * against its CPU twin on ragged shapes (random numbers, data movement and casts bit for bit, f32 ~1e-5, bf16
- * ~1e-2). What it cannot catch is listed in docs/cuda.md (Tests).
+ * and warp shuffles exchanged between them, warps drifting apart between barriers on a seeded schedule, shared
+ * memory NaN-filled per block, deadlocks and bad launch configurations reported) and mma_fragments_emu.cpp
+ * (ldmatrix and mma.sync from the PTX ISA, for attention's tensor-core kernels), linked with the CPU backend's
+ * kernels, and test/native/cuda_emu/driver.cpp checks each launcher against its CPU twin on ragged shapes (random
+ * numbers, data movement and casts bit for bit, f32 ~1e-5, bf16 ~1e-2), and the tensor-core attention kernels
+ * against float64 attention ("attention-float64"). What it cannot catch is listed in docs/cuda.md (Tests).
  */
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
@@ -30,14 +31,32 @@ const reason =
       : `no C++ compiler (${compiler}) can be run`
 
 const families = ["layernorm", "adaln", "optim", "activation", "elementwise", "reduce", "random", "score", "layout", "embedding", "attention"] as const
-// The driver's runs: one per family, and attention again with its CUDA-core kernels forced (read once per process).
+// The driver's runs: one per family, attention's tensor-core kernels against float64, and attention again with its
+// CUDA-core kernels forced (read once per process). The longest first: they run two or more at a time.
+const cpuTwin = "matches the CPU backend (f32 and bf16, ragged shapes)"
 const runs = [
-  ...families.map((family) => ({ name: family, attention: "auto" })),
-  { name: "attention-simt", attention: "simt" }
+  { name: "attention", attention: "auto", check: cpuTwin },
+  { name: "attention-float64", attention: "auto", check: "(tensor-core kernels) matches float64 attention (masked, ragged, sliced grids)" },
+  ...families.filter((family) => family !== "attention").map((family) => ({ name: family, attention: "auto", check: cpuTwin })),
+  { name: "attention-simt", attention: "simt", check: cpuTwin }
 ] as const
 // -Wno-psabi: GCC notes the ABI of the CPU attention's 32-byte vectors without AVX, whatever its pragma says.
 const flags = ["-std=c++17", "-O1", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-unknown-pragmas", "-Wno-psabi"]
 const run = promisify(execFile)
+
+interface Outcome {
+  status: number | null
+  stdout: string
+  stderr: string
+}
+// Runs the program to its end, whatever its exit status.
+const outcome = (program: string, args: ReadonlyArray<string>, env: NodeJS.ProcessEnv): Promise<Outcome> =>
+  new Promise((resolve) => {
+    execFile(program, args, { encoding: "utf8", timeout: 120_000, env, maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
+      const code = (error as { code?: unknown } | null)?.code
+      resolve({ status: error === null ? 0 : typeof code === "number" ? code : null, stdout, stderr: error !== null && stderr === "" ? String(error) : stderr })
+    })
+  })
 
 // Runs the jobs, at most `limit` at a time.
 const pooled = async (jobs: ReadonlyArray<() => Promise<void>>, limit: number): Promise<void> => {
@@ -80,6 +99,7 @@ describe("rewriting CUDA launches for the host", () => {
 describe.skipIf(reason !== undefined)("CUDA kernel files, emulated on the CPU, against the CPU backend", () => {
   let folder = ""
   let program = ""
+  const outcomes = new Map<string, Promise<Outcome>>()
   beforeAll(async () => {
     folder = mkdtempSync(join(tmpdir(), "selfe-cuda-emu-"))
     const sources = join(folder, "cuda")
@@ -87,8 +107,9 @@ describe.skipIf(reason !== undefined)("CUDA kernel files, emulated on the CPU, a
     for (const name of readdirSync(join(root, "native/cuda")))
       if (/\.(cu|cuh)$/.test(name))
         writeFileSync(join(sources, name), rewriteDynamicShared(rewriteLaunches(readFileSync(join(root, "native/cuda", name), "utf8"))))
-    // The emulator's headers first; context.h and the kernel headers from the repository.
-    const include = ["-I", "test/native/cuda_emu/include", "-I", "native/include", "-I", "native", "-I", "native/cuda"]
+    // The emulator's headers first; the rewritten kernel files (as "cuda/..."), then context.h and the rest from
+    // the repository.
+    const include = ["-I", "test/native/cuda_emu/include", "-I", "native/include", "-I", folder, "-I", "native", "-I", "native/cuda"]
     const units = [
       ...families.map((family) => ({ source: join(sources, `${family}.cu`), object: join(folder, `cuda_${family}.o`), cu: true })),
       ...[...families, "pool"].map((family) => ({ source: `native/cpu/${family}.cpp`, object: join(folder, `cpu_${family}.o`), cu: false })),
@@ -111,18 +132,24 @@ describe.skipIf(reason !== undefined)("CUDA kernel files, emulated on the CPU, a
     expect(warnings.join("\n"), "compiler warnings").toBe("")
     program = join(folder, "cuda_emulated")
     await run(compiler, ["-o", program, ...units.map((unit) => unit.object), "-lpthread"], { cwd: root })
+    // Every run starts now, as many at a time as there are cores; each test waits for its own.
+    const jobs = runs.map(({ name, attention }) => {
+      let settle: (value: Outcome) => void = () => undefined
+      outcomes.set(name, new Promise<Outcome>((resolve) => (settle = resolve)))
+      return async () => settle(await outcome(program, [name], { ...process.env, SELFE_CUDA_ATTENTION: attention }))
+    })
+    void pooled(jobs, Math.max(2, availableParallelism()))
   }, 240_000)
   afterAll(() => {
     if (folder !== "") rmSync(folder, { recursive: true, force: true })
   })
 
-  it.each(runs)("$name matches the CPU backend (f32 and bf16, ragged shapes)", ({ name, attention }) => {
-    const env = { ...process.env, SELFE_CUDA_ATTENTION: attention }
-    const result = spawnSync(program, [name], { encoding: "utf8", timeout: 120_000, env })
+  it.each(runs)("$name $check", async ({ name }) => {
+    const result = await outcomes.get(name)!
     const failures = result.stdout.split("\n").filter((line) => !line.startsWith("ok "))
     expect(result.status, `${failures.join("\n")}\n${result.stderr}`).toBe(0)
     expect(result.stdout).toMatch(/all \d+ checks passed/)
-  })
+  }, 180_000)
 })
 
 if (reason !== undefined) {

@@ -3,22 +3,29 @@
 // checks every launcher against the CPU backend's (native/cpu) on random shapes that cross the kernels' warps,
 // blocks, grid strides, column-sum chunks, row-norm chunks, optimizer tables and attention tiles: random numbers,
 // data movement and casts bit for bit, f32 to ~1e-5, bf16 storage to ~1e-2 against the f32 CPU kernel on the
-// same bf16-rounded inputs. attention.cu's tensor-core kernels run on mma_fragments_emu.cpp's ldmatrix and mma. Device buffers sit between guard bytes that must stay untouched, outputs start as
-// NaN (an element never written shows), scratch memory starts as NaN too. Built and run by
-// test/kernels/cudaEmulated.test.ts; prints "all N checks passed" and exits 0, or lists the failures.
+// same bf16-rounded inputs. attention.cu's tensor-core kernels run on mma_fragments_emu.cpp's ldmatrix and mma;
+// the family "attention-float64" also launches them directly (attention_mma.cuh, grids in (batch, head) slices)
+// and checks out, lse, dq, dk and dv against float64 attention. Device buffers sit between guard bytes that must
+// stay untouched, outputs start as NaN (an element never written shows), scratch memory starts as NaN too. Built
+// and run by test/kernels/cudaEmulated.test.ts, one family per run (argv[1]); prints "all N checks passed" and
+// exits 0, or lists the failures.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <memory>
+#include <type_traits>
 #include <random>
 #include <string>
 #include <vector>
 
-#include <cuda_runtime.h>  // the emulator's (test/native/cuda_emu/include)
+#include <cuda_bf16.h>     // the emulator's (test/native/cuda_emu/include)
+#include <cuda_runtime.h>  // the emulator's
 
 #include "cpu/pool.h"
+#include "cuda/attention_mma.cuh"
 #include "cuda/context.h"
 #include "selfe/dtype.h"
 #include "selfe/kernels/activation.h"
@@ -773,6 +780,9 @@ void attention(int64_t batch, int64_t heads, int64_t lq, int64_t lk, int64_t d, 
   Device<E> dOut(nq), dDq(nq), dDk(nk), dDv(nk);
   Device<float> outLse(lse.size());
   const E* qData = dQ->data() == nullptr ? nullptr : dQ->data() + skew;
+  // What cp.async may read: the inputs (every other global access is a plain load or store).
+  emu::readableOnly({{dQ->data(), dQ->size() * sizeof(E)}, {dK->data(), nk * sizeof(E)}, {dV->data(), nk * sizeof(E)},
+                     {dDout->data(), nq * sizeof(E)}, {dStored->data(), nq * sizeof(E)}, {dLse->data(), lse.size() * sizeof(float)}});
   selfe::cuda::attention_forward(dOut.data(), outLse.data(), qData, dK->data(), dV->data(), dMask.data(), batch, heads, lq,
                                  lk, d, scale, stream);
   const double tol = std::is_same_v<E, bf16> ? kBf16 : 1e-4;
@@ -787,6 +797,192 @@ void attention(int64_t batch, int64_t heads, int64_t lq, int64_t lk, int64_t d, 
   expectClose("attentionBackward dq", download(dDq), dq, gradientTol);
   expectClose("attentionBackward dk", download(dDk), dk, gradientTol);
   expectClose("attentionBackward dv", download(dDv), dv, gradientTol);
+  emu::readableOnly({});
+}
+
+// ---- tensor-core attention against float64 ---------------------------------------------------------------------
+
+struct Float64Case {
+  const char* name;
+  int batch, heads, lq, lk, d;
+  bool masked;  // batch 0 attends every key, batch 1 a random half, batch 2 none
+  int sliceY;   // (batch, head) pairs per launch, as the launcher slices grids past 65535
+};
+
+// |actual - expected| <= atol + rtol |expected| elementwise, atol = relativeToRms * rms(expected); prints how much
+// of the tolerance the worst element used.
+void expectCloseF64(const char* what, const std::vector<double>& expected, const std::function<double(size_t)>& actual,
+                    double relativeToRms, double rtol) {
+  ++checks;
+  double sq = 0;
+  for (double e : expected) sq += std::isfinite(e) ? e * e : 0;
+  const double rms = std::sqrt(sq / std::max<size_t>(1, expected.size()));
+  const double atol = relativeToRms * std::max(rms, 1e-3);
+  double worst = 0, maxError = 0, usage = 0;  // usage: the largest |error| / (atol + rtol |expected|)
+  size_t worstAt = 0;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const double a = actual(i), e = expected[i];
+    if (std::isfinite(e)) {
+      maxError = std::max(maxError, std::fabs(a - e));
+      usage = std::max(usage, std::fabs(a - e) / (atol + rtol * std::fabs(e)));
+    }
+    if (a == e) continue;  // equal infinities too
+    const double excess = std::fabs(a - e) - (atol + rtol * std::fabs(e));
+    if (!(excess <= 0) && !(excess < worst)) {
+      worst = std::isnan(excess) ? INFINITY : excess;
+      worstAt = i;
+    }
+  }
+  std::printf("  %-4s max |error| %.3g, rms of expected %.3g, %.0f%% of the tolerance\n", what, maxError, rms, 100 * usage);
+  if (worst > 0) {
+    char line[256];
+    std::snprintf(line, sizeof line, "%s[%zu] is %.6g, expected %.6g (max |error| %.3g, %.0f%% of the tolerance)", what, worstAt,
+                  actual(worstAt), expected[worstAt], maxError, 100 * usage);
+    failed(line);
+  }
+}
+
+__nv_bfloat16* nv(Device<bf16>& d) { return reinterpret_cast<__nv_bfloat16*>(d.data()); }
+
+void attentionFloat64(const Float64Case& p, uint32_t seed) {
+  namespace flash = selfe::cuda::flash;
+  std::mt19937 local(seed);
+  std::normal_distribution<float> normalDistribution;
+  const int B = p.batch, H = p.heads, Lq = p.lq, Lk = p.lk, D = p.d;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  const auto rounded = [&](size_t n) {
+    std::vector<double> x(n);
+    for (auto& e : x) e = floatFromBf16(bf16FromFloat(normalDistribution(local)));
+    return x;
+  };
+  const size_t nq = static_cast<size_t>(B) * Lq * H * D, nk = static_cast<size_t>(B) * Lk * H * D;
+  const std::vector<double> q = rounded(nq), k = rounded(nk), v = rounded(nk), dout = rounded(nq);
+  std::vector<int32_t> mask(static_cast<size_t>(B) * Lk, 1);
+  if (p.masked)
+    for (int b = 1; b < B; ++b)
+      for (int j = 0; j < Lk; ++j) mask[static_cast<size_t>(b) * Lk + j] = b == 1 ? static_cast<int32_t>(local() % 2) : 0;
+  const auto at = [&](int b, int i, int h, int L) { return ((static_cast<size_t>(b) * L + i) * H + h) * D; };
+  const auto attends = [&](int b, int j) { return mask[static_cast<size_t>(b) * Lk + j] != 0; };
+
+  // float64 reference; out rounded to bf16 as stored, and delta taken from it, as the backends do.
+  const auto toBf16 = [](double x) { return static_cast<double>(floatFromBf16(bf16FromFloat(static_cast<float>(x)))); };
+  std::vector<double> out(nq, 0), lse(static_cast<size_t>(B) * H * Lq), dq(nq, 0), dk(nk, 0), dv(nk, 0);
+  for (int b = 0; b < B; ++b)
+    for (int h = 0; h < H; ++h)
+      for (int i = 0; i < Lq; ++i) {
+        std::vector<double> s(Lk, -INFINITY);
+        double mx = -INFINITY;
+        for (int j = 0; j < Lk; ++j)
+          if (attends(b, j)) {
+            double dot = 0;
+            for (int c = 0; c < D; ++c) dot += q[at(b, i, h, Lq) + c] * k[at(b, j, h, Lk) + c];
+            s[j] = scale * dot;
+            mx = std::max(mx, s[j]);
+          }
+        double& rowLse = lse[(static_cast<size_t>(b) * H + h) * Lq + i];
+        if (mx == -INFINITY) {
+          rowLse = -INFINITY;
+          continue;
+        }
+        double sum = 0;
+        for (int j = 0; j < Lk; ++j) sum += attends(b, j) ? std::exp(s[j] - mx) : 0.0;
+        rowLse = mx + std::log(sum);
+        for (int j = 0; j < Lk; ++j) {
+          if (!attends(b, j)) continue;
+          const double pj = std::exp(s[j] - rowLse);
+          for (int c = 0; c < D; ++c) out[at(b, i, h, Lq) + c] += pj * v[at(b, j, h, Lk) + c];
+        }
+      }
+  std::vector<float> delta(static_cast<size_t>(B) * H * Lq);
+  for (int b = 0; b < B; ++b)
+    for (int h = 0; h < H; ++h)
+      for (int i = 0; i < Lq; ++i) {
+        double sum = 0;
+        for (int c = 0; c < D; ++c) sum += dout[at(b, i, h, Lq) + c] * toBf16(out[at(b, i, h, Lq) + c]);
+        delta[(static_cast<size_t>(b) * H + h) * Lq + i] = static_cast<float>(sum);
+        const double rowLse = static_cast<float>(lse[(static_cast<size_t>(b) * H + h) * Lq + i]);
+        if (rowLse == -INFINITY) continue;
+        for (int j = 0; j < Lk; ++j) {
+          if (!attends(b, j)) continue;
+          double s = 0, dp = 0;
+          for (int c = 0; c < D; ++c) {
+            s += q[at(b, i, h, Lq) + c] * k[at(b, j, h, Lk) + c];
+            dp += dout[at(b, i, h, Lq) + c] * v[at(b, j, h, Lk) + c];
+          }
+          // P and dS enter their products as bf16 (FlashAttention-2's precision): rounded here the same way.
+          const double pij = toBf16(std::exp(scale * s - rowLse));
+          const double ds = toBf16(std::exp(scale * s - rowLse) * (dp - sum));
+          for (int c = 0; c < D; ++c) {
+            dq[at(b, i, h, Lq) + c] += scale * ds * k[at(b, j, h, Lk) + c];
+            dk[at(b, j, h, Lk) + c] += scale * ds * q[at(b, i, h, Lq) + c];
+            dv[at(b, j, h, Lk) + c] += pij * dout[at(b, i, h, Lq) + c];
+          }
+        }
+      }
+
+  // Device arrays: inputs as the kernels get them, outputs NaN, the dq workspace zeroed as the launcher does.
+  const auto device = [](const std::vector<double>& x) {
+    std::vector<float> f(x.begin(), x.end());
+    return std::unique_ptr<Device<bf16>>(upload<bf16>(f));
+  };
+  const auto qd = device(q), kd = device(k), vd = device(v), doutd = device(dout);
+  Device<int32_t> maskd(mask.size());
+  std::copy(mask.begin(), mask.end(), maskd.data());
+  const std::unique_ptr<Device<float>> lsed(upload<float>(std::vector<float>(lse.begin(), lse.end()))),
+      deltad(upload<float>(delta));
+  emu::readableOnly({{qd->data(), nq * sizeof(bf16)}, {kd->data(), nk * sizeof(bf16)}, {vd->data(), nk * sizeof(bf16)},
+                     {doutd->data(), nq * sizeof(bf16)}});
+  const int32_t* maskPtr = p.masked ? maskd.data() : nullptr;
+  const float fscale = static_cast<float>(scale);
+  Device<bf16> outd(nq), dkd(nk), dvd(nk);
+  Device<float> lseOut(lse.size()), dqSums(nq);
+  std::fill(dqSums.data(), dqSums.data() + nq, 0.0f);
+
+  const int pairs = B * H;
+  const auto launches = [&](auto dim) {
+    constexpr int kD = decltype(dim)::value;
+    using F = flash::ForwardTiling<kD>;
+    using G = flash::BackwardTiling<kD>;
+    for (int offset = 0; offset < pairs; offset += p.sliceY) {
+      const dim3 grid((Lq + F::kRows - 1) / F::kRows, std::min(p.sliceY, pairs - offset));
+      ::emu::launch([&]() { flash::forward<kD, __nv_bfloat16>(nv(outd), lseOut.data(), nv(*qd), nv(*kd), nv(*vd), maskPtr, offset, H, Lq, Lk, fscale); },
+                    grid, F::kThreads, F::kShared);
+    }
+    for (int offset = 0; offset < pairs; offset += p.sliceY) {
+      const dim3 grid((Lk + G::kKeys - 1) / G::kKeys, std::min(p.sliceY, pairs - offset));
+      ::emu::launch([&]() {
+        flash::backward<kD, __nv_bfloat16>(nv(dkd), nv(dvd), dqSums.data(), nv(*doutd), nv(*qd), nv(*kd), nv(*vd), lsed->data(),
+                                           deltad->data(), maskPtr, offset, H, Lq, Lk, fscale);
+      }, grid, G::kThreads, G::kShared);
+    }
+  };
+  if (D == 64) launches(std::integral_constant<int, 64>{});
+  else launches(std::integral_constant<int, 128>{});
+  emu::readableOnly({});
+
+  const auto wide = [](Device<bf16>& x) { return [&x](size_t i) { return static_cast<double>(floatFromBf16(x[i])); }; };
+  expectCloseF64("out", out, wide(outd), 2e-2, 2e-2);  // as test/gpu applies to bf16
+  expectCloseF64("lse", lse, [&](size_t i) { return static_cast<double>(lseOut[i]); }, 1e-5, 1e-5);
+  // Against exact attention, the forward gets the GPU suite's bf16 tolerance; the gradients, computed from the
+  // same bf16 P and dS, a tenth of it (what remains: f32 sums in another order, bf16 outputs).
+  expectCloseF64("dq", dq, [&](size_t i) { return scale * dqSums[i]; }, 2e-3, 2e-3);
+  expectCloseF64("dk", dk, wide(dkd), 2e-3, 1e-2);
+  expectCloseF64("dv", dv, wide(dvd), 2e-3, 1e-2);
+  // Exactly zero where nothing flows: rows with every key masked (out, dq) and masked keys (dk, dv).
+  ++checks;
+  bool exact = true;
+  for (int b = 0; b < B; ++b)
+    for (int h = 0; h < H; ++h) {
+      for (int i = 0; i < Lq; ++i)
+        if (lse[(static_cast<size_t>(b) * H + h) * Lq + i] == -INFINITY)
+          for (int c = 0; c < D; ++c)
+            exact = exact && floatFromBf16(outd[at(b, i, h, Lq) + c]) == 0.0f && dqSums[at(b, i, h, Lq) + c] == 0.0f;
+      for (int j = 0; j < Lk; ++j)
+        if (!attends(b, j))
+          for (int c = 0; c < D; ++c)
+            exact = exact && floatFromBf16(dkd[at(b, j, h, Lk) + c]) == 0.0f && floatFromBf16(dvd[at(b, j, h, Lk) + c]) == 0.0f;
+    }
+  if (!exact) failed("a fully masked row or a masked key got a nonzero value");
 }
 
 template <class F>
@@ -804,6 +1000,7 @@ void run(const std::string& name, int smCount, F body) {
   deviceStatus = selfe::cuda::DeviceStatus{};
   const cudaError_t error = cudaGetLastError();
   if (error != cudaSuccess) failed(std::string("sticky launch error: ") + cudaGetErrorString(error));
+  emu::readableOnly({});
   if (failures == before) std::printf("ok %s\n", where.c_str());
 }
 
@@ -991,6 +1188,20 @@ int main(int argc, char** argv) {
       attention<float>(2, 1, 0, 5, 8);
       attention<bf16>(2, 1, 4, 0, 64);
     });
+  }
+  // attention_mma.cuh's kernels launched directly against float64 attention: tails in every direction (Lq, Lk
+  // off the tiles), Lq != Lk, several batches and heads, masks (a batch with no key), keys fewer than one tile,
+  // grids launched in (batch, head) slices as the launcher does past 65535.
+  if (only == "attention-float64") {
+    const Float64Case cases[] = {
+        {"head dim 64, masked, tails", 3, 2, 150, 130, 64, true, 4},
+        {"head dim 64, one short query tile, many keys", 1, 2, 5, 200, 64, false, 1},
+        {"head dim 128, tails, no mask", 2, 2, 70, 90, 128, false, 3},
+        {"head dim 128, masked, fewer keys than a tile", 3, 1, 40, 20, 128, true, 2},
+    };
+    uint32_t seed = 1;
+    for (const auto& c : cases)
+      run(std::string("tensor-core attention against float64, ") + c.name, 1, [&] { attentionFloat64(c, seed++); });
   }
   if (only == "attention-simt") {
     const char* mode = std::getenv("SELFE_CUDA_ATTENTION");

@@ -1,13 +1,15 @@
 // The warp-level tensor-core primitives of native/cuda/mma_fragments.cuh (declared there for host builds) on the
 // CUDA emulator of selfe_cuda_emu.h, so that attention.cu, tensor-core kernels included, runs on the CPU in
-// test/kernels/cudaEmulated.test.ts. As in test/native/attention_mma_emulator.cpp, ldmatrix and mma.sync are
-// written from the PTX ISA's definitions, independently of the lane mappings the kernels use:
+// test/kernels/cudaEmulated.test.ts (through the dispatcher, and attention_mma.cuh's kernels launched directly
+// against float64 attention: driver.cpp's "attention-float64"). ldmatrix and mma.sync are written from the PTX
+// ISA's definitions, independently of the lane mappings the kernels use:
 //   ldmatrix .x4 ("ldmatrix"): lanes 8q..8q+7 give the row addresses of matrix q; lane l receives in register q
 //     row l/4, columns 2(l%4) and 2(l%4)+1 of matrix q, or with .trans column l/4, rows 2(l%4) and 2(l%4)+1;
 //   mma.sync m16n8k16 bf16 ("Matrix Fragments for mma.m16n8k16 with floating point type"), g = l/4, t = l%4:
 //     A element a_i at row g + 8 [i in {2,3,6,7}], col 2t + (i & 1) + 8 [i >= 4]; B element b_i at row
 //     2t + (i & 1) + 8 [i >= 2], col g; C element c_i at row g + 8 [i >= 2], col 2t + (i & 1).
-// Shared-memory addresses are checked against the launch's dynamic shared memory and for alignment.
+// Shared-memory addresses are checked against the launch's dynamic shared memory and for alignment; cp.async's
+// global reads for alignment and, where the test named the kernels' inputs (emu::readableOnly), for bounds.
 #include <cuda_bf16.h>  // the emulator's (test/native/cuda_emu/include)
 
 #include <cstring>
@@ -88,6 +90,7 @@ void copyAsync16(void* shared, const void* global, bool inside) {
     return;
   }
   if (reinterpret_cast<uintptr_t>(global) % 16 != 0) ::emu::fail("cp.async: misaligned global address");
+  if (!::emu::mayRead(global, 16)) ::emu::fail("cp.async: global read outside every input");
   std::memcpy(shared, global, 16);
 }
 

@@ -1,11 +1,18 @@
 // A CPU emulation of the CUDA execution model, enough to run the repository's own kernel files (native/cuda/*.cu,
 // with their `kernel<<<grid, block, shared, stream>>>(args)` launches rewritten into ::emu::launch calls by
-// test/helpers/cudaLaunchRewrite.ts) on the host. Used by test/kernels/cudaEmulated.test.ts.
+// test/helpers/cudaLaunchRewrite.ts) on the host. Used by test/kernels/cudaEmulated.test.ts; the only emulator
+// of CUDA's execution model in the repository (mma_fragments_emu.cpp adds the tensor-core primitives on it).
 //
 // A launch runs the grid's blocks one at a time, in a scrambled (deterministic) order; every thread of a block is
 // a coroutine (ucontext) on the one host thread. A thread runs until it waits at __syncthreads or a warp
 // collective (__shfl*_sync), then the next thread runs; every round resumes the waiting threads in a new
-// random (reproducible) order, so where a barrier is missing a reader soon overtakes its writer. Checks:
+// random order. Warps also drift apart between barriers: at the start of every phase (each time the block's
+// barrier opens) a seeded draw picks lockstep (every warp one step a round), a leader (one warp runs alone up to
+// its next __syncthreads, or to its end, before the others move), or a laggard (one warp held back until the
+// others all wait at the barrier, or for a few rounds only). So where a barrier is missing, one warp overwrites
+// or reads shared memory a whole phase ahead of another, not just a few collectives. Everything is drawn from
+// one xorshift generator seeded by SELFE_EMU_SEED (default fixed): a run is reproducible for its seed.
+// SELFE_EMU_DRIFT=0 turns the drift off (lockstep rounds only). Checks:
 //   - `__shared__` variables all live in one linker section, filled with 0xff bytes (NaN as f32 and bf16)
 //     before every block: a read of shared memory nobody wrote this block shows as NaN; so does the launch's
 //     dynamic shared memory (`extern __shared__` arrays, rewritten into dynamicShared() calls), followed by
@@ -13,10 +20,11 @@
 //   - threads waiting at different barriers, or a thread that has returned while others wait for it at a
 //     barrier or a warp collective (undefined on a GPU), fail as a deadlock; a warp collective's mask must
 //     name every lane of the warp;
-//   - launch configurations outside the hardware limits fail as cudaGetLastError() reports them on a GPU.
+//   - launch configurations outside the hardware limits fail as cudaGetLastError() reports them on a GPU;
+//   - where a test names the global memory a kernel may read (readableOnly), cp.async reads outside it fail.
 // What it cannot see: the memory model (everything is sequentially consistent here), real concurrency between
-// blocks or between warps, timing, occupancy, register or shared-memory limits, and races that happen to
-// be benign in the one order it runs.
+// blocks or between warps (only interleavings at barrier and collective granularity), intra-warp divergence,
+// timing, occupancy, register or shared-memory limits, and races that happen to be benign in the orders it runs.
 #pragma once
 #include <ucontext.h>
 
@@ -28,6 +36,7 @@
 #include <memory>
 #include <numeric>
 #include <string>
+#include <utility>
 #include <vector>
 
 struct CUstream_st;
@@ -97,6 +106,7 @@ class Barrier {
     count_ = count;
     arrived_ = 0;
   }
+  long generation() const { return generation_; }
   void wait() {
     const long generation = generation_;
     ++progress;
@@ -132,8 +142,42 @@ inline size_t dynamicBytes = 0;
 inline Barrier blockBarrier;
 inline std::vector<Warp> warps;
 
-inline std::vector<int> order;               // the threads in the order of the current round
-inline uint64_t random = 0x9e3779b97f4a7c15u;  // xorshift64 state
+inline std::vector<int> order;  // the threads in the order of the current round
+inline std::vector<char> held;  // threads the drift keeps from running this round
+
+// The xorshift64 state: SELFE_EMU_SEED (any integer) or a fixed default; never 0.
+inline uint64_t seeded() {
+  const char* text = std::getenv("SELFE_EMU_SEED");
+  const uint64_t seed = text == nullptr ? 0 : std::strtoull(text, nullptr, 0);
+  return seed == 0 ? 0x9e3779b97f4a7c15u : seed * 0x9e3779b97f4a7c15u + 1;
+}
+inline uint64_t random = seeded();
+inline uint64_t nextRandom() {
+  random ^= random << 13;
+  random ^= random >> 7;
+  random ^= random << 17;
+  return random;
+}
+inline const bool drift = [] {
+  const char* text = std::getenv("SELFE_EMU_DRIFT");
+  return text == nullptr || std::strcmp(text, "0") != 0;
+}();
+
+// How the warps of a block move during one phase (from one opening of the block barrier to the next); returns
+// the number of rounds the holds last (0: until the threads left free cannot move on).
+inline int drawPhase(int threads) {
+  const int warpCount = (threads + 31) / 32;
+  std::fill(held.begin(), held.end(), 0);
+  if (!drift || warpCount < 2) return 0;
+  const uint64_t draw = nextRandom();
+  const int mode = static_cast<int>(draw % 8), chosen = static_cast<int>((draw >> 8) % static_cast<uint64_t>(warpCount));
+  if (mode < 3) return 0;  // lockstep
+  for (int i = 0; i < threads; ++i) {
+    const bool inChosen = i / 32 == chosen;
+    held[static_cast<size_t>(i)] = mode < 5 ? !inChosen : inChosen;  // a leader, else a laggard
+  }
+  return mode == 7 ? 1 + static_cast<int>((draw >> 16) % 8) : 0;
+}
 
 inline void runThread() {
   body(bodyArgument);
@@ -173,25 +217,34 @@ inline void runBlock(int threads) {
   }
   order.resize(static_cast<size_t>(threads));
   for (int i = 0; i < threads; ++i) order[static_cast<size_t>(i)] = i;
+  held.assign(static_cast<size_t>(threads), 0);
+  long phase = -1;     // the block barrier's generation the holds were drawn for
+  int holdRounds = 0;  // rounds left before the holds lapse (0: they last until nothing free can move)
+  bool holding = false;
   for (int remaining = threads; remaining > 0;) {
-    const long before = progress;
-    remaining = 0;
-    // A fresh random order every round (Fisher-Yates on a fixed-seed xorshift: runs are reproducible).
-    for (int k = threads - 1; k > 0; --k) {
-      random ^= random << 13;
-      random ^= random >> 7;
-      random ^= random << 17;
-      std::swap(order[static_cast<size_t>(k)], order[random % static_cast<uint64_t>(k + 1)]);
+    if (blockBarrier.generation() != phase) {
+      phase = blockBarrier.generation();
+      holdRounds = drawPhase(threads);
+      holding = std::find(held.begin(), held.end(), 1) != held.end();
     }
+    const long before = progress;
+    // A fresh random order every round (Fisher-Yates on the seeded xorshift: runs are reproducible).
+    for (int k = threads - 1; k > 0; --k) std::swap(order[static_cast<size_t>(k)], order[nextRandom() % static_cast<uint64_t>(k + 1)]);
     for (int k = 0; k < threads; ++k) {
       const int i = order[static_cast<size_t>(k)];
-      if (finished[static_cast<size_t>(i)]) continue;
+      if (finished[static_cast<size_t>(i)] || held[static_cast<size_t>(i)]) continue;
       current = i;
       setThreadIndex(i);
       swapcontext(&scheduler, &lanes[static_cast<size_t>(i)]);
-      remaining += finished[static_cast<size_t>(i)] ? 0 : 1;
     }
-    if (remaining > 0 && progress == before) {
+    remaining = static_cast<int>(std::count(finished.begin(), finished.end(), 0));
+    const bool stuck = remaining > 0 && progress == before;
+    if (holding && (stuck || (holdRounds > 0 && --holdRounds == 0))) {
+      std::fill(held.begin(), held.end(), 0);  // the held warps go on; no new holds before the barrier opens again
+      holding = false;
+      continue;
+    }
+    if (stuck) {
       for (int i = 0; i < threads; ++i)
         if (!finished[static_cast<size_t>(i)]) {
           setThreadIndex(i);
@@ -254,6 +307,21 @@ void launch(Body body, dim3 grid, dim3 block, size_t shared = 0, cudaStream_t st
   threadIdx = uint3{0, 0, 0};
   detail::dynamicMemory = nullptr;
   detail::dynamicBytes = 0;
+}
+
+// Global memory cp.async may read (the kernels' inputs), as [begin, end) byte ranges; empty: not checked.
+inline std::vector<std::pair<const unsigned char*, const unsigned char*>> readable;
+inline void readableOnly(std::vector<std::pair<const void*, size_t>> ranges) {
+  readable.clear();
+  for (const auto& [begin, bytes] : ranges)
+    readable.emplace_back(static_cast<const unsigned char*>(begin), static_cast<const unsigned char*>(begin) + bytes);
+}
+inline bool mayRead(const void* p, size_t bytes) {
+  if (readable.empty()) return true;
+  const auto* at = static_cast<const unsigned char*>(p);
+  for (const auto& [begin, end] : readable)
+    if (at >= begin && at + bytes <= end) return true;
+  return false;
 }
 
 // The running block's dynamic shared memory (what `extern __shared__ T name[];` names on a GPU).
