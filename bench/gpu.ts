@@ -11,7 +11,7 @@
 import { spawnSync } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { liftBackend } from "../src/kernels/lift.ts"
-import { loadAddon } from "../src/kernels/native/binding.ts"
+import { type NativeStats, loadAddon } from "../src/kernels/native/binding.ts"
 import { NativeBackend } from "../src/kernels/native/NativeBackend.ts"
 import type { Tensor } from "../src/tensor/Tensor.ts"
 import type { DType, Shape } from "../src/tensor/dtype.ts"
@@ -25,11 +25,11 @@ if (!addon.build.backends.split(",").includes("cuda") || addon.cudaDeviceCount()
   process.exit(1)
 }
 const backend = new NativeBackend(addon, { backend: "cuda" })
-// The attention rows (bf16, head dims 64 and 128) run on the kernels the addon picks from SELFE_CUDA_ATTENTION,
-// read the same way here (native/cuda/attention.cu).
+// The attention rows (bf16, head dims 64 and 128) run on the kernels the device was created with (its option
+// attentionKernels, by default SELFE_CUDA_ATTENTION).
 const attentionKernels =
-  process.env["SELFE_CUDA_ATTENTION"] === "simt"
-    ? "CUDA cores (SIMT), forced by SELFE_CUDA_ATTENTION=simt"
+  (backend.stats() as NativeStats).attentionKernels === "simt"
+    ? "CUDA cores (SIMT), attentionKernels \"simt\""
     : "tensor cores (mma.sync m16n8k16 bf16, FlashAttention-2 style)"
 console.log(`attention kernels: ${attentionKernels}`)
 

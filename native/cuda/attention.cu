@@ -10,11 +10,9 @@
 // query rows and writes dq, the other owns key rows and writes dk and dv, so every output is written once.
 //
 // bf16 storage at head dims 64 and 128 runs instead on tensor cores (attention_mma.cuh, launched below),
-// unless SELFE_CUDA_ATTENTION=simt asks for the CUDA-core kernels; f32 stays on CUDA cores (TF32 or bf16
-// products would miss f32's tolerances).
+// unless the device was created with attentionKernels "simt" (Context::tensorCoreAttention); f32 stays on
+// CUDA cores (TF32 or bf16 products would miss f32's tolerances).
 #include <cmath>
-#include <cstdlib>
-#include <cstring>
 #include <type_traits>
 
 #include "attention_mma.cuh"
@@ -429,21 +427,6 @@ void backwardFor(T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k, con
 
 // ---- tensor cores (bf16, head dims 64 and 128) ----------------------------------------------------------
 
-// SELFE_CUDA_ATTENTION=simt forces the CUDA-core kernels above (the long-verified path) for every dtype and
-// head dim; unset, empty or "auto" lets bf16 at head dims 64 and 128 use tensor cores. Read once per process.
-bool tensorCoresAllowed() {
-  static const int allowed = [] {
-    const char* value = std::getenv("SELFE_CUDA_ATTENTION");
-    if (value == nullptr || *value == '\0' || std::strcmp(value, "auto") == 0) return 1;
-    if (std::strcmp(value, "simt") == 0) return 0;
-    return -1;
-  }();
-  if (allowed < 0)
-    throw Error(Error::Kind::Device, std::string("SELFE_CUDA_ATTENTION is \"") + std::getenv("SELFE_CUDA_ATTENTION") +
-                                         "\"; it takes \"simt\" or \"auto\"");
-  return allowed == 1;
-}
-
 // cp.async and the paired stores need 16-byte aligned rows: true of every tensor the allocator hands out
 // (cudaMalloc blocks), checked anyway.
 bool aligned16(std::initializer_list<const void*> pointers) {
@@ -452,8 +435,8 @@ bool aligned16(std::initializer_list<const void*> pointers) {
   return true;
 }
 
-bool useTensorCores(int64_t d, std::initializer_list<const void*> pointers) {
-  return (d == 64 || d == 128) && tensorCoresAllowed() && aligned16(pointers);
+bool useTensorCores(Stream stream, int64_t d, std::initializer_list<const void*> pointers) {
+  return (d == 64 || d == 128) && stream.context->tensorCoreAttention && aligned16(pointers);
 }
 
 template <int kD>
@@ -514,7 +497,7 @@ void forward(T* out, float* lse, const T* q, const T* k, const T* v, const int32
   if (batch * heads * lq == 0) return;
   requireHeadDim(d, "attention");
   if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    if (useTensorCores(d, {out, q, k, v})) {
+    if (useTensorCores(stream, d, {out, q, k, v})) {
       if (d == 64) return forwardMma<64>(out, lse, q, k, v, keyMask, batch, heads, lq, lk, scale, stream);
       return forwardMma<128>(out, lse, q, k, v, keyMask, batch, heads, lq, lk, scale, stream);
     }
@@ -539,7 +522,7 @@ void backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k, const 
   }
   const float* dl = delta.as<float>();
   if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    if (useTensorCores(d, {dq, dk, dv, dout, q, k, v})) {
+    if (useTensorCores(stream, d, {dq, dk, dv, dout, q, k, v})) {
       if (d == 64) return backwardMma<64>(dq, dk, dv, dout, q, k, v, lse, dl, keyMask, batch, heads, lq, lk, scale, stream);
       return backwardMma<128>(dq, dk, dv, dout, q, k, v, lse, dl, keyMask, batch, heads, lq, lk, scale, stream);
     }

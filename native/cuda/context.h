@@ -46,6 +46,9 @@ struct Context {
   DeviceStatus* status = nullptr;
   ScratchPool* scratch = nullptr;
   GemmState* gemm = nullptr;
+  // Whether bf16 attention at head dims 64 and 128 may use the tensor-core kernels (the device option
+  // attentionKernels: "auto"), or every attention stays on the CUDA-core kernels ("simt").
+  bool tensorCoreAttention = true;
 };
 
 // A CUDA failure as launchers throw it; the N-API layer turns it into SELFE_OUT_OF_MEMORY or SELFE_DEVICE

@@ -27,8 +27,9 @@ class CudaStream : public cuda::ScratchPool {
   // Number of usable CUDA devices (0 without a driver or a device).
   static int deviceCount();
 
-  // Throws OpError(Device, "Device", ...) when the device cannot be used.
-  CudaStream(int ordinal, int64_t memoryLimitBytes);
+  // Throws OpError(Device, "Device", ...) when the device cannot be used. `tensorCoreAttention`: whether bf16
+  // attention at head dims 64 and 128 may run on the tensor-core kernels.
+  CudaStream(int ordinal, int64_t memoryLimitBytes, bool tensorCoreAttention);
   ~CudaStream() override;
   CudaStream(const CudaStream&) = delete;
   CudaStream& operator=(const CudaStream&) = delete;
@@ -62,6 +63,7 @@ class CudaStream : public cuda::ScratchPool {
   // Makes this device current on the calling thread (launches and allocations do it themselves).
   void makeCurrent();
   int ordinal() const { return context_.ordinal; }
+  bool tensorCoreAttention() const { return context_.tensorCoreAttention; }
   int64_t pinnedBytes() const;
   // Drains the stream and the helper thread, then frees every CUDA resource. Idempotent.
   void shutdown();

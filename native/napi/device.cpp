@@ -1,6 +1,7 @@
 #include "device.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <thread>
@@ -93,6 +94,22 @@ int optionInteger(const Napi::Object& options, const char* key, int64_t fallback
   *out = static_cast<int64_t>(d);
   return 0;
 }
+
+// Whether bf16 attention may use tensor cores: the option attentionKernels, "auto" (yes) or "simt" (CUDA-core
+// kernels only), by default the environment variable SELFE_CUDA_ATTENTION (unset or empty: "auto").
+[[maybe_unused]] bool tensorCoreAttention(const Napi::Object& options) {
+  const Napi::Value value = options.Get("attentionKernels");
+  const bool fromEnv = value.IsUndefined();
+  if (!fromEnv && !value.IsString())
+    throw OpError(ErrorCode::InvalidArgument, "Device", "option attentionKernels must be \"auto\" or \"simt\"");
+  const char* env = std::getenv("SELFE_CUDA_ATTENTION");
+  const std::string choice = !fromEnv ? value.As<Napi::String>().Utf8Value() : env != nullptr && *env != '\0' ? env : "auto";
+  if (choice == "auto") return true;
+  if (choice == "simt") return false;
+  throw OpError(ErrorCode::InvalidArgument, "Device",
+                std::string(fromEnv ? "SELFE_CUDA_ATTENTION" : "option attentionKernels") +
+                    " must be \"auto\" or \"simt\", got \"" + choice + "\"");
+}
 }  // namespace
 
 Device::Device(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Device>(info) {
@@ -115,7 +132,7 @@ Device::Device(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Device>(info) 
       if (!options.Get("threads").IsUndefined())
         throw OpError(ErrorCode::InvalidArgument, "Device", "option threads applies to the cpu backend only");
 #ifdef SELFE_WITH_CUDA
-      cuda_ = std::make_unique<CudaStream>(static_cast<int>(ordinal), limit);
+      cuda_ = std::make_unique<CudaStream>(static_cast<int>(ordinal), limit, tensorCoreAttention(options));
       memory_ = &cuda_->memory();
 #else
       throw OpError(ErrorCode::Device, "Device",
@@ -123,8 +140,9 @@ Device::Device(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Device>(info) 
                     "\"); `npm run build` builds it on a machine with CUDA 13 (nvcc) and cuBLAS(Lt)");
 #endif
     } else {
-      if (!options.Get("deviceIndex").IsUndefined())
-        throw OpError(ErrorCode::InvalidArgument, "Device", "option deviceIndex applies to the cuda backend only");
+      for (const char* cudaOnly : {"deviceIndex", "attentionKernels"})
+        if (!options.Get(cudaOnly).IsUndefined())
+          throw OpError(ErrorCode::InvalidArgument, "Device", std::string("option ") + cudaOnly + " applies to the cuda backend only");
       queue_ = std::make_unique<WorkQueue>();
       pool_ = std::make_unique<cpu::Pool>(static_cast<int>(threads));
       WorkQueue* queue = queue_.get();
@@ -368,6 +386,7 @@ Napi::Object Device::stats(Napi::Env env) {
   if (cuda_) {
     out.Set("deviceIndex", Napi::Number::New(env, cuda_->ordinal()));
     out.Set("pinnedBytes", Napi::Number::New(env, static_cast<double>(cuda_->pinnedBytes())));
+    out.Set("attentionKernels", Napi::String::New(env, cuda_->tensorCoreAttention() ? "auto" : "simt"));
     out.Set("failure", Napi::String::New(env, cuda_->failure()));
     return out;
   }

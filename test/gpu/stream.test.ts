@@ -33,6 +33,48 @@ describe("opening a CUDA device", () => {
   })
 })
 
+describe("the attentionKernels device option", () => {
+  const refusal = (make: () => unknown) => {
+    try {
+      make()
+    } catch (cause) {
+      return cause as Error & { code?: string; reason?: string }
+    }
+    return undefined
+  }
+
+  it("is refused on the cpu backend, which has one attention", () => {
+    const error = refusal(() => new (loadAddon().Device)({ attentionKernels: "simt" }))
+    expect(error?.code).toBe("SELFE_INVALID_ARGUMENT")
+    expect(error?.reason).toBe("option attentionKernels applies to the cuda backend only")
+  })
+
+  const cuda = cudaAvailability().available
+  it.skipIf(!cuda)("takes auto or simt on CUDA (default: SELFE_CUDA_ATTENTION), naming a bad value's source", () => {
+    const addon = loadAddon()
+    for (const choice of ["auto", "simt"] as const) {
+      const device = new addon.Device({ backend: "cuda", attentionKernels: choice })
+      expect(addon.ops.stats(device).attentionKernels).toBe(choice)
+      addon.ops.dispose(device)
+    }
+    expect(refusal(() => new addon.Device({ backend: "cuda", attentionKernels: "tensor" as "auto" }))?.reason).toBe(
+      'option attentionKernels must be "auto" or "simt", got "tensor"'
+    )
+    const saved = process.env["SELFE_CUDA_ATTENTION"]
+    try {
+      process.env["SELFE_CUDA_ATTENTION"] = "simt"
+      const device = new addon.Device({ backend: "cuda" })
+      expect(addon.ops.stats(device).attentionKernels).toBe("simt")
+      addon.ops.dispose(device)
+      process.env["SELFE_CUDA_ATTENTION"] = "fast"
+      expect(refusal(() => new addon.Device({ backend: "cuda" }))?.reason).toBe('SELFE_CUDA_ATTENTION must be "auto" or "simt", got "fast"')
+    } finally {
+      if (saved === undefined) delete process.env["SELFE_CUDA_ATTENTION"]
+      else process.env["SELFE_CUDA_ATTENTION"] = saved
+    }
+  })
+})
+
 describeCuda("the CUDA stream", () => {
   let backend: NativeBackend
   beforeAll(() => {

@@ -31,14 +31,14 @@ const reason =
       : `no C++ compiler (${compiler}) can be run`
 
 const families = ["layernorm", "adaln", "optim", "activation", "elementwise", "reduce", "random", "score", "layout", "embedding", "attention"] as const
-// The driver's runs: one per family, attention's tensor-core kernels against float64, and attention again with its
-// CUDA-core kernels forced (read once per process). The longest first: they run two or more at a time.
+// The driver's runs: one per family, attention's tensor-core kernels against float64, and attention again on a
+// device whose attentionKernels is "simt" (CUDA cores only). The longest first: they run two or more at a time.
 const cpuTwin = "matches the CPU backend (f32 and bf16, ragged shapes)"
 const runs = [
-  { name: "attention", attention: "auto", check: cpuTwin },
-  { name: "attention-float64", attention: "auto", check: "(tensor-core kernels) matches float64 attention (masked, ragged, sliced grids)" },
-  ...families.filter((family) => family !== "attention").map((family) => ({ name: family, attention: "auto", check: cpuTwin })),
-  { name: "attention-simt", attention: "simt", check: cpuTwin }
+  { name: "attention", check: cpuTwin },
+  { name: "attention-float64", check: "(tensor-core kernels) matches float64 attention (masked, ragged, sliced grids)" },
+  ...families.filter((family) => family !== "attention").map((family) => ({ name: family, check: cpuTwin })),
+  { name: "attention-simt", check: cpuTwin }
 ] as const
 // -Wno-psabi: GCC notes the ABI of the CPU attention's 32-byte vectors without AVX, whatever its pragma says.
 const flags = ["-std=c++17", "-O1", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-unknown-pragmas", "-Wno-psabi"]
@@ -50,9 +50,9 @@ interface Outcome {
   stderr: string
 }
 // Runs the program to its end, whatever its exit status.
-const outcome = (program: string, args: ReadonlyArray<string>, env: NodeJS.ProcessEnv): Promise<Outcome> =>
+const outcome = (program: string, args: ReadonlyArray<string>): Promise<Outcome> =>
   new Promise((resolve) => {
-    execFile(program, args, { encoding: "utf8", timeout: 120_000, env, maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
+    execFile(program, args, { encoding: "utf8", timeout: 120_000, maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
       const code = (error as { code?: unknown } | null)?.code
       resolve({ status: error === null ? 0 : typeof code === "number" ? code : null, stdout, stderr: error !== null && stderr === "" ? String(error) : stderr })
     })
@@ -133,10 +133,10 @@ describe.skipIf(reason !== undefined)("CUDA kernel files, emulated on the CPU, a
     program = join(folder, "cuda_emulated")
     await run(compiler, ["-o", program, ...units.map((unit) => unit.object), "-lpthread"], { cwd: root })
     // Every run starts now, as many at a time as there are cores; each test waits for its own.
-    const jobs = runs.map(({ name, attention }) => {
+    const jobs = runs.map(({ name }) => {
       let settle: (value: Outcome) => void = () => undefined
       outcomes.set(name, new Promise<Outcome>((resolve) => (settle = resolve)))
-      return async () => settle(await outcome(program, [name], { ...process.env, SELFE_CUDA_ATTENTION: attention }))
+      return async () => settle(await outcome(program, [name]))
     })
     void pooled(jobs, Math.max(2, availableParallelism()))
   }, 240_000)

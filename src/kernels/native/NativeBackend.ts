@@ -14,6 +14,11 @@ export interface NativeOptions {
   readonly threads?: number | undefined
   /** Cap on device memory in bytes; allocations beyond it fail with OutOfMemoryError (0 = none). */
   readonly memoryLimitBytes?: number | undefined
+  /**
+   * cuda only: "auto" lets bf16 attention at head dims 64 and 128 run on the tensor-core kernels, "simt" keeps
+   * every attention on the CUDA-core kernels. Default: the environment variable SELFE_CUDA_ATTENTION, else "auto".
+   */
+  readonly attentionKernels?: "auto" | "simt" | undefined
 }
 
 type H = number
@@ -55,7 +60,8 @@ export class NativeBackend implements Ops.Backend, TensorOwner {
       ...(options.backend !== undefined ? { backend: options.backend } : {}),
       ...(options.deviceIndex !== undefined ? { deviceIndex: options.deviceIndex } : {}),
       ...(options.threads !== undefined ? { threads: options.threads } : {}),
-      ...(options.memoryLimitBytes !== undefined ? { memoryLimitBytes: options.memoryLimitBytes } : {})
+      ...(options.memoryLimitBytes !== undefined ? { memoryLimitBytes: options.memoryLimitBytes } : {}),
+      ...(options.attentionKernels !== undefined ? { attentionKernels: options.attentionKernels } : {})
     })
   }
 

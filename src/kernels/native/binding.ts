@@ -23,6 +23,8 @@ export interface NativeStats {
   /** CUDA only: the device ordinal and the pinned host memory held for staging reads and writes. */
   readonly deviceIndex?: number
   readonly pinnedBytes?: number
+  /** CUDA only: "auto" (bf16 attention at head dims 64 and 128 on tensor cores) or "simt" (CUDA cores only). */
+  readonly attentionKernels?: "auto" | "simt"
 }
 
 export interface NativeOps {
@@ -99,6 +101,7 @@ export interface NativeDeviceOptions {
   readonly deviceIndex?: number
   readonly threads?: number
   readonly memoryLimitBytes?: number
+  readonly attentionKernels?: "auto" | "simt"
 }
 
 export interface NativeAddon {

@@ -787,8 +787,7 @@ void attention(int64_t batch, int64_t heads, int64_t lq, int64_t lk, int64_t d, 
                                  lk, d, scale, stream);
   const double tol = std::is_same_v<E, bf16> ? kBf16 : 1e-4;
   // On tensor cores P and dS enter their products as bf16 (docs/cuda.md): gradients within ~1% of their rms.
-  const char* mode = std::getenv("SELFE_CUDA_ATTENTION");
-  const bool tensorCores = std::is_same_v<E, bf16> && (d == 64 || d == 128) && skew == 0 && (mode == nullptr || std::strcmp(mode, "simt") != 0);
+  const bool tensorCores = std::is_same_v<E, bf16> && (d == 64 || d == 128) && skew == 0 && context.tensorCoreAttention;
   const double gradientTol = tensorCores ? 3e-2 : tol;
   expectClose("attention out", download(dOut), out, tol);
   expectClose("attention lse", download(outLse), lse, std::is_same_v<E, bf16> ? 1e-3 : kF32);
@@ -1167,7 +1166,7 @@ int main(int argc, char** argv) {
       run("timestepEmbedding " + std::to_string(s.batch) + "x" + std::to_string(s.dim), 2, [&] { timestepEmbedding(s.batch, s.dim); });
   }
   // attention: bf16 at head dims 64 and 128 on tensor cores, f32, other head dims and misaligned bf16 on CUDA
-  // cores; "attention-simt" (run with SELFE_CUDA_ATTENTION=simt) puts bf16 at 64 and 128 on CUDA cores too.
+  // cores; "attention-simt" (a device with attentionKernels "simt") puts bf16 at 64 and 128 on CUDA cores too.
   if (want("attention")) {
     // Query rows and keys off the 32-row / 32-key tiles (16 rows at head dims past 128) and the tensor cores'
     // 128-row / 64-key tiles, every head-dim kernel (32, 64, 128, 256), f32 and bf16 storage.
@@ -1204,11 +1203,7 @@ int main(int argc, char** argv) {
       run(std::string("tensor-core attention against float64, ") + c.name, 1, [&] { attentionFloat64(c, seed++); });
   }
   if (only == "attention-simt") {
-    const char* mode = std::getenv("SELFE_CUDA_ATTENTION");
-    if (mode == nullptr || std::strcmp(mode, "simt") != 0) {
-      std::printf("FAILED attention-simt: run it with SELFE_CUDA_ATTENTION=simt\n");
-      return 1;
-    }
+    context.tensorCoreAttention = false;
     run("attention bf16 (CUDA cores) 3x1 Lq 40 Lk 45 d 64", 1, [&] { attention<bf16>(3, 1, 40, 45, 64); });
     run("attention bf16 (CUDA cores) 3x1 Lq 33 Lk 40 d 128", 1, [&] { attention<bf16>(3, 1, 33, 40, 128); });
   }
