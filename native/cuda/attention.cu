@@ -47,6 +47,25 @@ __device__ void loadRows(float* tile, int stride, int rows, const T* base, int64
   }
 }
 
+// Both backward kernels' scores: s[r] = rowsA[r] . a and dp[r] = rowsB[r] . b over kD columns, for a warp's R
+// shared-memory rows (stride kD) and one lane's columns a, b (the dq kernel: q and dout rows against key k and
+// value v; the dk/dv kernel: key and value rows against query q and dout).
+template <int R, int kD>
+__device__ __forceinline__ void rowDots(float (&s)[R], float (&dp)[R], const float* rowsA, const float* a,
+                                        const float* rowsB, const float* b) {
+#pragma unroll
+  for (int r = 0; r < R; ++r) s[r] = dp[r] = 0.0f;
+#pragma unroll 4
+  for (int c = 0; c < kD; ++c) {
+    const float ac = a[c], bc = b[c];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      s[r] += rowsA[r * kD + c] * ac;
+      dp[r] += rowsB[r * kD + c] * bc;
+    }
+  }
+}
+
 __device__ __forceinline__ bool keyAttended(const int32_t* keyMask, int64_t b, int64_t lk, int64_t j) {
   return j < lk && (keyMask == nullptr || keyMask[b * lk + j] != 0);
 }
@@ -206,21 +225,7 @@ __global__ void __launch_bounds__(kThreads) attentionBackwardQuery(T* dq, const 
     __syncthreads();
 
     float s[R], dp[R];
-#pragma unroll
-    for (int r = 0; r < R; ++r) s[r] = dp[r] = 0.0f;
-    const float* kRow = ks + lane * S::kPadded;
-    const float* vRow = vs + lane * S::kPadded;
-    const float* qRows = qs + warp * R * kD;
-    const float* doRows = dos + warp * R * kD;
-#pragma unroll 4
-    for (int c = 0; c < kD; ++c) {
-      const float kc = kRow[c], vc = vRow[c];
-#pragma unroll
-      for (int r = 0; r < R; ++r) {
-        s[r] += qRows[r * kD + c] * kc;
-        dp[r] += doRows[r * kD + c] * vc;
-      }
-    }
+    rowDots<R, kD>(s, dp, qs + warp * R * kD, ks + lane * S::kPadded, dos + warp * R * kD, vs + lane * S::kPadded);
 
     const bool valid = attended[lane] != 0.0f;
     float ds[R];
@@ -304,21 +309,7 @@ __global__ void __launch_bounds__(kThreads) attentionBackwardKey(T* dk, T* dv, c
 
     // Scores of query `lane` against the warp's key rows.
     float s[R], dp[R];
-#pragma unroll
-    for (int r = 0; r < R; ++r) s[r] = dp[r] = 0.0f;
-    const float* qRow = qs + lane * S::kPadded;
-    const float* doRow = dos + lane * S::kPadded;
-    const float* kRows = kb + warp * R * kD;
-    const float* vRows = vb + warp * R * kD;
-#pragma unroll 4
-    for (int c = 0; c < kD; ++c) {
-      const float qc = qRow[c], dc = doRow[c];
-#pragma unroll
-      for (int r = 0; r < R; ++r) {
-        s[r] += kRows[r * kD + c] * qc;
-        dp[r] += vRows[r * kD + c] * dc;
-      }
-    }
+    rowDots<R, kD>(s, dp, kb + warp * R * kD, qs + lane * S::kPadded, vb + warp * R * kD, dos + lane * S::kPadded);
 
     const float queryLse = tileLse[lane], queryDelta = tileDelta[lane];
     float p[R], ds[R];
