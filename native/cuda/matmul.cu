@@ -223,43 +223,27 @@ constexpr cudaDataType_t cudaTypeOf<bf16>() {
 void zero(float* c, int64_t n, Stream stream) { fill32(c, 0, n, stream); }
 void zero(bf16* c, int64_t n, Stream stream) { fill16(c, 0, n, stream); }
 
-// D = alpha op(A) op(B) + beta C (+ bias per output column of the row-major result).
+// Runs a plan: C = alpha op(A) op(B) + beta C, with its epilogue's bias and GELU input output where the plan
+// has them (operands in the launcher's row-major order; cuBLASLt gets them swapped, see the top of the file).
 template <class T>
-void matmul(T* c, const T* a, const T* b, const T* bias, int64_t batch, int64_t m, int64_t n, int64_t k, bool transA,
-            bool transB, int64_t strideA, int64_t strideB, int64_t strideC, float alpha, float beta, Stream stream);
-
-// pre = x W^T + bias and y = gelu(pre) for one [rows, in] x [out, in]^T product.
-template <class T>
-void linearGelu(T* y, T* pre, const T* x, const T* weight, const T* bias, int64_t rows, int64_t in, int64_t out,
-                Stream stream) {
-  if (rows == 0 || out == 0) return;
-  GemmState* state = stream.context->gemm;
-  if (state == nullptr) throw Error(Error::Kind::Device, "linearGelu: this device has no cuBLASLt state");
-  const Epilogue epilogue = bias != nullptr ? Epilogue::GeluAuxBias : Epilogue::GeluAux;
-  const PlanKey key{cudaTypeOf<T>(), 1, rows, out, in, false, true, epilogue, 0, 0, 0,
-                    alignmentOf(x), alignmentOf(weight), alignmentOf(y), bias != nullptr ? alignmentOf(bias) : 0u,
-                    alignmentOf(pre)};
-  // cuBLASLt wants the pre-activation's leading dimension divisible by 8, and has the epilogue for some
-  // problems only: otherwise the product (with its bias) into pre, then GELU as its own pass.
-  if (in == 0 || out % 8 != 0 || !state->offers(key, pre)) {
-    matmul<T>(pre, x, weight, bias, 1, rows, out, in, false, true, 0, 0, 0, 1.0f, 0.0f, stream);
-    gelu_forward(y, pre, rows * out, stream);
-    return;
-  }
-  Plan& plan = state->planFor(key, pre);
+void runPlan(GemmState& state, Plan& plan, T* c, const T* a, const T* b, const T* bias, T* aux, float alpha,
+             float beta, Stream stream, const char* name) {
   if (bias != nullptr)
     checkBlas(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)),
               "bias pointer");
-  void* aux = pre;
-  checkBlas(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof(aux)),
-            "gelu aux pointer");
-  const float alpha = 1.0f, beta = 0.0f;
-  checkBlas(cublasLtMatmul(state->handle, plan.operation, &alpha, weight, plan.a, x, plan.b, &beta, y, plan.c, y, plan.c,
-                           &plan.algorithm, state->workspace, kWorkspaceBytes, stream),
+  if (aux != nullptr) {
+    void* pointer = aux;
+    checkBlas(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &pointer,
+                                             sizeof(pointer)),
+              "gelu aux pointer");
+  }
+  checkBlas(cublasLtMatmul(state.handle, plan.operation, &alpha, b, plan.a, a, plan.b, &beta, c, plan.c, c, plan.c,
+                           &plan.algorithm, state.workspace, kWorkspaceBytes, stream),
             "cublasLtMatmul");
-  checkLaunch("linearGelu");
+  checkLaunch(name);
 }
 
+// D = alpha op(A) op(B) + beta C (+ bias per output column of the row-major result).
 template <class T>
 void matmul(T* c, const T* a, const T* b, const T* bias, int64_t batch, int64_t m, int64_t n, int64_t k, bool transA,
             bool transB, int64_t strideA, int64_t strideB, int64_t strideC, float alpha, float beta, Stream stream) {
@@ -287,14 +271,28 @@ void matmul(T* c, const T* a, const T* b, const T* bias, int64_t batch, int64_t 
     binary_forward(c, c, bias, batch * m * n, n, BinaryOp::Add, Broadcast::Trailing, stream);
     return;
   }
-  Plan& plan = state->planFor(key);
-  if (bias != nullptr)
-    checkBlas(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)),
-              "bias pointer");
-  checkBlas(cublasLtMatmul(state->handle, plan.operation, &alpha, b, plan.a, a, plan.b, &beta, c, plan.c, c, plan.c,
-                           &plan.algorithm, state->workspace, kWorkspaceBytes, stream),
-            "cublasLtMatmul");
-  checkLaunch("matmul");
+  runPlan<T>(*state, state->planFor(key), c, a, b, bias, nullptr, alpha, beta, stream, "matmul");
+}
+
+// pre = x W^T + bias and y = gelu(pre) for one [rows, in] x [out, in]^T product.
+template <class T>
+void linearGelu(T* y, T* pre, const T* x, const T* weight, const T* bias, int64_t rows, int64_t in, int64_t out,
+                Stream stream) {
+  if (rows == 0 || out == 0) return;
+  GemmState* state = stream.context->gemm;
+  if (state == nullptr) throw Error(Error::Kind::Device, "linearGelu: this device has no cuBLASLt state");
+  const Epilogue epilogue = bias != nullptr ? Epilogue::GeluAuxBias : Epilogue::GeluAux;
+  const PlanKey key{cudaTypeOf<T>(), 1, rows, out, in, false, true, epilogue, 0, 0, 0,
+                    alignmentOf(x), alignmentOf(weight), alignmentOf(y), bias != nullptr ? alignmentOf(bias) : 0u,
+                    alignmentOf(pre)};
+  // cuBLASLt wants the pre-activation's leading dimension divisible by 8, and has the epilogue for some
+  // problems only: otherwise the product (with its bias) into pre, then GELU as its own pass.
+  if (in == 0 || out % 8 != 0 || !state->offers(key, pre)) {
+    matmul<T>(pre, x, weight, bias, 1, rows, out, in, false, true, 0, 0, 0, 1.0f, 0.0f, stream);
+    gelu_forward(y, pre, rows * out, stream);
+    return;
+  }
+  runPlan<T>(*state, state->planFor(key, pre), y, x, weight, bias, pre, 1.0f, 0.0f, stream, "linearGelu");
 }
 }  // namespace
 
