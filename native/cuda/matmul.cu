@@ -114,13 +114,13 @@ struct GemmState {
     if (handle != nullptr) cublasLtDestroy(handle);
   }
 
-  // Whether cuBLASLt has a plan for the key (remembered either way). `aux` is a GELU epilogue's output, whose
-  // address the heuristic reads for its alignment.
-  bool offers(const PlanKey& key, void* aux = nullptr) {
+  // Whether cuBLASLt has a plan for the key (remembered either way). `bias` and `aux` (a GELU epilogue's
+  // output) are the call's: the heuristic reads their addresses for their alignment.
+  bool offers(const PlanKey& key, const void* bias, void* aux) {
     if (plans.count(key) != 0) return true;
     if (refused.count(key) != 0) return false;
     try {
-      planFor(key, aux);
+      planFor(key, bias, aux);
       return true;
     } catch (const Error&) {
       refused.insert(key);
@@ -128,12 +128,12 @@ struct GemmState {
     }
   }
 
-  Plan& planFor(const PlanKey& key, void* aux = nullptr) {
+  Plan& planFor(const PlanKey& key, const void* bias, void* aux) {
     auto found = plans.find(key);
     if (found != plans.end()) return found->second;
     Plan& plan = plans[key];
     try {
-      build(plan, key, aux);
+      build(plan, key, bias, aux);
     } catch (...) {
       plans.erase(key);
       throw;
@@ -142,7 +142,7 @@ struct GemmState {
   }
 
  private:
-  void build(Plan& plan, const PlanKey& key, void* aux) {
+  void build(Plan& plan, const PlanKey& key, const void* bias, void* aux) {
     checkBlas(cublasLtMatmulDescCreate(&plan.operation, CUBLAS_COMPUTE_32F, CUDA_R_32F), "cublasLtMatmulDescCreate");
     // cuBLAS's A is our B and its B is our A (see the top of the file).
     const cublasOperation_t opA = key.transB ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -154,6 +154,10 @@ struct GemmState {
       checkBlas(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)),
                 "epilogue");
     }
+    // Unset, the heuristic would take the bias as 256-byte aligned and may pick a kernel a skewed one faults.
+    if (bias != nullptr)
+      checkBlas(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)),
+                "bias pointer");
     if (hasGelu(key.epilogue)) {
       // The pre-activation has D's layout: column-major n x m, leading dimension n.
       const int64_t auxLd = key.n;
@@ -265,13 +269,13 @@ void matmul(T* c, const T* a, const T* b, const T* bias, int64_t batch, int64_t 
   const PlanKey key{cudaTypeOf<T>(), batch, m, n, k, transA, transB, bias != nullptr ? Epilogue::Bias : Epilogue::None,
                     strideA, strideB, strideC, alignmentOf(a), alignmentOf(b), alignmentOf(c),
                     bias != nullptr ? alignmentOf(bias) : 0u, 0u};
-  if (bias != nullptr && !state->offers(key)) {
+  if (bias != nullptr && !state->offers(key, bias, nullptr)) {
     // No fused-bias kernel for this problem: the plain product, then the bias as its own pass.
     matmul<T>(c, a, b, nullptr, batch, m, n, k, transA, transB, strideA, strideB, strideC, alpha, beta, stream);
     binary_forward(c, c, bias, batch * m * n, n, BinaryOp::Add, Broadcast::Trailing, stream);
     return;
   }
-  runPlan<T>(*state, state->planFor(key), c, a, b, bias, nullptr, alpha, beta, stream, "matmul");
+  runPlan<T>(*state, state->planFor(key, bias, nullptr), c, a, b, bias, nullptr, alpha, beta, stream, "matmul");
 }
 
 // pre = x W^T + bias and y = gelu(pre) for one [rows, in] x [out, in]^T product.
@@ -287,12 +291,12 @@ void linearGelu(T* y, T* pre, const T* x, const T* weight, const T* bias, int64_
                     alignmentOf(pre)};
   // cuBLASLt wants the pre-activation's leading dimension divisible by 8, and has the epilogue for some
   // problems only: otherwise the product (with its bias) into pre, then GELU as its own pass.
-  if (in == 0 || out % 8 != 0 || !state->offers(key, pre)) {
+  if (in == 0 || out % 8 != 0 || !state->offers(key, bias, pre)) {
     matmul<T>(pre, x, weight, bias, 1, rows, out, in, false, true, 0, 0, 0, 1.0f, 0.0f, stream);
     gelu_forward(y, pre, rows * out, stream);
     return;
   }
-  runPlan<T>(*state, state->planFor(key, pre), y, x, weight, bias, pre, 1.0f, 0.0f, stream, "linearGelu");
+  runPlan<T>(*state, state->planFor(key, bias, pre), y, x, weight, bias, pre, 1.0f, 0.0f, stream, "linearGelu");
 }
 }  // namespace
 

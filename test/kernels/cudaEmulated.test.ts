@@ -16,8 +16,9 @@ import { rewriteDynamicShared, rewriteLaunches } from "../helpers/cudaLaunchRewr
  * memory NaN-filled per block, deadlocks and bad launch configurations reported) and mma_fragments_emu.cpp
  * (ldmatrix and mma.sync from the PTX ISA, for attention's tensor-core kernels), linked with the CPU backend's
  * kernels, and test/native/cuda_emu/driver.cpp checks each launcher against its CPU twin on ragged shapes (random
- * numbers, data movement and casts bit for bit, f32 ~1e-5, bf16 ~1e-2), and the tensor-core attention kernels
- * against float64 attention ("attention-float64"). What it cannot catch is listed in docs/cuda.md (Tests).
+ * numbers, data movement and casts bit for bit, f32 ~1e-5, bf16 ~1e-2), the tensor-core attention kernels
+ * against float64 attention ("attention-float64"), and matmul.cu on cublaslt_emu.cpp's cuBLASLt against float64
+ * ("matmul"). What it cannot catch is listed in docs/cuda.md (Tests).
  */
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
@@ -31,6 +32,9 @@ const reason =
       : `no C++ compiler (${compiler}) can be run`
 
 const families = ["layernorm", "adaln", "optim", "activation", "elementwise", "reduce", "random", "score", "layout", "embedding", "attention"] as const
+// matmul.cu runs on cublaslt_emu.cpp's cuBLASLt and is checked against float64 (the CPU backend's GEMM needs
+// OpenBLAS's headers), so it has no CPU twin to link.
+const cudaFiles = [...families, "matmul"] as const
 // The driver's runs: one per family, attention's tensor-core kernels against float64, and attention again on a
 // device whose attentionKernels is "simt" (CUDA cores only). The longest first: they run two or more at a time.
 const cpuTwin = "matches the CPU backend (f32 and bf16, ragged shapes)"
@@ -38,6 +42,7 @@ const runs = [
   { name: "attention", check: cpuTwin },
   { name: "attention-float64", check: "(tensor-core kernels) matches float64 attention (masked, ragged, sliced grids)" },
   ...families.filter((family) => family !== "attention").map((family) => ({ name: family, check: cpuTwin })),
+  { name: "matmul", check: "(on the cuBLASLt emulator) matches float64 products, fused epilogues and their fallbacks" },
   { name: "attention-simt", check: cpuTwin }
 ] as const
 // -Wno-psabi: GCC notes the ABI of the CPU attention's 32-byte vectors without AVX, whatever its pragma says.
@@ -111,9 +116,10 @@ describe.skipIf(reason !== undefined)("CUDA kernel files, emulated on the CPU, a
     // the repository.
     const include = ["-I", "test/native/cuda_emu/include", "-I", "native/include", "-I", folder, "-I", "native", "-I", "native/cuda"]
     const units = [
-      ...families.map((family) => ({ source: join(sources, `${family}.cu`), object: join(folder, `cuda_${family}.o`), cu: true })),
+      ...cudaFiles.map((family) => ({ source: join(sources, `${family}.cu`), object: join(folder, `cuda_${family}.o`), cu: true })),
       ...[...families, "pool"].map((family) => ({ source: `native/cpu/${family}.cpp`, object: join(folder, `cpu_${family}.o`), cu: false })),
       { source: "test/native/cuda_emu/mma_fragments_emu.cpp", object: join(folder, "mma_fragments_emu.o"), cu: false },
+      { source: "test/native/cuda_emu/cublaslt_emu.cpp", object: join(folder, "cublaslt_emu.o"), cu: false },
       { source: "test/native/cuda_emu/driver.cpp", object: join(folder, "driver.o"), cu: false }
     ]
     const warnings: Array<string> = []

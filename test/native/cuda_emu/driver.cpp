@@ -5,10 +5,11 @@
 // data movement and casts bit for bit, f32 to ~1e-5, bf16 storage to ~1e-2 against the f32 CPU kernel on the
 // same bf16-rounded inputs. attention.cu's tensor-core kernels run on mma_fragments_emu.cpp's ldmatrix and mma;
 // the family "attention-float64" also launches them directly (attention_mma.cuh, grids in (batch, head) slices)
-// and checks out, lse, dq, dk and dv against float64 attention. Device buffers sit between guard bytes that must
-// stay untouched, outputs start as NaN (an element never written shows), scratch memory starts as NaN too. Built
-// and run by test/kernels/cudaEmulated.test.ts, one family per run (argv[1]); prints "all N checks passed" and
-// exits 0, or lists the failures.
+// and checks out, lse, dq, dk and dv against float64 attention. The family "matmul" runs matmul.cu on
+// cublaslt_emu.cpp's cuBLASLt against float64 products and counts its plans. Device buffers sit between guard
+// bytes that must stay untouched, outputs start as NaN (an element never written shows), scratch memory starts
+// as NaN too. Built and run by test/kernels/cudaEmulated.test.ts, one family per run (argv[1]); prints "all N
+// checks passed" and exits 0, or lists the failures.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -23,6 +24,7 @@
 
 #include <cuda_bf16.h>     // the emulator's (test/native/cuda_emu/include)
 #include <cuda_runtime.h>  // the emulator's
+#include <cublasLt.h>      // the emulator's (cublasLtEmu)
 
 #include "cpu/pool.h"
 #include "cuda/attention_mma.cuh"
@@ -35,6 +37,7 @@
 #include "selfe/kernels/embedding.h"
 #include "selfe/kernels/layernorm.h"
 #include "selfe/kernels/layout.h"
+#include "selfe/kernels/matmul.h"
 #include "selfe/kernels/optim.h"
 #include "selfe/kernels/random.h"
 #include "selfe/kernels/reduce.h"
@@ -750,6 +753,147 @@ void timestepEmbedding(int64_t batch, int64_t dim) {
   expectClose("timestepEmbedding", download(dOut), out, kF32);
 }
 
+// ---- matmul (cuBLASLt, emulated by cublaslt_emu.cpp) ------------------------------------------------------------
+
+// The header's row-major contract in double: C_i = alpha op(A_i) op(B_i) + beta C_i for each problem i, C
+// unread when beta is 0; elements between problems (padded strides) keep what they held.
+struct GemmCase {
+  int64_t batch, m, n, k;
+  bool transA, transB;
+  int64_t strideA, strideB, strideC;  // -1: contiguous problems
+  float alpha, beta;
+};
+
+std::vector<float> gemmReference(const GemmCase& g, const std::vector<float>& a, const std::vector<float>& b,
+                                 std::vector<float> c) {
+  for (int64_t i = 0; i < g.batch; ++i)
+    for (int64_t r = 0; r < g.m; ++r)
+      for (int64_t col = 0; col < g.n; ++col) {
+        double sum = 0;
+        for (int64_t p = 0; p < g.k; ++p) {
+          const double x = a[static_cast<size_t>(i * g.strideA + (g.transA ? p * g.m + r : r * g.k + p))];
+          const double y = b[static_cast<size_t>(i * g.strideB + (g.transB ? col * g.k + p : p * g.n + col))];
+          sum += x * y;
+        }
+        float& out = c[static_cast<size_t>(i * g.strideC + r * g.n + col)];
+        out = static_cast<float>(g.alpha * sum + (g.beta != 0.0f ? double(g.beta) * out : 0.0));
+      }
+  return c;
+}
+
+// The extent of `batch` problems of `size` elements, `stride` apart.
+size_t extent(int64_t batch, int64_t stride, int64_t size) {
+  return batch == 0 || size == 0 ? 0 : static_cast<size_t>((batch - 1) * stride + size);
+}
+
+template <class E>
+void gemm(GemmCase g) {
+  if (g.strideA < 0) g.strideA = g.m * g.k;
+  if (g.strideB < 0) g.strideB = g.n * g.k;
+  if (g.strideC < 0) g.strideC = g.m * g.n;
+  const auto a = inputs<E>(extent(g.batch, g.strideA, g.m * g.k)), b = inputs<E>(extent(g.batch, g.strideB, g.n * g.k));
+  // With beta 0, C starts as NaN bytes: reading it would show.
+  const size_t nc = extent(g.batch, g.strideC, g.m * g.n);
+  const auto c = g.beta != 0.0f ? inputs<E>(nc) : std::vector<float>(nc, std::nanf(""));
+  std::unique_ptr<Device<E>> dA(upload<E>(a)), dB(upload<E>(b)), dC(upload<E>(c));
+  selfe::cuda::gemm(dC->data(), dA->data(), dB->data(), g.batch, g.m, g.n, g.k, g.transA, g.transB, g.strideA, g.strideB,
+                    g.strideC, g.alpha, g.beta, stream);
+  auto expected = gemmReference(g, a, b, c);
+  // The gaps between padded problems stay NaN or as they were; NaN equals NaN in expectClose.
+  expectClose("gemm C", download(*dC), expected, tolerance<E>());
+}
+
+// A device copy whose first element sits `skew` elements past a 256-byte boundary.
+template <class E>
+struct Skewed {
+  std::unique_ptr<Device<E>> buffer;
+  int skew;
+  Skewed(const std::vector<float>& values, int skew_) : skew(skew_) {
+    std::vector<float> padded(static_cast<size_t>(skew), 0.0f);
+    padded.insert(padded.end(), values.begin(), values.end());
+    buffer.reset(upload<E>(padded));
+  }
+  E* data() { return buffer->data() + skew; }
+  std::vector<float> values() {
+    auto all = download(*buffer);
+    return std::vector<float>(all.begin() + skew, all.end());
+  }
+};
+
+std::vector<float> linearReference(const std::vector<float>& x, const std::vector<float>& w, const std::vector<float>* bias,
+                                   int64_t rows, int64_t in, int64_t out) {
+  std::vector<float> y(static_cast<size_t>(rows * out));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t o = 0; o < out; ++o) {
+      double sum = bias != nullptr ? (*bias)[static_cast<size_t>(o)] : 0.0;
+      for (int64_t i = 0; i < in; ++i) sum += double(x[static_cast<size_t>(r * in + i)]) * w[static_cast<size_t>(o * in + i)];
+      y[static_cast<size_t>(r * out + o)] = static_cast<float>(sum);
+    }
+  return y;
+}
+
+float geluTanhReference(float x) {
+  const double v = x;
+  return static_cast<float>(0.5 * v * (1.0 + std::tanh(0.7978845608028654 * (v + 0.044715 * v * v * v))));
+}
+
+// y = x W^T + bias, then (gelu) pre = that and y = gelu(pre); operands `skew` elements off 256-byte alignment.
+// Returns how many times cuBLASLt's heuristic ran.
+template <class E>
+long linear(int64_t rows, int64_t in, int64_t out, bool withBias, bool gelu, int skewX = 0, int skewBias = 0, int skewOut = 0) {
+  const auto x = inputs<E>(static_cast<size_t>(rows * in)), w = inputs<E>(static_cast<size_t>(out * in), 0.3f);
+  const auto bias = inputs<E>(withBias ? static_cast<size_t>(out) : 0);
+  Skewed<E> dX(x, skewX), dW(w, 0), dBias(bias, skewBias);
+  const std::vector<float> empty(static_cast<size_t>(rows * out), std::nanf(""));
+  Skewed<E> dY(empty, skewOut), dPre(empty, skewOut);
+  const long heuristics = cublasLtEmu::heuristicCalls;
+  E* const biasPointer = withBias ? dBias.data() : nullptr;
+  if (gelu) selfe::cuda::linear_gelu_forward(dY.data(), dPre.data(), dX.data(), dW.data(), biasPointer, rows, in, out, stream);
+  else selfe::cuda::linear_forward(dY.data(), dX.data(), dW.data(), biasPointer, rows, in, out, stream);
+  const auto pre = linearReference(x, w, withBias ? &bias : nullptr, rows, in, out);
+  if (!gelu) {
+    expectClose("linear y", dY.values(), pre, tolerance<E>());
+  } else {
+    std::vector<float> y(pre.size());
+    for (size_t i = 0; i < y.size(); ++i) y[i] = geluTanhReference(pre[i]);
+    expectClose("linearGelu pre", dPre.values(), pre, tolerance<E>());
+    expectClose("linearGelu y", dY.values(), y, tolerance<E>());
+  }
+  return cublasLtEmu::heuristicCalls - heuristics;
+}
+
+void expectCount(const char* what, long actual, long expected) {
+  ++checks;
+  if (actual != expected)
+    failed(std::string(what) + " is " + std::to_string(actual) + ", expected " + std::to_string(expected));
+}
+
+template <class E>
+void matmulPlans() {
+  // A plan per problem: the second identical call (fresh buffers, same alignments) asks the heuristic nothing,
+  // and must still use the new bias and pre-activation buffers.
+  expectCount("heuristic calls, first linear", linear<E>(19, 24, 40, true, false), 1);
+  expectCount("heuristic calls, same linear", linear<E>(19, 24, 40, true, false), 0);
+  expectCount("heuristic calls, first linearGelu", linear<E>(19, 24, 40, true, true), 1);
+  expectCount("heuristic calls, same linearGelu", linear<E>(19, 24, 40, true, true), 0);
+  // Operands off 256-byte alignment (by one element) are other problems, with plans of their own.
+  expectCount("heuristic calls, misaligned bias", linear<E>(19, 24, 40, true, false, 0, 1), 1);
+  expectCount("heuristic calls, misaligned x", linear<E>(19, 24, 40, true, false, 1, 0), 1);
+  expectCount("heuristic calls, misaligned pre and y", linear<E>(19, 24, 40, true, true, 0, 0, 1), 1);
+  expectCount("heuristic calls, misaligned bias, gelu", linear<E>(19, 24, 40, true, true, 0, 1), 1);
+  // No fused kernel: the refusal is remembered, the product runs alone and the epilogue as its own pass.
+  cublasLtEmu::refuseBias = true;
+  cublasLtEmu::refuseGelu = true;
+  expectCount("heuristic calls, refused bias", linear<E>(23, 16, 32, true, false), 2);
+  expectCount("heuristic calls, refused bias again", linear<E>(23, 16, 32, true, false), 0);
+  expectCount("heuristic calls, refused gelu", linear<E>(23, 16, 48, false, true), 2);
+  expectCount("heuristic calls, refused gelu again", linear<E>(23, 16, 48, false, true), 0);
+  cublasLtEmu::refuseBias = false;
+  cublasLtEmu::refuseGelu = false;
+  // An output width off 8 never asks for the GELU epilogue.
+  expectCount("heuristic calls, gelu at out = 20", linear<E>(23, 16, 20, true, true), 1);
+}
+
 // ---- attention -------------------------------------------------------------------------------------------------
 
 // Batch 0 attends every key, batch 1 a random half (at least one), batch 2 none: its rows give 0, lse = -inf,
@@ -1164,6 +1308,47 @@ int main(int argc, char** argv) {
     } times[] = {{1, 1}, {3, 2}, {2, 7}, {4, 256}, {3, 301}, {0, 8}};
     for (const auto& s : times)
       run("timestepEmbedding " + std::to_string(s.batch) + "x" + std::to_string(s.dim), 2, [&] { timestepEmbedding(s.batch, s.dim); });
+  }
+  if (want("matmul")) {
+    context.gemm = selfe::cuda::createGemmState(0);
+    // Every transpose, batches (strided, shared weight folded into rows, shared weight under a transposed A,
+    // padded strides), an empty sum (k = 0) with and without beta, empty outputs.
+    const GemmCase cases[] = {{1, 5, 7, 3, false, false, -1, -1, -1, 1.0f, 0.0f},
+                              {1, 17, 9, 33, true, false, -1, -1, -1, 0.75f, 0.0f},
+                              {1, 8, 16, 24, false, true, -1, -1, -1, 1.0f, 0.5f},
+                              {1, 13, 6, 11, true, true, -1, -1, -1, -1.5f, 1.0f},
+                              {3, 9, 10, 7, false, false, -1, -1, -1, 1.0f, 0.0f},
+                              {3, 9, 10, 7, true, true, -1, -1, -1, 1.0f, 0.25f},
+                              {4, 6, 12, 5, false, true, -1, 0, -1, 1.0f, 0.0f},
+                              {4, 6, 12, 5, false, false, -1, 0, -1, 0.5f, 1.0f},
+                              {3, 6, 12, 5, true, true, -1, 0, -1, 1.0f, 0.0f},
+                              {2, 5, 4, 3, false, false, 20, 15, 23, 1.0f, 0.5f},
+                              {2, 5, 4, 0, false, false, -1, -1, -1, 1.0f, 0.0f},
+                              {2, 5, 4, 0, false, false, -1, -1, -1, 1.0f, 0.5f},
+                              {2, 0, 4, 3, false, false, -1, -1, -1, 1.0f, 0.0f},
+                              {2, 5, 0, 3, true, false, -1, -1, -1, 1.0f, 0.0f}};
+    for (const auto& g : cases) {
+      const std::string shape = std::to_string(g.batch) + "x" + std::to_string(g.m) + "x" + std::to_string(g.n) + "x" +
+                                std::to_string(g.k) + (g.transA ? " A^T" : "") + (g.transB ? " B^T" : "") +
+                                (g.strideB == 0 ? " shared B" : "") + (g.strideC > g.m * g.n ? " padded" : "") +
+                                " beta " + std::to_string(g.beta);
+      run("gemm f32 " + shape, 1, [&] { gemm<float>(g); });
+      run("gemm bf16 " + shape, 1, [&] { gemm<bf16>(g); });
+    }
+    for (const bool gelu : {false, true})
+      for (const bool bias : {true, false}) {
+        const std::string name = std::string(gelu ? "linearGelu" : "linear") + (bias ? " with bias" : "") + " 37x24 -> 40";
+        run(name + " f32", 1, [&] { linear<float>(37, 24, 40, bias, gelu); });
+        run(name + " bf16", 1, [&] { linear<bf16>(37, 24, 40, bias, gelu); });
+      }
+    run("linear, linearGelu, empty input features", 1, [&] {
+      linear<float>(5, 0, 8, true, false);
+      linear<bf16>(5, 0, 16, true, true);
+    });
+    run("matmul plans f32: cached, per alignment, refusals remembered", 1, [&] { matmulPlans<float>(); });
+    run("matmul plans bf16: cached, per alignment, refusals remembered", 1, [&] { matmulPlans<bf16>(); });
+    selfe::cuda::destroyGemmState(context.gemm);
+    context.gemm = nullptr;
   }
   // attention: bf16 at head dims 64 and 128 on tensor cores, f32, other head dims and misaligned bf16 on CUDA
   // cores; "attention-simt" (a device with attentionKernels "simt") puts bf16 at 64 and 128 on CUDA cores too.

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <type_traits>
 
@@ -59,6 +60,16 @@ template <class Kernel>
 cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, Kernel, int blockSize, size_t) {
   if (blockSize <= 0 || blockSize > 1024) return cudaErrorInvalidValue;
   *blocks = emu::settings.occupancy;
+  return cudaSuccess;
+}
+
+// Device memory is host memory, 256-byte aligned as cudaMalloc's.
+inline cudaError_t cudaMalloc(void** ptr, size_t bytes) {
+  *ptr = std::aligned_alloc(256, (std::max<size_t>(bytes, 1) + 255) / 256 * 256);
+  return *ptr != nullptr ? cudaSuccess : cudaErrorMemoryAllocation;
+}
+inline cudaError_t cudaFree(void* ptr) {
+  std::free(ptr);
   return cudaSuccess;
 }
 

@@ -1,0 +1,319 @@
+// The CPU stand-in for cuBLASLt declared in include/cublasLt.h (what it computes and what it refuses is
+// described there). Products accumulate in double, then round once to the output type (f32, or bf16 to
+// nearest-even): tighter than the library's fp32 accumulation, which the driver's tolerances allow for.
+#include <cublasLt.h>
+#include <cuda_bf16.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+struct cublasLtContext {};
+
+struct cublasLtMatrixLayoutOpaque_t {
+  cudaDataType_t type;
+  uint64_t rows, cols;
+  int64_t ld;
+  int32_t batch = 1;
+  int64_t stride = 0;
+  bool operator==(const cublasLtMatrixLayoutOpaque_t& o) const {
+    return type == o.type && rows == o.rows && cols == o.cols && ld == o.ld && batch == o.batch && stride == o.stride;
+  }
+};
+
+struct cublasLtMatmulDescOpaque_t {
+  int32_t transA = CUBLAS_OP_N, transB = CUBLAS_OP_N;
+  uint32_t epilogue = CUBLASLT_EPILOGUE_DEFAULT;
+  const void* bias = nullptr;
+  void* aux = nullptr;
+  int64_t auxLd = 0;
+};
+
+struct cublasLtMatmulPreferenceOpaque_t {
+  uint64_t workspace = 0;
+  uint32_t alignA = 256, alignB = 256, alignC = 256, alignD = 256;
+};
+
+namespace {
+
+// What the heuristic chose an algorithm for: the problem (descriptor without its pointers, layouts) and the
+// alignments the algorithm may assume.
+struct Choice {
+  int32_t transA, transB;
+  uint32_t epilogue;
+  int64_t auxLd;
+  cublasLtMatrixLayoutOpaque_t a, b, c, d;
+  uint32_t alignA, alignB, alignC, alignD, alignBias, alignAux;
+};
+std::vector<Choice> choices;
+constexpr uint64_t kAlgoTag = 0x5e1fe0c0b1a5u;
+
+std::string lastFailure;
+
+cublasStatus_t refuse(cublasStatus_t status, const std::string& why) {
+  lastFailure = why;
+  return status;
+}
+
+template <class T>
+cublasStatus_t setFrom(T& field, const void* buffer, size_t size, const char* name) {
+  if (buffer == nullptr || size != sizeof(T))
+    return refuse(CUBLAS_STATUS_INVALID_VALUE, std::string(name) + " set with " + std::to_string(size) + " bytes, expected " +
+                                                   std::to_string(sizeof(T)));
+  std::memcpy(&field, buffer, sizeof(T));
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+uint32_t alignmentOf(const void* pointer) {
+  const auto address = reinterpret_cast<uintptr_t>(pointer);
+  uint32_t alignment = 256;
+  while (alignment > 1 && address % alignment != 0) alignment /= 2;
+  return alignment;
+}
+
+size_t elementBytes(cudaDataType_t type) { return type == CUDA_R_32F ? 4 : 2; }
+
+bool hasBias(uint32_t epilogue) { return (epilogue & CUBLASLT_EPILOGUE_BIAS) != 0; }
+bool hasGelu(uint32_t epilogue) { return (epilogue & CUBLASLT_EPILOGUE_GELU) != 0; }
+
+// The checks the library makes of a problem before choosing or running an algorithm.
+cublasStatus_t validate(const cublasLtMatmulDescOpaque_t& op, const cublasLtMatrixLayoutOpaque_t& a,
+                        const cublasLtMatrixLayoutOpaque_t& b, const cublasLtMatrixLayoutOpaque_t& c,
+                        const cublasLtMatrixLayoutOpaque_t& d) {
+  if (a.type != b.type || a.type != c.type || a.type != d.type) return refuse(CUBLAS_STATUS_NOT_SUPPORTED, "mixed matrix types");
+  const uint64_t m = op.transA == CUBLAS_OP_N ? a.rows : a.cols, k = op.transA == CUBLAS_OP_N ? a.cols : a.rows;
+  const uint64_t kB = op.transB == CUBLAS_OP_N ? b.rows : b.cols, n = op.transB == CUBLAS_OP_N ? b.cols : b.rows;
+  if (k != kB || c.rows != m || c.cols != n || d.rows != m || d.cols != n)
+    return refuse(CUBLAS_STATUS_INVALID_VALUE, "op(A) is " + std::to_string(m) + "x" + std::to_string(k) + ", op(B) " +
+                                                   std::to_string(kB) + "x" + std::to_string(n) + ", C " + std::to_string(c.rows) +
+                                                   "x" + std::to_string(c.cols) + ", D " + std::to_string(d.rows) + "x" +
+                                                   std::to_string(d.cols));
+  for (const auto* layout : {&a, &b, &c, &d})
+    if (layout->ld < 1 || static_cast<uint64_t>(layout->ld) < layout->rows)
+      return refuse(CUBLAS_STATUS_INVALID_VALUE, "leading dimension " + std::to_string(layout->ld) + " below the rows (" +
+                                                     std::to_string(layout->rows) + ")");
+  if (a.batch != b.batch || a.batch != c.batch || a.batch != d.batch)
+    return refuse(CUBLAS_STATUS_INVALID_VALUE, "batch counts differ");
+  const uint32_t known[] = {CUBLASLT_EPILOGUE_DEFAULT, CUBLASLT_EPILOGUE_BIAS, CUBLASLT_EPILOGUE_GELU_AUX,
+                            CUBLASLT_EPILOGUE_GELU_AUX_BIAS};
+  if (std::find(std::begin(known), std::end(known), op.epilogue) == std::end(known))
+    return refuse(CUBLAS_STATUS_NOT_SUPPORTED, "an epilogue the emulator does not know");
+  if (hasGelu(op.epilogue)) {
+    if (op.auxLd % 8 != 0 || op.auxLd < static_cast<int64_t>(m))
+      return refuse(CUBLAS_STATUS_INVALID_VALUE, "EPILOGUE_AUX_LD " + std::to_string(op.auxLd) +
+                                                     " is not a multiple of 8 at least D's rows (" + std::to_string(m) + ")");
+    // A batched aux needs EPILOGUE_AUX_BATCH_STRIDE, which the emulator (like matmul.cu) does not set.
+    if (d.batch > 1) return refuse(CUBLAS_STATUS_NOT_SUPPORTED, "GELU_AUX on a batch");
+  }
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+float load(cudaDataType_t type, const void* base, int64_t index) {
+  if (type == CUDA_R_32F) return static_cast<const float*>(base)[index];
+  return __bfloat162float(static_cast<const __nv_bfloat16*>(base)[index]);
+}
+void store(cudaDataType_t type, void* base, int64_t index, float value) {
+  if (type == CUDA_R_32F) static_cast<float*>(base)[index] = value;
+  else static_cast<__nv_bfloat16*>(base)[index] = __float2bfloat16_rn(value);
+}
+
+float geluTanh(float x) {
+  const double v = x;
+  return static_cast<float>(0.5 * v * (1.0 + std::tanh(0.7978845608028654 * (v + 0.044715 * v * v * v))));
+}
+
+}  // namespace
+
+const char* cublasLtGetStatusString(cublasStatus_t status) {
+  static std::string text;
+  const char* name = "CUBLAS_STATUS_UNKNOWN";
+  switch (status) {
+    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
+    case CUBLAS_STATUS_NOT_INITIALIZED: name = "CUBLAS_STATUS_NOT_INITIALIZED"; break;
+    case CUBLAS_STATUS_ALLOC_FAILED: name = "CUBLAS_STATUS_ALLOC_FAILED"; break;
+    case CUBLAS_STATUS_INVALID_VALUE: name = "CUBLAS_STATUS_INVALID_VALUE"; break;
+    case CUBLAS_STATUS_EXECUTION_FAILED: name = "CUBLAS_STATUS_EXECUTION_FAILED"; break;
+    case CUBLAS_STATUS_NOT_SUPPORTED: name = "CUBLAS_STATUS_NOT_SUPPORTED"; break;
+  }
+  // The emulator says why, where the library only names the status.
+  text = std::string(name) + " (emulator: " + lastFailure + ")";
+  return text.c_str();
+}
+
+cublasStatus_t cublasLtCreate(cublasLtHandle_t* handle) {
+  *handle = new cublasLtContext;
+  return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtDestroy(cublasLtHandle_t handle) {
+  delete handle;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t* layout, cudaDataType_t type, uint64_t rows,
+                                          uint64_t cols, int64_t ld) {
+  if (type != CUDA_R_32F && type != CUDA_R_16BF) return refuse(CUBLAS_STATUS_NOT_SUPPORTED, "a matrix type other than f32 or bf16");
+  *layout = new cublasLtMatrixLayoutOpaque_t{type, rows, cols, ld};
+  return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatrixLayoutDestroy(cublasLtMatrixLayout_t layout) {
+  delete layout;
+  return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatrixLayoutSetAttribute(cublasLtMatrixLayout_t layout, cublasLtMatrixLayoutAttribute_t attribute,
+                                                const void* buffer, size_t size) {
+  switch (attribute) {
+    case CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT: return setFrom(layout->batch, buffer, size, "BATCH_COUNT");
+    case CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET: return setFrom(layout->stride, buffer, size, "STRIDED_BATCH_OFFSET");
+  }
+  return refuse(CUBLAS_STATUS_INVALID_VALUE, "a layout attribute the emulator does not know");
+}
+
+cublasStatus_t cublasLtMatmulDescCreate(cublasLtMatmulDesc_t* desc, cublasComputeType_t computeType, cudaDataType_t scaleType) {
+  if (computeType != CUBLAS_COMPUTE_32F || scaleType != CUDA_R_32F)
+    return refuse(CUBLAS_STATUS_NOT_SUPPORTED, "compute or scale type other than 32F");
+  *desc = new cublasLtMatmulDescOpaque_t;
+  return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmulDescDestroy(cublasLtMatmulDesc_t desc) {
+  delete desc;
+  return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttributes_t attribute,
+                                              const void* buffer, size_t size) {
+  switch (attribute) {
+    case CUBLASLT_MATMUL_DESC_TRANSA: return setFrom(desc->transA, buffer, size, "TRANSA");
+    case CUBLASLT_MATMUL_DESC_TRANSB: return setFrom(desc->transB, buffer, size, "TRANSB");
+    case CUBLASLT_MATMUL_DESC_EPILOGUE: return setFrom(desc->epilogue, buffer, size, "EPILOGUE");
+    case CUBLASLT_MATMUL_DESC_BIAS_POINTER: return setFrom(desc->bias, buffer, size, "BIAS_POINTER");
+    case CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER: return setFrom(desc->aux, buffer, size, "EPILOGUE_AUX_POINTER");
+    case CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD: return setFrom(desc->auxLd, buffer, size, "EPILOGUE_AUX_LD");
+  }
+  return refuse(CUBLAS_STATUS_INVALID_VALUE, "a descriptor attribute the emulator does not know");
+}
+
+cublasStatus_t cublasLtMatmulPreferenceCreate(cublasLtMatmulPreference_t* preference) {
+  *preference = new cublasLtMatmulPreferenceOpaque_t;
+  return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmulPreferenceDestroy(cublasLtMatmulPreference_t preference) {
+  delete preference;
+  return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t preference,
+                                                    cublasLtMatmulPreferenceAttributes_t attribute, const void* buffer,
+                                                    size_t size) {
+  switch (attribute) {
+    case CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES: return setFrom(preference->workspace, buffer, size, "MAX_WORKSPACE_BYTES");
+    case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES: return setFrom(preference->alignA, buffer, size, "MIN_ALIGNMENT_A_BYTES");
+    case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES: return setFrom(preference->alignB, buffer, size, "MIN_ALIGNMENT_B_BYTES");
+    case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES: return setFrom(preference->alignC, buffer, size, "MIN_ALIGNMENT_C_BYTES");
+    case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES: return setFrom(preference->alignD, buffer, size, "MIN_ALIGNMENT_D_BYTES");
+  }
+  return refuse(CUBLAS_STATUS_INVALID_VALUE, "a preference attribute the emulator does not know");
+}
+
+cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handle, cublasLtMatmulDesc_t op, cublasLtMatrixLayout_t a,
+                                              cublasLtMatrixLayout_t b, cublasLtMatrixLayout_t c, cublasLtMatrixLayout_t d,
+                                              cublasLtMatmulPreference_t preference, int requested,
+                                              cublasLtMatmulHeuristicResult_t results[], int* count) {
+  ++cublasLtEmu::heuristicCalls;
+  *count = 0;
+  if (handle == nullptr) return refuse(CUBLAS_STATUS_NOT_INITIALIZED, "no handle");
+  if (requested < 1) return refuse(CUBLAS_STATUS_INVALID_VALUE, "requestedAlgoCount below 1");
+  if (const cublasStatus_t status = validate(*op, *a, *b, *c, *d); status != CUBLAS_STATUS_SUCCESS) return status;
+  if ((cublasLtEmu::refuseBias && hasBias(op->epilogue)) || (cublasLtEmu::refuseGelu && hasGelu(op->epilogue)))
+    return refuse(CUBLAS_STATUS_NOT_SUPPORTED, "no algorithm for this epilogue (cublasLtEmu::refuse*)");
+  const size_t bytes = elementBytes(a->type);
+  for (const uint32_t alignment : {preference->alignA, preference->alignB, preference->alignC, preference->alignD})
+    if (alignment < bytes || (alignment & (alignment - 1)) != 0)
+      return refuse(CUBLAS_STATUS_NOT_SUPPORTED, "a minimum alignment of " + std::to_string(alignment) + " bytes");
+  // The bias's and aux's alignments come from the pointers the descriptor holds now (NULL: any alignment).
+  choices.push_back(Choice{op->transA, op->transB, op->epilogue, op->auxLd, *a, *b, *c, *d, preference->alignA,
+                           preference->alignB, preference->alignC, preference->alignD, alignmentOf(op->bias),
+                           alignmentOf(op->aux)});
+  results[0] = cublasLtMatmulHeuristicResult_t{};
+  results[0].algo.data[0] = kAlgoTag;
+  results[0].algo.data[1] = choices.size() - 1;
+  results[0].state = CUBLAS_STATUS_SUCCESS;
+  results[0].wavesCount = 1.0f;
+  *count = 1;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t op, const void* alphaPointer, const void* A,
+                              cublasLtMatrixLayout_t aDesc, const void* B, cublasLtMatrixLayout_t bDesc,
+                              const void* betaPointer, const void* C, cublasLtMatrixLayout_t cDesc, void* D,
+                              cublasLtMatrixLayout_t dDesc, const cublasLtMatmulAlgo_t* algo, void* workspace,
+                              size_t workspaceBytes, cudaStream_t) {
+  ++cublasLtEmu::matmulCalls;
+  if (handle == nullptr) return refuse(CUBLAS_STATUS_NOT_INITIALIZED, "no handle");
+  const auto &a = *aDesc, &b = *bDesc, &c = *cDesc, &d = *dDesc;
+  if (const cublasStatus_t status = validate(*op, a, b, c, d); status != CUBLAS_STATUS_SUCCESS) return status;
+  if (algo == nullptr || algo->data[0] != kAlgoTag || algo->data[1] >= choices.size())
+    return refuse(CUBLAS_STATUS_INVALID_VALUE, "an algorithm the heuristic did not return");
+  const Choice& chosen = choices[algo->data[1]];
+  if (chosen.transA != op->transA || chosen.transB != op->transB || chosen.epilogue != op->epilogue ||
+      chosen.auxLd != op->auxLd || !(chosen.a == a) || !(chosen.b == b) || !(chosen.c == c) || !(chosen.d == d))
+    return refuse(CUBLAS_STATUS_INVALID_VALUE, "the algorithm was chosen for another problem");
+  if (workspaceBytes > 0 && workspace == nullptr) return refuse(CUBLAS_STATUS_INVALID_VALUE, "workspace size without a workspace");
+  const float alpha = *static_cast<const float*>(alphaPointer), beta = *static_cast<const float*>(betaPointer);
+  const bool bias = hasBias(op->epilogue), gelu = hasGelu(op->epilogue);
+  if ((bias && op->bias == nullptr) || (gelu && op->aux == nullptr))
+    return refuse(CUBLAS_STATUS_INVALID_VALUE, "the epilogue's bias or aux pointer is NULL");
+  if (C == D && !(c == d)) return refuse(CUBLAS_STATUS_INVALID_VALUE, "C == D with different layouts");
+  // On a GPU a kernel chosen for wider alignment faults (misaligned address) or reads wrong; here it fails.
+  const struct {
+    const void* pointer;
+    uint32_t assumed;
+    const char* name;
+  } operands[] = {{A, chosen.alignA, "A"},
+                  {B, chosen.alignB, "B"},
+                  {beta != 0.0f ? C : nullptr, chosen.alignC, "C"},
+                  {D, chosen.alignD, "D"},
+                  {bias ? op->bias : nullptr, chosen.alignBias, "bias"},
+                  {gelu ? op->aux : nullptr, chosen.alignAux, "aux"}};
+  for (const auto& operand : operands)
+    if (alignmentOf(operand.pointer) < operand.assumed)
+      return refuse(CUBLAS_STATUS_EXECUTION_FAILED, std::string(operand.name) + " is " +
+                                                        std::to_string(alignmentOf(operand.pointer)) +
+                                                        "-byte aligned; the algorithm was chosen for " +
+                                                        std::to_string(operand.assumed));
+
+  const int64_t m = static_cast<int64_t>(d.rows), n = static_cast<int64_t>(d.cols);
+  const int64_t k = static_cast<int64_t>(op->transA == CUBLAS_OP_N ? a.cols : a.rows);
+  const cudaDataType_t type = d.type;
+  std::vector<float> out(static_cast<size_t>(m * n)), pre(gelu ? out.size() : 0);
+  for (int32_t batch = 0; batch < d.batch; ++batch) {
+    const auto* baseA = static_cast<const unsigned char*>(A) + batch * a.stride * elementBytes(type);
+    const auto* baseB = static_cast<const unsigned char*>(B) + batch * b.stride * elementBytes(type);
+    const auto* baseC = static_cast<const unsigned char*>(C) + batch * c.stride * elementBytes(type);
+    auto* baseD = static_cast<unsigned char*>(D) + batch * d.stride * elementBytes(type);
+    for (int64_t col = 0; col < n; ++col)
+      for (int64_t row = 0; row < m; ++row) {
+        double sum = 0;
+        for (int64_t p = 0; p < k; ++p) {
+          const int64_t ia = op->transA == CUBLAS_OP_N ? row + p * a.ld : p + row * a.ld;
+          const int64_t ib = op->transB == CUBLAS_OP_N ? p + col * b.ld : col + p * b.ld;
+          sum += double(load(type, baseA, ia)) * load(type, baseB, ib);
+        }
+        float value = static_cast<float>(alpha * sum);
+        if (beta != 0.0f) value += beta * load(type, baseC, row + col * c.ld);
+        if (bias) value += load(type, op->bias, row);
+        const size_t at = static_cast<size_t>(row + col * m);
+        if (gelu) pre[at] = value;
+        out[at] = gelu ? geluTanh(value) : value;
+      }
+    // Written after every read of the batch, so that D may be C.
+    for (int64_t col = 0; col < n; ++col)
+      for (int64_t row = 0; row < m; ++row) {
+        const size_t at = static_cast<size_t>(row + col * m);
+        store(type, baseD, row + col * d.ld, out[at]);
+        if (gelu) store(type, op->aux, row + col * op->auxLd, pre[at]);
+      }
+  }
+  return CUBLAS_STATUS_SUCCESS;
+}
