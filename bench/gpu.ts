@@ -5,8 +5,9 @@
  * adaLN modulate, and AdamW over 130M parameters, alone and fused with the EMA update (against
  * torch.optim.AdamW(fused=True), alone and followed by a foreach EMA). Inputs are random (never
  * zeros) and rotate through more memory than the L2 cache; each time is the best of 3 rounds of back-to-back
- * calls between two synchronizes, on both sides. The table comes last, then the optimizer's bandwidth and a
- * whole Self-E training step of DiT-S in f32 and in bf16-mixed (bench/trainStep.ts).
+ * calls between two synchronizes, on both sides. The table comes last, then the GEMM rows again on a device
+ * whose gemmAlgorithms is "timed" (the table's device takes cuBLASLt's heuristic first choice), the optimizer's
+ * bandwidth and a whole Self-E training step of DiT-S in f32 and in bf16-mixed (bench/trainStep.ts).
  */
 import { spawnSync } from "node:child_process"
 import { fileURLToPath } from "node:url"
@@ -24,7 +25,9 @@ if (!addon.build.backends.split(",").includes("cuda") || addon.cudaDeviceCount()
   )
   process.exit(1)
 }
-const backend = new NativeBackend(addon, { backend: "cuda" })
+const backend = new NativeBackend(addon, { backend: "cuda", gemmAlgorithms: "heuristic" })
+// The GEMM rows run again on a device that times cuBLASLt's candidates per problem (gemmAlgorithms "timed").
+const timedGemmBackend = new NativeBackend(addon, { backend: "cuda", gemmAlgorithms: "timed" })
 // The attention rows (bf16, head dims 64 and 128) run on the kernels the device was created with (its option
 // attentionKernels, by default SELFE_CUDA_ATTENTION).
 const attentionKernels =
@@ -49,25 +52,25 @@ interface Case {
 const setsFor = (bytesPerSet: number) => Math.max(2, Math.min(16, Math.ceil((2 * L2_BYTES) / Math.max(1, bytesPerSet))))
 const repsFor = (flops: number, budget: number) => Math.max(2, Math.min(200, Math.round(budget / flops)))
 let seed = 1
-const random = (shape: Shape, dtype: DType, scale = 1): Tensor => {
-  const x = backend.randomNormal(shape, { seed: seed++, offset: 0 })
-  const scaled = scale === 1 ? x : backend.scale(x, scale)
+const random = (shape: Shape, dtype: DType, scale = 1, on: NativeBackend = backend): Tensor => {
+  const x = on.randomNormal(shape, { seed: seed++, offset: 0 })
+  const scaled = scale === 1 ? x : on.scale(x, scale)
   if (scaled !== x) x.release()
   if (dtype === "f32") return scaled
-  const cast = backend.cast(scaled, dtype)
+  const cast = on.cast(scaled, dtype)
   scaled.release()
   return cast
 }
 
 /** Seconds per call of run(i) (i rotating over the input sets): warm-up, then the best of 3 rounds. */
-const timed = async (run: (set: number) => void, sets: number, reps: number) => {
+const timed = async (run: (set: number) => void, sets: number, reps: number, on: NativeBackend = backend) => {
   for (let i = 0; i < 3; i++) run(i % sets)
-  await backend.sync()
+  await on.sync()
   let best = Infinity
   for (let round = 0; round < 3; round++) {
     const start = performance.now()
     for (let i = 0; i < reps; i++) run(i % sets)
-    await backend.sync()
+    await on.sync()
     best = Math.min(best, (performance.now() - start) / 1000 / reps)
   }
   return best
@@ -122,24 +125,33 @@ cases.push({ id: "adamw", kind: "adamw", label: `AdamW ${(adamwParams / 1e6).toF
 const emaDecay = 0.999
 cases.push({ id: "adamw-ema", kind: "adamwEma", label: `AdamW + EMA fused ${(adamwParams / 1e6).toFixed(0)}M params f32`, shapes: adamwShapes, emaDecay, reps: 20 })
 
+/** Seconds per call of a GEMM row on one device (the first call, outside the timing, builds its plan). */
+const gemmSeconds = async (c: Case, on: NativeBackend) => {
+  const { m, k, n, dtype, gelu } = c as unknown as { m: number; k: number; n: number; dtype: DType; gelu?: boolean }
+  const sets = setsFor((m * k + n * k) * (dtype === "bf16" ? 2 : 4))
+  const xs = Array.from({ length: sets }, () => random([m, k], dtype, 1, on))
+  const ws = Array.from({ length: sets }, () => random([n, k], dtype, 1 / Math.sqrt(k), on))
+  const bs = Array.from({ length: sets }, () => random([n], dtype, 1, on))
+  const run = gelu
+    ? (i: number) => {
+        const { y, pre } = on.linearGelu(xs[i]!, ws[i]!, bs[i]!)
+        y.release()
+        pre.release()
+      }
+    : (i: number) => on.linear(xs[i]!, ws[i]!, bs[i]!).release()
+  const seconds = await timed(run, sets, c.reps, on)
+  for (const t of [...xs, ...ws, ...bs]) t.release()
+  return seconds
+}
+
 const ours = new Map<string, number>()
+const oursTimedGemm = new Map<string, number>()
 for (const c of cases) {
   let seconds: number
   if (c.kind === "gemm") {
-    const { m, k, n, dtype, gelu } = c as unknown as { m: number; k: number; n: number; dtype: DType; gelu?: boolean }
-    const sets = setsFor((m * k + n * k) * (dtype === "bf16" ? 2 : 4))
-    const xs = Array.from({ length: sets }, () => random([m, k], dtype))
-    const ws = Array.from({ length: sets }, () => random([n, k], dtype, 1 / Math.sqrt(k)))
-    const bs = Array.from({ length: sets }, () => random([n], dtype))
-    const run = gelu
-      ? (i: number) => {
-          const { y, pre } = backend.linearGelu(xs[i]!, ws[i]!, bs[i]!)
-          y.release()
-          pre.release()
-        }
-      : (i: number) => backend.linear(xs[i]!, ws[i]!, bs[i]!).release()
-    seconds = await timed(run, sets, c.reps)
-    for (const t of [...xs, ...ws, ...bs]) t.release()
+    seconds = await gemmSeconds(c, backend)
+    oursTimedGemm.set(c.id, await gemmSeconds(c, timedGemmBackend))
+    console.log(`selfe  ${c.label} (gemmAlgorithms "timed"): ${((oursTimedGemm.get(c.id) as number) * 1e3).toFixed(3)} ms`)
   } else if (c.kind === "attention") {
     const { batch, length, heads, headDim, backward } = c as unknown as { batch: number; length: number; heads: number; headDim: number; backward: boolean }
     const shape = [batch, length, heads, headDim]
@@ -204,6 +216,7 @@ const stepSeconds = await (async () => {
   }
 })()
 backend.dispose()
+timedGemmBackend.dispose()
 
 const script = fileURLToPath(new URL("./gpu_torch.py", import.meta.url))
 const torchRun = spawnSync("python3", [script], { input: JSON.stringify(cases), encoding: "utf8", maxBuffer: 1 << 24, stdio: ["pipe", "pipe", "inherit"] })
@@ -229,6 +242,17 @@ for (const c of cases) {
       `${pad(ms(theirs["torch"] ?? theirs["torch fused"]), 11)}${pad(ms(theirs["torch flash"]), 11)}${pad(ms(theirs["torch cuDNN"]), 11)}` +
       `${best === undefined ? "—" : (mine / best).toFixed(2)}`
   )
+}
+
+// The GEMM rows again with the plan's algorithm timed among cuBLASLt's candidates (the table above: its first).
+console.log(`\nGEMM rows, cuBLASLt's heuristic first choice (above) against the quickest of its candidates (gemmAlgorithms "timed")`)
+console.log(`${pad("case", 62)}${pad("heuristic", 11)}${pad("timed", 11)}${pad("torch", 11)}${pad("ratio", 8)}ratio timed`)
+for (const c of cases.filter((c) => c.kind === "gemm")) {
+  const heuristic = ours.get(c.id) as number
+  const timedSeconds = oursTimedGemm.get(c.id) as number
+  const theirs = torch?.cases[c.id]?.["torch"]
+  const ratio = (mine: number) => (typeof theirs === "number" ? (mine / theirs).toFixed(2) : "—")
+  console.log(`${pad(c.label, 62)}${pad(ms(heuristic), 11)}${pad(ms(timedSeconds), 11)}${pad(ms(theirs), 11)}${pad(ratio(heuristic), 8)}${ratio(timedSeconds)}`)
 }
 
 // The optimizer rows as memory traffic: AdamW reads p, g, m, v and writes p, m, v (7 fp32 words per

@@ -49,6 +49,9 @@ struct Context {
   // Whether bf16 attention at head dims 64 and 128 may use the tensor-core kernels (the device option
   // attentionKernels: "auto"), or every attention stays on the CUDA-core kernels ("simt").
   bool tensorCoreAttention = true;
+  // Whether a GEMM plan times the cuBLASLt heuristic's first candidates on its first call and keeps the
+  // quickest (the device option gemmAlgorithms: "timed"), or takes the heuristic's first ("heuristic").
+  bool timedGemmAlgorithms = false;
 };
 
 // A CUDA failure as launchers throw it; the N-API layer turns it into SELFE_OUT_OF_MEMORY or SELFE_DEVICE

@@ -1,7 +1,9 @@
 // CUDA matrix products through cuBLASLt (see selfe/kernels/matmul.h): fp32 accumulation always (f32 storage
 // runs as plain SGEMM, no TF32; bf16 storage on tensor cores), strided batches, linear's bias fused as
 // cuBLASLt's BIAS epilogue and linear_gelu's bias + GELU as GELU_AUX(_BIAS), which also stores the
-// pre-activation for the backward. The only file that needs cuBLAS: CMake compiles it only where the cuBLASLt
+// pre-activation for the backward. Each problem's plan (descriptors and algorithm) is built on its first call:
+// the heuristic's first algorithm, or on a device whose gemmAlgorithms is "timed" the quickest of its first
+// candidates, timed on that call. The only file that needs cuBLAS: CMake compiles it only where the cuBLASLt
 // headers exist, so on a machine with nvcc but no cuBLAS it is the one CUDA file left unbuilt.
 //
 // cuBLASLt is column-major; a row-major C = op(A) op(B) is computed as the column-major C^T = op(B)^T op(A)^T,
@@ -101,6 +103,18 @@ cublasLtMatrixLayout_t layout(cudaDataType_t type, uint64_t rows, uint64_t cols,
 }
 }  // namespace
 
+// One call's operands in the launcher's row-major order (cuBLASLt gets them swapped, see the top of the file),
+// its scalars and its stream: the heuristic reads the bias's and aux's addresses, a timed choice runs on them.
+struct Call {
+  const void* a;
+  const void* b;
+  void* c;
+  const void* bias;  // the BIAS epilogue's, or nullptr
+  void* aux;         // GELU_AUX's pre-activation output, or nullptr
+  float alpha, beta;
+  Stream stream;
+};
+
 struct GemmState {
   int ordinal = 0;
   cublasLtHandle_t handle = nullptr;
@@ -114,13 +128,12 @@ struct GemmState {
     if (handle != nullptr) cublasLtDestroy(handle);
   }
 
-  // Whether cuBLASLt has a plan for the key (remembered either way). `bias` and `aux` (a GELU epilogue's
-  // output) are the call's: the heuristic reads their addresses for their alignment.
-  bool offers(const PlanKey& key, const void* bias, void* aux) {
+  // Whether cuBLASLt has a plan for the key (remembered either way), built on the call's operands.
+  bool offers(const PlanKey& key, const Call& call) {
     if (plans.count(key) != 0) return true;
     if (refused.count(key) != 0) return false;
     try {
-      planFor(key, bias, aux);
+      planFor(key, call);
       return true;
     } catch (const Error&) {
       refused.insert(key);
@@ -128,12 +141,12 @@ struct GemmState {
     }
   }
 
-  Plan& planFor(const PlanKey& key, const void* bias, void* aux) {
+  Plan& planFor(const PlanKey& key, const Call& call) {
     auto found = plans.find(key);
     if (found != plans.end()) return found->second;
     Plan& plan = plans[key];
     try {
-      build(plan, key, bias, aux);
+      build(plan, key, call);
     } catch (...) {
       plans.erase(key);
       throw;
@@ -141,8 +154,18 @@ struct GemmState {
     return plan;
   }
 
+  // Enqueues D = C = epilogue(alpha op(A) op(B) + beta C) with the plan's descriptors and the given algorithm.
+  cublasStatus_t enqueue(Plan& plan, const cublasLtMatmulAlgo_t& algorithm, const Call& call) {
+    return cublasLtMatmul(handle, plan.operation, &call.alpha, call.b, plan.a, call.a, plan.b, &call.beta, call.c, plan.c,
+                          call.c, plan.c, &algorithm, workspace, kWorkspaceBytes, call.stream);
+  }
+
  private:
-  void build(Plan& plan, const PlanKey& key, const void* bias, void* aux) {
+  // Candidates a timed choice asks the heuristic for, and the runs that time each one.
+  static constexpr int kCandidates = 8;
+  static constexpr int kTimedRuns = 3;
+
+  void build(Plan& plan, const PlanKey& key, const Call& call) {
     checkBlas(cublasLtMatmulDescCreate(&plan.operation, CUBLAS_COMPUTE_32F, CUDA_R_32F), "cublasLtMatmulDescCreate");
     // cuBLAS's A is our B and its B is our A (see the top of the file).
     const cublasOperation_t opA = key.transB ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -155,15 +178,16 @@ struct GemmState {
                 "epilogue");
     }
     // Unset, the heuristic would take the bias as 256-byte aligned and may pick a kernel a skewed one faults.
-    if (bias != nullptr)
-      checkBlas(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)),
+    if (call.bias != nullptr)
+      checkBlas(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &call.bias, sizeof(call.bias)),
                 "bias pointer");
     if (hasGelu(key.epilogue)) {
       // The pre-activation has D's layout: column-major n x m, leading dimension n.
       const int64_t auxLd = key.n;
       checkBlas(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &auxLd, sizeof(auxLd)),
                 "gelu aux ld");
-      checkBlas(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof(aux)),
+      checkBlas(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &call.aux,
+                                               sizeof(call.aux)),
                 "gelu aux pointer");
     }
     // Stored row-major matrices read as column-major ones: [rows, cols] row-major is (cols x rows), ld = cols.
@@ -172,9 +196,11 @@ struct GemmState {
     plan.b = key.transA ? layout(key.type, m, k, key.m, key.batch, key.strideA) : layout(key.type, k, m, key.k, key.batch, key.strideA);
     plan.c = layout(key.type, n, m, key.n, key.batch, key.strideC);
 
+    // A timed choice reruns the product, so only where that rewrites the same result: beta 0.
+    const bool timed = call.stream.context->timedGemmAlgorithms && call.beta == 0.0f;
     cublasLtMatmulPreference_t preference = nullptr;
     checkBlas(cublasLtMatmulPreferenceCreate(&preference), "cublasLtMatmulPreferenceCreate");
-    cublasLtMatmulHeuristicResult_t result{};
+    cublasLtMatmulHeuristicResult_t results[kCandidates] = {};
     int found = 0;
     const cublasStatus_t status = [&] {
       const uint64_t workspaceBytes = kWorkspaceBytes;
@@ -188,17 +214,51 @@ struct GemmState {
       for (const auto& [attribute, value] : alignments)
         if (s == CUBLAS_STATUS_SUCCESS) s = cublasLtMatmulPreferenceSetAttribute(preference, attribute, &value, sizeof(value));
       if (s == CUBLAS_STATUS_SUCCESS)
-        s = cublasLtMatmulAlgoGetHeuristic(handle, plan.operation, plan.a, plan.b, plan.c, plan.c, preference, 1, &result,
-                                           &found);
+        s = cublasLtMatmulAlgoGetHeuristic(handle, plan.operation, plan.a, plan.b, plan.c, plan.c, preference,
+                                           timed ? kCandidates : 1, results, &found);
       return s;
     }();
     cublasLtMatmulPreferenceDestroy(preference);
     checkBlas(status, "cublasLtMatmulAlgoGetHeuristic");
-    if (found == 0)
-      throw Error(Error::Kind::Device, "matmul: cuBLASLt has no algorithm for m=" + std::to_string(key.m) +
-                                           " n=" + std::to_string(key.n) + " k=" + std::to_string(key.k) +
-                                           " batch=" + std::to_string(key.batch));
-    plan.algorithm = result.algo;
+    const std::string problem = "m=" + std::to_string(key.m) + " n=" + std::to_string(key.n) + " k=" + std::to_string(key.k) +
+                                " batch=" + std::to_string(key.batch);
+    if (found == 0) throw Error(Error::Kind::Device, "matmul: cuBLASLt has no algorithm for " + problem);
+    plan.algorithm = found > 1 ? fastest(plan, results, found, call, problem) : results[0].algo;
+  }
+
+  // The quickest of the heuristic's candidates on this call's operands: each runs once to warm up, then
+  // kTimedRuns times between two events on the stream. A candidate that cannot run here is skipped. Blocks
+  // the calling thread until the stream has run everything before (once per plan).
+  cublasLtMatmulAlgo_t fastest(Plan& plan, const cublasLtMatmulHeuristicResult_t* candidates, int count, const Call& call,
+                               const std::string& problem) {
+    struct Event {
+      cudaEvent_t event = nullptr;
+      ~Event() {
+        if (event != nullptr) cudaEventDestroy(event);
+      }
+    } start, stop;
+    check(cudaEventCreate(&start.event), "matmul: cudaEventCreate");
+    check(cudaEventCreate(&stop.event), "matmul: cudaEventCreate");
+    int chosen = -1;
+    float best = 0.0f;
+    for (int i = 0; i < count; ++i) {
+      if (candidates[i].state != CUBLAS_STATUS_SUCCESS || enqueue(plan, candidates[i].algo, call) != CUBLAS_STATUS_SUCCESS)
+        continue;
+      check(cudaEventRecord(start.event, call.stream), "matmul: cudaEventRecord");
+      // The warm-up ran, so a failure now is not this candidate's to skip.
+      for (int run = 0; run < kTimedRuns; ++run) checkBlas(enqueue(plan, candidates[i].algo, call), "cublasLtMatmul (timing)");
+      check(cudaEventRecord(stop.event, call.stream), "matmul: cudaEventRecord");
+      check(cudaEventSynchronize(stop.event), "matmul: timing cuBLASLt's algorithms");
+      float milliseconds = 0.0f;
+      check(cudaEventElapsedTime(&milliseconds, start.event, stop.event), "matmul: cudaEventElapsedTime");
+      if (chosen < 0 || milliseconds < best) {
+        chosen = i;
+        best = milliseconds;
+      }
+    }
+    if (chosen < 0)
+      throw Error(Error::Kind::Device, "matmul: none of cuBLASLt's " + std::to_string(count) + " algorithms for " + problem + " ran");
+    return candidates[chosen].algo;
   }
 };
 
@@ -227,23 +287,16 @@ constexpr cudaDataType_t cudaTypeOf<bf16>() {
 void zero(float* c, int64_t n, Stream stream) { fill32(c, 0, n, stream); }
 void zero(bf16* c, int64_t n, Stream stream) { fill16(c, 0, n, stream); }
 
-// Runs a plan: C = alpha op(A) op(B) + beta C, with its epilogue's bias and GELU input output where the plan
-// has them (operands in the launcher's row-major order; cuBLASLt gets them swapped, see the top of the file).
-template <class T>
-void runPlan(GemmState& state, Plan& plan, T* c, const T* a, const T* b, const T* bias, T* aux, float alpha,
-             float beta, Stream stream, const char* name) {
-  if (bias != nullptr)
-    checkBlas(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)),
+// Runs the call with its plan's algorithm, pointing the plan's descriptor at this call's bias and GELU input.
+void runPlan(GemmState& state, Plan& plan, const Call& call, const char* name) {
+  if (call.bias != nullptr)
+    checkBlas(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &call.bias, sizeof(call.bias)),
               "bias pointer");
-  if (aux != nullptr) {
-    void* pointer = aux;
-    checkBlas(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &pointer,
-                                             sizeof(pointer)),
+  if (call.aux != nullptr)
+    checkBlas(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &call.aux,
+                                             sizeof(call.aux)),
               "gelu aux pointer");
-  }
-  checkBlas(cublasLtMatmul(state.handle, plan.operation, &alpha, b, plan.a, a, plan.b, &beta, c, plan.c, c, plan.c,
-                           &plan.algorithm, state.workspace, kWorkspaceBytes, stream),
-            "cublasLtMatmul");
+  checkBlas(state.enqueue(plan, plan.algorithm, call), "cublasLtMatmul");
   checkLaunch(name);
 }
 
@@ -269,13 +322,14 @@ void matmul(T* c, const T* a, const T* b, const T* bias, int64_t batch, int64_t 
   const PlanKey key{cudaTypeOf<T>(), batch, m, n, k, transA, transB, bias != nullptr ? Epilogue::Bias : Epilogue::None,
                     strideA, strideB, strideC, alignmentOf(a), alignmentOf(b), alignmentOf(c),
                     bias != nullptr ? alignmentOf(bias) : 0u, 0u};
-  if (bias != nullptr && !state->offers(key, bias, nullptr)) {
+  const Call call{a, b, c, bias, nullptr, alpha, beta, stream};
+  if (bias != nullptr && !state->offers(key, call)) {
     // No fused-bias kernel for this problem: the plain product, then the bias as its own pass.
     matmul<T>(c, a, b, nullptr, batch, m, n, k, transA, transB, strideA, strideB, strideC, alpha, beta, stream);
     binary_forward(c, c, bias, batch * m * n, n, BinaryOp::Add, Broadcast::Trailing, stream);
     return;
   }
-  runPlan<T>(*state, state->planFor(key, bias, nullptr), c, a, b, bias, nullptr, alpha, beta, stream, "matmul");
+  runPlan(*state, state->planFor(key, call), call, "matmul");
 }
 
 // pre = x W^T + bias and y = gelu(pre) for one [rows, in] x [out, in]^T product.
@@ -291,12 +345,13 @@ void linearGelu(T* y, T* pre, const T* x, const T* weight, const T* bias, int64_
                     alignmentOf(pre)};
   // cuBLASLt wants the pre-activation's leading dimension divisible by 8, and has the epilogue for some
   // problems only: otherwise the product (with its bias) into pre, then GELU as its own pass.
-  if (in == 0 || out % 8 != 0 || !state->offers(key, bias, pre)) {
+  const Call call{x, weight, y, bias, pre, 1.0f, 0.0f, stream};
+  if (in == 0 || out % 8 != 0 || !state->offers(key, call)) {
     matmul<T>(pre, x, weight, bias, 1, rows, out, in, false, true, 0, 0, 0, 1.0f, 0.0f, stream);
     gelu_forward(y, pre, rows * out, stream);
     return;
   }
-  runPlan<T>(*state, state->planFor(key, bias, pre), y, x, weight, bias, pre, 1.0f, 0.0f, stream, "linearGelu");
+  runPlan(*state, state->planFor(key, call), call, "linearGelu");
 }
 }  // namespace
 

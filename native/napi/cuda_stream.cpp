@@ -32,7 +32,7 @@ int CudaStream::deviceCount() {
   return count;
 }
 
-CudaStream::CudaStream(int ordinal, int64_t memoryLimitBytes, bool tensorCoreAttention) {
+CudaStream::CudaStream(int ordinal, int64_t memoryLimitBytes, CudaChoices choices) {
   int count = 0;
   const cudaError_t found = cudaGetDeviceCount(&count);
   if (found != cudaSuccess) {
@@ -43,7 +43,8 @@ CudaStream::CudaStream(int ordinal, int64_t memoryLimitBytes, bool tensorCoreAtt
     throw OpError(ErrorCode::Device, "Device",
                   "CUDA device " + std::to_string(ordinal) + " does not exist (" + std::to_string(count) + " found)");
   context_.ordinal = ordinal;
-  context_.tensorCoreAttention = tensorCoreAttention;
+  context_.tensorCoreAttention = choices.tensorCoreAttention;
+  context_.timedGemmAlgorithms = choices.timedGemmAlgorithms;
   try {
     const auto need = [](cudaError_t error, const char* what) {
       if (error != cudaSuccess) throw asError(error, what);

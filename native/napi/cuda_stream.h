@@ -22,14 +22,20 @@ struct CUevent_st;
 
 namespace selfe::napi {
 
+// The device options that choose between kernels: bf16 attention at head dims 64 and 128 on the tensor-core
+// kernels (else CUDA cores), and GEMM plans timed among cuBLASLt's candidates (else the heuristic's first).
+struct CudaChoices {
+  bool tensorCoreAttention = true;
+  bool timedGemmAlgorithms = false;
+};
+
 class CudaStream : public cuda::ScratchPool {
  public:
   // Number of usable CUDA devices (0 without a driver or a device).
   static int deviceCount();
 
-  // Throws OpError(Device, "Device", ...) when the device cannot be used. `tensorCoreAttention`: whether bf16
-  // attention at head dims 64 and 128 may run on the tensor-core kernels.
-  CudaStream(int ordinal, int64_t memoryLimitBytes, bool tensorCoreAttention);
+  // Throws OpError(Device, "Device", ...) when the device cannot be used.
+  CudaStream(int ordinal, int64_t memoryLimitBytes, CudaChoices choices);
   ~CudaStream() override;
   CudaStream(const CudaStream&) = delete;
   CudaStream& operator=(const CudaStream&) = delete;
@@ -63,7 +69,7 @@ class CudaStream : public cuda::ScratchPool {
   // Makes this device current on the calling thread (launches and allocations do it themselves).
   void makeCurrent();
   int ordinal() const { return context_.ordinal; }
-  bool tensorCoreAttention() const { return context_.tensorCoreAttention; }
+  CudaChoices choices() const { return {context_.tensorCoreAttention, context_.timedGemmAlgorithms}; }
   int64_t pinnedBytes() const;
   // Drains the stream and the helper thread, then frees every CUDA resource. Idempotent.
   void shutdown();

@@ -95,20 +95,21 @@ int optionInteger(const Napi::Object& options, const char* key, int64_t fallback
   return 0;
 }
 
-// Whether bf16 attention may use tensor cores: the option attentionKernels, "auto" (yes) or "simt" (CUDA-core
-// kernels only), by default the environment variable SELFE_CUDA_ATTENTION (unset or empty: "auto").
-[[maybe_unused]] bool tensorCoreAttention(const Napi::Object& options) {
-  const Napi::Value value = options.Get("attentionKernels");
+// A CUDA device option naming one of two choices, by default the environment variable `variable` (unset or
+// empty: the first choice). A bad value is refused naming the option or the variable it came from.
+[[maybe_unused]] std::string choiceOption(const Napi::Object& options, const char* key, const char* variable, const char* first,
+                                          const char* second) {
+  const std::string choices = std::string("\"") + first + "\" or \"" + second + "\"";
+  const Napi::Value value = options.Get(key);
   const bool fromEnv = value.IsUndefined();
   if (!fromEnv && !value.IsString())
-    throw OpError(ErrorCode::InvalidArgument, "Device", "option attentionKernels must be \"auto\" or \"simt\"");
-  const char* env = std::getenv("SELFE_CUDA_ATTENTION");
-  const std::string choice = !fromEnv ? value.As<Napi::String>().Utf8Value() : env != nullptr && *env != '\0' ? env : "auto";
-  if (choice == "auto") return true;
-  if (choice == "simt") return false;
+    throw OpError(ErrorCode::InvalidArgument, "Device", std::string("option ") + key + " must be " + choices);
+  const char* env = std::getenv(variable);
+  const std::string choice = !fromEnv ? value.As<Napi::String>().Utf8Value() : env != nullptr && *env != '\0' ? env : first;
+  if (choice == first || choice == second) return choice;
   throw OpError(ErrorCode::InvalidArgument, "Device",
-                std::string(fromEnv ? "SELFE_CUDA_ATTENTION" : "option attentionKernels") +
-                    " must be \"auto\" or \"simt\", got \"" + choice + "\"");
+                (fromEnv ? std::string(variable) : std::string("option ") + key) + " must be " + choices + ", got \"" +
+                    choice + "\"");
 }
 }  // namespace
 
@@ -132,7 +133,12 @@ Device::Device(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Device>(info) 
       if (!options.Get("threads").IsUndefined())
         throw OpError(ErrorCode::InvalidArgument, "Device", "option threads applies to the cpu backend only");
 #ifdef SELFE_WITH_CUDA
-      cuda_ = std::make_unique<CudaStream>(static_cast<int>(ordinal), limit, tensorCoreAttention(options));
+      // Whether bf16 attention may use the tensor-core kernels ("simt": CUDA-core kernels only), and whether GEMM
+      // plans time cuBLASLt's candidates (see native/cuda/context.h).
+      const CudaChoices choices{
+          choiceOption(options, "attentionKernels", "SELFE_CUDA_ATTENTION", "auto", "simt") == "auto",
+          choiceOption(options, "gemmAlgorithms", "SELFE_CUDA_GEMM", "heuristic", "timed") == "timed"};
+      cuda_ = std::make_unique<CudaStream>(static_cast<int>(ordinal), limit, choices);
       memory_ = &cuda_->memory();
 #else
       throw OpError(ErrorCode::Device, "Device",
@@ -140,7 +146,7 @@ Device::Device(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Device>(info) 
                     "\"); `npm run build` builds it on a machine with CUDA 13 (nvcc) and cuBLAS(Lt)");
 #endif
     } else {
-      for (const char* cudaOnly : {"deviceIndex", "attentionKernels"})
+      for (const char* cudaOnly : {"deviceIndex", "attentionKernels", "gemmAlgorithms"})
         if (!options.Get(cudaOnly).IsUndefined())
           throw OpError(ErrorCode::InvalidArgument, "Device", std::string("option ") + cudaOnly + " applies to the cuda backend only");
       queue_ = std::make_unique<WorkQueue>();
@@ -386,7 +392,8 @@ Napi::Object Device::stats(Napi::Env env) {
   if (cuda_) {
     out.Set("deviceIndex", Napi::Number::New(env, cuda_->ordinal()));
     out.Set("pinnedBytes", Napi::Number::New(env, static_cast<double>(cuda_->pinnedBytes())));
-    out.Set("attentionKernels", Napi::String::New(env, cuda_->tensorCoreAttention() ? "auto" : "simt"));
+    out.Set("attentionKernels", Napi::String::New(env, cuda_->choices().tensorCoreAttention ? "auto" : "simt"));
+    out.Set("gemmAlgorithms", Napi::String::New(env, cuda_->choices().timedGemmAlgorithms ? "timed" : "heuristic"));
     out.Set("failure", Napi::String::New(env, cuda_->failure()));
     return out;
   }

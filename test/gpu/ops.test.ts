@@ -2,6 +2,7 @@ import { Effect, type Scope } from "effect"
 import { afterAll, beforeAll, expect, it } from "vitest"
 import type { KernelError } from "../../src/kernels/errors.ts"
 import { Kernels, type KernelsService } from "../../src/kernels/Kernels.ts"
+import type { NativeStats } from "../../src/kernels/native/binding.ts"
 import { tensorOpNames } from "../../src/kernels/ops.ts"
 import type { Shape } from "../../src/tensor/dtype.ts"
 import type { Tensor } from "../../src/tensor/Tensor.ts"
@@ -122,8 +123,11 @@ const largeCases: Record<string, Case> = {
         const b = yield* normal(g, [3, 80, 96])
         const c = yield* normal(g, [3, 64, 50])
         const narrowWeight = yield* normal(g, [384, 64])
+        const up = yield* normal(g, [1536, 384], 0.05)
+        const upBias = yield* normal(g, [1536])
         return [
           yield* k$((k) => k.linear(x, w, bias)),
+          yield* k$((k) => k.linearGelu(x, up, upBias)),
           yield* k$((k) => k.matmul(x, w, { transB: true })),
           yield* k$((k) => k.matmul(a, b, { transB: true, alpha: 0.5 })),
           yield* k$((k) => k.matmul(a, c, { transA: true, alpha: -1 })),
@@ -344,6 +348,10 @@ const bf16Cases: Record<string, Bf16Case> = {
     inputs: (g) => [floats(g, [512, 384]), floats(g, [1152, 384], 0.05), floats(g, [1152])],
     run: (k, xs) => k.linear(at(xs, 0), at(xs, 1), at(xs, 2))
   },
+  "linear + GELU, with and without bias": {
+    inputs: (g) => [floats(g, [512, 384]), floats(g, [1536, 384], 0.05), floats(g, [1536])],
+    run: (k, xs) => Effect.all([k.linearGelu(at(xs, 0), at(xs, 1), at(xs, 2)), k.linearGelu(at(xs, 0), at(xs, 1))])
+  },
   sumAxis: { inputs: (g) => [floats(g, [700, 3, 40])], run: (k, xs) => Effect.all([k.sumAxis(at(xs, 0), 0), k.sumAxis(at(xs, 0), 2)]) },
   "concat, narrow, pad": {
     inputs: (g) => [floats(g, [3, 5, 7]), floats(g, [3, 2, 7])],
@@ -363,30 +371,31 @@ const inputsOn = (k: KernelsService, inputs: ReadonlyArray<Input>, bf16: boolean
 const readAll = (k: KernelsService, value: unknown) =>
   Effect.forEach(outputsOf(value), (t) => Effect.map(k.read(t), (data) => ({ dtype: t.dtype, shape: t.shape, data: Array.from(data) })))
 
+const compareBf16 = async (name: string, c: Bf16Case) => {
+  for (const seed of [11, 12, 13]) {
+    const inputs = c.inputs(new Gen(seed))
+    const run = (k: KernelsService, bf16: boolean) =>
+      Effect.scoped(Effect.flatMap(inputsOn(k, inputs, bf16), (xs) => Effect.flatMap(c.run(k, xs), (out) => readAll(k, out))))
+    const expected = await Effect.runPromise(run(backends.cpu, false))
+    const actual = await Effect.runPromise(run(backends.cuda, true))
+    expect(actual.length).toBe(expected.length)
+    actual.forEach((out, i) => {
+      const ref = expected[i]!
+      expect(out.shape).toEqual(ref.shape)
+      // Activations come back bf16; saved statistics (lse, mean, rstd) stay f32.
+      expect(out.dtype === "bf16" || out.dtype === ref.dtype).toBe(true)
+      expectClose(out.data, ref.data, { atol: 2e-2 * Math.max(rms(ref.data), 1e-3), rtol: 2e-2 }, `${name} (seed ${seed}) output ${i}`)
+    })
+  }
+}
+
 describeCuda("bf16 storage on CUDA matches f32 on the CPU for the same bf16-rounded inputs (~1e-2 relative)", () => {
   beforeAll(() => {
     backends = makeCudaAndCpu()
   })
   afterAll(() => backends?.dispose())
 
-  for (const [name, c] of Object.entries(bf16Cases))
-    it(name, async () => {
-      for (const seed of [11, 12, 13]) {
-        const inputs = c.inputs(new Gen(seed))
-        const run = (k: KernelsService, bf16: boolean) =>
-          Effect.scoped(Effect.flatMap(inputsOn(k, inputs, bf16), (xs) => Effect.flatMap(c.run(k, xs), (out) => readAll(k, out))))
-        const expected = await Effect.runPromise(run(backends.cpu, false))
-        const actual = await Effect.runPromise(run(backends.cuda, true))
-        expect(actual.length).toBe(expected.length)
-        actual.forEach((out, i) => {
-          const ref = expected[i]!
-          expect(out.shape).toEqual(ref.shape)
-          // Activations come back bf16; saved statistics (lse, mean, rstd) stay f32.
-          expect(out.dtype === "bf16" || out.dtype === ref.dtype).toBe(true)
-          expectClose(out.data, ref.data, { atol: 2e-2 * Math.max(rms(ref.data), 1e-3), rtol: 2e-2 }, `${name} (seed ${seed}) output ${i}`)
-        })
-      }
-    })
+  for (const [name, c] of Object.entries(bf16Cases)) it(name, () => compareBf16(name, c))
 
   it("round-trips values through bf16 storage exactly as rounded on the host, and casts both ways", async () => {
     const data = new Gen(5).normals(10007, 100)
@@ -407,4 +416,21 @@ describeCuda("bf16 storage on CUDA matches f32 on the CPU for the same bf16-roun
     expect(out[2]).toEqual(rounded)
     expect(out[3]).toEqual([0.1, 0.1, 0.1].map(roundToBf16))
   })
+})
+
+// The same GEMMs on a device that times cuBLASLt's candidates per problem (gemmAlgorithms "timed"): whichever
+// algorithm wins, the products must not change.
+describeCuda('GEMMs on a device with gemmAlgorithms "timed" match the CPU backend, f32 and bf16', () => {
+  beforeAll(() => {
+    backends = makeCudaAndCpu({ gemmAlgorithms: "timed" })
+  })
+  afterAll(() => backends?.dispose())
+
+  it("reports its choice", () => expect((backends.cudaBackend.stats() as NativeStats).gemmAlgorithms).toBe("timed"))
+  const large = "matmul and linear at DiT widths"
+  it(`${large}, f32`, async () => {
+    for (const seed of [1, 2]) await compareOutputs(large, largeCases[large]!, seed, largeCases[large]!.tol ?? F32)
+  })
+  for (const name of ["matmul, shared weight and strided batches", "linear with bias", "linear + GELU, with and without bias"])
+    it(`${name}, bf16`, () => compareBf16(name, bf16Cases[name]!))
 })

@@ -33,7 +33,14 @@ describe("opening a CUDA device", () => {
   })
 })
 
-describe("the attentionKernels device option", () => {
+// The CUDA device options that choose between kernels: two values each, the first the default, by default
+// from an environment variable.
+const choiceOptions = [
+  { option: "attentionKernels", variable: "SELFE_CUDA_ATTENTION", values: ["auto", "simt"], bad: "tensor" },
+  { option: "gemmAlgorithms", variable: "SELFE_CUDA_GEMM", values: ["heuristic", "timed"], bad: "fastest" }
+] as const
+
+describe.each(choiceOptions)("the $option device option", ({ option, variable, values, bad }) => {
   const refusal = (make: () => unknown) => {
     try {
       make()
@@ -42,35 +49,39 @@ describe("the attentionKernels device option", () => {
     }
     return undefined
   }
+  const choices = `"${values[0]}" or "${values[1]}"`
 
-  it("is refused on the cpu backend, which has one attention", () => {
-    const error = refusal(() => new (loadAddon().Device)({ attentionKernels: "simt" }))
+  it("is refused on the cpu backend, which has one choice", () => {
+    const error = refusal(() => new (loadAddon().Device)({ [option]: values[1] }))
     expect(error?.code).toBe("SELFE_INVALID_ARGUMENT")
-    expect(error?.reason).toBe("option attentionKernels applies to the cuda backend only")
+    expect(error?.reason).toBe(`option ${option} applies to the cuda backend only`)
   })
 
   const cuda = cudaAvailability().available
-  it.skipIf(!cuda)("takes auto or simt on CUDA (default: SELFE_CUDA_ATTENTION), naming a bad value's source", () => {
+  it.skipIf(!cuda)(`takes ${choices} on CUDA (default: ${variable}, else "${values[0]}"), naming a bad value's source`, () => {
     const addon = loadAddon()
-    for (const choice of ["auto", "simt"] as const) {
-      const device = new addon.Device({ backend: "cuda", attentionKernels: choice })
-      expect(addon.ops.stats(device).attentionKernels).toBe(choice)
-      addon.ops.dispose(device)
-    }
-    expect(refusal(() => new addon.Device({ backend: "cuda", attentionKernels: "tensor" as "auto" }))?.reason).toBe(
-      'option attentionKernels must be "auto" or "simt", got "tensor"'
-    )
-    const saved = process.env["SELFE_CUDA_ATTENTION"]
+    const saved = process.env[variable]
     try {
-      process.env["SELFE_CUDA_ATTENTION"] = "simt"
+      delete process.env[variable]
+      const plain = new addon.Device({ backend: "cuda" })
+      expect(addon.ops.stats(plain)[option]).toBe(values[0])
+      addon.ops.dispose(plain)
+      for (const choice of values) {
+        const device = new addon.Device({ backend: "cuda", [option]: choice })
+        expect(addon.ops.stats(device)[option]).toBe(choice)
+        addon.ops.dispose(device)
+      }
+      expect(refusal(() => new addon.Device({ backend: "cuda", [option]: bad }))?.reason).toBe(`option ${option} must be ${choices}, got "${bad}"`)
+      expect(refusal(() => new addon.Device({ backend: "cuda", [option]: 1 as unknown as string }))?.reason).toBe(`option ${option} must be ${choices}`)
+      process.env[variable] = values[1]
       const device = new addon.Device({ backend: "cuda" })
-      expect(addon.ops.stats(device).attentionKernels).toBe("simt")
+      expect(addon.ops.stats(device)[option]).toBe(values[1])
       addon.ops.dispose(device)
-      process.env["SELFE_CUDA_ATTENTION"] = "fast"
-      expect(refusal(() => new addon.Device({ backend: "cuda" }))?.reason).toBe('SELFE_CUDA_ATTENTION must be "auto" or "simt", got "fast"')
+      process.env[variable] = bad
+      expect(refusal(() => new addon.Device({ backend: "cuda" }))?.reason).toBe(`${variable} must be ${choices}, got "${bad}"`)
     } finally {
-      if (saved === undefined) delete process.env["SELFE_CUDA_ATTENTION"]
-      else process.env["SELFE_CUDA_ATTENTION"] = saved
+      if (saved === undefined) delete process.env[variable]
+      else process.env[variable] = saved
     }
   })
 })

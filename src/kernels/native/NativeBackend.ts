@@ -19,6 +19,12 @@ export interface NativeOptions {
    * every attention on the CUDA-core kernels. Default: the environment variable SELFE_CUDA_ATTENTION, else "auto".
    */
   readonly attentionKernels?: "auto" | "simt" | undefined
+  /**
+   * cuda only: "heuristic" runs each GEMM problem on cuBLASLt's first algorithm; "timed" times up to 8 of its
+   * candidates on the problem's first call (beta 0 only; it waits for the stream once per problem) and keeps
+   * the quickest. Default: the environment variable SELFE_CUDA_GEMM, else "heuristic".
+   */
+  readonly gemmAlgorithms?: "heuristic" | "timed" | undefined
 }
 
 type H = number
@@ -61,7 +67,8 @@ export class NativeBackend implements Ops.Backend, TensorOwner {
       ...(options.deviceIndex !== undefined ? { deviceIndex: options.deviceIndex } : {}),
       ...(options.threads !== undefined ? { threads: options.threads } : {}),
       ...(options.memoryLimitBytes !== undefined ? { memoryLimitBytes: options.memoryLimitBytes } : {}),
-      ...(options.attentionKernels !== undefined ? { attentionKernels: options.attentionKernels } : {})
+      ...(options.attentionKernels !== undefined ? { attentionKernels: options.attentionKernels } : {}),
+      ...(options.gemmAlgorithms !== undefined ? { gemmAlgorithms: options.gemmAlgorithms } : {})
     })
   }
 

@@ -25,6 +25,8 @@ export interface NativeStats {
   readonly pinnedBytes?: number
   /** CUDA only: "auto" (bf16 attention at head dims 64 and 128 on tensor cores) or "simt" (CUDA cores only). */
   readonly attentionKernels?: "auto" | "simt"
+  /** CUDA only: "heuristic" (cuBLASLt's first algorithm per GEMM problem) or "timed" (the quickest of its candidates). */
+  readonly gemmAlgorithms?: "heuristic" | "timed"
 }
 
 export interface NativeOps {
@@ -102,6 +104,7 @@ export interface NativeDeviceOptions {
   readonly threads?: number
   readonly memoryLimitBytes?: number
   readonly attentionKernels?: "auto" | "simt"
+  readonly gemmAlgorithms?: "heuristic" | "timed"
 }
 
 export interface NativeAddon {

@@ -48,6 +48,7 @@ struct Choice {
   int64_t auxLd;
   cublasLtMatrixLayoutOpaque_t a, b, c, d;
   uint32_t alignA, alignB, alignC, alignD, alignBias, alignAux;
+  size_t algorithm;  // the index into cublasLtEmu::algorithmMilliseconds
 };
 std::vector<Choice> choices;
 constexpr uint64_t kAlgoTag = 0x5e1fe0c0b1a5u;
@@ -231,16 +232,19 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handle, cublasLtM
   for (const uint32_t alignment : {preference->alignA, preference->alignB, preference->alignC, preference->alignD})
     if (alignment < bytes || (alignment & (alignment - 1)) != 0)
       return refuse(CUBLAS_STATUS_NOT_SUPPORTED, "a minimum alignment of " + std::to_string(alignment) + " bytes");
-  // The bias's and aux's alignments come from the pointers the descriptor holds now (NULL: any alignment).
-  choices.push_back(Choice{op->transA, op->transB, op->epilogue, op->auxLd, *a, *b, *c, *d, preference->alignA,
-                           preference->alignB, preference->alignC, preference->alignD, alignmentOf(op->bias),
-                           alignmentOf(op->aux)});
-  results[0] = cublasLtMatmulHeuristicResult_t{};
-  results[0].algo.data[0] = kAlgoTag;
-  results[0].algo.data[1] = choices.size() - 1;
-  results[0].state = CUBLAS_STATUS_SUCCESS;
-  results[0].wavesCount = 1.0f;
-  *count = 1;
+  const size_t offered = std::min(static_cast<size_t>(requested), cublasLtEmu::algorithmMilliseconds.size());
+  for (size_t i = 0; i < offered; ++i) {
+    // The bias's and aux's alignments come from the pointers the descriptor holds now (NULL: any alignment).
+    choices.push_back(Choice{op->transA, op->transB, op->epilogue, op->auxLd, *a, *b, *c, *d, preference->alignA,
+                             preference->alignB, preference->alignC, preference->alignD, alignmentOf(op->bias),
+                             alignmentOf(op->aux), i});
+    results[i] = cublasLtMatmulHeuristicResult_t{};
+    results[i].algo.data[0] = kAlgoTag;
+    results[i].algo.data[1] = choices.size() - 1;
+    results[i].state = CUBLAS_STATUS_SUCCESS;
+    results[i].wavesCount = 1.0f;
+  }
+  *count = static_cast<int>(offered);
   return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -260,6 +264,8 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t op, 
       chosen.auxLd != op->auxLd || !(chosen.a == a) || !(chosen.b == b) || !(chosen.c == c) || !(chosen.d == d))
     return refuse(CUBLAS_STATUS_INVALID_VALUE, "the algorithm was chosen for another problem");
   if (workspaceBytes > 0 && workspace == nullptr) return refuse(CUBLAS_STATUS_INVALID_VALUE, "workspace size without a workspace");
+  const double milliseconds = cublasLtEmu::algorithmMilliseconds.at(chosen.algorithm);
+  if (milliseconds < 0) return refuse(CUBLAS_STATUS_NOT_SUPPORTED, "this algorithm fails (cublasLtEmu::algorithmMilliseconds)");
   const float alpha = *static_cast<const float*>(alphaPointer), beta = *static_cast<const float*>(betaPointer);
   const bool bias = hasBias(op->epilogue), gelu = hasGelu(op->epilogue);
   if ((bias && op->bias == nullptr) || (gelu && op->aux == nullptr))
@@ -315,5 +321,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t op, 
         if (gelu) store(type, op->aux, row + col * op->auxLd, pre[at]);
       }
   }
+  emu::clockMilliseconds += milliseconds;
+  cublasLtEmu::lastAlgorithm = static_cast<int>(chosen.algorithm);
   return CUBLAS_STATUS_SUCCESS;
 }

@@ -894,6 +894,44 @@ void matmulPlans() {
   expectCount("heuristic calls, gelu at out = 20", linear<E>(23, 16, 20, true, true), 1);
 }
 
+// On a device whose gemmAlgorithms is "timed", a plan runs each of the heuristic's candidates once, then three
+// times between events, and keeps the quickest; a candidate that fails is skipped, and one that fails on
+// every candidate throws. beta != 0 (the runs would accumulate) keeps the heuristic's first.
+template <class E>
+void matmulTimed() {
+  context.timedGemmAlgorithms = true;
+  cublasLtEmu::algorithmMilliseconds = {3.0, 1.0, -1.0, 0.5, 2.0};
+  long products = cublasLtEmu::matmulCalls;
+  expectCount("heuristic calls, timed linear", linear<E>(29, 16, 24, true, false), 1);
+  expectCount("algorithm of a timed linear", cublasLtEmu::lastAlgorithm, 3);
+  expectCount("products run by a timed linear's first call", cublasLtEmu::matmulCalls - products, 4 * 4 + 1 + 1);
+  products = cublasLtEmu::matmulCalls;
+  expectCount("heuristic calls, same timed linear", linear<E>(29, 16, 24, true, false), 0);
+  expectCount("algorithm of the same timed linear", cublasLtEmu::lastAlgorithm, 3);
+  expectCount("products run by its second call", cublasLtEmu::matmulCalls - products, 1);
+  expectCount("heuristic calls, timed linearGelu", linear<E>(29, 16, 24, true, true), 1);
+  expectCount("algorithm of a timed linearGelu", cublasLtEmu::lastAlgorithm, 3);
+  gemm<E>(GemmCase{1, 7, 9, 5, false, false, -1, -1, -1, 1.0f, 0.5f});
+  expectCount("algorithm of a gemm with beta 0.5", cublasLtEmu::lastAlgorithm, 0);
+  cublasLtEmu::algorithmMilliseconds = {-1.0, -1.0};
+  std::string refusal;
+  try {
+    linear<E>(31, 16, 24, false, false);
+  } catch (const selfe::cuda::Error& error) {
+    refusal = error.what();
+  }
+  ++checks;
+  if (refusal.find("none of cuBLASLt's 2 algorithms for m=31 n=24 k=16 batch=1 ran") == std::string::npos)
+    failed("a problem no candidate runs threw \"" + refusal + "\"");
+  context.timedGemmAlgorithms = false;
+  cublasLtEmu::algorithmMilliseconds = {3.0, 1.0};
+  products = cublasLtEmu::matmulCalls;
+  linear<E>(33, 16, 24, true, false);
+  expectCount("algorithm on a heuristic device", cublasLtEmu::lastAlgorithm, 0);
+  expectCount("products run on a heuristic device", cublasLtEmu::matmulCalls - products, 1);
+  cublasLtEmu::algorithmMilliseconds = {1.0};
+}
+
 // ---- attention -------------------------------------------------------------------------------------------------
 
 // Batch 0 attends every key, batch 1 a random half (at least one), batch 2 none: its rows give 0, lse = -inf,
@@ -1347,6 +1385,8 @@ int main(int argc, char** argv) {
     });
     run("matmul plans f32: cached, per alignment, refusals remembered", 1, [&] { matmulPlans<float>(); });
     run("matmul plans bf16: cached, per alignment, refusals remembered", 1, [&] { matmulPlans<bf16>(); });
+    run("matmul timed plans f32: the quickest candidate, failures skipped, beta != 0 untimed", 1, [&] { matmulTimed<float>(); });
+    run("matmul timed plans bf16: the quickest candidate, failures skipped, beta != 0 untimed", 1, [&] { matmulTimed<bf16>(); });
     selfe::cuda::destroyGemmState(context.gemm);
     context.gemm = nullptr;
   }

@@ -8,10 +8,12 @@
 // batch counts that disagree, a leading dimension below the rows, mixed types) and fails a cublasLtMatmul
 // whose pointers are less aligned than the algorithm was chosen for: the operands' from the preference's
 // MIN_ALIGNMENT attributes, the bias's and aux's from the pointers the descriptor held when the heuristic ran
-// (the library reads them for that). The emulator's knobs and counters are in `cublasLtEmu` below.
+// (the library reads them for that). The heuristic returns up to the requested number of algorithms, each
+// taking a set time on the emulated clock that CUDA events read. Knobs and counters: `cublasLtEmu` below.
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "cuda_runtime.h"
 
@@ -122,7 +124,13 @@ namespace cublasLtEmu {
 // GELU_AUX: the library has fused kernels for some problems only, and matmul.cu must fall back.
 inline bool refuseBias = false;
 inline bool refuseGelu = false;
-// Calls of the heuristic and of cublasLtMatmul since the program started.
+// The algorithms the heuristic offers, best guess first, as the milliseconds each product takes on the
+// emulated clock (emu::clockMilliseconds, which CUDA events read); one that fails at cublasLtMatmul
+// (CUBLAS_STATUS_NOT_SUPPORTED) is given as a negative time.
+inline std::vector<double> algorithmMilliseconds = {1.0};
+// Calls of the heuristic and of cublasLtMatmul since the program started, and the algorithm (its index
+// above) of the last product that ran.
 inline long heuristicCalls = 0;
 inline long matmulCalls = 0;
+inline int lastAlgorithm = -1;
 }  // namespace cublasLtEmu

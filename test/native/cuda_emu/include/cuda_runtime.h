@@ -73,6 +73,33 @@ inline cudaError_t cudaFree(void* ptr) {
   return cudaSuccess;
 }
 
+// Events read the emulated device's clock, which only cublaslt_emu.cpp's products advance (by the time each
+// algorithm is given): enough to drive a choice between algorithms.
+struct CUevent_st {
+  double at;
+};
+typedef CUevent_st* cudaEvent_t;
+namespace emu {
+inline double clockMilliseconds = 0;
+}
+inline cudaError_t cudaEventCreate(cudaEvent_t* event) {
+  *event = new CUevent_st{0};
+  return cudaSuccess;
+}
+inline cudaError_t cudaEventDestroy(cudaEvent_t event) {
+  delete event;
+  return cudaSuccess;
+}
+inline cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t = nullptr) {
+  event->at = emu::clockMilliseconds;
+  return cudaSuccess;
+}
+inline cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+inline cudaError_t cudaEventElapsedTime(float* milliseconds, cudaEvent_t start, cudaEvent_t end) {
+  *milliseconds = static_cast<float>(end->at - start->at);
+  return cudaSuccess;
+}
+
 inline cudaError_t cudaMemsetAsync(void* ptr, int value, size_t bytes, cudaStream_t = nullptr) {
   if (bytes > 0) std::memset(ptr, value, bytes);
   return cudaSuccess;
