@@ -15,8 +15,8 @@ constexpr int kDepth = 8;   // row lanes per block
 // Terms: __device__ void operator()(int64_t o, int64_t r, int64_t c, float* terms) const (kSums values).
 // partials: [outer, chunks, kSums, cols].
 template <int kSums, class Terms>
-__global__ void columnPartials(float* partials, Terms terms, int64_t outer, int64_t rows, int64_t cols,
-                               int64_t chunks, int64_t rowsPerChunk) {
+__global__ void columnPartials(float* partials, Terms terms, int64_t rows, int64_t cols, int64_t chunks,
+                               int64_t rowsPerChunk) {
   __shared__ float shared[kSums][columns::kDepth][columns::kWidth];
   const int64_t tiles = (cols + columns::kWidth - 1) / columns::kWidth;
   const int64_t o = blockIdx.x / tiles, c = (blockIdx.x % tiles) * columns::kWidth + threadIdx.x;
@@ -68,7 +68,7 @@ void columnSums(Terms terms, Store store, int64_t outer, int64_t rows, int64_t c
   Scratch partials(stream, static_cast<size_t>(outer * chunks * kSums * cols) * sizeof(float));
   const dim3 grid(static_cast<unsigned int>(outer * tiles), static_cast<unsigned int>(chunks));
   const dim3 block(columns::kWidth, columns::kDepth);
-  columnPartials<kSums><<<grid, block, 0, stream>>>(partials.as<float>(), terms, outer, rows, cols, chunks, rowsPerChunk);
+  columnPartials<kSums><<<grid, block, 0, stream>>>(partials.as<float>(), terms, rows, cols, chunks, rowsPerChunk);
   checkLaunch(name);
   columnFinish<kSums><<<gridFor(stream, outer * cols, 256), 256, 0, stream>>>(store, partials.as<float>(), outer, cols, chunks);
   checkLaunch(name);
