@@ -36,8 +36,8 @@ fi
 
 tests=0
 if wants test; then
-  echo "== test:gpu (npx vitest run test/gpu)"
-  timeout "${GPU_CHECK_TEST_SECONDS:-540}" npx vitest run test/gpu >"$logs/test-gpu.log" 2>&1
+  echo "== test:gpu (npm run test:gpu)"
+  timeout "${GPU_CHECK_TEST_SECONDS:-540}" npm run --silent test:gpu >"$logs/test-gpu.log" 2>&1
   tests=$?
   grep -E "✓|×|FAIL|Test Files|Tests " "$logs/test-gpu.log" | tail -n 150
   if [ "$tests" -ne 0 ]; then

@@ -28,6 +28,13 @@ export const cudaAvailability = (): Availability => {
   return { available: true }
 }
 
+/**
+ * Whether the CUDA backend is the CPU emulator's (the vitest project "gpu-emulated", test/helpers/emulatedCudaAddon.ts):
+ * its kernels run on the thread that enqueues them, many times slower than a GPU, so the few cases that time
+ * the stream or run long loops scale down or step aside there.
+ */
+export const cudaEmulated = process.env["SELFE_CUDA_EMULATED"] === "1"
+
 /** Whether python3 can import torch (the reference checks spawn it). */
 export const torchAvailability = (): Availability => {
   const probe = spawnSync("python3", ["-c", "import torch; print(torch.__version__)"], { encoding: "utf8" })

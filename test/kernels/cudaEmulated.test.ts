@@ -1,10 +1,9 @@
-import { execFile, spawnSync } from "node:child_process"
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { execFile } from "node:child_process"
+import { mkdtempSync, rmSync } from "node:fs"
 import { availableParallelism, tmpdir } from "node:os"
 import { join } from "node:path"
-import { fileURLToPath } from "node:url"
-import { promisify } from "node:util"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { compileUnits, emulatorIncludes, emulatorUnavailable, emulatorWarnings, link, pooled, writeHostKernels } from "../helpers/cudaEmulatorBuild.ts"
 import { rewriteDynamicShared, rewriteLaunches } from "../helpers/cudaLaunchRewrite.ts"
 
 /**
@@ -21,15 +20,7 @@ import { rewriteDynamicShared, rewriteLaunches } from "../helpers/cudaLaunchRewr
  * ("matmul"). What it cannot catch is listed in docs/cuda.md (Tests).
  */
 
-const root = fileURLToPath(new URL("../..", import.meta.url))
-const compiler = process.env["CXX"] ?? "c++"
-const probe = spawnSync(compiler, ["--version"], { encoding: "utf8" })
-const reason =
-  process.platform !== "linux"
-    ? "the emulator's shared-memory section and ucontext need Linux"
-    : probe.error === undefined && probe.status === 0
-      ? undefined
-      : `no C++ compiler (${compiler}) can be run`
+const reason = emulatorUnavailable()
 
 const families = ["layernorm", "adaln", "optim", "activation", "elementwise", "reduce", "random", "score", "layout", "embedding", "attention"] as const
 // matmul.cu runs on cublaslt_emu.cpp's cuBLASLt and is checked against float64 (the CPU backend's GEMM needs
@@ -45,9 +36,6 @@ const runs = [
   { name: "matmul", check: "(on the cuBLASLt emulator) matches float64 products, fused epilogues and their fallbacks" },
   { name: "attention-simt", check: cpuTwin }
 ] as const
-// -Wno-psabi: GCC notes the ABI of the CPU attention's 32-byte vectors without AVX, whatever its pragma says.
-const flags = ["-std=c++17", "-O1", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-unknown-pragmas", "-Wno-psabi"]
-const run = promisify(execFile)
 
 interface Outcome {
   status: number | null
@@ -62,15 +50,6 @@ const outcome = (program: string, args: ReadonlyArray<string>): Promise<Outcome>
       resolve({ status: error === null ? 0 : typeof code === "number" ? code : null, stdout, stderr: error !== null && stderr === "" ? String(error) : stderr })
     })
   })
-
-// Runs the jobs, at most `limit` at a time.
-const pooled = async (jobs: ReadonlyArray<() => Promise<void>>, limit: number): Promise<void> => {
-  let next = 0
-  const worker = async (): Promise<void> => {
-    while (next < jobs.length) await jobs[next++]!()
-  }
-  await Promise.all(Array.from({ length: Math.min(limit, jobs.length) }, worker))
-}
 
 describe("rewriting CUDA launches for the host", () => {
   it("turns <<<...>>> launches into ::emu::launch calls and leaves the rest alone", () => {
@@ -107,14 +86,7 @@ describe.skipIf(reason !== undefined)("CUDA kernel files, emulated on the CPU, a
   const outcomes = new Map<string, Promise<Outcome>>()
   beforeAll(async () => {
     folder = mkdtempSync(join(tmpdir(), "selfe-cuda-emu-"))
-    const sources = join(folder, "cuda")
-    mkdirSync(sources)
-    for (const name of readdirSync(join(root, "native/cuda")))
-      if (/\.(cu|cuh)$/.test(name))
-        writeFileSync(join(sources, name), rewriteDynamicShared(rewriteLaunches(readFileSync(join(root, "native/cuda", name), "utf8"))))
-    // The emulator's headers first; the rewritten kernel files (as "cuda/..."), then context.h and the rest from
-    // the repository.
-    const include = ["-I", "test/native/cuda_emu/include", "-I", "native/include", "-I", folder, "-I", "native", "-I", "native/cuda"]
+    const sources = writeHostKernels(folder)
     const units = [
       ...cudaFiles.map((family) => ({ source: join(sources, `${family}.cu`), object: join(folder, `cuda_${family}.o`), cu: true })),
       ...[...families, "pool"].map((family) => ({ source: `native/cpu/${family}.cpp`, object: join(folder, `cpu_${family}.o`), cu: false })),
@@ -122,22 +94,10 @@ describe.skipIf(reason !== undefined)("CUDA kernel files, emulated on the CPU, a
       { source: "test/native/cuda_emu/cublaslt_emu.cpp", object: join(folder, "cublaslt_emu.o"), cu: false },
       { source: "test/native/cuda_emu/driver.cpp", object: join(folder, "driver.o"), cu: false }
     ]
-    const warnings: Array<string> = []
-    await pooled(
-      units.map((unit) => async () => {
-        const language = unit.cu ? ["-x", "c++"] : []
-        const { stderr } = await run(compiler, [...flags, ...include, "-c", ...language, unit.source, "-o", unit.object], { cwd: root }).catch(
-          (error: { stderr?: string }) => {
-            throw new Error(`compiling ${unit.source}:\n${error.stderr ?? String(error)}`)
-          }
-        )
-        if (stderr !== "") warnings.push(`${unit.source}:\n${stderr}`)
-      }),
-      Math.max(1, availableParallelism())
-    )
+    const warnings = await compileUnits(units, ["-std=c++17", "-O1", ...emulatorWarnings, ...emulatorIncludes(folder)])
     expect(warnings.join("\n"), "compiler warnings").toBe("")
     program = join(folder, "cuda_emulated")
-    await run(compiler, ["-o", program, ...units.map((unit) => unit.object), "-lpthread"], { cwd: root })
+    await link(program, units.map((unit) => unit.object), ["-lopenblas", "-lpthread"])
     // Every run starts now, as many at a time as there are cores; each test waits for its own.
     const jobs = runs.map(({ name }) => {
       let settle: (value: Outcome) => void = () => undefined

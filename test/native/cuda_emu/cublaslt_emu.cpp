@@ -1,6 +1,8 @@
 // The CPU stand-in for cuBLASLt declared in include/cublasLt.h (what it computes and what it refuses is
-// described there). Products accumulate in double, then round once to the output type (f32, or bf16 to
-// nearest-even): tighter than the library's fp32 accumulation, which the driver's tolerances allow for.
+// described there). Products run as OpenBLAS SGEMMs on the same column-major layouts (bf16 operands widened
+// to f32), accumulating in fp32 as the library does; the epilogue follows in fp32, then one rounding to the
+// output type (f32, or bf16 to nearest-even).
+#include <cblas.h>
 #include <cublasLt.h>
 #include <cuda_bf16.h>
 
@@ -120,6 +122,20 @@ float load(cudaDataType_t type, const void* base, int64_t index) {
 void store(cudaDataType_t type, void* base, int64_t index, float value) {
   if (type == CUDA_R_32F) static_cast<float*>(base)[index] = value;
   else static_cast<__nv_bfloat16*>(base)[index] = __float2bfloat16_rn(value);
+}
+
+// A stored matrix (its rows x cols at leading dimension ld) as f32: f32 storage as it is, bf16 widened into
+// `wide` with the same leading dimension.
+const float* asFloats(cudaDataType_t type, const void* base, const cublasLtMatrixLayoutOpaque_t& layout,
+                      std::vector<float>& wide) {
+  if (type == CUDA_R_32F || layout.rows == 0 || layout.cols == 0) return static_cast<const float*>(base);
+  wide.assign(static_cast<size_t>(layout.ld * (static_cast<int64_t>(layout.cols) - 1) + static_cast<int64_t>(layout.rows)), 0.0f);
+  for (uint64_t col = 0; col < layout.cols; ++col)
+    for (uint64_t row = 0; row < layout.rows; ++row) {
+      const int64_t at = static_cast<int64_t>(row) + static_cast<int64_t>(col) * layout.ld;
+      wide[static_cast<size_t>(at)] = load(type, base, at);
+    }
+  return wide.data();
 }
 
 float geluTanh(float x) {
@@ -292,33 +308,30 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t op, 
   const int64_t m = static_cast<int64_t>(d.rows), n = static_cast<int64_t>(d.cols);
   const int64_t k = static_cast<int64_t>(op->transA == CUBLAS_OP_N ? a.cols : a.rows);
   const cudaDataType_t type = d.type;
-  std::vector<float> out(static_cast<size_t>(m * n)), pre(gelu ? out.size() : 0);
+  std::vector<float> out(static_cast<size_t>(m * n));
   for (int32_t batch = 0; batch < d.batch; ++batch) {
     const auto* baseA = static_cast<const unsigned char*>(A) + batch * a.stride * elementBytes(type);
     const auto* baseB = static_cast<const unsigned char*>(B) + batch * b.stride * elementBytes(type);
     const auto* baseC = static_cast<const unsigned char*>(C) + batch * c.stride * elementBytes(type);
     auto* baseD = static_cast<unsigned char*>(D) + batch * d.stride * elementBytes(type);
+    // The product, column-major m x n with leading dimension m, in fp32 as the library computes it.
+    std::vector<float> wideA, wideB;
+    const float* opA = asFloats(type, baseA, a, wideA);
+    const float* opB = asFloats(type, baseB, b, wideB);
+    if (k == 0 || m == 0 || n == 0) std::fill(out.begin(), out.end(), 0.0f);
+    else
+      cblas_sgemm(CblasColMajor, op->transA == CUBLAS_OP_N ? CblasNoTrans : CblasTrans,
+                  op->transB == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, static_cast<int>(m), static_cast<int>(n),
+                  static_cast<int>(k), alpha, opA, static_cast<int>(a.ld), opB, static_cast<int>(b.ld), 0.0f, out.data(),
+                  static_cast<int>(m));
+    // The epilogue, element by element; D is written after C's element is read, so D may be C.
     for (int64_t col = 0; col < n; ++col)
       for (int64_t row = 0; row < m; ++row) {
-        double sum = 0;
-        for (int64_t p = 0; p < k; ++p) {
-          const int64_t ia = op->transA == CUBLAS_OP_N ? row + p * a.ld : p + row * a.ld;
-          const int64_t ib = op->transB == CUBLAS_OP_N ? p + col * b.ld : col + p * b.ld;
-          sum += double(load(type, baseA, ia)) * load(type, baseB, ib);
-        }
-        float value = static_cast<float>(alpha * sum);
+        float value = out[static_cast<size_t>(row + col * m)];
         if (beta != 0.0f) value += beta * load(type, baseC, row + col * c.ld);
         if (bias) value += load(type, op->bias, row);
-        const size_t at = static_cast<size_t>(row + col * m);
-        if (gelu) pre[at] = value;
-        out[at] = gelu ? geluTanh(value) : value;
-      }
-    // Written after every read of the batch, so that D may be C.
-    for (int64_t col = 0; col < n; ++col)
-      for (int64_t row = 0; row < m; ++row) {
-        const size_t at = static_cast<size_t>(row + col * m);
-        store(type, baseD, row + col * d.ld, out[at]);
-        if (gelu) store(type, op->aux, row + col * op->auxLd, pre[at]);
+        if (gelu) store(type, op->aux, row + col * op->auxLd, value);
+        store(type, baseD, row + col * d.ld, gelu ? geluTanh(value) : value);
       }
   }
   emu::clockMilliseconds += milliseconds;

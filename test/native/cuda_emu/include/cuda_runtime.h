@@ -47,6 +47,8 @@ inline const char* cudaGetErrorString(cudaError_t error) {
     case cudaErrorInvalidValue: return "invalid argument";
     case cudaErrorMemoryAllocation: return "out of memory";
     case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorNotReady: return "device not ready";
   }
   return "unknown error";
 }
@@ -99,6 +101,53 @@ inline cudaError_t cudaEventElapsedTime(float* milliseconds, cudaEvent_t start, 
   *milliseconds = static_cast<float>(end->at - start->at);
   return cudaSuccess;
 }
+
+// The host API of the N-API layer (native/napi/cuda_stream.cpp), for the emulated addon
+// (test/helpers/emulatedCudaAddon.ts): one device whose memory is host memory; work runs when it is
+// enqueued, on the enqueuing thread, so streams and events are always complete.
+enum : unsigned int {
+  cudaStreamNonBlocking = 1,
+  cudaHostAllocPortable = 1,
+  cudaHostAllocMapped = 2,
+  cudaEventBlockingSync = 1,
+  cudaEventDisableTiming = 2,
+};
+struct cudaDeviceProp {
+  char name[256];
+  int multiProcessorCount;
+  size_t sharedMemPerBlockOptin;
+};
+inline cudaError_t cudaGetDeviceCount(int* count) {
+  *count = 1;
+  return cudaSuccess;
+}
+inline cudaError_t cudaSetDevice(int device) { return device == 0 ? cudaSuccess : cudaErrorInvalidDevice; }
+inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* properties, int device) {
+  if (device != 0) return cudaErrorInvalidDevice;
+  *properties = cudaDeviceProp{};
+  std::strcpy(properties->name, "selfe CUDA emulator");
+  properties->multiProcessorCount = 4;
+  properties->sharedMemPerBlockOptin = 227 << 10;  // an H100's
+  return cudaSuccess;
+}
+inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int) {
+  *stream = reinterpret_cast<cudaStream_t>(new char);
+  return cudaSuccess;
+}
+inline cudaError_t cudaStreamDestroy(cudaStream_t stream) {
+  delete reinterpret_cast<char*>(stream);
+  return cudaSuccess;
+}
+inline cudaError_t cudaStreamQuery(cudaStream_t) { return cudaSuccess; }
+inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+inline cudaError_t cudaHostAlloc(void** ptr, size_t bytes, unsigned int) { return cudaMalloc(ptr, bytes); }
+inline cudaError_t cudaFreeHost(void* ptr) { return cudaFree(ptr); }
+inline cudaError_t cudaHostGetDevicePointer(void** device, void* host, unsigned int) {
+  *device = host;
+  return cudaSuccess;
+}
+inline cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned int) { return cudaEventCreate(event); }
+inline cudaError_t cudaEventQuery(cudaEvent_t) { return cudaSuccess; }
 
 inline cudaError_t cudaMemsetAsync(void* ptr, int value, size_t bytes, cudaStream_t = nullptr) {
   if (bytes > 0) std::memset(ptr, value, bytes);

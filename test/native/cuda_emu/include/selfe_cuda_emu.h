@@ -61,6 +61,8 @@ enum cudaError_t {
   cudaErrorInvalidValue = 1,
   cudaErrorMemoryAllocation = 2,
   cudaErrorInvalidConfiguration = 9,
+  cudaErrorInvalidDevice = 101,
+  cudaErrorNotReady = 600,
 };
 
 // The shared-memory section (see __shared__ in cuda_runtime.h); weak, so a program without shared variables links.
