@@ -4,7 +4,7 @@
 // of CUDA's execution model in the repository (mma_fragments_emu.cpp adds the tensor-core primitives on it).
 //
 // A launch runs the grid's blocks one at a time, in a scrambled (deterministic) order; every thread of a block is
-// a coroutine (ucontext) on the one host thread. A thread runs until it waits at __syncthreads or a warp
+// a coroutine on the one host thread. A thread runs until it waits at __syncthreads or a warp
 // collective (__shfl*_sync), then the next thread runs; every round resumes the waiting threads in a new
 // random order. Warps also drift apart between barriers: at the start of every phase (each time the block's
 // barrier opens) a seeded draw picks lockstep (every warp one step a round), a leader (one warp runs alone up to
@@ -89,8 +89,66 @@ inline long launches = 0;
 
 namespace detail {
 
-inline ucontext_t scheduler;
-inline std::vector<ucontext_t> lanes;
+// Switching between the scheduler and the threads. On x86-64, a few instructions that save the callee-saved
+// registers and the stack pointer of one side and restore the other's (ucontext's swapcontext also saves and
+// restores the signal mask, a system call per switch that took about half the emulator's time); elsewhere
+// ucontext.
+#if defined(__x86_64__)
+extern "C" void selfe_emu_switch(void** save, void* load);
+// One copy per program: a weak, hidden symbol in a COMDAT group, whichever translation units include this.
+asm(R"(
+  .pushsection .text.selfe_emu_switch,"axG",@progbits,selfe_emu_switch,comdat
+  .weak selfe_emu_switch
+  .hidden selfe_emu_switch
+  .type selfe_emu_switch, @function
+selfe_emu_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size selfe_emu_switch, .-selfe_emu_switch
+  .popsection
+)");
+struct Context {
+  void* stack = nullptr;
+};
+inline void switchTo(Context& from, const Context& to) { selfe_emu_switch(&from.stack, to.stack); }
+// A context whose first switchTo starts entry() on the stack [base, base + bytes): a frame as selfe_emu_switch
+// leaves it, six zero registers under entry's address, under a null return address entry never uses.
+inline void prepare(Context& context, char* base, size_t bytes, void (*entry)()) {
+  void** slot = reinterpret_cast<void**>(reinterpret_cast<uintptr_t>(base + bytes) & ~uintptr_t{15});
+  *--slot = nullptr;
+  *--slot = reinterpret_cast<void*>(entry);
+  for (int saved = 0; saved < 6; ++saved) *--slot = nullptr;
+  context.stack = slot;
+}
+#else
+struct Context {
+  ucontext_t state;
+};
+inline void switchTo(Context& from, const Context& to) { swapcontext(&from.state, &to.state); }
+inline void prepare(Context& context, char* base, size_t bytes, void (*entry)()) {
+  getcontext(&context.state);
+  context.state.uc_stack.ss_sp = base;
+  context.state.uc_stack.ss_size = bytes;
+  context.state.uc_link = nullptr;
+  makecontext(&context.state, entry, 0);
+}
+#endif
+
+inline Context scheduler;
+inline std::vector<Context> lanes;
 inline std::vector<char> finished;
 inline std::vector<std::unique_ptr<char[]>> stacks;
 constexpr size_t kStackBytes = 192 << 10;  // room for a 24 KiB kernel parameter and the kernel's frames
@@ -99,7 +157,7 @@ inline long progress = 0;                  // barrier arrivals and finished thre
 inline void (*body)(void*) = nullptr;
 inline void* bodyArgument = nullptr;
 
-inline void yieldThread() { swapcontext(&lanes[static_cast<size_t>(current)], &scheduler); }
+inline void yieldThread() { switchTo(lanes[static_cast<size_t>(current)], scheduler); }
 
 // Threads arrive, then give way until the last one has arrived.
 class Barrier {
@@ -185,7 +243,7 @@ inline void runThread() {
   body(bodyArgument);
   finished[static_cast<size_t>(current)] = 1;
   ++progress;
-  swapcontext(&lanes[static_cast<size_t>(current)], &scheduler);
+  switchTo(lanes[static_cast<size_t>(current)], scheduler);
 }
 
 inline void setThreadIndex(int linear) {
@@ -209,14 +267,7 @@ inline void runBlock(int threads) {
   lanes.resize(static_cast<size_t>(threads));
   finished.assign(static_cast<size_t>(threads), 0);
   while (stacks.size() < static_cast<size_t>(threads)) stacks.emplace_back(new char[kStackBytes]);
-  for (int i = 0; i < threads; ++i) {
-    ucontext_t& context = lanes[static_cast<size_t>(i)];
-    getcontext(&context);
-    context.uc_stack.ss_sp = stacks[static_cast<size_t>(i)].get();
-    context.uc_stack.ss_size = kStackBytes;
-    context.uc_link = nullptr;
-    makecontext(&context, runThread, 0);
-  }
+  for (int i = 0; i < threads; ++i) prepare(lanes[static_cast<size_t>(i)], stacks[static_cast<size_t>(i)].get(), kStackBytes, runThread);
   order.resize(static_cast<size_t>(threads));
   for (int i = 0; i < threads; ++i) order[static_cast<size_t>(i)] = i;
   held.assign(static_cast<size_t>(threads), 0);
@@ -237,7 +288,7 @@ inline void runBlock(int threads) {
       if (finished[static_cast<size_t>(i)] || held[static_cast<size_t>(i)]) continue;
       current = i;
       setThreadIndex(i);
-      swapcontext(&scheduler, &lanes[static_cast<size_t>(i)]);
+      switchTo(scheduler, lanes[static_cast<size_t>(i)]);
     }
     remaining = static_cast<int>(std::count(finished.begin(), finished.end(), 0));
     const bool stuck = remaining > 0 && progress == before;
