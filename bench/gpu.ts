@@ -36,8 +36,13 @@ const attentionKernels =
     : "tensor cores (mma.sync m16n8k16 bf16, FlashAttention-2 style)"
 console.log(`attention kernels: ${attentionKernels}`)
 
+// --smoke: every row at a toy size and two reps, on both sides, to check the script end to end (on the CUDA
+// emulator's addon, say); its times mean nothing.
+const smoke = process.argv.includes("--smoke")
+if (smoke) console.log("bench:gpu --smoke: toy sizes, the times mean nothing")
+
 const L2_BYTES = 64 << 20
-const TOKENS = 65536
+const TOKENS = smoke ? 256 : 65536
 
 interface Case {
   readonly id: string
@@ -50,7 +55,7 @@ interface Case {
 
 /** How many input sets to rotate through so that together they exceed the L2 cache twice over. */
 const setsFor = (bytesPerSet: number) => Math.max(2, Math.min(16, Math.ceil((2 * L2_BYTES) / Math.max(1, bytesPerSet))))
-const repsFor = (flops: number, budget: number) => Math.max(2, Math.min(200, Math.round(budget / flops)))
+const repsFor = (flops: number, budget: number) => (smoke ? 2 : Math.max(2, Math.min(200, Math.round(budget / flops))))
 let seed = 1
 const random = (shape: Shape, dtype: DType, scale = 1, on: NativeBackend = backend): Tensor => {
   const x = on.randomNormal(shape, { seed: seed++, offset: 0 })
@@ -91,11 +96,11 @@ for (const dim of [384, 768, 1152])
       if (name === "mlp up" && dtype === "bf16")
         cases.push({ id: `gemm-${dim}-${name}-gelu`, kind: "gemm", gelu: true, label: `linear + GELU ${name} D=${dim} bf16`, m: TOKENS, k, n, dtype, flops, reps: repsFor(flops, 2e13) })
     }
-for (const length of [256, 1024, 4096])
+for (const length of smoke ? [64, 128] : [256, 1024, 4096])
   for (const headDim of [64, 128])
     for (const withBackward of [false, true]) {
-      const heads = 1024 / headDim
-      const batch = 32768 / length
+      const heads = smoke ? 2 : 1024 / headDim
+      const batch = smoke ? 1 : 32768 / length
       const flops = 4 * batch * heads * length * length * headDim * (withBackward ? 3.5 : 1)
       cases.push({
         id: `attention-${length}-${headDim}-${withBackward ? "fwdbwd" : "fwd"}`,
@@ -113,10 +118,10 @@ for (const length of [256, 1024, 4096])
     }
 // The fused op; f32 is what the model's residual stream runs in under bf16-mixed.
 for (const dtype of ["bf16", "f32"] as const)
-  cases.push({ id: `layernorm-modulate-${dtype}`, kind: "layerNormModulate", label: `LayerNorm + modulate (fused) [64x1024x1152] ${dtype}`, batch: 64, length: 1024, dim: 1152, dtype, reps: 50 })
+  cases.push({ id: `layernorm-modulate-${dtype}`, kind: "layerNormModulate", label: `LayerNorm + modulate (fused) [${smoke ? "2x64" : "64x1024"}x1152] ${dtype}`, batch: smoke ? 2 : 64, length: smoke ? 64 : 1024, dim: 1152, dtype, reps: smoke ? 2 : 50 })
 // A DiT-B-sized parameter list: 12 blocks of qkv, proj, MLP and adaLN weights with their biases (~130M).
 const adamwShapes: Array<Shape> = []
-for (let block = 0; block < 12; block++)
+for (let block = 0; block < (smoke ? 1 : 12); block++)
   adamwShapes.push([2304, 768], [2304], [768, 768], [768], [3072, 768], [3072], [768, 3072], [768], [4608, 768], [4608], [768], [768])
 const adamwParams = adamwShapes.reduce((n, s) => n + s.reduce((a, b) => a * b, 1), 0)
 cases.push({ id: "adamw", kind: "adamw", label: `AdamW ${(adamwParams / 1e6).toFixed(0)}M params in ${adamwShapes.length} tensors f32`, shapes: adamwShapes, reps: 20 })
@@ -205,12 +210,19 @@ for (const c of cases) {
   console.log(`selfe  ${c.label}: ${(seconds * 1e3).toFixed(3)} ms`)
 }
 // Whole Self-E training steps of DiT-S, f32 against bf16-mixed (the GPU default), side by side.
-const stepConfig = stepBenchConfig()
+const stepConfig = smoke
+  ? stepBenchConfig({ data: { resolution: 32, batchSize: 2, prefetch: 0 }, model: { preset: "tiny" } })
+  : stepBenchConfig()
+// Steps, rounds and warm-up steps of each timing.
+const stepRuns = smoke ? ([1, 1, 1] as const) : ([5, 2, 2] as const)
 const stepKernels = liftBackend(backend)
 // A failure here (a kernel error in a whole step) is reported with the table, not instead of it.
 const stepSeconds = await (async () => {
   try {
-    return { f32: await secondsPerStep(stepKernels, stepConfig, "f32"), "bf16-mixed": await secondsPerStep(stepKernels, stepConfig, "bf16-mixed") }
+    return {
+      f32: await secondsPerStep(stepKernels, stepConfig, "f32", ...stepRuns),
+      "bf16-mixed": await secondsPerStep(stepKernels, stepConfig, "bf16-mixed", ...stepRuns)
+    }
   } catch (cause) {
     return cause instanceof Error ? cause.message : String(cause)
   }
@@ -275,7 +287,7 @@ if (typeof torchAdamW === "number")
   )
 
 const images = stepConfig.data.batchSize
-const stepTitle = `Self-E training step, DiT-S (${stepConfig.model.preset}) on ${stepConfig.data.resolution}x${stepConfig.data.resolution} images, batch ${images}, fake score on`
+const stepTitle = `Self-E training step, ${stepConfig.model.preset === "tiny" ? "the tiny DiT" : `DiT-${stepConfig.model.preset}`} on ${stepConfig.data.resolution}x${stepConfig.data.resolution} images, batch ${images}, fake score on`
 if (typeof stepSeconds === "string") console.log(`\n${stepTitle}: failed: ${stepSeconds}`)
 else
   console.log(
