@@ -101,7 +101,6 @@ cublasLtMatrixLayout_t layout(cudaDataType_t type, uint64_t rows, uint64_t cols,
   }
   return out;
 }
-}  // namespace
 
 // One call's operands in the launcher's row-major order (cuBLASLt gets them swapped, see the top of the file),
 // its scalars and its stream: the heuristic reads the bias's and aux's addresses, a timed choice runs on them.
@@ -114,6 +113,7 @@ struct Call {
   float alpha, beta;
   Stream stream;
 };
+}  // namespace
 
 struct GemmState {
   int ordinal = 0;

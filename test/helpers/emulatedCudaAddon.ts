@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto"
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs"
 import { createRequire } from "node:module"
 import { dirname, join, relative } from "node:path"
 import { compileUnits, emulatorIncludes, emulatorWarnings, kernelFiles, link, root, writeHostKernels } from "./cudaEmulatorBuild.ts"
@@ -42,16 +42,17 @@ const filesUnder = (folder: string): Array<string> =>
 /** What the addon is built from: every native source and header, the emulator, and the flags. */
 const fingerprint = (): string => {
   const hash = createHash("sha256").update(JSON.stringify([flags, nodeApiHeaders, nodeAddonApi]))
-  for (const file of [...filesUnder("native"), ...filesUnder("test/native/cuda_emu"), "test/helpers/cudaLaunchRewrite.ts"])
+  const builders = ["test/helpers/cudaLaunchRewrite.ts", "test/helpers/cudaEmulatorBuild.ts"]
+  for (const file of [...filesUnder("native"), ...filesUnder("test/native/cuda_emu"), ...builders])
     hash.update(file).update(readFileSync(join(root, file)))
   return hash.digest("hex")
 }
 
-/** Builds the emulated addon unless the one in build-emu/ was built from the same sources; returns its path. */
-export const buildEmulatedAddon = async (): Promise<string> => {
+/** Builds the emulated addon unless the one in build-emu/ was built from the same sources; says whether it built. */
+export const buildEmulatedAddon = async (): Promise<boolean> => {
   const stamp = join(emulatedAddonFolder, "fingerprint")
   const wanted = fingerprint()
-  if (existsSync(emulatedAddonPath) && existsSync(stamp) && readFileSync(stamp, "utf8") === wanted) return emulatedAddonPath
+  if (existsSync(emulatedAddonPath) && existsSync(stamp) && readFileSync(stamp, "utf8") === wanted) return false
   const work = join(emulatedAddonFolder, "objects")
   rmSync(work, { recursive: true, force: true })
   mkdirSync(work, { recursive: true })
@@ -72,14 +73,12 @@ export const buildEmulatedAddon = async (): Promise<string> => {
   renameSync(fresh, emulatedAddonPath)
   writeFileSync(stamp, wanted)
   rmSync(work, { recursive: true, force: true })
-  return emulatedAddonPath
+  return true
 }
 
 /** Vitest global setup of the "gpu-emulated" project. */
 export default async function setup(): Promise<void> {
   const started = Date.now()
-  const before = existsSync(emulatedAddonPath) ? statSync(emulatedAddonPath).mtimeMs : 0
-  await buildEmulatedAddon()
-  if (statSync(emulatedAddonPath).mtimeMs !== before)
+  if (await buildEmulatedAddon())
     console.log(`[gpu-emulated] built ${relative(root, emulatedAddonPath)} in ${((Date.now() - started) / 1000).toFixed(0)} s`)
 }
