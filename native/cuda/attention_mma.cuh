@@ -7,13 +7,13 @@
 // ldmatrix reads in 8 different bank groups. Products are mma.sync m16n8k16 with f32 accumulators; the softmax
 // works in base 2 (scores pre-multiplied by scale * log2 e) and lse is stored in natural log.
 //
-// Forward: a block owns kRows = 16 * kWarps query rows, warp w rows 16w..16w+15; 64-key tiles of K and V are
-// double-buffered through cp.async; per row a running max and sum (online softmax), P goes from the score
-// accumulators straight into A fragments (bf16) for P V.
-// Backward: a block owns 64 keys (warp w keys 16w..16w+15) and walks the query tiles: it recomputes
+// Forward: a block owns kRows query rows, warp w the kMTiles m-tiles of 16 rows from w * kWarpRows; 64-key
+// tiles of K and V are double-buffered through cp.async; per row a running max and sum (online softmax), P
+// goes from the score accumulators straight into A fragments (bf16) for P V.
+// Backward: a block owns 128 keys (warp w keys 16w..16w+15) and walks the query tiles: it recomputes
 // S^T = K Q^T and P^T from lse, dP^T = V dO^T, dS^T = P^T (dP^T - delta); dV += P^T dO and dK += dS^T Q stay in
-// registers; dS^T goes through shared memory for dQ = dS K, which is added with f32 atomics into a workspace
-// (so dq's summation order is not fixed) and scaled and converted by the launcher.
+// registers; dS^T goes through shared memory for dQ = dS K, which is added with f32 atomics (two floats each)
+// into a workspace (so dq's summation order is not fixed) and scaled and converted by the launcher.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -24,14 +24,20 @@ namespace selfe::cuda::flash {
 
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
-constexpr int kKeyTile = 64;  // keys per tile (forward) and per block (backward)
+constexpr int kKeyTile = 64;  // keys per tile of the forward
 
 template <int kD>
 struct ForwardTiling {
-  static constexpr int kWarps = 8;
+  // Each warp owns kMTiles m-tiles of 16 query rows, so one K or V fragment read from shared memory feeds
+  // kMTiles products. At head dim 64 two (32 rows, as FlashAttention-2's warps): an ldmatrix.x4 (512 bytes,
+  // 4 cycles of an SM's shared-memory bandwidth) then feeds 4 mma.sync instead of 2. At 128 the accumulators
+  // of a second m-tile do not fit in the registers, so one.
+  static constexpr int kMTiles = kD == 64 ? 2 : 1;
+  static constexpr int kWarps = kD == 64 ? 4 : 8;
   static constexpr int kThreads = kWarps * 32;
-  static constexpr int kRows = kWarps * 16;
-  // Two blocks per SM at head dim 64 (at most 128 registers a thread); one at 128.
+  static constexpr int kWarpRows = 16 * kMTiles;
+  static constexpr int kRows = kWarps * kWarpRows;
+  // Two blocks per SM at head dim 64 (up to 255 registers a thread); one at 128.
   static constexpr int kMinBlocks = kD == 64 ? 2 : 1;
   static constexpr int kStride = kD + 8;
   // q [kRows], k and v [2][kKeyTile] rows of bf16, then [2][kKeyTile] key flags.
@@ -40,9 +46,11 @@ struct ForwardTiling {
 
 template <int kD>
 struct BackwardTiling {
-  static constexpr int kWarps = 4;
+  // 128 keys a block (as FlashAttention-2's backward): every block walks all the queries, adding its share of
+  // dQ with atomics, so twice the keys per block halves both the Q and dO reads and the atomics.
+  static constexpr int kWarps = 8;
   static constexpr int kThreads = kWarps * 32;
-  static constexpr int kKeys = kWarps * 16;  // = kKeyTile
+  static constexpr int kKeys = kWarps * 16;
   // Queries per tile: 32 at head dim 128 keeps dK and dV (64 f32 registers each) and the scores without spills.
   static constexpr int kQueries = kD == 64 ? 64 : 32;
   static constexpr int kStride = kD + 8;
@@ -89,7 +97,7 @@ SELFE_KERNEL(ForwardTiling<kD>::kThreads, ForwardTiling<kD>::kMinBlocks)
 forward(T* out, float* lse, const T* q, const T* k, const T* v, const int32_t* keyMask, int64_t bhOffset, int64_t heads,
         int64_t lq, int64_t lk, float scale) {
   using S = ForwardTiling<kD>;
-  constexpr int kStride = S::kStride, kKeyTiles = kKeyTile / 8, kDimTiles = kD / 8;
+  constexpr int kStride = S::kStride, kKeyTiles = kKeyTile / 8, kDimTiles = kD / 8, kM = S::kMTiles;
   SELFE_SHARED_MEMORY(shared);
   uint16_t* qs = reinterpret_cast<uint16_t*>(shared);
   uint16_t* ks = qs + S::kRows * kStride;
@@ -115,9 +123,13 @@ forward(T* out, float* lse, const T* q, const T* k, const T* v, const int32_t* k
 
   const float scaleLog2 = scale * kLog2e;
   const LaneOffset aAt = rowsFirst(lane), bAt = colsFirst(lane);
-  uint32_t qa[kD / 16][4];
-  float o[kDimTiles][4] = {};
-  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // rows g and g + 8: running max (base 2), partial sum
+  // Per m-tile mt (the warp's rows 16 mt..16 mt + 15): Q fragments, output accumulators, and for rows g and
+  // g + 8 the running max (base 2) and partial sum.
+  uint32_t qa[kM][kD / 16][4];
+  float o[kM][kDimTiles][4] = {};
+  float m[kM][2], l[kM][2] = {};
+#pragma unroll
+  for (int mt = 0; mt < kM; ++mt) m[mt][0] = m[mt][1] = -INFINITY;
 
   for (int64_t tile = 0; tile < tiles; ++tile) {
     const int buffer = static_cast<int>(tile & 1);
@@ -127,71 +139,84 @@ forward(T* out, float* lse, const T* q, const T* k, const T* v, const int32_t* k
     blockSync();
     if (tile == 0) {
 #pragma unroll
-      for (int kk = 0; kk < kD / 16; ++kk) ldmatrixX4(qa[kk], qs + (warp * 16 + aAt.row) * kStride + kk * 16 + aAt.col);
+      for (int mt = 0; mt < kM; ++mt)
+#pragma unroll
+        for (int kk = 0; kk < kD / 16; ++kk)
+          ldmatrixX4(qa[mt][kk], qs + (warp * S::kWarpRows + mt * 16 + aAt.row) * kStride + kk * 16 + aAt.col);
     }
 
-    // S = Q K^T for the warp's 16 rows and the tile's 64 keys.
+    // S = Q K^T for the warp's rows and the tile's 64 keys; each K fragment serves every m-tile.
     const uint16_t* kt = ks + buffer * kKeyTile * kStride;
-    float s[kKeyTiles][4] = {};
+    float s[kM][kKeyTiles][4] = {};
 #pragma unroll
     for (int kk = 0; kk < kD / 16; ++kk)
 #pragma unroll
       for (int np = 0; np < kKeyTile / 16; ++np) {
         uint32_t bf[4];
         ldmatrixX4(bf, kt + (np * 16 + bAt.row) * kStride + kk * 16 + bAt.col);
-        mma(s[2 * np], qa[kk], bf[0], bf[1]);
-        mma(s[2 * np + 1], qa[kk], bf[2], bf[3]);
+#pragma unroll
+        for (int mt = 0; mt < kM; ++mt) {
+          mma(s[mt][2 * np], qa[mt][kk], bf[0], bf[1]);
+          mma(s[mt][2 * np + 1], qa[mt][kk], bf[2], bf[3]);
+        }
       }
 
     // Online softmax; element e of an n-tile is row g + 8 (e / 2), key 8 nt + 2t + e % 2.
     const float* flags = attended + buffer * kKeyTile;
     const bool partial = keyMask != nullptr || (tile + 1) * kKeyTile > lk;
-    float tileMax[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-    for (int nt = 0; nt < kKeyTiles; ++nt)
+    for (int mt = 0; mt < kM; ++mt) {
+      float tileMax[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        float x = s[nt][e] * scaleLog2;
-        if (partial && flags[nt * 8 + 2 * t + (e & 1)] == 0.0f) x = -INFINITY;
-        s[nt][e] = x;
-        tileMax[e >> 1] = fmaxf(tileMax[e >> 1], x);
+      for (int nt = 0; nt < kKeyTiles; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          float x = s[mt][nt][e] * scaleLog2;
+          if (partial && flags[nt * 8 + 2 * t + (e & 1)] == 0.0f) x = -INFINITY;
+          s[mt][nt][e] = x;
+          tileMax[e >> 1] = fmaxf(tileMax[e >> 1], x);
+        }
+      float base[2];
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        tileMax[r] = fmaxf(tileMax[r], shuffleXor(tileMax[r], 1));  // the 4 lanes of a quad share a row
+        tileMax[r] = fmaxf(tileMax[r], shuffleXor(tileMax[r], 2));
+        const float mNew = fmaxf(m[mt][r], tileMax[r]);
+        base[r] = mNew == -INFINITY ? 0.0f : mNew;  // no key of the row attended yet: every p is exp2(-inf) = 0
+        const float alpha = exp2f(m[mt][r] - base[r]);
+        m[mt][r] = mNew;
+        l[mt][r] *= alpha;
+#pragma unroll
+        for (int nt = 0; nt < kDimTiles; ++nt) {
+          o[mt][nt][2 * r] *= alpha;
+          o[mt][nt][2 * r + 1] *= alpha;
+        }
       }
-    float base[2];
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      tileMax[r] = fmaxf(tileMax[r], shuffleXor(tileMax[r], 1));  // the 4 lanes of a quad share a row
-      tileMax[r] = fmaxf(tileMax[r], shuffleXor(tileMax[r], 2));
-      const float mNew = fmaxf(m[r], tileMax[r]);
-      base[r] = mNew == -INFINITY ? 0.0f : mNew;  // no key of the row attended yet: every p is exp2(-inf) = 0
-      const float alpha = exp2f(m[r] - base[r]);
-      m[r] = mNew;
-      l[r] *= alpha;
+      for (int nt = 0; nt < kKeyTiles; ++nt)
 #pragma unroll
-      for (int nt = 0; nt < kDimTiles; ++nt) {
-        o[nt][2 * r] *= alpha;
-        o[nt][2 * r + 1] *= alpha;
-      }
+        for (int e = 0; e < 4; ++e) {
+          s[mt][nt][e] = exp2f(s[mt][nt][e] - base[e >> 1]);
+          l[mt][e >> 1] += s[mt][nt][e];
+        }
     }
-#pragma unroll
-    for (int nt = 0; nt < kKeyTiles; ++nt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        s[nt][e] = exp2f(s[nt][e] - base[e >> 1]);
-        l[e >> 1] += s[nt][e];
-      }
 
-    // O += P V.
+    // O += P V; each V fragment serves every m-tile.
     const uint16_t* vt = vs + buffer * kKeyTile * kStride;
 #pragma unroll
     for (int kk = 0; kk < kKeyTile / 16; ++kk) {
-      uint32_t pa[4];
-      scoresAsA(pa, s[2 * kk], s[2 * kk + 1]);
+      uint32_t pa[kM][4];
+#pragma unroll
+      for (int mt = 0; mt < kM; ++mt) scoresAsA(pa[mt], s[mt][2 * kk], s[mt][2 * kk + 1]);
 #pragma unroll
       for (int dp = 0; dp < kD / 16; ++dp) {
         uint32_t bf[4];
         ldmatrixX4Trans(bf, vt + (kk * 16 + aAt.row) * kStride + dp * 16 + aAt.col);
-        mma(o[2 * dp], pa, bf[0], bf[1]);
-        mma(o[2 * dp + 1], pa, bf[2], bf[3]);
+#pragma unroll
+        for (int mt = 0; mt < kM; ++mt) {
+          mma(o[mt][2 * dp], pa[mt], bf[0], bf[1]);
+          mma(o[mt][2 * dp + 1], pa[mt], bf[2], bf[3]);
+        }
       }
     }
     blockSync();  // every warp is done with this buffer before the next prefetch overwrites it
@@ -199,19 +224,22 @@ forward(T* out, float* lse, const T* q, const T* k, const T* v, const int32_t* k
 
   T* outBase = out + (b * lq * heads + h) * kD;
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    l[r] += shuffleXor(l[r], 1);
-    l[r] += shuffleXor(l[r], 2);
-    const int64_t row = firstRow + warp * 16 + g + 8 * r;
-    if (row >= lq) continue;
-    // l > 0 exactly when some key was attended (the row's maximum contributes exp2(0) = 1).
-    const bool any = l[r] > 0.0f;
-    const float inverse = any ? 1.0f / l[r] : 0.0f;
+  for (int mt = 0; mt < kM; ++mt)
 #pragma unroll
-    for (int nt = 0; nt < kDimTiles; ++nt)
-      storePair(outBase + row * rowStride + nt * 8 + 2 * t, o[nt][2 * r] * inverse, o[nt][2 * r + 1] * inverse);
-    if (t == 0) lse[bh * lq + row] = any ? m[r] * kLn2 + logf(l[r]) : -INFINITY;
-  }
+    for (int r = 0; r < 2; ++r) {
+      float sum = l[mt][r];
+      sum += shuffleXor(sum, 1);
+      sum += shuffleXor(sum, 2);
+      const int64_t row = firstRow + warp * S::kWarpRows + mt * 16 + g + 8 * r;
+      if (row >= lq) continue;
+      // sum > 0 exactly when some key was attended (the row's maximum contributes exp2(0) = 1).
+      const bool any = sum > 0.0f;
+      const float inverse = any ? 1.0f / sum : 0.0f;
+#pragma unroll
+      for (int nt = 0; nt < kDimTiles; ++nt)
+        storePair(outBase + row * rowStride + nt * 8 + 2 * t, o[mt][nt][2 * r] * inverse, o[mt][nt][2 * r + 1] * inverse);
+      if (t == 0) lse[bh * lq + row] = any ? m[mt][r] * kLn2 + logf(sum) : -INFINITY;
+    }
 }
 
 // dk, dv [B, Lk, H, kD] written (=); dqAccum [B, Lq, H, kD] f32 accumulated (+=, unscaled); delta [B, H, Lq] =
@@ -354,10 +382,7 @@ backward(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* k, co
       if (i >= lq) continue;
       float* row = dqAccum + queryBase + i * rowStride + dqFirst * 8 + 2 * t;
 #pragma unroll
-      for (int nt = 0; nt < kDqTiles; ++nt) {
-        atomicAddF32(row + nt * 8, dq[nt][2 * r]);
-        atomicAddF32(row + nt * 8 + 1, dq[nt][2 * r + 1]);
-      }
+      for (int nt = 0; nt < kDqTiles; ++nt) atomicAddF32x2(row + nt * 8, dq[nt][2 * r], dq[nt][2 * r + 1]);
     }
     blockSync();  // q, dout, lse, delta of this buffer and dS^T are consumed
   }

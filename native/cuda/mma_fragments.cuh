@@ -1,5 +1,5 @@
-// Warp-level tensor-core primitives for bf16 (mma.sync m16n8k16, ldmatrix, cp.async, shuffles) and the lane
-// mappings of their fragments, written so that kernel code using them compiles twice: by nvcc for the GPU (the
+// Warp-level tensor-core primitives for bf16 (mma.sync m16n8k16, ldmatrix, cp.async, shuffles, atomics) and
+// the lane mappings of their fragments, written so that kernel code using them compiles twice: by nvcc for the GPU (the
 // primitives are inline PTX) and by a plain C++ compiler for the CPU emulator in test/native/cuda_emu (the
 // primitives are only declared here; mma_fragments_emu.cpp defines them, every CUDA thread of a block a
 // coroutine and each collective as the PTX ISA specifies it).
@@ -57,7 +57,7 @@ void ldmatrixX4(uint32_t (&r)[4], const uint16_t* row, bool transposed);
 void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1);
 float shuffleXor(float value, int laneMask);
 void copyAsync16(void* shared, const void* global, bool inside);
-void atomicAddF32(float* address, float value);
+void atomicAddF32x2(float* address, float lo, float hi);
 uint32_t packBf16x2(float lo, float hi);
 }  // namespace emulated
 #endif
@@ -164,11 +164,13 @@ SELFE_DEVICE void waitAsync() {
 #endif
 }
 
-SELFE_DEVICE void atomicAddF32(float* address, float value) {
+// address[0] += lo, address[1] += hi as one 8-byte atomic (sm_90's vector atomicAdd, half the atomic
+// instructions of two float ones); address 8-byte aligned.
+SELFE_DEVICE void atomicAddF32x2(float* address, float lo, float hi) {
 #ifdef __CUDACC__
-  atomicAdd(address, value);
+  atomicAdd(reinterpret_cast<float2*>(address), make_float2(lo, hi));
 #else
-  emulated::atomicAddF32(address, value);
+  emulated::atomicAddF32x2(address, lo, hi);
 #endif
 }
 

@@ -1145,8 +1145,11 @@ void attentionFloat64(const Float64Case& p, uint32_t seed) {
   expectCloseF64("out", out, wide(outd), 2e-2, 2e-2);  // as test/gpu applies to bf16
   expectCloseF64("lse", lse, [&](size_t i) { return static_cast<double>(lseOut[i]); }, 1e-5, 1e-5);
   // Against exact attention, the forward gets the GPU suite's bf16 tolerance; the gradients, computed from the
-  // same bf16 P and dS, a tenth of it (what remains: f32 sums in another order, bf16 outputs).
-  expectCloseF64("dq", dq, [&](size_t i) { return scale * dqSums[i]; }, 2e-3, 2e-3);
+  // same bf16 P and dS, a tenth of it (what remains: f32 sums in another order, bf16 outputs). dq, summed in
+  // f32, could be held tighter but for one thing: a dS whose f32 value (from the kernel's f32 P) and float64
+  // value round to bf16 on either side of a rounding boundary. That moves one term of a dq row by one bf16 ulp
+  // of dS times that key's row: seen at 0.33% of dq's rms in the 300 x 290 case (error exactly along key 213).
+  expectCloseF64("dq", dq, [&](size_t i) { return scale * dqSums[i]; }, 2e-3, 5e-3);
   expectCloseF64("dk", dk, wide(dkd), 2e-3, 1e-2);
   expectCloseF64("dv", dv, wide(dvd), 2e-3, 1e-2);
   // Exactly zero where nothing flows: rows with every key masked (out, dq) and masked keys (dk, dv).
@@ -1422,6 +1425,9 @@ int main(int argc, char** argv) {
         {"head dim 64, one short query tile, many keys", 1, 2, 5, 200, 64, false, 1},
         {"head dim 128, tails, no mask", 2, 2, 70, 90, 128, false, 3},
         {"head dim 128, masked, fewer keys than a tile", 3, 1, 40, 20, 128, true, 2},
+        // Three key blocks adding into each query's dq, and three query blocks of the forward.
+        {"head dim 64, masked, several blocks each way", 2, 1, 300, 290, 64, true, 2},
+        {"head dim 128, several key blocks", 1, 2, 100, 300, 128, false, 1},
     };
     uint32_t seed = 1;
     for (const auto& c : cases)

@@ -94,7 +94,11 @@ void copyAsync16(void* shared, const void* global, bool inside) {
   std::memcpy(shared, global, 16);
 }
 
-void atomicAddF32(float* address, float value) { atomicAdd(address, value); }
+void atomicAddF32x2(float* address, float lo, float hi) {
+  if (reinterpret_cast<uintptr_t>(address) % 8 != 0) ::emu::fail("atomicAdd(float2*): misaligned address");
+  atomicAdd(address, lo);
+  atomicAdd(address + 1, hi);
+}
 
 uint32_t packBf16x2(float lo, float hi) {
   const __nv_bfloat162 pair = __floats2bfloat162_rn(lo, hi);
