@@ -362,7 +362,7 @@ backward(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* k, co
             packBf16x2(dp[nt][2 * r], dp[nt][2 * r + 1]);
     blockSync();
 
-    // dQ (m-tile mt, head-dim tiles dqFirst..) += dS K over the block's 64 keys.
+    // dQ (m-tile mt, head-dim tiles dqFirst..) += dS K over the block's keys.
     float dq[kDqTiles][4] = {};
 #pragma unroll
     for (int kk = 0; kk < S::kKeys / 16; ++kk) {
