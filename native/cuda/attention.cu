@@ -11,7 +11,8 @@
 //
 // bf16 storage at head dims 64 and 128 runs instead on tensor cores (attention_mma.cuh, launched below),
 // unless the device was created with attentionKernels "simt" (Context::tensorCoreAttention); f32 stays on
-// CUDA cores (TF32 or bf16 products would miss f32's tolerances).
+// CUDA cores (TF32 or bf16 products would miss f32's tolerances). Their backward adds dq with atomics unless
+// the device was created with determinism "run-to-run" (Context::runToRun); the CUDA-core kernels never do.
 #include <cmath>
 #include <type_traits>
 
@@ -457,21 +458,34 @@ void backwardMma(__nv_bfloat16* dq, __nv_bfloat16* dk, __nv_bfloat16* dv, const 
                  const float* delta, const int32_t* keyMask, int64_t batch, int64_t heads, int64_t lq, int64_t lk,
                  float scale, Stream stream) {
   using S = flash::BackwardTiling<kD>;
-  const auto kernel = flash::backward<kD, __nv_bfloat16>;
+  // Run-to-run determinism: dq from a kernel of its own (flash::backwardQueries), not added with atomics.
+  const bool ordered = stream.context->runToRun;
+  const auto kernel = ordered ? flash::backward<kD, false, __nv_bfloat16> : flash::backward<kD, true, __nv_bfloat16>;
   requireShared(stream, S::kShared, "attentionBackward");
   allowSharedMemory(kernel, S::kShared, "attentionBackward");
   const int64_t dqCount = batch * lq * heads * kD;
-  const size_t dqBytes = static_cast<size_t>(dqCount) * sizeof(float);
+  const size_t dqBytes = ordered ? 0 : static_cast<size_t>(dqCount) * sizeof(float);
   Scratch sums(stream, dqBytes);
-  if (dqCount > 0) check(cudaMemsetAsync(sums.as<float>(), 0, dqBytes, stream), "attentionBackward");
+  if (!ordered && dqCount > 0) check(cudaMemsetAsync(sums.as<float>(), 0, dqBytes, stream), "attentionBackward");
   for (int64_t offset = 0; offset < batch * heads && lk > 0; offset += kMaxGridY) {
     const dim3 grid(blocksFor(lk, S::kKeys), static_cast<unsigned int>(std::min(kMaxGridY, batch * heads - offset)));
     kernel<<<grid, S::kThreads, S::kShared, stream>>>(dk, dv, sums.as<float>(), dout, q, k, v, lse, delta, keyMask,
                                                       offset, heads, lq, lk, scale);
     checkLaunch("attentionBackward");
   }
-  if (dqCount > 0) {
+  if (dqCount == 0) return;
+  if (!ordered) {
     scaleToBf16<<<gridFor(stream, dqCount, kThreads), kThreads, 0, stream>>>(dq, sums.as<float>(), scale, dqCount);
+    checkLaunch("attentionBackward");
+    return;
+  }
+  using Q = flash::QueryBackwardTiling<kD>;
+  const auto queries = flash::backwardQueries<kD, __nv_bfloat16>;
+  requireShared(stream, Q::kShared, "attentionBackward");
+  allowSharedMemory(queries, Q::kShared, "attentionBackward");
+  for (int64_t offset = 0; offset < batch * heads; offset += kMaxGridY) {
+    const dim3 grid(blocksFor(lq, Q::kRows), static_cast<unsigned int>(std::min(kMaxGridY, batch * heads - offset)));
+    queries<<<grid, Q::kThreads, Q::kShared, stream>>>(dq, dout, q, k, v, lse, delta, keyMask, offset, heads, lq, lk, scale);
     checkLaunch("attentionBackward");
   }
 }

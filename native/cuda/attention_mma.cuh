@@ -76,6 +76,17 @@ SELFE_DEVICE void loadRows(uint16_t* tile, const T* base, int64_t rowStride, int
   }
 }
 
+// Starts the copies of key tile `tile` of one (batch, head) slice into buffer `buffer`: K and V rows (zero at
+// or past lk) into ks and vs, and each key's flag (1 where it takes part) into attended.
+template <int kD, int kThreads, class T>
+SELFE_DEVICE void loadKeyTile(uint16_t* ks, uint16_t* vs, float* attended, const T* kBase, const T* vBase, int64_t rowStride,
+                              int64_t tile, int buffer, int64_t lk, const int32_t* keyMask, int64_t b) {
+  loadRows<kD, kKeyTile, kThreads>(ks + buffer * kKeyTile * (kD + 8), kBase, rowStride, tile * kKeyTile, lk);
+  loadRows<kD, kKeyTile, kThreads>(vs + buffer * kKeyTile * (kD + 8), vBase, rowStride, tile * kKeyTile, lk);
+  const int tid = threadIndex();
+  if (tid < kKeyTile) attended[buffer * kKeyTile + tid] = keyAttended(keyMask, b, lk, tile * kKeyTile + tid) ? 1.0f : 0.0f;
+}
+
 // Two adjacent outputs as one 32-bit store.
 template <class T>
 SELFE_DEVICE void storePair(T* at, float lo, float hi) {
@@ -112,10 +123,7 @@ forward(T* out, float* lse, const T* q, const T* k, const T* v, const int32_t* k
   const T* vBase = v + (b * lk * heads + h) * kD;
   const int64_t tiles = (lk + kKeyTile - 1) / kKeyTile;
   const auto loadKeys = [&](int64_t tile, int buffer) {
-    loadRows<kD, kKeyTile, S::kThreads>(ks + buffer * kKeyTile * kStride, kBase, rowStride, tile * kKeyTile, lk);
-    loadRows<kD, kKeyTile, S::kThreads>(vs + buffer * kKeyTile * kStride, vBase, rowStride, tile * kKeyTile, lk);
-    if (tid < kKeyTile)
-      attended[buffer * kKeyTile + tid] = keyAttended(keyMask, b, lk, tile * kKeyTile + tid) ? 1.0f : 0.0f;
+    loadKeyTile<kD, S::kThreads>(ks, vs, attended, kBase, vBase, rowStride, tile, buffer, lk, keyMask, b);
   };
   loadRows<kD, S::kRows, S::kThreads>(qs, q + (b * lq * heads + h) * kD, rowStride, firstRow, lq);
   if (tiles > 0) loadKeys(0, 0);
@@ -242,9 +250,10 @@ forward(T* out, float* lse, const T* q, const T* k, const T* v, const int32_t* k
     }
 }
 
-// dk, dv [B, Lk, H, kD] written (=); dqAccum [B, Lq, H, kD] f32 accumulated (+=, unscaled); delta [B, H, Lq] =
-// rowsum(dout * out); grid (ceil(Lk / 64), batch * heads slice at bhOffset).
-template <int kD, class T>
+// dk, dv [B, Lk, H, kD] written (=); with kAddDq, dqAccum [B, Lq, H, kD] f32 accumulated (+=, unscaled), else
+// dq is left to backwardQueries (dqAccum unused); delta [B, H, Lq] = rowsum(dout * out); grid
+// (ceil(Lk / kKeys), batch * heads slice at bhOffset).
+template <int kD, bool kAddDq, class T>
 SELFE_KERNEL(BackwardTiling<kD>::kThreads)
 backward(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* k, const T* v, const float* lse,
          const float* delta, const int32_t* keyMask, int64_t bhOffset, int64_t heads, int64_t lq, int64_t lk,
@@ -288,10 +297,6 @@ backward(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* k, co
   const int64_t key = firstKey + warp * 16 + g;  // this lane's accumulator rows: key and key + 8
   const bool live[2] = {keyAttended(keyMask, b, lk, key), keyAttended(keyMask, b, lk, key + 8)};
   float dkAcc[kDimTiles][4] = {}, dvAcc[kDimTiles][4] = {};
-
-  // dQ of a tile: kQ / 16 m-tiles of 16 queries, split over the warps along head-dim columns.
-  constexpr int kMTiles = kQ / 16, kSplit = S::kWarps / kMTiles, kDqTiles = kDimTiles / kSplit;
-  const int mt = warp % kMTiles, dqFirst = (warp / kMTiles) * kDqTiles;
 
   for (int64_t tile = 0; tile < tiles; ++tile) {
     const int buffer = static_cast<int>(tile & 1);
@@ -353,38 +358,43 @@ backward(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* k, co
       }
     }
 
-    // dS^T to shared memory, [key][query], for the dQ product of every warp.
+    if constexpr (kAddDq) {
+      // dQ of a tile: kQ / 16 m-tiles of 16 queries, split over the warps along head-dim columns.
+      constexpr int kMTiles = kQ / 16, kSplit = S::kWarps / kMTiles, kDqTiles = kDimTiles / kSplit;
+      const int mt = warp % kMTiles, dqFirst = (warp / kMTiles) * kDqTiles;
+      // dS^T to shared memory, [key][query], for the dQ product of every warp.
 #pragma unroll
-    for (int nt = 0; nt < kQueryTiles; ++nt)
+      for (int nt = 0; nt < kQueryTiles; ++nt)
 #pragma unroll
-      for (int r = 0; r < 2; ++r)
-        *reinterpret_cast<uint32_t*>(dss + (warp * 16 + g + 8 * r) * kScoreStride + nt * 8 + 2 * t) =
-            packBf16x2(dp[nt][2 * r], dp[nt][2 * r + 1]);
-    blockSync();
+        for (int r = 0; r < 2; ++r)
+          *reinterpret_cast<uint32_t*>(dss + (warp * 16 + g + 8 * r) * kScoreStride + nt * 8 + 2 * t) =
+              packBf16x2(dp[nt][2 * r], dp[nt][2 * r + 1]);
+      blockSync();
 
-    // dQ (m-tile mt, head-dim tiles dqFirst..) += dS K over the block's keys.
-    float dq[kDqTiles][4] = {};
+      // dQ (m-tile mt, head-dim tiles dqFirst..) += dS K over the block's keys.
+      float dq[kDqTiles][4] = {};
 #pragma unroll
-    for (int kk = 0; kk < S::kKeys / 16; ++kk) {
-      uint32_t dsa[4];
-      ldmatrixX4Trans(dsa, dss + (kk * 16 + bAt.row) * kScoreStride + mt * 16 + bAt.col);
+      for (int kk = 0; kk < S::kKeys / 16; ++kk) {
+        uint32_t dsa[4];
+        ldmatrixX4Trans(dsa, dss + (kk * 16 + bAt.row) * kScoreStride + mt * 16 + bAt.col);
 #pragma unroll
-      for (int np = 0; np < kDqTiles / 2; ++np) {
-        uint32_t bf[4];
-        ldmatrixX4Trans(bf, ks + (kk * 16 + aAt.row) * kStride + (dqFirst + 2 * np) * 8 + aAt.col);
-        mma(dq[2 * np], dsa, bf[0], bf[1]);
-        mma(dq[2 * np + 1], dsa, bf[2], bf[3]);
+        for (int np = 0; np < kDqTiles / 2; ++np) {
+          uint32_t bf[4];
+          ldmatrixX4Trans(bf, ks + (kk * 16 + aAt.row) * kStride + (dqFirst + 2 * np) * 8 + aAt.col);
+          mma(dq[2 * np], dsa, bf[0], bf[1]);
+          mma(dq[2 * np + 1], dsa, bf[2], bf[3]);
+        }
+      }
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const int64_t i = tile * kQ + mt * 16 + g + 8 * r;
+        if (i >= lq) continue;
+        float* row = dqAccum + queryBase + i * rowStride + dqFirst * 8 + 2 * t;
+#pragma unroll
+        for (int nt = 0; nt < kDqTiles; ++nt) atomicAddF32x2(row + nt * 8, dq[nt][2 * r], dq[nt][2 * r + 1]);
       }
     }
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int64_t i = tile * kQ + mt * 16 + g + 8 * r;
-      if (i >= lq) continue;
-      float* row = dqAccum + queryBase + i * rowStride + dqFirst * 8 + 2 * t;
-#pragma unroll
-      for (int nt = 0; nt < kDqTiles; ++nt) atomicAddF32x2(row + nt * 8, dq[nt][2 * r], dq[nt][2 * r + 1]);
-    }
-    blockSync();  // q, dout, lse, delta of this buffer and dS^T are consumed
+    blockSync();  // q, dout, lse, delta of this buffer (and dS^T) are consumed
   }
 
 #pragma unroll
@@ -398,6 +408,135 @@ backward(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* k, co
       storePair(dkRow + nt * 8, scale * dkAcc[nt][2 * r], scale * dkAcc[nt][2 * r + 1]);
       storePair(dvRow + nt * 8, dvAcc[nt][2 * r], dvAcc[nt][2 * r + 1]);
     }
+  }
+}
+
+template <int kD>
+struct QueryBackwardTiling {
+  static constexpr int kWarps = 4;
+  static constexpr int kThreads = kWarps * 32;
+  static constexpr int kRows = kWarps * 16;
+  static constexpr int kStride = kD + 8;
+  // q, dout [kRows], k and v [2][kKeyTile] rows of bf16, then [2][kKeyTile] key flags.
+  static constexpr int kShared = 2 * (2 * kRows + 4 * kKeyTile) * kStride + 4 * 2 * kKeyTile;
+};
+
+// dq [B, Lq, H, kD] written (=): the run-to-run deterministic dq, for backward<kD, false>. A block owns kRows
+// query rows (warp w rows 16w..16w+15, their Q and dO fragments in registers) and walks the 64-key tiles
+// (double-buffered) in order, recomputing S = Q K^T and dP = dO V^T, P from lse and dS = P (dP - delta), and
+// adding dQ += dS K in registers: every dq element is summed in one fixed order and written once. It repeats
+// two of the key kernel's products (S, dP), the price of having no atomics. grid (ceil(Lq / kRows), batch *
+// heads slice at bhOffset).
+template <int kD, class T>
+SELFE_KERNEL(QueryBackwardTiling<kD>::kThreads)
+backwardQueries(T* dq, const T* dout, const T* q, const T* k, const T* v, const float* lse, const float* delta,
+                const int32_t* keyMask, int64_t bhOffset, int64_t heads, int64_t lq, int64_t lk, float scale) {
+  using S = QueryBackwardTiling<kD>;
+  constexpr int kStride = S::kStride, kKeyTiles = kKeyTile / 8, kDimTiles = kD / 8;
+  SELFE_SHARED_MEMORY(shared);
+  uint16_t* qs = reinterpret_cast<uint16_t*>(shared);
+  uint16_t* dos = qs + S::kRows * kStride;
+  uint16_t* ks = dos + S::kRows * kStride;
+  uint16_t* vs = ks + 2 * kKeyTile * kStride;
+  float* attended = reinterpret_cast<float*>(vs + 2 * kKeyTile * kStride);  // 1 where the key takes part
+
+  const int tid = threadIndex(), lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
+  const int64_t bh = bhOffset + blockIndexY(), b = bh / heads, h = bh % heads;
+  const int64_t rowStride = heads * kD;
+  const int64_t firstRow = static_cast<int64_t>(blockIndexX()) * S::kRows;
+  const int64_t queryBase = (b * lq * heads + h) * kD, keyBase = (b * lk * heads + h) * kD;
+  const int64_t tiles = (lk + kKeyTile - 1) / kKeyTile;
+  const auto loadKeys = [&](int64_t tile, int buffer) {
+    loadKeyTile<kD, S::kThreads>(ks, vs, attended, k + keyBase, v + keyBase, rowStride, tile, buffer, lk, keyMask, b);
+  };
+  loadRows<kD, S::kRows, S::kThreads>(qs, q + queryBase, rowStride, firstRow, lq);
+  loadRows<kD, S::kRows, S::kThreads>(dos, dout + queryBase, rowStride, firstRow, lq);
+  if (tiles > 0) loadKeys(0, 0);
+  commitAsync();
+
+  // This lane's rows g and g + 8: lse in base 2 (+inf where every key is masked or past lq: p = 0, no
+  // gradient) and delta.
+  float rowLse[2], rowDelta[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int64_t row = firstRow + warp * 16 + g + 8 * r;
+    const float rowLseNatural = row < lq ? lse[bh * lq + row] : -INFINITY;
+    rowLse[r] = rowLseNatural == -INFINITY ? INFINITY : rowLseNatural * kLog2e;
+    rowDelta[r] = row < lq ? delta[bh * lq + row] : 0.0f;
+  }
+
+  const float scaleLog2 = scale * kLog2e;
+  const LaneOffset aAt = rowsFirst(lane), bAt = colsFirst(lane);
+  uint32_t qa[kD / 16][4], da[kD / 16][4];
+  float acc[kDimTiles][4] = {};
+
+  for (int64_t tile = 0; tile < tiles; ++tile) {
+    const int buffer = static_cast<int>(tile & 1);
+    if (tile + 1 < tiles) loadKeys(tile + 1, buffer ^ 1);  // that buffer was released by the last blockSync
+    commitAsync();
+    waitAsync<1>();
+    blockSync();
+    if (tile == 0) {
+#pragma unroll
+      for (int kk = 0; kk < kD / 16; ++kk) {
+        ldmatrixX4(qa[kk], qs + (warp * 16 + aAt.row) * kStride + kk * 16 + aAt.col);
+        ldmatrixX4(da[kk], dos + (warp * 16 + aAt.row) * kStride + kk * 16 + aAt.col);
+      }
+    }
+
+    // S = Q K^T and dP = dO V^T for the warp's 16 rows and the tile's 64 keys.
+    const uint16_t* kt = ks + buffer * kKeyTile * kStride;
+    const uint16_t* vt = vs + buffer * kKeyTile * kStride;
+    float s[kKeyTiles][4] = {}, dp[kKeyTiles][4] = {};
+#pragma unroll
+    for (int kk = 0; kk < kD / 16; ++kk)
+#pragma unroll
+      for (int np = 0; np < kKeyTile / 16; ++np) {
+        uint32_t bf[4];
+        ldmatrixX4(bf, kt + (np * 16 + bAt.row) * kStride + kk * 16 + bAt.col);
+        mma(s[2 * np], qa[kk], bf[0], bf[1]);
+        mma(s[2 * np + 1], qa[kk], bf[2], bf[3]);
+        ldmatrixX4(bf, vt + (np * 16 + bAt.row) * kStride + kk * 16 + bAt.col);
+        mma(dp[2 * np], da[kk], bf[0], bf[1]);
+        mma(dp[2 * np + 1], da[kk], bf[2], bf[3]);
+      }
+
+    // dS = P (dP - delta), P = exp2(S scale log2 e - lse log2 e); element e of an n-tile is row g + 8 (e / 2),
+    // key 8 nt + 2t + e % 2. A masked key passes no gradient.
+    const float* flags = attended + buffer * kKeyTile;
+#pragma unroll
+    for (int nt = 0; nt < kKeyTiles; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int r = e >> 1;
+        const bool live = flags[nt * 8 + 2 * t + (e & 1)] != 0.0f;
+        const float p = live ? exp2f(s[nt][e] * scaleLog2 - rowLse[r]) : 0.0f;
+        dp[nt][e] = p * (dp[nt][e] - rowDelta[r]);
+      }
+
+    // dQ += dS K: K [key][d] is the right-hand operand [k][n], read transposed as V in the forward's P V.
+#pragma unroll
+    for (int kk = 0; kk < kKeyTile / 16; ++kk) {
+      uint32_t dsa[4];
+      scoresAsA(dsa, dp[2 * kk], dp[2 * kk + 1]);
+#pragma unroll
+      for (int np = 0; np < kD / 16; ++np) {
+        uint32_t bf[4];
+        ldmatrixX4Trans(bf, kt + (kk * 16 + aAt.row) * kStride + np * 16 + aAt.col);
+        mma(acc[2 * np], dsa, bf[0], bf[1]);
+        mma(acc[2 * np + 1], dsa, bf[2], bf[3]);
+      }
+    }
+    blockSync();  // every warp is done with this buffer before the next prefetch overwrites it
+  }
+
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int64_t row = firstRow + warp * 16 + g + 8 * r;
+    if (row >= lq) continue;
+    T* dqRow = dq + queryBase + row * rowStride + 2 * t;
+#pragma unroll
+    for (int nt = 0; nt < kDimTiles; ++nt) storePair(dqRow + nt * 8, scale * acc[nt][2 * r], scale * acc[nt][2 * r + 1]);
   }
 }
 

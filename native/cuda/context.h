@@ -52,6 +52,10 @@ struct Context {
   // Whether a GEMM plan times the cuBLASLt heuristic's first candidates on its first call and keeps the
   // quickest (the device option gemmAlgorithms: "timed"), or takes the heuristic's first ("heuristic").
   bool timedGemmAlgorithms = false;
+  // Whether every result must be the same from run to run on this GPU (the device option determinism:
+  // "run-to-run"): bf16 attention's backward then computes dq in a kernel of its own instead of adding it with
+  // atomics, whose order the hardware picks ("not-guaranteed").
+  bool runToRun = false;
 };
 
 // A CUDA failure as launchers throw it; the N-API layer turns it into SELFE_OUT_OF_MEMORY or SELFE_DEVICE

@@ -4,7 +4,6 @@
 #include <cmath>
 
 #include "check.cuh"
-#include "selfe/kernels/elementwise.h"
 #include "selfe/kernels/embedding.h"
 
 namespace selfe::cuda {
@@ -37,17 +36,39 @@ __global__ void embeddingForward(float* out, const float* table, const int32_t* 
   }
 }
 
-// dtable is zero beforehand; rows are scattered with atomics (the order of additions is not fixed).
-__global__ void embeddingScatter(float* dtable, const float* dout, const int32_t* ids, int64_t count, int64_t vocab,
-                                 int64_t dim, DeviceStatus* status) {
-  SELFE_GRID_STRIDE(i, count * dim) {
-    const int64_t position = i / dim, c = i % dim;
+// dtable [vocab, dim] written (=), deterministically: a block owns kGatherRows table rows and 32 columns, and
+// every block reads all the ids (broadcast loads). Warp w takes positions w, w + 8, ... in order, adding the
+// dout rows of its block's ids into a partial table of its own in shared memory (lane = column); the eight
+// partials are then added in warp order. So each element is summed in an order fixed by the ids alone, with
+// no atomics: the same bits on every run. Block (0, 0) reports an id outside the vocabulary.
+constexpr int kGatherWarps = 8;
+constexpr int kGatherRows = 32;
+__global__ void __launch_bounds__(kGatherWarps * 32) embeddingGather(float* dtable, const float* dout, const int32_t* ids,
+                                                                   int64_t count, int64_t vocab, int64_t dim,
+                                                                   DeviceStatus* status) {
+  __shared__ float partial[kGatherWarps][kGatherRows][32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t firstRow = static_cast<int64_t>(blockIdx.x) * kGatherRows;
+  const int64_t c = static_cast<int64_t>(blockIdx.y) * 32 + lane;
+  const bool reporter = blockIdx.x == 0 && blockIdx.y == 0;
+  for (int r = 0; r < kGatherRows; ++r) partial[warp][r][lane] = 0.0f;
+  for (int64_t position = warp; position < count; position += kGatherWarps) {
     const int64_t id = ids[position];
     if (id < 0 || id >= vocab) {
-      if (c == 0) reportBadId(status, kStatusEmbeddingBackwardId, id, position, vocab);
+      if (reporter && lane == 0) reportBadId(status, kStatusEmbeddingBackwardId, id, position, vocab);
       continue;
     }
-    atomicAdd(dtable + id * dim + c, dout[i]);
+    const int64_t row = id - firstRow;
+    if (row >= 0 && row < kGatherRows && c < dim) partial[warp][row][lane] += dout[position * dim + c];
+  }
+  __syncthreads();
+  for (int e = threadIdx.x; e < kGatherRows * 32; e += blockDim.x) {
+    const int r = e / 32, column = e % 32;
+    const int64_t row = firstRow + r, at = static_cast<int64_t>(blockIdx.y) * 32 + column;
+    if (row >= vocab || at >= dim) continue;
+    float sum = 0.0f;
+    for (int w = 0; w < kGatherWarps; ++w) sum += partial[w][r][column];
+    dtable[row * dim + at] = sum;
   }
 }
 
@@ -74,13 +95,12 @@ void embedding_forward(float* out, const float* table, const int32_t* ids, int64
   checkLaunch("embedding");
 }
 
-// Writes (=) dtable: zero, then every dout row added to the row its id names.
+// Writes (=) dtable: every dout row added to the row its id names, in an order fixed by the ids.
 void embedding_backward(float* dtable, const float* dout, const int32_t* ids, int64_t count, int64_t vocab, int64_t dim,
                         Stream stream) {
-  fill32(dtable, 0, vocab * dim, stream);
-  if (count * dim == 0) return;
-  embeddingScatter<<<gridFor(stream, count * dim, kThreads), kThreads, 0, stream>>>(dtable, dout, ids, count, vocab, dim,
-                                                                                    stream.context->status);
+  if (vocab * dim == 0) return;
+  const dim3 grid(static_cast<unsigned int>((vocab + kGatherRows - 1) / kGatherRows), static_cast<unsigned int>((dim + 31) / 32));
+  embeddingGather<<<grid, kGatherWarps * 32, 0, stream>>>(dtable, dout, ids, count, vocab, dim, stream.context->status);
   checkLaunch("embeddingBackward");
 }
 

@@ -45,6 +45,7 @@ CudaStream::CudaStream(int ordinal, int64_t memoryLimitBytes, CudaChoices choice
   context_.ordinal = ordinal;
   context_.tensorCoreAttention = choices.tensorCoreAttention;
   context_.timedGemmAlgorithms = choices.timedGemmAlgorithms;
+  context_.runToRun = choices.runToRun;
   try {
     const auto need = [](cudaError_t error, const char* what) {
       if (error != cudaSuccess) throw asError(error, what);

@@ -23,10 +23,12 @@ struct CUevent_st;
 namespace selfe::napi {
 
 // The device options that choose between kernels: bf16 attention at head dims 64 and 128 on the tensor-core
-// kernels (else CUDA cores), and GEMM plans timed among cuBLASLt's candidates (else the heuristic's first).
+// kernels (else CUDA cores), GEMM plans timed among cuBLASLt's candidates (else the heuristic's first), and
+// run-to-run determinism (no sums in an order the hardware picks).
 struct CudaChoices {
   bool tensorCoreAttention = true;
   bool timedGemmAlgorithms = false;
+  bool runToRun = false;
 };
 
 class CudaStream : public cuda::ScratchPool {
@@ -69,7 +71,7 @@ class CudaStream : public cuda::ScratchPool {
   // Makes this device current on the calling thread (launches and allocations do it themselves).
   void makeCurrent();
   int ordinal() const { return context_.ordinal; }
-  CudaChoices choices() const { return {context_.tensorCoreAttention, context_.timedGemmAlgorithms}; }
+  CudaChoices choices() const { return {context_.tensorCoreAttention, context_.timedGemmAlgorithms, context_.runToRun}; }
   int64_t pinnedBytes() const;
   // Drains the stream and the helper thread, then frees every CUDA resource. Idempotent.
   void shutdown();

@@ -133,11 +133,17 @@ Device::Device(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Device>(info) 
       if (!options.Get("threads").IsUndefined())
         throw OpError(ErrorCode::InvalidArgument, "Device", "option threads applies to the cpu backend only");
 #ifdef SELFE_WITH_CUDA
-      // Whether bf16 attention may use the tensor-core kernels ("simt": CUDA-core kernels only), and whether GEMM
-      // plans time cuBLASLt's candidates (see native/cuda/context.h).
+      // Whether bf16 attention may use the tensor-core kernels ("simt": CUDA-core kernels only), whether GEMM
+      // plans time cuBLASLt's candidates, and whether results must repeat from run to run (native/cuda/context.h).
       const CudaChoices choices{
           choiceOption(options, "attentionKernels", "SELFE_CUDA_ATTENTION", "auto", "simt") == "auto",
-          choiceOption(options, "gemmAlgorithms", "SELFE_CUDA_GEMM", "heuristic", "timed") == "timed"};
+          choiceOption(options, "gemmAlgorithms", "SELFE_CUDA_GEMM", "heuristic", "timed") == "timed",
+          choiceOption(options, "determinism", "SELFE_CUDA_DETERMINISM", "not-guaranteed", "run-to-run") == "run-to-run"};
+      // Timing picks whichever candidate ran quickest this time, which another run may not.
+      if (choices.timedGemmAlgorithms && choices.runToRun)
+        throw OpError(ErrorCode::InvalidArgument, "Device",
+                      "determinism \"run-to-run\" and gemmAlgorithms \"timed\" exclude each other: a timed GEMM plan may "
+                      "pick another cuBLASLt algorithm on another run");
       cuda_ = std::make_unique<CudaStream>(static_cast<int>(ordinal), limit, choices);
       memory_ = &cuda_->memory();
 #else
@@ -146,7 +152,7 @@ Device::Device(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Device>(info) 
                     "\"); `npm run build` builds it on a machine with CUDA 13 (nvcc) and cuBLAS(Lt)");
 #endif
     } else {
-      for (const char* cudaOnly : {"deviceIndex", "attentionKernels", "gemmAlgorithms"})
+      for (const char* cudaOnly : {"deviceIndex", "attentionKernels", "gemmAlgorithms", "determinism"})
         if (!options.Get(cudaOnly).IsUndefined())
           throw OpError(ErrorCode::InvalidArgument, "Device", std::string("option ") + cudaOnly + " applies to the cuda backend only");
       queue_ = std::make_unique<WorkQueue>();
@@ -394,6 +400,7 @@ Napi::Object Device::stats(Napi::Env env) {
     out.Set("pinnedBytes", Napi::Number::New(env, static_cast<double>(cuda_->pinnedBytes())));
     out.Set("attentionKernels", Napi::String::New(env, cuda_->choices().tensorCoreAttention ? "auto" : "simt"));
     out.Set("gemmAlgorithms", Napi::String::New(env, cuda_->choices().timedGemmAlgorithms ? "timed" : "heuristic"));
+    out.Set("determinism", Napi::String::New(env, cuda_->choices().runToRun ? "run-to-run" : "not-guaranteed"));
     out.Set("failure", Napi::String::New(env, cuda_->failure()));
     return out;
   }

@@ -246,6 +246,31 @@ describeCuda("adamwEma on CUDA equals adamw followed by emaUpdate on CUDA, bit f
   })
 })
 
+// embeddingBackward sums each table element in an order fixed by the ids (no atomics), on every device.
+describeCuda("embeddingBackward on CUDA gives the same bits on every call", () => {
+  beforeAll(() => {
+    backends = makeCudaAndCpu()
+  })
+  afterAll(() => backends?.dispose())
+
+  it("with 16384 ids over 300 rows (many repeats, several row and column blocks)", async () => {
+    const g = new Gen(5)
+    const ids = Array.from({ length: 16384 }, () => (g.int(0, 3) === 0 ? g.int(0, 299) : g.int(0, 9)))
+    const douts = g.normals(16384 * 70)
+    const once = () =>
+      runOn(
+        backends.cuda,
+        Effect.gen(function* () {
+          const k = yield* Kernels
+          const grad = yield* k.embeddingBackward(yield* k.fromArray(douts, [16384, 70]), yield* k.fromArray(ids, [16384], "i32"), 300)
+          return Array.from(yield* k.read(grad))
+        })
+      )
+    const first = await once()
+    expect(await once()).toEqual(first)
+  })
+})
+
 describeCuda("CUDA kernels match the CPU backend at sizes that cross tiles, chunks and batches", () => {
   beforeAll(() => {
     backends = makeCudaAndCpu()

@@ -37,7 +37,8 @@ describe("opening a CUDA device", () => {
 // from an environment variable.
 const choiceOptions = [
   { option: "attentionKernels", variable: "SELFE_CUDA_ATTENTION", values: ["auto", "simt"], bad: "tensor" },
-  { option: "gemmAlgorithms", variable: "SELFE_CUDA_GEMM", values: ["heuristic", "timed"], bad: "fastest" }
+  { option: "gemmAlgorithms", variable: "SELFE_CUDA_GEMM", values: ["heuristic", "timed"], bad: "fastest" },
+  { option: "determinism", variable: "SELFE_CUDA_DETERMINISM", values: ["not-guaranteed", "run-to-run"], bad: "exact" }
 ] as const
 
 describe.each(choiceOptions)("the $option device option", ({ option, variable, values, bad }) => {
@@ -84,6 +85,39 @@ describe.each(choiceOptions)("the $option device option", ({ option, variable, v
       else process.env[variable] = saved
     }
   })
+})
+
+// Timing GEMM candidates picks whichever ran quickest this time: not run-to-run.
+it.skipIf(!cudaAvailability().available)('refuses determinism "run-to-run" with gemmAlgorithms "timed", however each was given', () => {
+  const addon = loadAddon()
+  const reason = 'determinism "run-to-run" and gemmAlgorithms "timed" exclude each other: a timed GEMM plan may pick another cuBLASLt algorithm on another run'
+  const saved = { gemm: process.env["SELFE_CUDA_GEMM"], determinism: process.env["SELFE_CUDA_DETERMINISM"] }
+  const refusal = (options: Record<string, string>) => {
+    try {
+      addon.ops.dispose(new addon.Device({ backend: "cuda", ...options }))
+    } catch (cause) {
+      return cause as Error & { code?: string; reason?: string }
+    }
+    return undefined
+  }
+  try {
+    delete process.env["SELFE_CUDA_GEMM"]
+    delete process.env["SELFE_CUDA_DETERMINISM"]
+    const both = refusal({ determinism: "run-to-run", gemmAlgorithms: "timed" })
+    expect(both?.code).toBe("SELFE_INVALID_ARGUMENT")
+    expect(both?.reason).toBe(reason)
+    process.env["SELFE_CUDA_GEMM"] = "timed"
+    expect(refusal({ determinism: "run-to-run" })?.reason).toBe(reason)
+    // An explicit heuristic beats the variable, so the pair is fine.
+    expect(refusal({ determinism: "run-to-run", gemmAlgorithms: "heuristic" })).toBeUndefined()
+    delete process.env["SELFE_CUDA_GEMM"]
+    process.env["SELFE_CUDA_DETERMINISM"] = "run-to-run"
+    expect(refusal({ gemmAlgorithms: "timed" })?.reason).toBe(reason)
+  } finally {
+    for (const [variable, value] of [["SELFE_CUDA_GEMM", saved.gemm], ["SELFE_CUDA_DETERMINISM", saved.determinism]] as const)
+      if (value === undefined) delete process.env[variable]
+      else process.env[variable] = value
+  }
 })
 
 describeCuda("the CUDA stream", () => {

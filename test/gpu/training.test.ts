@@ -16,7 +16,7 @@ import { cudaEmulated, describeCuda, makeCudaAndCpu, runOn } from "./cuda.ts"
  * two heads of 64, gated residuals, GELU MLP, MSE loss; backward by the tape; global-norm clipping, AdamW,
  * EMA): the same losses and parameters on CUDA as on the CPU; mixed precision (bf16 activations and weight
  * copies, f32 master weights and optimizer state) close to f32; and no memory taken from the system once
- * a step has run, over 1000 steps.
+ * a step has run, over 1000 steps; and, on a device with determinism "run-to-run", the same bits twice.
  */
 
 const dims = { batch: 4, tokens: 64, dim: 128, heads: 2, hidden: 256 }
@@ -171,5 +171,24 @@ describeCuda("training steps of a small DiT block on CUDA", () => {
     expect(stats.end.liveTensors).toBe(stats.warm.liveTensors)
     expect(stats.end.liveBytes).toBe(stats.warm.liveBytes)
     expect(stats.end.pinnedBytes, "pinned staging memory").toBe(stats.warm.pinnedBytes)
+  })
+})
+
+// A device with determinism "run-to-run" (its attention's dq without atomics): the same training twice gives
+// the same bits. Meaningful on a GPU, where the default device's dq is added in an order the hardware picks.
+describeCuda('training steps on a device with determinism "run-to-run"', () => {
+  let deterministic: ReturnType<typeof makeCudaAndCpu>
+  beforeAll(() => {
+    deterministic = makeCudaAndCpu({ determinism: "run-to-run" })
+  })
+  afterAll(() => deterministic?.dispose())
+
+  it("repeat themselves bit for bit, in f32 and in mixed precision", async () => {
+    for (const dtype of ["f32", "bf16"] as const) {
+      const first = await train(deterministic.cuda, dtype, 3)
+      const second = await train(deterministic.cuda, dtype, 3)
+      expect(second.losses, `${dtype} losses`).toEqual(first.losses)
+      second.weights.forEach((w, i) => expect(w, `${dtype} weight ${i}`).toEqual(first.weights[i]))
+    }
   })
 })

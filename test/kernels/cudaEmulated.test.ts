@@ -27,14 +27,16 @@ const families = ["layernorm", "adaln", "optim", "activation", "elementwise", "r
 // OpenBLAS's headers), so it has no CPU twin to link.
 const cudaFiles = [...families, "matmul"] as const
 // The driver's runs: one per family, attention's tensor-core kernels against float64, and attention again on a
-// device whose attentionKernels is "simt" (CUDA cores only). The longest first: they run two or more at a time.
+// device whose attentionKernels is "simt" (CUDA cores only) and on one whose determinism is "run-to-run". The
+// longest first: they run two or more at a time.
 const cpuTwin = "matches the CPU backend (f32 and bf16, ragged shapes)"
 const runs = [
   { name: "attention", check: cpuTwin },
-  { name: "attention-float64", check: "(tensor-core kernels) matches float64 attention (masked, ragged, sliced grids)" },
+  { name: "attention-float64", check: "(tensor-core kernels, atomic and run-to-run dq) matches float64 attention (masked, ragged, sliced grids)" },
   ...families.filter((family) => family !== "attention").map((family) => ({ name: family, check: cpuTwin })),
   { name: "matmul", check: "(on the cuBLASLt emulator) matches float64 products, fused epilogues and their fallbacks" },
-  { name: "attention-simt", check: cpuTwin }
+  { name: "attention-simt", check: cpuTwin },
+  { name: "attention-run-to-run", check: cpuTwin }
 ] as const
 
 interface Outcome {

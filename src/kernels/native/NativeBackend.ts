@@ -25,6 +25,14 @@ export interface NativeOptions {
    * the quickest. Default: the environment variable SELFE_CUDA_GEMM, else "heuristic".
    */
   readonly gemmAlgorithms?: "heuristic" | "timed" | undefined
+  /**
+   * cuda only: "run-to-run" makes every result the same bits on every run on the same GPU: bf16 attention's
+   * backward then computes dq in a kernel of its own (recomputing two of its products) instead of adding it
+   * with atomics, and gemmAlgorithms "timed" is refused (another run may time another algorithm quickest).
+   * "not-guaranteed" leaves the atomics. (The CPU backend is always run-to-run.) Default: the environment
+   * variable SELFE_CUDA_DETERMINISM, else "not-guaranteed".
+   */
+  readonly determinism?: "not-guaranteed" | "run-to-run" | undefined
 }
 
 type H = number
@@ -68,7 +76,8 @@ export class NativeBackend implements Ops.Backend, TensorOwner {
       ...(options.threads !== undefined ? { threads: options.threads } : {}),
       ...(options.memoryLimitBytes !== undefined ? { memoryLimitBytes: options.memoryLimitBytes } : {}),
       ...(options.attentionKernels !== undefined ? { attentionKernels: options.attentionKernels } : {}),
-      ...(options.gemmAlgorithms !== undefined ? { gemmAlgorithms: options.gemmAlgorithms } : {})
+      ...(options.gemmAlgorithms !== undefined ? { gemmAlgorithms: options.gemmAlgorithms } : {}),
+      ...(options.determinism !== undefined ? { determinism: options.determinism } : {})
     })
   }
 

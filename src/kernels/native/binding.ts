@@ -27,6 +27,8 @@ export interface NativeStats {
   readonly attentionKernels?: "auto" | "simt"
   /** CUDA only: "heuristic" (cuBLASLt's first algorithm per GEMM problem) or "timed" (the quickest of its candidates). */
   readonly gemmAlgorithms?: "heuristic" | "timed"
+  /** CUDA only: "not-guaranteed" (bf16 attention's backward adds dq with atomics) or "run-to-run" (the same bits every run). */
+  readonly determinism?: "not-guaranteed" | "run-to-run"
 }
 
 export interface NativeOps {
@@ -105,6 +107,7 @@ export interface NativeDeviceOptions {
   readonly memoryLimitBytes?: number
   readonly attentionKernels?: "auto" | "simt"
   readonly gemmAlgorithms?: "heuristic" | "timed"
+  readonly determinism?: "not-guaranteed" | "run-to-run"
 }
 
 export interface NativeAddon {

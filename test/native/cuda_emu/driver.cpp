@@ -666,7 +666,9 @@ void embedding(int64_t count, int64_t vocab, int64_t dim) {
   const auto table = normal(static_cast<size_t>(vocab * dim)), dout = normal(static_cast<size_t>(count * dim));
   std::vector<int32_t> ids(static_cast<size_t>(count));
   std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(vocab - 1));
-  for (auto& id : ids) id = pick(rng) % std::max<int32_t>(1, static_cast<int32_t>(vocab / 3 + 1));  // repeated ids
+  // Every other id anywhere in the vocabulary, the rest from its first third (repeated ids).
+  for (size_t i = 0; i < ids.size(); ++i)
+    ids[i] = i % 2 == 0 ? pick(rng) : pick(rng) % std::max<int32_t>(1, static_cast<int32_t>(vocab / 3 + 1));
   std::unique_ptr<Device<float>> dTable(upload<float>(table)), dDout(upload<float>(dout));
   Device<int32_t> dIds(ids.size());
   std::copy(ids.begin(), ids.end(), dIds.data());
@@ -677,7 +679,20 @@ void embedding(int64_t count, int64_t vocab, int64_t dim) {
   selfe::cuda::embedding_forward(dOut.data(), dTable->data(), dIds.data(), count, vocab, dim, stream);
   expectBits("embedding", dOut.data(), out.data(), out.size());
   selfe::cuda::embedding_backward(dDtable.data(), dDout->data(), dIds.data(), count, vocab, dim, stream);
-  expectClose("embeddingBackward", download(dDtable), dtable, kF32);  // atomics: any order of additions
+  expectClose("embeddingBackward", download(dDtable), dtable, kF32);
+  // The documented order, bit for bit: eight partial sums over positions w, w + 8, ... (each in position
+  // order), then added in w order; so the same bits on every run.
+  std::vector<float> ordered(dtable.size(), 0.0f);
+  for (int64_t v = 0; v < vocab; ++v)
+    for (int64_t c = 0; c < dim; ++c) {
+      float partial[8] = {};
+      for (int64_t position = 0; position < count; ++position)
+        if (ids[static_cast<size_t>(position)] == v) partial[position % 8] += dout[static_cast<size_t>(position * dim + c)];
+      float sum = 0.0f;
+      for (const float x : partial) sum += x;
+      ordered[static_cast<size_t>(v * dim + c)] = sum;
+    }
+  expectBits("embeddingBackward (summation order)", dDtable.data(), ordered.data(), ordered.size());
 }
 
 // Ids outside [0, vocab): the CPU throws; the CUDA kernels record the first bad id they meet in the device's
@@ -1115,7 +1130,7 @@ void attentionFloat64(const Float64Case& p, uint32_t seed) {
                      {doutd->data(), nq * sizeof(bf16)}});
   const int32_t* maskPtr = p.masked ? maskd.data() : nullptr;
   const float fscale = static_cast<float>(scale);
-  Device<bf16> outd(nq), dkd(nk), dvd(nk);
+  Device<bf16> outd(nq), dkd(nk), dvd(nk), dqOrdered(nq), dkOrdered(nk), dvOrdered(nk);
   Device<float> lseOut(lse.size()), dqSums(nq);
   std::fill(dqSums.data(), dqSums.data() + nq, 0.0f);
 
@@ -1132,9 +1147,23 @@ void attentionFloat64(const Float64Case& p, uint32_t seed) {
     for (int offset = 0; offset < pairs; offset += p.sliceY) {
       const dim3 grid((Lk + G::kKeys - 1) / G::kKeys, std::min(p.sliceY, pairs - offset));
       ::emu::launch([&]() {
-        flash::backward<kD, __nv_bfloat16>(nv(dkd), nv(dvd), dqSums.data(), nv(*doutd), nv(*qd), nv(*kd), nv(*vd), lsed->data(),
-                                           deltad->data(), maskPtr, offset, H, Lq, Lk, fscale);
+        flash::backward<kD, true, __nv_bfloat16>(nv(dkd), nv(dvd), dqSums.data(), nv(*doutd), nv(*qd), nv(*kd), nv(*vd),
+                                                 lsed->data(), deltad->data(), maskPtr, offset, H, Lq, Lk, fscale);
       }, grid, G::kThreads, G::kShared);
+    }
+    // Run-to-run determinism: the key kernel without dq (no workspace to add into), then dq from the query kernel.
+    using Q = flash::QueryBackwardTiling<kD>;
+    for (int offset = 0; offset < pairs; offset += p.sliceY) {
+      const dim3 keys((Lk + G::kKeys - 1) / G::kKeys, std::min(p.sliceY, pairs - offset));
+      ::emu::launch([&]() {
+        flash::backward<kD, false, __nv_bfloat16>(nv(dkOrdered), nv(dvOrdered), nullptr, nv(*doutd), nv(*qd), nv(*kd), nv(*vd),
+                                                  lsed->data(), deltad->data(), maskPtr, offset, H, Lq, Lk, fscale);
+      }, keys, G::kThreads, G::kShared);
+      const dim3 queries((Lq + Q::kRows - 1) / Q::kRows, std::min(p.sliceY, pairs - offset));
+      ::emu::launch([&]() {
+        flash::backwardQueries<kD, __nv_bfloat16>(nv(dqOrdered), nv(*doutd), nv(*qd), nv(*kd), nv(*vd), lsed->data(),
+                                                  deltad->data(), maskPtr, offset, H, Lq, Lk, fscale);
+      }, queries, Q::kThreads, Q::kShared);
     }
   };
   if (D == 64) launches(std::integral_constant<int, 64>{});
@@ -1152,6 +1181,12 @@ void attentionFloat64(const Float64Case& p, uint32_t seed) {
   expectCloseF64("dq", dq, [&](size_t i) { return scale * dqSums[i]; }, 2e-3, 5e-3);
   expectCloseF64("dk", dk, wide(dkd), 2e-3, 1e-2);
   expectCloseF64("dv", dv, wide(dvd), 2e-3, 1e-2);
+  // The run-to-run path: dq rounded to bf16 as stored, so dk's tolerance; dk and dv are the same kernel's, bit
+  // for bit.
+  expectCloseF64("dq (run-to-run)", dq, wide(dqOrdered), 2e-3, 1e-2);
+  ++checks;
+  if (std::memcmp(dkOrdered.data(), dkd.data(), nk * sizeof(bf16)) != 0 || std::memcmp(dvOrdered.data(), dvd.data(), nk * sizeof(bf16)) != 0)
+    failed("dk or dv of the run-to-run key kernel differ from the atomic one's");
   // Exactly zero where nothing flows: rows with every key masked (out, dq) and masked keys (dk, dv).
   ++checks;
   bool exact = true;
@@ -1160,7 +1195,8 @@ void attentionFloat64(const Float64Case& p, uint32_t seed) {
       for (int i = 0; i < Lq; ++i)
         if (lse[(static_cast<size_t>(b) * H + h) * Lq + i] == -INFINITY)
           for (int c = 0; c < D; ++c)
-            exact = exact && floatFromBf16(outd[at(b, i, h, Lq) + c]) == 0.0f && dqSums[at(b, i, h, Lq) + c] == 0.0f;
+            exact = exact && floatFromBf16(outd[at(b, i, h, Lq) + c]) == 0.0f && dqSums[at(b, i, h, Lq) + c] == 0.0f &&
+                    floatFromBf16(dqOrdered[at(b, i, h, Lq) + c]) == 0.0f;
       for (int j = 0; j < Lk; ++j)
         if (!attends(b, j))
           for (int c = 0; c < D; ++c)
@@ -1336,7 +1372,8 @@ int main(int argc, char** argv) {
     const struct {
       int64_t count, vocab, dim;
       int sms;
-    } shapes[] = {{1, 1, 1, 1}, {7, 3, 5, 2}, {100, 50, 64, 1}, {33, 10, 300, 2}, {0, 4, 8, 1}, {5, 4, 0, 1}, {300, 7, 40, 3}};
+    } shapes[] = {{1, 1, 1, 1},    {7, 3, 5, 2},  {100, 50, 64, 1}, {33, 10, 300, 2},
+                  {0, 4, 8, 1},    {5, 4, 0, 1},  {300, 7, 40, 3},  {500, 70, 45, 2}};  // 70 x 45: 3 row and 2 column blocks
     for (const auto& s : shapes) {
       const std::string shape = std::to_string(s.count) + " ids, " + std::to_string(s.vocab) + "x" + std::to_string(s.dim);
       run("embedding " + shape, s.sms, [&] { embedding(s.count, s.vocab, s.dim); });
@@ -1433,6 +1470,13 @@ int main(int argc, char** argv) {
     uint32_t seed = 1;
     for (const auto& c : cases)
       run(std::string("tensor-core attention against float64, ") + c.name, 1, [&] { attentionFloat64(c, seed++); });
+  }
+  // A device with determinism "run-to-run": the tensor-core backward's dq from its query kernel, no atomics.
+  if (only == "attention-run-to-run") {
+    context.runToRun = true;
+    run("attention bf16 (run-to-run) 3x1 Lq 130 Lk 140 d 64", 1, [&] { attention<bf16>(3, 1, 130, 140, 64); });
+    run("attention bf16 (run-to-run) 3x1 Lq 70 Lk 130 d 128", 1, [&] { attention<bf16>(3, 1, 70, 130, 128); });
+    run("attention bf16 (run-to-run) 1x2 Lq 5 Lk 3 d 64", 1, [&] { attention<bf16>(1, 2, 5, 3, 64); });
   }
   if (only == "attention-simt") {
     context.tensorCoreAttention = false;
