@@ -6,7 +6,8 @@
  * torch.optim.AdamW(fused=True), alone and followed by a foreach EMA). Inputs are random (never
  * zeros) and rotate through more memory than the L2 cache; each time is the best of 3 rounds of back-to-back
  * calls between two synchronizes, on both sides. The table comes last, then the GEMM rows again on a device
- * whose gemmAlgorithms is "timed" (the table's device takes cuBLASLt's heuristic first choice), the optimizer's
+ * whose gemmAlgorithms is "timed" (the table's device takes cuBLASLt's heuristic first choice), the attention
+ * fwd+bwd rows again on a device whose determinism is "run-to-run" (dq without atomics), the optimizer's
  * bandwidth and a whole Self-E training step of DiT-S in f32 and in bf16-mixed (bench/trainStep.ts).
  */
 import { spawnSync } from "node:child_process"
@@ -28,6 +29,8 @@ if (!addon.build.backends.split(",").includes("cuda") || addon.cudaDeviceCount()
 const backend = new NativeBackend(addon, { backend: "cuda", gemmAlgorithms: "heuristic" })
 // The GEMM rows run again on a device that times cuBLASLt's candidates per problem (gemmAlgorithms "timed").
 const timedGemmBackend = new NativeBackend(addon, { backend: "cuda", gemmAlgorithms: "timed" })
+// The attention fwd+bwd rows run again on a device whose determinism is "run-to-run" (dq without atomics).
+const runToRunBackend = new NativeBackend(addon, { backend: "cuda", determinism: "run-to-run" })
 // The attention rows (bf16, head dims 64 and 128) run on the kernels the device was created with (its option
 // attentionKernels, by default SELFE_CUDA_ATTENTION).
 const attentionKernels =
@@ -149,8 +152,33 @@ const gemmSeconds = async (c: Case, on: NativeBackend) => {
   return seconds
 }
 
+/** Seconds per call of an attention row (forward, or forward and backward) on one device. */
+const attentionSeconds = async (c: Case, on: NativeBackend) => {
+  const { batch, length, heads, headDim, backward } = c as unknown as { batch: number; length: number; heads: number; headDim: number; backward: boolean }
+  const shape = [batch, length, heads, headDim]
+  const sets = setsFor(4 * batch * length * heads * headDim * 2)
+  const [qs, ks, vs, dos] = [0, 1, 2, 3].map(() => Array.from({ length: sets }, () => random(shape, "bf16", 1, on)))
+  const seconds = await timed(
+    (i) => {
+      const saved = on.attention(qs![i]!, ks![i]!, vs![i]!, {})
+      if (backward) {
+        const grads = on.attentionBackward(dos![i]!, qs![i]!, ks![i]!, vs![i]!, saved, {})
+        for (const g of [grads.dq, grads.dk, grads.dv]) g.release()
+      }
+      saved.out.release()
+      saved.lse.release()
+    },
+    sets,
+    c.reps,
+    on
+  )
+  for (const t of [...qs!, ...ks!, ...vs!, ...dos!]) t.release()
+  return seconds
+}
+
 const ours = new Map<string, number>()
 const oursTimedGemm = new Map<string, number>()
+const oursRunToRun = new Map<string, number>()
 for (const c of cases) {
   let seconds: number
   if (c.kind === "gemm") {
@@ -158,24 +186,11 @@ for (const c of cases) {
     oursTimedGemm.set(c.id, await gemmSeconds(c, timedGemmBackend))
     console.log(`selfe  ${c.label} (gemmAlgorithms "timed"): ${((oursTimedGemm.get(c.id) as number) * 1e3).toFixed(3)} ms`)
   } else if (c.kind === "attention") {
-    const { batch, length, heads, headDim, backward } = c as unknown as { batch: number; length: number; heads: number; headDim: number; backward: boolean }
-    const shape = [batch, length, heads, headDim]
-    const sets = setsFor(4 * batch * length * heads * headDim * 2)
-    const [qs, ks, vs, dos] = [0, 1, 2, 3].map(() => Array.from({ length: sets }, () => random(shape, "bf16")))
-    seconds = await timed(
-      (i) => {
-        const saved = backend.attention(qs![i]!, ks![i]!, vs![i]!, {})
-        if (backward) {
-          const grads = backend.attentionBackward(dos![i]!, qs![i]!, ks![i]!, vs![i]!, saved, {})
-          for (const g of [grads.dq, grads.dk, grads.dv]) g.release()
-        }
-        saved.out.release()
-        saved.lse.release()
-      },
-      sets,
-      c.reps
-    )
-    for (const t of [...qs!, ...ks!, ...vs!, ...dos!]) t.release()
+    seconds = await attentionSeconds(c, backend)
+    if ((c as unknown as { backward: boolean }).backward) {
+      oursRunToRun.set(c.id, await attentionSeconds(c, runToRunBackend))
+      console.log(`selfe  ${c.label} (determinism "run-to-run"): ${((oursRunToRun.get(c.id) as number) * 1e3).toFixed(3)} ms`)
+    }
   } else if (c.kind === "layerNormModulate") {
     const { batch, length, dim, dtype } = c as unknown as { batch: number; length: number; dim: number; dtype: DType }
     const sets = setsFor(batch * length * dim * (dtype === "bf16" ? 2 : 4))
@@ -229,6 +244,7 @@ const stepSeconds = await (async () => {
 })()
 backend.dispose()
 timedGemmBackend.dispose()
+runToRunBackend.dispose()
 
 const script = fileURLToPath(new URL("./gpu_torch.py", import.meta.url))
 const torchRun = spawnSync("python3", [script], { input: JSON.stringify(cases), encoding: "utf8", maxBuffer: 1 << 24, stdio: ["pipe", "pipe", "inherit"] })
@@ -265,6 +281,15 @@ for (const c of cases.filter((c) => c.kind === "gemm")) {
   const theirs = torch?.cases[c.id]?.["torch"]
   const ratio = (mine: number) => (typeof theirs === "number" ? (mine / theirs).toFixed(2) : "—")
   console.log(`${pad(c.label, 62)}${pad(ms(heuristic), 11)}${pad(ms(timedSeconds), 11)}${pad(ms(theirs), 11)}${pad(ratio(heuristic), 8)}${ratio(timedSeconds)}`)
+}
+
+// The attention fwd+bwd rows again on the run-to-run device: what dq without atomics costs.
+console.log(`\nattention fwd+bwd, dq added with atomics (the table above) against determinism "run-to-run" (dq from a kernel of its own)`)
+console.log(`${pad("case", 62)}${pad("atomics", 11)}${pad("run-to-run", 12)}run-to-run / atomics`)
+for (const c of cases.filter((c) => oursRunToRun.has(c.id))) {
+  const atomic = ours.get(c.id) as number
+  const ordered = oursRunToRun.get(c.id) as number
+  console.log(`${pad(c.label, 62)}${pad(ms(atomic), 11)}${pad(ms(ordered), 12)}${(ordered / atomic).toFixed(2)}`)
 }
 
 // The optimizer rows as memory traffic: AdamW reads p, g, m, v and writes p, m, v (7 fp32 words per
