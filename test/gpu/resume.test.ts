@@ -1,12 +1,11 @@
 import { FileSystem } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
-import { Effect, Exit, Layer } from "effect"
+import { Effect, Exit } from "effect"
 import { expect, it } from "vitest"
 import { Cuda } from "../../src/kernels/layers.ts"
-import { TrainingObserver } from "../../src/pipeline/observer.ts"
-import type { StepMetrics } from "../../src/pipeline/step.ts"
 import { train } from "../../src/pipeline/train.ts"
 import { tinyConfig, tinyModel } from "../helpers/tinyRun.ts"
+import { trainingRecorder } from "../helpers/trainingRecorder.ts"
 import { describeCuda } from "./cuda.ts"
 
 /**
@@ -15,16 +14,6 @@ import { describeCuda } from "./cuda.ts"
  * precision, with heads of 64 so that attention takes the tensor-core kernels (test/pipeline/train.test.ts
  * checks the same on the CPU).
  */
-
-/** An observer that keeps every step's loss and can stop the run right after a given checkpoint. */
-const recorder = (stopAfterCheckpoint?: number) => {
-  const losses: Array<number> = []
-  const layer = Layer.succeed(TrainingObserver, {
-    onStep: (m: StepMetrics) => Effect.sync(() => void losses.push(m.loss)),
-    onEvent: (event) => (event.kind === "checkpoint" && event.step === stopAfterCheckpoint ? Effect.interrupt : Effect.void)
-  })
-  return { losses, layer }
-}
 
 describeCuda('resuming a training run on a CUDA device with determinism "run-to-run"', () => {
   it("repeats the uninterrupted run's losses bit for bit (bf16-mixed, tensor-core attention)", async () => {
@@ -38,12 +27,12 @@ describeCuda('resuming a training run on a CUDA device with determinism "run-to-
         model: { ...tinyModel, dim: 128, heads: 2, textDim: 128, textHeads: 2 },
         cadence: { logEvery: 2, samplePrompts: 2, checkpointEvery: 2, keepCheckpoints: 2 }
       })
-      const straight = recorder()
+      const straight = trainingRecorder()
       yield* train({ ...config, name: "straight" }).pipe(Effect.provide(straight.layer), Effect.provide(kernels))
-      const first = recorder(2)
+      const first = trainingRecorder(2)
       const interrupted = yield* Effect.exit(train({ ...config, name: "resumed" }).pipe(Effect.provide(first.layer), Effect.provide(kernels)))
       expect(Exit.isInterrupted(interrupted)).toBe(true)
-      const second = recorder()
+      const second = trainingRecorder()
       yield* train({ ...config, name: "resumed" }, { resume: "latest" }).pipe(Effect.provide(second.layer), Effect.provide(kernels))
       return { straight: straight.losses, resumed: [...first.losses, ...second.losses] }
     })

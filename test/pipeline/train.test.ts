@@ -1,31 +1,15 @@
 import { FileSystem, Path } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { it } from "@effect/vitest"
-import { Effect, Exit, Layer } from "effect"
+import { Effect, Exit } from "effect"
 import { describe, expect } from "vitest"
 import { Native } from "../../src/kernels/layers.ts"
 import { decodeSafetensors } from "../../src/io/safetensors.ts"
 import { decodeTrainConfig } from "../../src/pipeline/config.ts"
 import { listCheckpoints } from "../../src/pipeline/checkpoint.ts"
-import { TrainingObserver } from "../../src/pipeline/observer.ts"
-import type { StepMetrics } from "../../src/pipeline/step.ts"
 import { train } from "../../src/pipeline/train.ts"
 import { tinyConfig } from "../helpers/tinyRun.ts"
-
-/** An observer that keeps every step's loss and can stop the run right after a given checkpoint. */
-const recorder = (stopAfterCheckpoint?: number) => {
-  const losses: Array<number> = []
-  const messages: Array<string> = []
-  const layer = Layer.succeed(TrainingObserver, {
-    onStep: (m: StepMetrics) => Effect.sync(() => void losses.push(m.loss)),
-    onEvent: (event) =>
-      Effect.zipRight(
-        Effect.sync(() => void messages.push(event.message)),
-        event.kind === "checkpoint" && event.step === stopAfterCheckpoint ? Effect.interrupt : Effect.void
-      )
-  })
-  return { losses, messages, layer }
-}
+import { trainingRecorder } from "../helpers/trainingRecorder.ts"
 
 const kernels = Native()
 
@@ -36,13 +20,13 @@ describe("training runs", () => {
       const outDir = yield* fs.makeTempDirectoryScoped()
       const config = tinyConfig({ outDir, cadence: { logEvery: 2, samplePrompts: 2, checkpointEvery: 4, keepCheckpoints: 2 } })
 
-      const straight = recorder()
+      const straight = trainingRecorder()
       yield* train({ ...config, name: "straight" }).pipe(Effect.provide(straight.layer), Effect.provide(kernels))
 
-      const first = recorder(4)
+      const first = trainingRecorder(4)
       const interrupted = yield* Effect.exit(train({ ...config, name: "resumed" }).pipe(Effect.provide(first.layer), Effect.provide(kernels)))
       expect(Exit.isInterrupted(interrupted)).toBe(true)
-      const second = recorder()
+      const second = trainingRecorder()
       yield* train({ ...config, name: "resumed" }, { resume: "latest" }).pipe(Effect.provide(second.layer), Effect.provide(kernels))
 
       expect(first.losses).toHaveLength(4)
@@ -57,14 +41,14 @@ describe("training runs", () => {
       expect(yield* steps("resumed")).toEqual([2, 4, 6, 8])
       expect(second.messages[0]).toMatch(/^resumed from .*step-00000004\.safetensors at step 4$/)
       // Resuming with other settings says which ones.
-      const changed = recorder()
+      const changed = trainingRecorder()
       yield* train({ ...config, name: "resumed", steps: 10, optimizer: { ...config.optimizer, lr: 5e-4 } }, { resume: "latest" }).pipe(
         Effect.provide(changed.layer),
         Effect.provide(kernels)
       )
       expect(changed.messages[0]).toMatch(/config differs from the checkpoint's in steps, optimizer\.lr$/)
       // A fresh run in a used folder starts its metrics anew.
-      yield* train({ ...config, name: "straight", steps: 2 }).pipe(Effect.provide(recorder().layer), Effect.provide(kernels))
+      yield* train({ ...config, name: "straight", steps: 2 }).pipe(Effect.provide(trainingRecorder().layer), Effect.provide(kernels))
       expect(yield* steps("straight")).toEqual([2])
     }).pipe(Effect.provide(NodeContext.layer))
   )
@@ -84,7 +68,7 @@ describe("training runs", () => {
         objective: { fakeScore: { enabled: false } },
         cadence: { logEvery: 10, samplePrompts: 4, checkpointEvery: 20, keepCheckpoints: 2 }
       })
-      const run = recorder()
+      const run = trainingRecorder()
       const result = yield* train(config).pipe(Effect.provide(run.layer), Effect.provide(kernels))
       const early = run.losses.slice(0, 10).reduce((a, b) => a + b, 0) / 10
       const late = run.losses.slice(-10).reduce((a, b) => a + b, 0) / 10
