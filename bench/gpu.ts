@@ -176,6 +176,20 @@ const attentionSeconds = async (c: Case, on: NativeBackend) => {
   return seconds
 }
 
+// PyTorch's side runs first and its times are printed as they come, so a run cut short by a device lease's
+// limit still leaves both sides' numbers for the rows it reached.
+const script = fileURLToPath(new URL("./gpu_torch.py", import.meta.url))
+const torchRun = spawnSync("python3", [script], { input: JSON.stringify(cases), encoding: "utf8", maxBuffer: 1 << 24, stdio: ["pipe", "pipe", "inherit"] })
+const torch =
+  torchRun.status === 0
+    ? (JSON.parse(torchRun.stdout) as { device: string; torch: string; cases: Record<string, Record<string, number | null>> })
+    : undefined
+if (torch === undefined) console.error(`PyTorch's side did not run (${torchRun.error?.message ?? `exit ${torchRun.status}`}); the table shows selfe alone`)
+for (const c of cases) {
+  const variants = Object.entries(torch?.cases[c.id] ?? {}).map(([name, s]) => `${name} ${typeof s === "number" ? (s * 1e3).toFixed(3) : "—"} ms`)
+  if (variants.length > 0) console.log(`torch  ${c.label}: ${variants.join(", ")}`)
+}
+
 const ours = new Map<string, number>()
 const oursTimedGemm = new Map<string, number>()
 const oursRunToRun = new Map<string, number>()
@@ -246,13 +260,6 @@ backend.dispose()
 timedGemmBackend.dispose()
 runToRunBackend.dispose()
 
-const script = fileURLToPath(new URL("./gpu_torch.py", import.meta.url))
-const torchRun = spawnSync("python3", [script], { input: JSON.stringify(cases), encoding: "utf8", maxBuffer: 1 << 24, stdio: ["pipe", "pipe", "inherit"] })
-const torch =
-  torchRun.status === 0
-    ? (JSON.parse(torchRun.stdout) as { device: string; torch: string; cases: Record<string, Record<string, number | null>> })
-    : undefined
-if (torch === undefined) console.error(`PyTorch's side did not run (${torchRun.error?.message ?? `exit ${torchRun.status}`}); the table shows selfe alone`)
 
 const ms = (s: number | null | undefined) => (s === null || s === undefined ? "—" : (s * 1e3).toFixed(3))
 const pad = (s: string, w: number) => s.padEnd(w)

@@ -8,8 +8,9 @@
 # where the three together may not fit, split them over two calls on the same warm machine (build/ stays):
 #   bash .device/gpu 'bash scripts/gpu-check.sh build test'   then   bash .device/gpu 'bash scripts/gpu-check.sh bench'
 # Exit status: the build's if it failed, else the tests' (0 when they passed), the benchmark's otherwise.
-# GPU_CHECK_TEST_SECONDS and GPU_CHECK_BENCH_SECONDS bound the two runs (defaults 540 and 540), so a hang
-# cannot eat a device lease.
+# GPU_CHECK_TEST_SECONDS and GPU_CHECK_BENCH_SECONDS bound the two runs (defaults 540 and 540), and
+# GPU_CHECK_SECONDS (default 570) bounds the whole script: a stage gets at most what is left of it, so a hang
+# cannot eat a device lease and one call of at most 600 s can hold all three stages.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 logs="${OUT:-/tmp}/gpu-check"
@@ -19,6 +20,13 @@ for stage in $stages; do
   case "$stage" in build | test | bench) ;; *) echo "gpu-check: unknown stage '$stage' (build, test, bench)"; exit 2 ;; esac
 done
 wants() { [[ "$stages" == *" $1 "* ]]; }
+# Seconds a stage may run: its own bound, or what is left of the script's (bash's SECONDS counts from start).
+allowed() {
+  local left=$((${GPU_CHECK_SECONDS:-570} - SECONDS))
+  echo $((left < $1 ? (left > 1 ? left : 1) : $1))
+}
+# The GPU machine has 16 cores; cmake's Makefile generator builds one file at a time unless told.
+export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
 
 if wants build; then
   echo "== build (npm run build)"
@@ -28,6 +36,7 @@ if wants build; then
     exit 1
   fi
   grep -E "selfe:" "$logs/build.log" || true
+  echo "gpu-check: built in ${SECONDS} s"
 fi
 if ! node -e 'const a = require("./build/Release/selfe_native.node"); console.log("addon:", JSON.stringify(a.build), "CUDA devices:", a.cudaDeviceCount()); process.exit(a.build.backends.includes("cuda") && a.cudaDeviceCount() > 0 ? 0 : 1)'; then
   echo "gpu-check: the addon has no usable CUDA backend here (run the build stage; see $logs/build.log)"
@@ -37,19 +46,19 @@ fi
 tests=0
 if wants test; then
   echo "== test:gpu (npm run test:gpu)"
-  timeout "${GPU_CHECK_TEST_SECONDS:-540}" npm run --silent test:gpu >"$logs/test-gpu.log" 2>&1
+  timeout "$(allowed "${GPU_CHECK_TEST_SECONDS:-540}")" npm run --silent test:gpu >"$logs/test-gpu.log" 2>&1
   tests=$?
   grep -E "✓|×|FAIL|Test Files|Tests " "$logs/test-gpu.log" | tail -n 150
   if [ "$tests" -ne 0 ]; then
     grep -E -A 12 "FAIL|AssertionError" "$logs/test-gpu.log" | head -n 120
   fi
-  echo "gpu-check: test:gpu exited $tests (full log: $logs/test-gpu.log)"
+  echo "gpu-check: test:gpu exited $tests at ${SECONDS} s (full log: $logs/test-gpu.log)"
 fi
 
 bench=0
 if wants bench; then
   echo "== bench:gpu (npm run bench:gpu)"
-  timeout "${GPU_CHECK_BENCH_SECONDS:-540}" npm run --silent bench:gpu 2>&1 | tee "$logs/bench-gpu.log"
+  timeout "$(allowed "${GPU_CHECK_BENCH_SECONDS:-540}")" npm run --silent bench:gpu 2>&1 | tee "$logs/bench-gpu.log"
   bench=${PIPESTATUS[0]}
 fi
 if [ "$tests" -ne 0 ]; then exit "$tests"; fi

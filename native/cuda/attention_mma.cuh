@@ -10,10 +10,11 @@
 // Forward: a block owns kRows query rows, warp w the kMTiles m-tiles of 16 rows from w * kWarpRows; 64-key
 // tiles of K and V are double-buffered through cp.async; per row a running max and sum (online softmax), P
 // goes from the score accumulators straight into A fragments (bf16) for P V.
-// Backward: a block owns 128 keys (warp w keys 16w..16w+15) and walks the query tiles: it recomputes
-// S^T = K Q^T and P^T from lse, dP^T = V dO^T, dS^T = P^T (dP^T - delta); dV += P^T dO and dK += dS^T Q stay in
-// registers; dS^T goes through shared memory for dQ = dS K, which is added with f32 atomics (two floats each)
-// into a workspace (so dq's summation order is not fixed) and scaled and converted by the launcher.
+// Backward: a block owns 128 keys (warp w the kMTiles m-tiles of 16 keys from w * kWarpKeys) and walks the
+// query tiles: it recomputes S^T = K Q^T and P^T from lse, dP^T = V dO^T, dS^T = P^T (dP^T - delta); dV += P^T dO
+// and dK += dS^T Q stay in registers; dS^T goes through shared memory for dQ = dS K, which is added with f32
+// atomics (two floats each) into a workspace (so dq's summation order is not fixed) and scaled and converted by
+// the launcher.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -47,12 +48,19 @@ struct ForwardTiling {
 template <int kD>
 struct BackwardTiling {
   // 128 keys a block (as FlashAttention-2's backward): every block walks all the queries, adding its share of
-  // dQ with atomics, so twice the keys per block halves both the Q and dO reads and the atomics.
-  static constexpr int kWarps = 8;
+  // dQ with atomics, so twice the keys per block halves both the Q and dO reads and the atomics. Each warp
+  // owns kMTiles m-tiles of 16 keys, so a Q or dO fragment read from shared memory feeds kMTiles products: at
+  // head dim 64 two (4 warps of 32 keys; the H200's profile showed the 16-key warps bound by shared-memory
+  // reads, 0.6 ldmatrix.x4 per mma); at 128 the accumulators of a second m-tile do not fit, so 8 warps of 16.
+  static constexpr int kMTiles = kD == 64 ? 2 : 1;
+  static constexpr int kWarps = kD == 64 ? 4 : 8;
   static constexpr int kThreads = kWarps * 32;
-  static constexpr int kKeys = kWarps * 16;
-  // Queries per tile: 32 at head dim 128 keeps dK and dV (64 f32 registers each) and the scores without spills.
-  static constexpr int kQueries = kD == 64 ? 64 : 32;
+  static constexpr int kWarpKeys = 16 * kMTiles;
+  static constexpr int kKeys = kWarps * kWarpKeys;
+  // Queries per tile: 32 keeps dK and dV (2 x 64 f32 registers a thread) and the scores without spills.
+  static constexpr int kQueries = 32;
+  // Two blocks per SM at head dim 64 (up to 255 registers a thread, 4 warps each); one at 128.
+  static constexpr int kMinBlocks = kD == 64 ? 2 : 1;
   static constexpr int kStride = kD + 8;
   static constexpr int kScoreStride = kQueries + 8;
   // k, v [kKeys], q, dout [2][kQueries] rows of bf16; dS^T [kKeys][kScoreStride] bf16; lse, delta [2][kQueries].
@@ -254,12 +262,12 @@ forward(T* out, float* lse, const T* q, const T* k, const T* v, const int32_t* k
 // dq is left to backwardQueries (dqAccum unused); delta [B, H, Lq] = rowsum(dout * out); grid
 // (ceil(Lk / kKeys), batch * heads slice at bhOffset).
 template <int kD, bool kAddDq, class T>
-SELFE_KERNEL(BackwardTiling<kD>::kThreads)
+SELFE_KERNEL(BackwardTiling<kD>::kThreads, BackwardTiling<kD>::kMinBlocks)
 backward(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* k, const T* v, const float* lse,
          const float* delta, const int32_t* keyMask, int64_t bhOffset, int64_t heads, int64_t lq, int64_t lk,
          float scale) {
   using S = BackwardTiling<kD>;
-  constexpr int kQ = S::kQueries, kStride = S::kStride, kScoreStride = S::kScoreStride;
+  constexpr int kQ = S::kQueries, kStride = S::kStride, kScoreStride = S::kScoreStride, kM = S::kMTiles;
   constexpr int kQueryTiles = kQ / 8, kDimTiles = kD / 8;
   SELFE_SHARED_MEMORY(shared);
   uint16_t* ks = reinterpret_cast<uint16_t*>(shared);
@@ -294,9 +302,15 @@ backward(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* k, co
 
   const float scaleLog2 = scale * kLog2e;
   const LaneOffset aAt = rowsFirst(lane), bAt = colsFirst(lane);
-  const int64_t key = firstKey + warp * 16 + g;  // this lane's accumulator rows: key and key + 8
-  const bool live[2] = {keyAttended(keyMask, b, lk, key), keyAttended(keyMask, b, lk, key + 8)};
-  float dkAcc[kDimTiles][4] = {}, dvAcc[kDimTiles][4] = {};
+  // Per m-tile mt (the warp's keys 16 mt..16 mt + 15): this lane's accumulator rows are keys key(mt) and
+  // key(mt) + 8, and whether each takes part.
+  const int warpKey = warp * S::kWarpKeys;
+  bool live[kM][2];
+#pragma unroll
+  for (int mt = 0; mt < kM; ++mt)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) live[mt][r] = keyAttended(keyMask, b, lk, firstKey + warpKey + mt * 16 + g + 8 * r);
+  float dkAcc[kM][kDimTiles][4] = {}, dvAcc[kM][kDimTiles][4] = {};
 
   for (int64_t tile = 0; tile < tiles; ++tile) {
     const int buffer = static_cast<int>(tile & 1);
@@ -309,74 +323,97 @@ backward(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* k, co
     const float* tileLse = lses + buffer * kQ;
     const float* tileDelta = deltas + buffer * kQ;
 
-    // S^T = K Q^T and dP^T = V dO^T: the warp's 16 keys against the tile's queries.
-    float s[kQueryTiles][4] = {}, dp[kQueryTiles][4] = {};
+    // S^T = K Q^T and dP^T = V dO^T: the warp's keys against the tile's queries; each Q or dO fragment serves
+    // every m-tile.
+    float s[kM][kQueryTiles][4] = {}, dp[kM][kQueryTiles][4] = {};
 #pragma unroll
     for (int kk = 0; kk < kD / 16; ++kk) {
-      uint32_t ka[4], va[4];
-      ldmatrixX4(ka, ks + (warp * 16 + aAt.row) * kStride + kk * 16 + aAt.col);
-      ldmatrixX4(va, vs + (warp * 16 + aAt.row) * kStride + kk * 16 + aAt.col);
+      uint32_t ka[kM][4], va[kM][4];
+#pragma unroll
+      for (int mt = 0; mt < kM; ++mt) {
+        ldmatrixX4(ka[mt], ks + (warpKey + mt * 16 + aAt.row) * kStride + kk * 16 + aAt.col);
+        ldmatrixX4(va[mt], vs + (warpKey + mt * 16 + aAt.row) * kStride + kk * 16 + aAt.col);
+      }
 #pragma unroll
       for (int np = 0; np < kQ / 16; ++np) {
         uint32_t bf[4];
         ldmatrixX4(bf, qt + (np * 16 + bAt.row) * kStride + kk * 16 + bAt.col);
-        mma(s[2 * np], ka, bf[0], bf[1]);
-        mma(s[2 * np + 1], ka, bf[2], bf[3]);
+#pragma unroll
+        for (int mt = 0; mt < kM; ++mt) {
+          mma(s[mt][2 * np], ka[mt], bf[0], bf[1]);
+          mma(s[mt][2 * np + 1], ka[mt], bf[2], bf[3]);
+        }
         ldmatrixX4(bf, dot + (np * 16 + bAt.row) * kStride + kk * 16 + bAt.col);
-        mma(dp[2 * np], va, bf[0], bf[1]);
-        mma(dp[2 * np + 1], va, bf[2], bf[3]);
+#pragma unroll
+        for (int mt = 0; mt < kM; ++mt) {
+          mma(dp[mt][2 * np], va[mt], bf[0], bf[1]);
+          mma(dp[mt][2 * np + 1], va[mt], bf[2], bf[3]);
+        }
       }
     }
 
-    // P^T = exp2(S^T scale log2 e - lse log2 e), dS^T = P^T (dP^T - delta); element e: key g + 8 (e / 2),
-    // query 8 nt + 2t + e % 2. A masked key passes no gradient.
+    // P^T = exp2(S^T scale log2 e - lse log2 e), dS^T = P^T (dP^T - delta); element e of m-tile mt: key
+    // 16 mt + g + 8 (e / 2), query 8 nt + 2t + e % 2. A masked key passes no gradient.
 #pragma unroll
-    for (int nt = 0; nt < kQueryTiles; ++nt)
+    for (int mt = 0; mt < kM; ++mt)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int col = nt * 8 + 2 * t + (e & 1);
-        const float p = live[e >> 1] ? exp2f(s[nt][e] * scaleLog2 - tileLse[col]) : 0.0f;
-        s[nt][e] = p;
-        dp[nt][e] = p * (dp[nt][e] - tileDelta[col]);
-      }
+      for (int nt = 0; nt < kQueryTiles; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int col = nt * 8 + 2 * t + (e & 1);
+          const float p = live[mt][e >> 1] ? exp2f(s[mt][nt][e] * scaleLog2 - tileLse[col]) : 0.0f;
+          s[mt][nt][e] = p;
+          dp[mt][nt][e] = p * (dp[mt][nt][e] - tileDelta[col]);
+        }
 
-    // dV += P^T dO, dK += dS^T Q (k-steps over the tile's queries).
+    // dV += P^T dO, dK += dS^T Q (k-steps over the tile's queries); each dO or Q fragment serves every m-tile.
 #pragma unroll
     for (int kk = 0; kk < kQ / 16; ++kk) {
-      uint32_t pa[4], da[4];
-      scoresAsA(pa, s[2 * kk], s[2 * kk + 1]);
-      scoresAsA(da, dp[2 * kk], dp[2 * kk + 1]);
+      uint32_t pa[kM][4], da[kM][4];
+#pragma unroll
+      for (int mt = 0; mt < kM; ++mt) {
+        scoresAsA(pa[mt], s[mt][2 * kk], s[mt][2 * kk + 1]);
+        scoresAsA(da[mt], dp[mt][2 * kk], dp[mt][2 * kk + 1]);
+      }
 #pragma unroll
       for (int np = 0; np < kD / 16; ++np) {
         uint32_t bf[4];
         ldmatrixX4Trans(bf, dot + (kk * 16 + aAt.row) * kStride + np * 16 + aAt.col);
-        mma(dvAcc[2 * np], pa, bf[0], bf[1]);
-        mma(dvAcc[2 * np + 1], pa, bf[2], bf[3]);
+#pragma unroll
+        for (int mt = 0; mt < kM; ++mt) {
+          mma(dvAcc[mt][2 * np], pa[mt], bf[0], bf[1]);
+          mma(dvAcc[mt][2 * np + 1], pa[mt], bf[2], bf[3]);
+        }
         ldmatrixX4Trans(bf, qt + (kk * 16 + aAt.row) * kStride + np * 16 + aAt.col);
-        mma(dkAcc[2 * np], da, bf[0], bf[1]);
-        mma(dkAcc[2 * np + 1], da, bf[2], bf[3]);
+#pragma unroll
+        for (int mt = 0; mt < kM; ++mt) {
+          mma(dkAcc[mt][2 * np], da[mt], bf[0], bf[1]);
+          mma(dkAcc[mt][2 * np + 1], da[mt], bf[2], bf[3]);
+        }
       }
     }
 
     if constexpr (kAddDq) {
       // dQ of a tile: kQ / 16 m-tiles of 16 queries, split over the warps along head-dim columns.
-      constexpr int kMTiles = kQ / 16, kSplit = S::kWarps / kMTiles, kDqTiles = kDimTiles / kSplit;
-      const int mt = warp % kMTiles, dqFirst = (warp / kMTiles) * kDqTiles;
+      constexpr int kQueryMTiles = kQ / 16, kSplit = S::kWarps / kQueryMTiles, kDqTiles = kDimTiles / kSplit;
+      const int qmt = warp % kQueryMTiles, dqFirst = (warp / kQueryMTiles) * kDqTiles;
       // dS^T to shared memory, [key][query], for the dQ product of every warp.
 #pragma unroll
-      for (int nt = 0; nt < kQueryTiles; ++nt)
+      for (int mt = 0; mt < kM; ++mt)
 #pragma unroll
-        for (int r = 0; r < 2; ++r)
-          *reinterpret_cast<uint32_t*>(dss + (warp * 16 + g + 8 * r) * kScoreStride + nt * 8 + 2 * t) =
-              packBf16x2(dp[nt][2 * r], dp[nt][2 * r + 1]);
+        for (int nt = 0; nt < kQueryTiles; ++nt)
+#pragma unroll
+          for (int r = 0; r < 2; ++r)
+            *reinterpret_cast<uint32_t*>(dss + (warpKey + mt * 16 + g + 8 * r) * kScoreStride + nt * 8 + 2 * t) =
+                packBf16x2(dp[mt][nt][2 * r], dp[mt][nt][2 * r + 1]);
       blockSync();
 
-      // dQ (m-tile mt, head-dim tiles dqFirst..) += dS K over the block's keys.
+      // dQ (m-tile qmt, head-dim tiles dqFirst..) += dS K over the block's keys.
       float dq[kDqTiles][4] = {};
 #pragma unroll
       for (int kk = 0; kk < S::kKeys / 16; ++kk) {
         uint32_t dsa[4];
-        ldmatrixX4Trans(dsa, dss + (kk * 16 + bAt.row) * kScoreStride + mt * 16 + bAt.col);
+        ldmatrixX4Trans(dsa, dss + (kk * 16 + bAt.row) * kScoreStride + qmt * 16 + bAt.col);
 #pragma unroll
         for (int np = 0; np < kDqTiles / 2; ++np) {
           uint32_t bf[4];
@@ -387,7 +424,7 @@ backward(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* k, co
       }
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
-        const int64_t i = tile * kQ + mt * 16 + g + 8 * r;
+        const int64_t i = tile * kQ + qmt * 16 + g + 8 * r;
         if (i >= lq) continue;
         float* row = dqAccum + queryBase + i * rowStride + dqFirst * 8 + 2 * t;
 #pragma unroll
@@ -398,17 +435,19 @@ backward(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* k, co
   }
 
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int64_t j = key + 8 * r;
-    if (j >= lk) continue;
-    T* dkRow = dk + keyBase + j * rowStride + 2 * t;
-    T* dvRow = dv + keyBase + j * rowStride + 2 * t;
+  for (int mt = 0; mt < kM; ++mt)
 #pragma unroll
-    for (int nt = 0; nt < kDimTiles; ++nt) {
-      storePair(dkRow + nt * 8, scale * dkAcc[nt][2 * r], scale * dkAcc[nt][2 * r + 1]);
-      storePair(dvRow + nt * 8, dvAcc[nt][2 * r], dvAcc[nt][2 * r + 1]);
+    for (int r = 0; r < 2; ++r) {
+      const int64_t j = firstKey + warpKey + mt * 16 + g + 8 * r;
+      if (j >= lk) continue;
+      T* dkRow = dk + keyBase + j * rowStride + 2 * t;
+      T* dvRow = dv + keyBase + j * rowStride + 2 * t;
+#pragma unroll
+      for (int nt = 0; nt < kDimTiles; ++nt) {
+        storePair(dkRow + nt * 8, scale * dkAcc[mt][nt][2 * r], scale * dkAcc[mt][nt][2 * r + 1]);
+        storePair(dvRow + nt * 8, dvAcc[mt][nt][2 * r], dvAcc[mt][nt][2 * r + 1]);
+      }
     }
-  }
 }
 
 template <int kD>

@@ -148,16 +148,19 @@ AdamWScalars adamwScalars(const AdamWHyper& hyper) {
 }
 
 // One element of AdamW and of the EMA, fp32. Every kernel below calls these, so AdamW+EMA does exactly the
-// arithmetic of AdamW followed by the EMA.
+// arithmetic of AdamW followed by the EMA. Each product and sum is spelled as a rounded intrinsic: left to
+// itself nvcc contracts a * b + c into an fma differently where the op is inlined into different kernels
+// (on the H200 the fused EMA came out 1 ulp off emaUpdate's), and the two must agree bit for bit.
 __device__ __forceinline__ void adamwElement(const AdamWScalars& s, float& p, float g, float& m, float& v) {
-  const float mi = s.beta1 * m + (1.0f - s.beta1) * g;
-  const float vi = s.beta2 * v + (1.0f - s.beta2) * g * g;
+  const float mi = __fmaf_rn(s.beta1, m, __fmul_rn(1.0f - s.beta1, g));
+  const float vi = __fmaf_rn(s.beta2, v, __fmul_rn(__fmul_rn(1.0f - s.beta2, g), g));
   m = mi;
   v = vi;
-  p -= s.lr * (mi / s.correction1 / (sqrtf(vi / s.correction2) + s.eps) + s.weightDecay * p);
+  const float step = __fdiv_rn(__fdiv_rn(mi, s.correction1), __fadd_rn(__fsqrt_rn(__fdiv_rn(vi, s.correction2)), s.eps));
+  p = __fmaf_rn(-s.lr, __fmaf_rn(s.weightDecay, p, step), p);
 }
 
-__device__ __forceinline__ void emaElement(float decay, float& e, float p) { e = decay * e + (1.0f - decay) * p; }
+__device__ __forceinline__ void emaElement(float decay, float& e, float p) { e = __fmaf_rn(decay, e, __fmul_rn(1.0f - decay, p)); }
 
 // Lists: params, grads, m, v.
 struct AdamWOp {

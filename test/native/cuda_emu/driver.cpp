@@ -909,9 +909,10 @@ void matmulPlans() {
   expectCount("heuristic calls, gelu at out = 20", linear<E>(23, 16, 20, true, true), 1);
 }
 
-// On a device whose gemmAlgorithms is "timed", a plan runs each of the heuristic's candidates once, then three
-// times between events, and keeps the quickest; a candidate that fails is skipped, and one that fails on
-// every candidate throws. beta != 0 (the runs would accumulate) keeps the heuristic's first.
+// On a device whose gemmAlgorithms is "timed", a plan runs each of the heuristic's candidates once, then in
+// three rounds three times between events, and keeps the quickest unless the heuristic's first is within 3%
+// of it; a candidate that fails is skipped, and one that fails on every candidate throws. beta != 0 (the runs
+// would accumulate) keeps the heuristic's first.
 template <class E>
 void matmulTimed() {
   context.timedGemmAlgorithms = true;
@@ -919,7 +920,7 @@ void matmulTimed() {
   long products = cublasLtEmu::matmulCalls;
   expectCount("heuristic calls, timed linear", linear<E>(29, 16, 24, true, false), 1);
   expectCount("algorithm of a timed linear", cublasLtEmu::lastAlgorithm, 3);
-  expectCount("products run by a timed linear's first call", cublasLtEmu::matmulCalls - products, 4 * 4 + 1 + 1);
+  expectCount("products run by a timed linear's first call", cublasLtEmu::matmulCalls - products, 4 * (1 + 3 * 3) + 1 + 1);
   products = cublasLtEmu::matmulCalls;
   expectCount("heuristic calls, same timed linear", linear<E>(29, 16, 24, true, false), 0);
   expectCount("algorithm of the same timed linear", cublasLtEmu::lastAlgorithm, 3);
@@ -928,6 +929,13 @@ void matmulTimed() {
   expectCount("algorithm of a timed linearGelu", cublasLtEmu::lastAlgorithm, 3);
   gemm<E>(GemmCase{1, 7, 9, 5, false, false, -1, -1, -1, 1.0f, 0.5f});
   expectCount("algorithm of a gemm with beta 0.5", cublasLtEmu::lastAlgorithm, 0);
+  // 2% quicker than the heuristic's first is within the margin; 4% is not.
+  cublasLtEmu::algorithmMilliseconds = {1.0, 0.98};
+  linear<E>(35, 16, 24, true, false);
+  expectCount("algorithm when the quickest is 2% quicker", cublasLtEmu::lastAlgorithm, 0);
+  cublasLtEmu::algorithmMilliseconds = {1.0, 0.96};
+  linear<E>(37, 16, 24, true, false);
+  expectCount("algorithm when the quickest is 4% quicker", cublasLtEmu::lastAlgorithm, 1);
   cublasLtEmu::algorithmMilliseconds = {-1.0, -1.0};
   std::string refusal;
   try {

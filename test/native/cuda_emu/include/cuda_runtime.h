@@ -23,6 +23,14 @@
 // Every __shared__ variable is a static in one section, refilled with NaN bytes before each block runs.
 #define __shared__ static __attribute__((section("selfe_emu_shared")))
 
+// The IEEE round-to-nearest arithmetic intrinsics: the host's float operations round the same way (no fast
+// math; g++ contracts nothing into an fma on x86-64 without -mfma).
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fdiv_rn(float a, float b) { return a / b; }
+inline float __fsqrt_rn(float a) { return sqrtf(a); }
+inline float __fmaf_rn(float a, float b, float c) { return fmaf(a, b, c); }
+
 struct alignas(16) float4 {
   float x, y, z, w;
 };
