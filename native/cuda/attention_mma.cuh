@@ -199,7 +199,7 @@ forward(T* out, float* lse, const T* q, const T* k, const T* v, const int32_t* k
         tileMax[r] = fmaxf(tileMax[r], shuffleXor(tileMax[r], 2));
         const float mNew = fmaxf(m[mt][r], tileMax[r]);
         base[r] = mNew == -INFINITY ? 0.0f : mNew;  // no key of the row attended yet: every p is exp2(-inf) = 0
-        const float alpha = exp2f(m[mt][r] - base[r]);
+        const float alpha = exp2Approx(m[mt][r] - base[r]);
         m[mt][r] = mNew;
         l[mt][r] *= alpha;
 #pragma unroll
@@ -212,7 +212,7 @@ forward(T* out, float* lse, const T* q, const T* k, const T* v, const int32_t* k
       for (int nt = 0; nt < kKeyTiles; ++nt)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          s[mt][nt][e] = exp2f(s[mt][nt][e] - base[e >> 1]);
+          s[mt][nt][e] = exp2Approx(s[mt][nt][e] - base[e >> 1]);
           l[mt][e >> 1] += s[mt][nt][e];
         }
     }
@@ -361,7 +361,7 @@ backward(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* k, co
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int col = nt * 8 + 2 * t + (e & 1);
-          const float p = live[mt][e >> 1] ? exp2f(s[mt][nt][e] * scaleLog2 - tileLse[col]) : 0.0f;
+          const float p = live[mt][e >> 1] ? exp2Approx(s[mt][nt][e] * scaleLog2 - tileLse[col]) : 0.0f;
           s[mt][nt][e] = p;
           dp[mt][nt][e] = p * (dp[mt][nt][e] - tileDelta[col]);
         }
@@ -549,7 +549,7 @@ backwardQueries(T* dq, const T* dout, const T* q, const T* k, const T* v, const 
       for (int e = 0; e < 4; ++e) {
         const int r = e >> 1;
         const bool live = flags[nt * 8 + 2 * t + (e & 1)] != 0.0f;
-        const float p = live ? exp2f(s[nt][e] * scaleLog2 - rowLse[r]) : 0.0f;
+        const float p = live ? exp2Approx(s[nt][e] * scaleLog2 - rowLse[r]) : 0.0f;
         dp[nt][e] = p * (dp[nt][e] - rowDelta[r]);
       }
 
