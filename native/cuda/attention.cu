@@ -492,15 +492,36 @@ __global__ void scaleToBf16(__nv_bfloat16* dq, const float* sums, float scale, i
   }
 }
 
+// One block a (batch, head) owning all lk keys: dq summed whole in the block and written as bf16, in a fixed
+// order (so under either determinism setting). Head dim 64 and 0 < lk <= 256 only.
+void backwardWholeKeys(__nv_bfloat16* dq, __nv_bfloat16* dk, __nv_bfloat16* dv, const __nv_bfloat16* dout,
+                       const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const float* lse,
+                       const float* delta, const int32_t* keyMask, int64_t batch, int64_t heads, int64_t lq,
+                       int64_t lk, float scale, Stream stream) {
+  using W = flash::BackwardTiling<64, true>;
+  const auto kernel = flash::backward<64, flash::Dq::Whole, __nv_bfloat16>;
+  requireShared(stream, W::kShared, "attentionBackward");
+  allowSharedMemory(kernel, W::kShared, "attentionBackward");
+  for (int64_t offset = 0; offset < batch * heads; offset += kMaxGridY) {
+    const dim3 grid(1, static_cast<unsigned int>(std::min(kMaxGridY, batch * heads - offset)));
+    kernel<<<grid, W::kThreads, W::kShared, stream>>>(dq, dk, dv, nullptr, dout, q, k, v, lse, delta, keyMask, offset,
+                                                      heads, lq, lk, scale);
+    checkLaunch("attentionBackward");
+  }
+}
+
 template <int kD>
 void backwardMma(__nv_bfloat16* dq, __nv_bfloat16* dk, __nv_bfloat16* dv, const __nv_bfloat16* dout,
                  const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const float* lse,
                  const float* delta, const int32_t* keyMask, int64_t batch, int64_t heads, int64_t lq, int64_t lk,
                  float scale, Stream stream) {
+  if (kD == 64 && lk > 0 && lk <= flash::BackwardTiling<64, true>::kKeys)
+    return backwardWholeKeys(dq, dk, dv, dout, q, k, v, lse, delta, keyMask, batch, heads, lq, lk, scale, stream);
   using S = flash::BackwardTiling<kD>;
   // Run-to-run determinism: dq from a kernel of its own (flash::backwardQueries), not added with atomics.
   const bool ordered = stream.context->runToRun;
-  const auto kernel = ordered ? flash::backward<kD, false, __nv_bfloat16> : flash::backward<kD, true, __nv_bfloat16>;
+  const auto kernel = ordered ? flash::backward<kD, flash::Dq::Skip, __nv_bfloat16>
+                              : flash::backward<kD, flash::Dq::Atomic, __nv_bfloat16>;
   requireShared(stream, S::kShared, "attentionBackward");
   allowSharedMemory(kernel, S::kShared, "attentionBackward");
   const int64_t dqCount = batch * lq * heads * kD;
@@ -509,7 +530,7 @@ void backwardMma(__nv_bfloat16* dq, __nv_bfloat16* dk, __nv_bfloat16* dv, const 
   if (!ordered && dqCount > 0) check(cudaMemsetAsync(sums.as<float>(), 0, dqBytes, stream), "attentionBackward");
   for (int64_t offset = 0; offset < batch * heads && lk > 0; offset += kMaxGridY) {
     const dim3 grid(blocksFor(lk, S::kKeys), static_cast<unsigned int>(std::min(kMaxGridY, batch * heads - offset)));
-    kernel<<<grid, S::kThreads, S::kShared, stream>>>(dk, dv, sums.as<float>(), dout, q, k, v, lse, delta, keyMask,
+    kernel<<<grid, S::kThreads, S::kShared, stream>>>(dq, dk, dv, sums.as<float>(), dout, q, k, v, lse, delta, keyMask,
                                                       offset, heads, lq, lk, scale);
     checkLaunch("attentionBackward");
   }

@@ -14,7 +14,7 @@
 // query tiles: it recomputes S^T = K Q^T and P^T from lse, dP^T = V dO^T, dS^T = P^T (dP^T - delta); dV += P^T dO
 // and dK += dS^T Q stay in registers; dS^T goes through shared memory for dQ = dS K, which is added with f32
 // atomics (two floats each) into a workspace (so dq's summation order is not fixed) and scaled and converted by
-// the launcher.
+// the launcher. At head dim 64 with at most 256 keys, one block of 8 warps owns them all and writes dq itself.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -45,25 +45,36 @@ struct ForwardTiling {
   static constexpr int kShared = 2 * (kRows + 4 * kKeyTile) * kStride + 4 * 2 * kKeyTile;
 };
 
-template <int kD>
+// How the key kernel produces dq: added unscaled with atomics into an f32 workspace (Atomic), left to
+// backwardQueries (Skip), or summed whole in a block that owns every key of its (batch, head) and written as
+// bf16 (Whole: no workspace to zero, no atomics, no conversion pass, and a fixed summation order).
+enum class Dq { Atomic, Skip, Whole };
+
+template <int kD, bool kWholeKeys = false>
 struct BackwardTiling {
+  static_assert(!kWholeKeys || kD == 64, "whole-keys blocks only at head dim 64");
   // 128 keys a block (as FlashAttention-2's backward): every block walks all the queries, adding its share of
-  // dQ with atomics, so twice the keys per block halves both the Q and dO reads and the atomics. Each warp
+  // dQ with atomics, so twice the keys per block halves both the Q and dO reads and the atomics. With
+  // kWholeKeys, 256 keys (8 warps, 1 block/SM) so that sequences up to 256 tokens (DiT's 16 x 16 patches) are
+  // one block a (batch, head), and dq needs none of the atomics' passes (2 x 64 MB of f32 written, then read,
+  // at 32768 tokens of 16 heads of 64). Each warp
   // owns kMTiles m-tiles of 16 keys, so a Q or dO fragment read from shared memory feeds kMTiles products: at
   // head dim 64 two (4 warps of 32 keys: with 16-key warps, 0.6 ldmatrix.x4 a mma, the H200's profile had
   // L1/shared memory as the busiest unit; 2.60 -> 2.03 ms at L = 1024); at 128 the accumulators of a second
   // m-tile do not fit, so 8 warps of 16.
   static constexpr int kMTiles = kD == 64 ? 2 : 1;
-  static constexpr int kWarps = kD == 64 ? 4 : 8;
+  static constexpr int kWarps = kD == 64 && !kWholeKeys ? 4 : 8;
   static constexpr int kThreads = kWarps * 32;
   static constexpr int kWarpKeys = 16 * kMTiles;
   static constexpr int kKeys = kWarps * kWarpKeys;
   // Queries per tile: 32 keeps dK and dV (2 x 64 f32 registers a thread) and the scores without spills.
   static constexpr int kQueries = 32;
-  // Two blocks per SM at head dim 64 (up to 255 registers a thread, 4 warps each); one at 128.
-  static constexpr int kMinBlocks = kD == 64 ? 2 : 1;
+  // Two blocks per SM at head dim 64 (up to 255 registers a thread, 4 warps each); one at 128 or whole keys.
+  static constexpr int kMinBlocks = kD == 64 && !kWholeKeys ? 2 : 1;
   static constexpr int kStride = kD + 8;
   static constexpr int kScoreStride = kQueries + 8;
+  // The dQ product's k-steps unrolled: all 8 of a 128-key block; 4 of whole keys' 16 (all 16 spilled 36 bytes).
+  static constexpr int kDqUnroll = kWholeKeys ? 4 : kKeys / 16;
   // k, v [kKeys], q, dout [2][kQueries] rows of bf16; dS^T [kKeys][kScoreStride] bf16; lse, delta [2][kQueries].
   static constexpr int kShared = 2 * ((2 * kKeys + 4 * kQueries) * kStride + kKeys * kScoreStride) + 4 * 4 * kQueries;
 };
@@ -259,15 +270,16 @@ forward(T* out, float* lse, const T* q, const T* k, const T* v, const int32_t* k
     }
 }
 
-// dk, dv [B, Lk, H, kD] written (=); with kAddDq, dqAccum [B, Lq, H, kD] f32 accumulated (+=, unscaled), else
-// dq is left to backwardQueries (dqAccum unused); delta [B, H, Lq] = rowsum(dout * out); grid
+// dk, dv [B, Lk, H, kD] written (=); dq as kDq says: Atomic, dqAccum [B, Lq, H, kD] f32 accumulated (+=,
+// unscaled; dq unused); Skip, left to backwardQueries (dq, dqAccum unused); Whole, dq [B, Lq, H, kD] written
+// (=; lk <= kKeys, one block along x; dqAccum unused); delta [B, H, Lq] = rowsum(dout * out); grid
 // (ceil(Lk / kKeys), batch * heads slice at bhOffset).
-template <int kD, bool kAddDq, class T>
-SELFE_KERNEL(BackwardTiling<kD>::kThreads, BackwardTiling<kD>::kMinBlocks)
-backward(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* k, const T* v, const float* lse,
+template <int kD, Dq kDq, class T>
+SELFE_KERNEL(BackwardTiling<kD, kDq == Dq::Whole>::kThreads, BackwardTiling<kD, kDq == Dq::Whole>::kMinBlocks)
+backward(T* dq, T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* k, const T* v, const float* lse,
          const float* delta, const int32_t* keyMask, int64_t bhOffset, int64_t heads, int64_t lq, int64_t lk,
          float scale) {
-  using S = BackwardTiling<kD>;
+  using S = BackwardTiling<kD, kDq == Dq::Whole>;
   constexpr int kQ = S::kQueries, kStride = S::kStride, kScoreStride = S::kScoreStride, kM = S::kMTiles;
   constexpr int kQueryTiles = kQ / 8, kDimTiles = kD / 8;
   SELFE_SHARED_MEMORY(shared);
@@ -394,7 +406,7 @@ backward(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* k, co
       }
     }
 
-    if constexpr (kAddDq) {
+    if constexpr (kDq != Dq::Skip) {
       // dQ of a tile: kQ / 16 m-tiles of 16 queries, split over the warps along head-dim columns.
       constexpr int kQueryMTiles = kQ / 16, kSplit = S::kWarps / kQueryMTiles, kDqTiles = kDimTiles / kSplit;
       const int qmt = warp % kQueryMTiles, dqFirst = (warp / kQueryMTiles) * kDqTiles;
@@ -410,8 +422,8 @@ backward(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* k, co
       blockSync();
 
       // dQ (m-tile qmt, head-dim tiles dqFirst..) += dS K over the block's keys.
-      float dq[kDqTiles][4] = {};
-#pragma unroll
+      float dqTile[kDqTiles][4] = {};
+#pragma unroll S::kDqUnroll
       for (int kk = 0; kk < S::kKeys / 16; ++kk) {
         uint32_t dsa[4];
         ldmatrixX4Trans(dsa, dss + (kk * 16 + bAt.row) * kScoreStride + qmt * 16 + bAt.col);
@@ -419,17 +431,22 @@ backward(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* k, co
         for (int np = 0; np < kDqTiles / 2; ++np) {
           uint32_t bf[4];
           ldmatrixX4Trans(bf, ks + (kk * 16 + aAt.row) * kStride + (dqFirst + 2 * np) * 8 + aAt.col);
-          mma(dq[2 * np], dsa, bf[0], bf[1]);
-          mma(dq[2 * np + 1], dsa, bf[2], bf[3]);
+          mma(dqTile[2 * np], dsa, bf[0], bf[1]);
+          mma(dqTile[2 * np + 1], dsa, bf[2], bf[3]);
         }
       }
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
         const int64_t i = tile * kQ + qmt * 16 + g + 8 * r;
         if (i >= lq) continue;
-        float* row = dqAccum + queryBase + i * rowStride + dqFirst * 8 + 2 * t;
+        const int64_t at = queryBase + i * rowStride + dqFirst * 8 + 2 * t;
 #pragma unroll
-        for (int nt = 0; nt < kDqTiles; ++nt) atomicAddF32x2(row + nt * 8, dq[nt][2 * r], dq[nt][2 * r + 1]);
+        for (int nt = 0; nt < kDqTiles; ++nt) {
+          if constexpr (kDq == Dq::Atomic)
+            atomicAddF32x2(dqAccum + at + nt * 8, dqTile[nt][2 * r], dqTile[nt][2 * r + 1]);
+          else
+            storePair(dq + at + nt * 8, scale * dqTile[nt][2 * r], scale * dqTile[nt][2 * r + 1]);
+        }
       }
     }
     blockSync();  // q, dout, lse, delta of this buffer (and dS^T) are consumed
@@ -461,7 +478,7 @@ struct QueryBackwardTiling {
   static constexpr int kShared = 2 * (2 * kRows + 4 * kKeyTile) * kStride + 4 * 2 * kKeyTile;
 };
 
-// dq [B, Lq, H, kD] written (=): the run-to-run deterministic dq, for backward<kD, false>. A block owns kRows
+// dq [B, Lq, H, kD] written (=): the run-to-run deterministic dq, for backward<kD, Dq::Skip>. A block owns kRows
 // query rows (warp w rows 16w..16w+15, their Q and dO fragments in registers) and walks the 64-key tiles
 // (double-buffered) in order, recomputing S = Q K^T and dP = dO V^T, P from lse and dS = P (dP - delta), and
 // adding dQ += dS K in registers: every dq element is summed in one fixed order and written once. It repeats

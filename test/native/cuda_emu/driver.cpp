@@ -1138,7 +1138,10 @@ void attentionFloat64(const Float64Case& p, uint32_t seed) {
                      {doutd->data(), nq * sizeof(bf16)}});
   const int32_t* maskPtr = p.masked ? maskd.data() : nullptr;
   const float fscale = static_cast<float>(scale);
-  Device<bf16> outd(nq), dkd(nk), dvd(nk), dqOrdered(nq), dkOrdered(nk), dvOrdered(nk);
+  Device<bf16> outd(nq), dkd(nk), dvd(nk), dqOrdered(nq), dkOrdered(nk), dvOrdered(nk), dqWhole(nq), dkWhole(nk), dvWhole(nk);
+  // The launcher's whole-keys kernel (one block owns every key; dq written as bf16) where it would take it.
+  using WholeKeys = flash::BackwardTiling<64, true>;
+  const bool whole = D == 64 && Lk > 0 && Lk <= WholeKeys::kKeys;
   Device<float> lseOut(lse.size()), dqSums(nq);
   std::fill(dqSums.data(), dqSums.data() + nq, 0.0f);
 
@@ -1155,8 +1158,9 @@ void attentionFloat64(const Float64Case& p, uint32_t seed) {
     for (int offset = 0; offset < pairs; offset += p.sliceY) {
       const dim3 grid((Lk + G::kKeys - 1) / G::kKeys, std::min(p.sliceY, pairs - offset));
       ::emu::launch([&]() {
-        flash::backward<kD, true, __nv_bfloat16>(nv(dkd), nv(dvd), dqSums.data(), nv(*doutd), nv(*qd), nv(*kd), nv(*vd),
-                                                 lsed->data(), deltad->data(), maskPtr, offset, H, Lq, Lk, fscale);
+        flash::backward<kD, flash::Dq::Atomic, __nv_bfloat16>(nullptr, nv(dkd), nv(dvd), dqSums.data(), nv(*doutd), nv(*qd),
+                                                              nv(*kd), nv(*vd), lsed->data(), deltad->data(), maskPtr,
+                                                              offset, H, Lq, Lk, fscale);
       }, grid, G::kThreads, G::kShared);
     }
     // Run-to-run determinism: the key kernel without dq (no workspace to add into), then dq from the query kernel.
@@ -1164,8 +1168,9 @@ void attentionFloat64(const Float64Case& p, uint32_t seed) {
     for (int offset = 0; offset < pairs; offset += p.sliceY) {
       const dim3 keys((Lk + G::kKeys - 1) / G::kKeys, std::min(p.sliceY, pairs - offset));
       ::emu::launch([&]() {
-        flash::backward<kD, false, __nv_bfloat16>(nv(dkOrdered), nv(dvOrdered), nullptr, nv(*doutd), nv(*qd), nv(*kd), nv(*vd),
-                                                  lsed->data(), deltad->data(), maskPtr, offset, H, Lq, Lk, fscale);
+        flash::backward<kD, flash::Dq::Skip, __nv_bfloat16>(nullptr, nv(dkOrdered), nv(dvOrdered), nullptr, nv(*doutd),
+                                                            nv(*qd), nv(*kd), nv(*vd), lsed->data(), deltad->data(),
+                                                            maskPtr, offset, H, Lq, Lk, fscale);
       }, keys, G::kThreads, G::kShared);
       const dim3 queries((Lq + Q::kRows - 1) / Q::kRows, std::min(p.sliceY, pairs - offset));
       ::emu::launch([&]() {
@@ -1176,6 +1181,13 @@ void attentionFloat64(const Float64Case& p, uint32_t seed) {
   };
   if (D == 64) launches(std::integral_constant<int, 64>{});
   else launches(std::integral_constant<int, 128>{});
+  if (whole)
+    for (int offset = 0; offset < pairs; offset += p.sliceY)
+      ::emu::launch([&]() {
+        flash::backward<64, flash::Dq::Whole, __nv_bfloat16>(nv(dqWhole), nv(dkWhole), nv(dvWhole), nullptr, nv(*doutd),
+                                                             nv(*qd), nv(*kd), nv(*vd), lsed->data(), deltad->data(),
+                                                             maskPtr, offset, H, Lq, Lk, fscale);
+      }, dim3(1, std::min(p.sliceY, pairs - offset)), WholeKeys::kThreads, WholeKeys::kShared);
   emu::readableOnly({});
 
   const auto wide = [](Device<bf16>& x) { return [&x](size_t i) { return static_cast<double>(floatFromBf16(x[i])); }; };
@@ -1195,6 +1207,14 @@ void attentionFloat64(const Float64Case& p, uint32_t seed) {
   ++checks;
   if (std::memcmp(dkOrdered.data(), dkd.data(), nk * sizeof(bf16)) != 0 || std::memcmp(dvOrdered.data(), dvd.data(), nk * sizeof(bf16)) != 0)
     failed("dk or dv of the run-to-run key kernel differ from the atomic one's");
+  // The whole-keys kernel: dq as stored (bf16); each key's dk and dv come from a warp doing the 128-key
+  // kernel's work in the same order, so bit for bit.
+  if (whole) {
+    expectCloseF64("dq (whole keys)", dq, wide(dqWhole), 2e-3, 1e-2);
+    ++checks;
+    if (std::memcmp(dkWhole.data(), dkd.data(), nk * sizeof(bf16)) != 0 || std::memcmp(dvWhole.data(), dvd.data(), nk * sizeof(bf16)) != 0)
+      failed("dk or dv of the whole-keys kernel differ from the 128-key one's");
+  }
   // Exactly zero where nothing flows: rows with every key masked (out, dq) and masked keys (dk, dv).
   ++checks;
   bool exact = true;
@@ -1204,7 +1224,8 @@ void attentionFloat64(const Float64Case& p, uint32_t seed) {
         if (lse[(static_cast<size_t>(b) * H + h) * Lq + i] == -INFINITY)
           for (int c = 0; c < D; ++c)
             exact = exact && floatFromBf16(outd[at(b, i, h, Lq) + c]) == 0.0f && dqSums[at(b, i, h, Lq) + c] == 0.0f &&
-                    floatFromBf16(dqOrdered[at(b, i, h, Lq) + c]) == 0.0f;
+                    floatFromBf16(dqOrdered[at(b, i, h, Lq) + c]) == 0.0f &&
+                    (!whole || floatFromBf16(dqWhole[at(b, i, h, Lq) + c]) == 0.0f);
       for (int j = 0; j < Lk; ++j)
         if (!attends(b, j))
           for (int c = 0; c < D; ++c)
@@ -1469,6 +1490,8 @@ int main(int argc, char** argv) {
     const Float64Case cases[] = {
         {"head dim 64, masked, tails", 3, 2, 150, 130, 64, true, 4},
         {"head dim 64, one short query tile, many keys", 1, 2, 5, 200, 64, false, 1},
+        // Exactly the whole-keys kernel's 256 keys (its largest case), masked.
+        {"head dim 64, 256 keys, masked", 3, 2, 77, 256, 64, true, 5},
         {"head dim 128, tails, no mask", 2, 2, 70, 90, 128, false, 3},
         {"head dim 128, masked, fewer keys than a tile", 3, 1, 40, 20, 128, true, 2},
         // Three key blocks adding into each query's dq, and three query blocks of the forward.
