@@ -260,7 +260,6 @@ backend.dispose()
 timedGemmBackend.dispose()
 runToRunBackend.dispose()
 
-
 const ms = (s: number | null | undefined) => (s === null || s === undefined ? "—" : (s * 1e3).toFixed(3))
 const pad = (s: string, w: number) => s.padEnd(w)
 console.log(`\nselfe bench:gpu — ${torch?.device ?? "CUDA device"}, torch ${torch?.torch ?? "not run"}, ${new Date().toISOString().slice(0, 10)}`)

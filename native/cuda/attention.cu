@@ -582,7 +582,7 @@ void launchDelta(float* delta, const T* dout, const T* out, int64_t heads, int64
   constexpr int64_t kChunk = 16 / sizeof(T);
   const int64_t group = d % kChunk == 0 ? d / kChunk : 0;
   const auto chunks = [&](auto kernel) {
-    kernel<<<blocksFor(rows * group, kWarps * 32), kWarps * 32, 0, stream>>>(delta, dout, out, heads, lq, rows);
+    kernel<<<blocksFor(rows * group, kThreads), kThreads, 0, stream>>>(delta, dout, out, heads, lq, rows);
   };
   if (aligned16({dout, out})) {
     switch (group) {

@@ -56,12 +56,11 @@ struct BackwardTiling {
   // 128 keys a block (as FlashAttention-2's backward): every block walks all the queries, adding its share of
   // dQ with atomics, so twice the keys per block halves both the Q and dO reads and the atomics. With
   // kWholeKeys, 256 keys (8 warps, 1 block/SM) so that sequences up to 256 tokens (DiT's 16 x 16 patches) are
-  // one block a (batch, head), and dq needs none of the atomics' passes (2 x 64 MB of f32 written, then read,
-  // at 32768 tokens of 16 heads of 64). Each warp
-  // owns kMTiles m-tiles of 16 keys, so a Q or dO fragment read from shared memory feeds kMTiles products: at
-  // head dim 64 two (4 warps of 32 keys: with 16-key warps, 0.6 ldmatrix.x4 a mma, the H200's profile had
-  // L1/shared memory as the busiest unit; 2.60 -> 2.03 ms at L = 1024); at 128 the accumulators of a second
-  // m-tile do not fit, so 8 warps of 16.
+  // one block a (batch, head), and dq needs none of the atomics' passes (a 134 MB f32 workspace zeroed, added
+  // into, then read, at 32768 tokens of 16 heads of 64). Each warp owns kMTiles m-tiles of 16 keys, so a Q or
+  // dO fragment read from shared memory feeds kMTiles products: at head dim 64 two (4 warps of 32 keys: with
+  // 16-key warps, 0.6 ldmatrix.x4 a mma, the H200's profile had L1/shared memory as the busiest unit; 2.60 ->
+  // 2.03 ms at L = 1024); at 128 the accumulators of a second m-tile do not fit, so 8 warps of 16.
   static constexpr int kMTiles = kD == 64 ? 2 : 1;
   static constexpr int kWarps = kD == 64 && !kWholeKeys ? 4 : 8;
   static constexpr int kThreads = kWarps * 32;

@@ -166,8 +166,9 @@ struct GemmState {
   static constexpr int kCandidates = 8;
   static constexpr int kTimedRounds = 3;
   static constexpr int kTimedRuns = 3;
-  // Another candidate replaces the heuristic's first only when quicker by more than this fraction: on the
-  // H200, one-pass timing swapped in algorithms 12-19% slower on the bench's rotating inputs (mlp down).
+  // Another candidate replaces the heuristic's first only when quicker by more than this fraction, so that
+  // timing noise alone never does. (It did not cure the H200's MLP down projections, where timing keeps an
+  // algorithm 15-22% slower on bench:gpu's rotating inputs; docs/cuda.md, GEMM.)
   static constexpr float kSwitchMargin = 0.03f;
 
   void build(Plan& plan, const PlanKey& key, const Call& call) {

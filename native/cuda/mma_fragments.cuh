@@ -176,7 +176,8 @@ SELFE_DEVICE void atomicAddF32x2(float* address, float lo, float hi) {
 
 // 2^x from the SFU alone (ex2.approx.ftz: a result below 2^-126 is 0), as FlashAttention's fast-math builds
 // compute the softmax; exp2f compiles to the non-ftz ex2.approx, which keeps subnormal results the softmax has no
-// use for. On the H200 the switch took the d = 64 forward from 0.666 to 0.629 ms at L = 1024 (BENCHMARKS.md).
+// use for. On the H200 the d = 64 forward at L = 1024 took 0.629 ms after the switch, 0.666 before (two runs;
+// BENCHMARKS.md).
 SELFE_DEVICE float exp2Approx(float x) {
 #ifdef __CUDACC__
   float y;
