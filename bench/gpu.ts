@@ -17,7 +17,7 @@ import { type NativeStats, loadAddon } from "../src/kernels/native/binding.ts"
 import { NativeBackend } from "../src/kernels/native/NativeBackend.ts"
 import type { Tensor } from "../src/tensor/Tensor.ts"
 import type { DType, Shape } from "../src/tensor/dtype.ts"
-import { secondsPerStep, stepBenchConfig } from "./trainStep.ts"
+import { secondsPerStep, stepBenchConfig, stepSchedules } from "./trainStep.ts"
 
 const addon = loadAddon()
 if (!addon.build.backends.split(",").includes("cuda") || addon.cudaDeviceCount() === 0) {
@@ -243,7 +243,7 @@ const stepConfig = smoke
   ? stepBenchConfig({ data: { resolution: 32, batchSize: 2, prefetch: 0 }, model: { preset: "tiny" } })
   : stepBenchConfig()
 // Steps, rounds and warm-up steps of each timing.
-const stepRuns = smoke ? ([1, 1, 1] as const) : ([5, 2, 2] as const)
+const stepRuns = smoke ? ([1, 1, 1] as const) : ([5, 3, 2] as const)
 const stepKernels = liftBackend(backend)
 // A failure here (a kernel error in a whole step) is reported with the table, not instead of it.
 const stepSeconds = await (async () => {
@@ -320,9 +320,13 @@ if (typeof torchAdamW === "number")
 const images = stepConfig.data.batchSize
 const stepTitle = `Self-E training step, ${stepConfig.model.preset === "tiny" ? "the tiny DiT" : `DiT-${stepConfig.model.preset}`} on ${stepConfig.data.resolution}x${stepConfig.data.resolution} images, batch ${images}, fake score on`
 if (typeof stepSeconds === "string") console.log(`\n${stepTitle}: failed: ${stepSeconds}`)
-else
-  console.log(
-    `\n${stepTitle}: f32 ${(stepSeconds.f32 * 1e3).toFixed(1)} ms (${(images / stepSeconds.f32).toFixed(0)} images/s), ` +
-      `bf16-mixed ${(stepSeconds["bf16-mixed"] * 1e3).toFixed(1)} ms (${(images / stepSeconds["bf16-mixed"]).toFixed(0)} images/s), ` +
-      `bf16-mixed / f32 = ${(stepSeconds["bf16-mixed"] / stepSeconds.f32).toFixed(2)}`
-  )
+else {
+  console.log(`\n${stepTitle} (ms per step, best of ${stepRuns[1]} rounds of ${stepRuns[0]}, the schedules interleaved)`)
+  console.log(`${pad("schedule", 20)}${pad("f32", 22)}${pad("bf16-mixed", 22)}bf16-mixed / f32`)
+  for (const schedule of stepSchedules) {
+    const f32 = stepSeconds.f32.get(schedule) as number
+    const mixed = stepSeconds["bf16-mixed"].get(schedule) as number
+    const cell = (seconds: number) => pad(`${(seconds * 1e3).toFixed(1)} (${(images / seconds).toFixed(0)} img/s)`, 22)
+    console.log(`${pad(schedule, 20)}${cell(f32)}${cell(mixed)}${(mixed / f32).toFixed(2)}`)
+  }
+}

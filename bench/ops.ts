@@ -1,7 +1,8 @@
 /**
  * npm run bench:ops — what an op costs the JS thread, GEMM throughput through the addon against OpenBLAS
  * called directly from C++ (bench/gemm-direct.cpp), and the fused ops against the op sequences they
- * replace, each pair measured side by side in one run.
+ * replace, and whole training steps waited for against one in flight, each pair measured side by side in one
+ * run.
  */
 import { execFileSync } from "node:child_process"
 import { existsSync, mkdirSync } from "node:fs"
@@ -12,6 +13,7 @@ import { Kernels } from "../src/kernels/Kernels.ts"
 import { liftBackend } from "../src/kernels/lift.ts"
 import { loadAddon } from "../src/kernels/native/binding.ts"
 import { NativeBackend } from "../src/kernels/native/NativeBackend.ts"
+import { secondsPerStep, stepBenchConfig } from "./trainStep.ts"
 
 const addon = loadAddon()
 const ops = addon.ops
@@ -146,6 +148,10 @@ for (const pair of fusedPairs) {
   fusedRows.push({ name: pair.name, unfused, fused })
 }
 releaseAll(activation, shift, scaleBy, dy, mlpWeight, mlpBias)
+// Whole training steps of the default CPU model (tiny DiT, 32x32, batch 64): each step waited for, against
+// one step in flight as `train` runs them (the host prepares step n+1 while the worker computes step n).
+const stepConfig = stepBenchConfig({ model: { preset: "tiny" } })
+const stepSeconds = await secondsPerStep(liftBackend(backend), stepConfig, "f32", 5, 3, 2)
 backend.dispose()
 ops.dispose(device)
 
@@ -164,3 +170,8 @@ console.log(`\nFused ops vs the sequences they replace, CPU backend, [${fusedBat
 console.log(`  ${pad("", 46)}${pad("unfused", 10)}${pad("fused", 10)}fused / unfused`)
 for (const row of fusedRows)
   console.log(`  ${pad(row.name, 46)}${pad(row.unfused.toFixed(2), 10)}${pad(row.fused.toFixed(2), 10)}${(row.fused / row.unfused).toFixed(2)}`)
+const waited = stepSeconds.get("waited each step") as number
+const inFlight = stepSeconds.get("one in flight") as number
+console.log(`\nSelf-E training step, tiny DiT, 32x32, batch ${stepConfig.data.batchSize}, fake score on (ms per step, best of 3 x 5, interleaved)`)
+console.log(`  ${pad("waited each step", 20)}${pad("one in flight", 16)}in flight / waited`)
+console.log(`  ${pad((waited * 1e3).toFixed(1), 20)}${pad((inFlight * 1e3).toFixed(1), 16)}${(inFlight / waited).toFixed(2)}`)

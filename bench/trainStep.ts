@@ -1,7 +1,8 @@
 /**
  * Whole Self-E training steps (prepare, landing, critique, backward, AdamW + EMA) on one Kernels service:
  * the seconds per step of a config at a given precision, the step's host reads included, as a user's run
- * would see them. bench/gpu.ts times DiT-S in f32 and in bf16-mixed with it.
+ * would see them, with each step waited for and with one step in flight. bench/gpu.ts times DiT-S in f32 and
+ * in bf16-mixed with it, bench/ops.ts the tiny DiT on the CPU.
  */
 import { Effect, Schema } from "effect"
 import { batchRenderer } from "../src/data/stream.ts"
@@ -10,7 +11,7 @@ import { makeModel } from "../src/model/model.ts"
 import type { Precision } from "../src/model/precision.ts"
 import { TrainConfig } from "../src/pipeline/config.ts"
 import { freshState } from "../src/pipeline/state.ts"
-import { trainStep } from "../src/pipeline/step.ts"
+import { enqueueTrainStep, type PendingStep } from "../src/pipeline/step.ts"
 import { modelSpecFor } from "../src/pipeline/train.ts"
 
 /** The DiT-S preset on 32x32 ShapeEval images (256 image tokens), the fake score on from the first step. */
@@ -23,7 +24,14 @@ export const stepBenchConfig = (overrides: Record<string, unknown> = {}): TrainC
     ...overrides
   })
 
-/** Best seconds per step over `rounds` rounds of `steps` steps, after `warmup` steps (plans, caches). */
+/** How a loop waits for its steps: after each one, or with one step in flight (as `train` runs). */
+export type StepSchedule = "waited each step" | "one in flight"
+export const stepSchedules: ReadonlyArray<StepSchedule> = ["one in flight", "waited each step"]
+
+/**
+ * Best seconds per step of each schedule over `rounds` rounds of `steps` steps, the schedules interleaved
+ * round by round on one model, after `warmup` steps (plans, caches).
+ */
 export const secondsPerStep = (kernels: KernelsService, config: TrainConfig, precision: Precision, steps = 5, rounds = 2, warmup = 2) =>
   Effect.runPromise(
     Effect.scoped(
@@ -32,21 +40,27 @@ export const secondsPerStep = (kernels: KernelsService, config: TrainConfig, pre
         let state = yield* freshState(model, config.seed)
         const batches = batchRenderer(config.data)
         const ctx = { model, config }
-        const run = (count: number) =>
+        const run = (count: number, schedule: StepSchedule) =>
           Effect.gen(function* () {
+            let inFlight: PendingStep | undefined
             for (let i = 0; i < count; i++) {
-              const metrics = yield* trainStep(ctx, state, batches.render(state.step))
-              state = { ...state, step: metrics.step }
+              const pending = yield* enqueueTrainStep(ctx, state, batches.render(state.step))
+              state = { ...state, step: pending.step }
+              if (inFlight !== undefined) yield* inFlight.metrics
+              inFlight = pending
+              if (schedule === "waited each step") yield* pending.metrics
             }
+            if (inFlight !== undefined) yield* inFlight.metrics
           })
-        yield* run(warmup)
-        let best = Infinity
-        for (let round = 0; round < rounds; round++) {
-          const start = performance.now()
-          yield* run(steps)
-          best = Math.min(best, (performance.now() - start) / 1000 / steps)
-        }
-        return best
+        yield* run(warmup, "waited each step")
+        const best = new Map<StepSchedule, number>(stepSchedules.map((schedule) => [schedule, Infinity]))
+        for (let round = 0; round < rounds; round++)
+          for (const schedule of stepSchedules) {
+            const start = performance.now()
+            yield* run(steps, schedule)
+            best.set(schedule, Math.min(best.get(schedule) as number, (performance.now() - start) / 1000 / steps))
+          }
+        return best as ReadonlyMap<StepSchedule, number>
       }).pipe(Effect.provideService(Kernels, kernels))
     )
   )

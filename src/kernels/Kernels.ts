@@ -21,6 +21,11 @@ export interface KernelsService extends KernelOps {
   readonly storesBf16: boolean
   /** Host copy of a tensor; waits for the stream, never blocks the JS thread. */
   read(x: Tensor): Effect.Effect<Float32Array | Float64Array | Int32Array, KernelError>
+  /**
+   * Queues a host copy of x now, behind everything enqueued so far, and returns the wait for it; x may be
+   * released before the wait. Lets a loop enqueue its next step before it waits for this one's numbers.
+   */
+  startRead(x: Tensor): Effect.Effect<Effect.Effect<Float32Array | Float64Array | Int32Array, KernelError>, KernelError>
   /** The value of a one-element tensor (a loss, a norm). */
   readNumber(x: Tensor): Effect.Effect<number, KernelError>
   /** Waits until everything enqueued so far has run (surfaces a sticky device error). */

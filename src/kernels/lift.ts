@@ -52,6 +52,18 @@ export const liftBackend = (backend: Backend): KernelsService => {
     device: backend.device,
     storesBf16: backend.storesBf16,
     read: (x) => Effect.suspend(() => read(x)),
+    startRead: (x) =>
+      Effect.suspend(() => {
+        let copy: Promise<Float32Array | Float64Array | Int32Array>
+        try {
+          copy = backend.read(x)
+        } catch (cause) {
+          return Effect.fail(toKernelError("read", cause))
+        }
+        // A wait nobody runs (the loop was interrupted) must not leave an unhandled rejection behind.
+        copy.catch(() => undefined)
+        return Effect.succeed(Effect.tryPromise({ try: () => copy, catch: (cause): KernelError => toKernelError("read", cause) }))
+      }),
     readNumber: (x) =>
       x.numel === 1
         ? Effect.map(Effect.suspend(() => read(x)), (data) => data[0] as number)

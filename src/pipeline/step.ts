@@ -2,6 +2,7 @@ import { Effect } from "effect"
 import * as F from "../autograd/functional.ts"
 import { withTape } from "../autograd/tape.ts"
 import type { Batch } from "../data/stream.ts"
+import type { KernelError } from "../kernels/errors.ts"
 import { Kernels } from "../kernels/Kernels.ts"
 import { tauAt } from "../selfe/timeSampling.ts"
 import type { Tensor } from "../tensor/Tensor.ts"
@@ -34,11 +35,20 @@ export interface StepMetrics {
 
 const mean = (values: ArrayLike<number>) => (values.length === 0 ? 0 : Array.from(values).reduce((a, b) => a + b, 0) / values.length)
 
+/** A step whose work is enqueued: its number, and the wait for its metrics (the host reads, already queued). */
+export interface PendingStep {
+  /** 1-based number of the step */
+  readonly step: number
+  readonly metrics: Effect.Effect<StepMetrics, KernelError>
+}
+
 /**
- * One training step: prepare -> landing -> critique -> loss -> update, in one Scope so every activation
- * and gradient is released when it returns. The state's tensors are updated in place.
+ * Enqueues one training step: prepare -> landing -> critique -> loss -> update, in one Scope so every
+ * activation and gradient is released when it returns, and queues the reads of its metrics behind it. The
+ * state's tensors are updated in place. It does not wait for the device: a loop can enqueue the next step
+ * before it waits for this one's metrics, so the device is not idle while the host prepares the next step.
  */
-export const trainStep = (ctx: RunContext, state: TrainState, batch: Batch) =>
+export const enqueueTrainStep = (ctx: RunContext, state: TrainState, batch: Batch) =>
   Effect.scoped(
     Effect.gen(function* () {
       const k = yield* Kernels
@@ -60,25 +70,36 @@ export const trainStep = (ctx: RunContext, state: TrainState, batch: Batch) =>
         })
       )
       const updated = yield* update(ctx, state, losses.total, tape, stepNumber)
-      // One wait for the step: every read is queued behind it at once, not one round trip after another.
-      const readAll = (t: Tensor | undefined) => (t === undefined ? Effect.succeed([] as Array<number>) : Effect.map(k.read(t), (d) => Array.from(d)))
-      const [[loss], rowLoss, [gradNorm], shift, energy, fake] = yield* Effect.all(
-        [losses.total, losses.rowLoss, updated.gradNorm, losses.judged.shift, losses.judged.flowEnergy, losses.judged.fakeLoss].map(readAll),
-        { concurrency: "unbounded" }
+      // The reads are queued now, behind the step; the tensors may be released (the Scope closes) before they land.
+      const startRead = (t: Tensor | undefined) =>
+        t === undefined ? Effect.succeed(Effect.succeed([] as Array<number>)) : Effect.map(k.startRead(t), (wait) => Effect.map(wait, (d) => Array.from(d)))
+      const waits = yield* Effect.forEach(
+        [losses.total, losses.rowLoss, updated.gradNorm, losses.judged.shift, losses.judged.flowEnergy, losses.judged.fakeLoss],
+        startRead
       )
-      const fakeLoss: number | undefined = fake[0]
-      return {
-        step: stepNumber,
-        loss: loss as number,
-        rowLoss,
-        t: Array.from(prepared.times.t),
-        s: Array.from(prepared.times.s),
-        critiqueRows: prepared.critique?.count ?? 0,
-        selfEvaluationShare: shift.length === 0 ? 0 : mean(shift) / Math.max(1e-12, mean(energy)),
-        fakeLoss,
-        gradNorm: gradNorm as number,
-        learningRate: updated.learningRate,
-        tau
-      } satisfies StepMetrics
+      const t = Array.from(prepared.times.t)
+      const s = Array.from(prepared.times.s)
+      const critiqueRows = prepared.critique?.count ?? 0
+      const metrics = Effect.map(Effect.all(waits, { concurrency: "unbounded" }), ([[loss], rowLoss, [gradNorm], shift, energy, fake]) => {
+        const fakeLoss: number | undefined = fake[0]
+        return {
+          step: stepNumber,
+          loss: loss as number,
+          rowLoss,
+          t,
+          s,
+          critiqueRows,
+          selfEvaluationShare: shift.length === 0 ? 0 : mean(shift) / Math.max(1e-12, mean(energy)),
+          fakeLoss,
+          gradNorm: gradNorm as number,
+          learningRate: updated.learningRate,
+          tau
+        } satisfies StepMetrics
+      })
+      return { step: stepNumber, metrics } satisfies PendingStep
     })
-  ).pipe(Effect.withSpan("trainStep"))
+  ).pipe(Effect.withSpan("enqueueTrainStep"))
+
+/** One training step, waited for: enqueueTrainStep, then its metrics. */
+export const trainStep = (ctx: RunContext, state: TrainState, batch: Batch) =>
+  Effect.flatMap(enqueueTrainStep(ctx, state, batch), (pending) => pending.metrics).pipe(Effect.withSpan("trainStep"))

@@ -14,7 +14,7 @@ import { resolvePrecision } from "./precision.ts"
 import { spreadPrompts } from "./samplePrompts.ts"
 import { writeSampleGrid } from "./sampleGrid.ts"
 import { freshState, type TrainState } from "./state.ts"
-import { type StepMetrics, trainStep } from "./step.ts"
+import { enqueueTrainStep, type PendingStep, type StepMetrics } from "./step.ts"
 
 export interface TrainOptions {
   /** A checkpoint file to continue from, or "latest" for the newest in the run's directory. */
@@ -121,25 +121,41 @@ export const train = (config: TrainConfig, options: TrainOptions = {}) =>
       const started = performance.now()
       let windowStarted = started
       const every = (interval: number, step: number) => interval > 0 && step % interval === 0
+      const report = (pending: PendingStep) =>
+        Effect.gen(function* () {
+          const metrics = yield* pending.metrics
+          window.push(metrics)
+          yield* observer.onStep(metrics, config.steps)
+          if (every(config.cadence.logEvery, metrics.step) || metrics.step === config.steps) {
+            const now = performance.now()
+            lastMetrics = summariseWindow(window, (window.length * 1000) / (now - windowStarted), (now - started) / 1000)
+            yield* fs.writeFileString(metricsFile, JSON.stringify(lastMetrics) + "\n", { flag: "a" }).pipe(Effect.mapError(writeFailed(metricsFile)))
+            window = []
+            windowStarted = now
+          }
+        })
+      // One step in flight: step n+1 is enqueued before step n's metrics are waited for, so the device works
+      // while the host prepares the next step. Samples and checkpoints wait for their step first.
+      let inFlight: PendingStep | undefined
       yield* Stream.runForEach(
         trainingBatches(config.data, state.step).pipe(Stream.take(Math.max(0, config.steps - state.step))),
         (batch) =>
           Effect.gen(function* () {
-            const metrics = yield* trainStep(ctx, state, batch)
-            state = { ...state, step: metrics.step }
-            window.push(metrics)
-            yield* observer.onStep(metrics, config.steps)
-            if (every(config.cadence.logEvery, metrics.step) || metrics.step === config.steps) {
-              const now = performance.now()
-              lastMetrics = summariseWindow(window, (window.length * 1000) / (now - windowStarted), (now - started) / 1000)
-              yield* fs.writeFileString(metricsFile, JSON.stringify(lastMetrics) + "\n", { flag: "a" }).pipe(Effect.mapError(writeFailed(metricsFile)))
-              window = []
-              windowStarted = now
+            const pending = yield* enqueueTrainStep(ctx, state, batch)
+            state = { ...state, step: pending.step }
+            if (inFlight !== undefined) yield* report(inFlight)
+            inFlight = pending
+            const sampleNow = every(config.cadence.sampleEvery, pending.step) && pending.step < config.steps
+            const checkpointNow = every(config.cadence.checkpointEvery, pending.step) && pending.step < config.steps
+            if (sampleNow || checkpointNow || pending.step === config.steps) {
+              inFlight = undefined
+              yield* report(pending)
             }
-            if (every(config.cadence.sampleEvery, metrics.step) && metrics.step < config.steps) yield* sampleGrid(metrics.step)
-            if (every(config.cadence.checkpointEvery, metrics.step) && metrics.step < config.steps) yield* checkpoint(metrics.step)
+            if (sampleNow) yield* sampleGrid(pending.step)
+            if (checkpointNow) yield* checkpoint(pending.step)
           })
       )
+      if (inFlight !== undefined) yield* report(inFlight)
       const finalCheckpoint = yield* checkpoint(state.step)
       yield* sampleGrid(state.step)
       yield* Effect.flatMap(Kernels, (k) => k.sync())

@@ -96,4 +96,31 @@ describe("the native stream", () => {
       ["DisposedTensorError", expect.stringMatching(/gelu: x .* was released/)]
     ])
   })
+
+  it.each([
+    ["native", () => new NativeBackend(addon)],
+    ["reference", () => new ReferenceBackend({ precision: "f32" })]
+  ] as const)("startRead (%s) copies at the call: later writes and the release do not reach the wait; a released tensor is refused by name", async (_, make) => {
+    const backend = make()
+    const k = liftBackend(backend)
+    const exit = await Effect.runPromiseExit(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const x = yield* k.fromArray([1, 2, 3], [3])
+          const wait = yield* k.startRead(x)
+          yield* k.assign(x, yield* k.full([3], 9))
+          const later = yield* k.startRead(x)
+          x.release()
+          const refused = yield* Effect.flip(k.startRead(x))
+          return { first: Array.from(yield* wait), second: Array.from(yield* later), refused: [refused._tag, refused.message] }
+        })
+      )
+    )
+    backend.dispose()
+    expect(Exit.isSuccess(exit) && exit.value).toEqual({
+      first: [1, 2, 3],
+      second: [9, 9, 9],
+      refused: ["DisposedTensorError", expect.stringMatching(/read: x .* was released/)]
+    })
+  })
 })

@@ -1,13 +1,18 @@
 import { FileSystem, Path } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { it } from "@effect/vitest"
-import { Effect, Exit } from "effect"
+import { Effect, Exit, Layer, Stream } from "effect"
 import { describe, expect } from "vitest"
+import { trainingBatches } from "../../src/data/stream.ts"
+import { Kernels, type KernelsService } from "../../src/kernels/Kernels.ts"
 import { Native } from "../../src/kernels/layers.ts"
+import { makeModel } from "../../src/model/model.ts"
 import { decodeSafetensors } from "../../src/io/safetensors.ts"
 import { decodeTrainConfig } from "../../src/pipeline/config.ts"
 import { listCheckpoints } from "../../src/pipeline/checkpoint.ts"
-import { train } from "../../src/pipeline/train.ts"
+import { freshState } from "../../src/pipeline/state.ts"
+import { trainStep } from "../../src/pipeline/step.ts"
+import { modelSpecFor, train } from "../../src/pipeline/train.ts"
 import { tinyConfig } from "../helpers/tinyRun.ts"
 import { trainingRecorder } from "../helpers/trainingRecorder.ts"
 
@@ -87,6 +92,50 @@ describe("training runs", () => {
       const file = decodeSafetensors(yield* fs.readFile(kept[1] as string))
       expect(file.metadata["step"]).toBe("60")
       expect(file.tensors.filter((t) => t.name.startsWith("ema/")).length).toBe(file.tensors.filter((t) => t.name.startsWith("params/")).length)
+    }).pipe(Effect.provide(NodeContext.layer))
+  )
+
+  it.scoped("keeps one step in flight: step n+1 is enqueued before step n's metrics are awaited, except at checkpoints; the losses are a step-by-step loop's", () =>
+    Effect.gen(function* () {
+      const fs = yield* FileSystem.FileSystem
+      const outDir = yield* fs.makeTempDirectoryScoped()
+      const config = tinyConfig({ outDir, name: "in-flight", cadence: { logEvery: 2, samplePrompts: 2, checkpointEvery: 4 } })
+      // Marks each update (one AdamW + EMA per step) and each wait for a step's reads, by step number.
+      const events: Array<string> = []
+      const traced = Layer.effect(
+        Kernels,
+        Effect.map(Kernels, (k): KernelsService => {
+          let updates = 0
+          const mark = (event: string) => Effect.sync(() => void (events.at(-1) !== event && events.push(event)))
+          return {
+            ...k,
+            adamwEma: (...args) => Effect.zipRight(Effect.suspend(() => mark(`update ${++updates}`)), k.adamwEma(...args)),
+            startRead: (x) => Effect.map(k.startRead(x), (wait) => Effect.zipRight(mark(`wait ${updates}`), wait))
+          }
+        })
+      ).pipe(Layer.provide(kernels))
+      const run = trainingRecorder()
+      yield* train(config).pipe(Effect.provide(run.layer), Effect.provide(traced))
+      expect(events).toEqual([
+        ...["update 1", "update 2", "wait 1", "update 3", "wait 2", "update 4", "wait 3", "wait 4"],
+        ...["update 5", "update 6", "wait 5", "update 7", "wait 6", "update 8", "wait 7", "wait 8"]
+      ])
+
+      const stepByStep = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const model = yield* makeModel(modelSpecFor(config), "f32")
+          let state = yield* freshState(model, config.seed)
+          const losses: Array<number> = []
+          yield* Stream.runForEach(trainingBatches(config.data, 0).pipe(Stream.take(config.steps)), (batch) =>
+            Effect.map(trainStep({ model, config }, state, batch), (metrics) => {
+              state = { ...state, step: metrics.step }
+              losses.push(metrics.loss)
+            })
+          )
+          return losses
+        })
+      ).pipe(Effect.provide(kernels))
+      expect(run.losses).toEqual(stepByStep)
     }).pipe(Effect.provide(NodeContext.layer))
   )
 
