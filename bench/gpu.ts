@@ -31,6 +31,9 @@ const backend = new NativeBackend(addon, { backend: "cuda", gemmAlgorithms: "heu
 const timedGemmBackend = new NativeBackend(addon, { backend: "cuda", gemmAlgorithms: "timed" })
 // The attention fwd+bwd rows run again on a device whose determinism is "run-to-run" (dq without atomics).
 const runToRunBackend = new NativeBackend(addon, { backend: "cuda", determinism: "run-to-run" })
+// The head dim 64 attention rows run again on a device whose attentionKernels is "wgmma" (the forward on
+// warpgroup tensor cores where the GPU is sm_90).
+const wgmmaBackend = new NativeBackend(addon, { backend: "cuda", attentionKernels: "wgmma" })
 // The attention rows (bf16, head dims 64 and 128) run on the kernels the device was created with (its option
 // attentionKernels, by default SELFE_CUDA_ATTENTION).
 const attentionKernels =
@@ -193,6 +196,7 @@ for (const c of cases) {
 const ours = new Map<string, number>()
 const oursTimedGemm = new Map<string, number>()
 const oursRunToRun = new Map<string, number>()
+const oursWgmma = new Map<string, number>()
 for (const c of cases) {
   let seconds: number
   if (c.kind === "gemm") {
@@ -204,6 +208,10 @@ for (const c of cases) {
     if ((c as unknown as { backward: boolean }).backward) {
       oursRunToRun.set(c.id, await attentionSeconds(c, runToRunBackend))
       console.log(`selfe  ${c.label} (determinism "run-to-run"): ${((oursRunToRun.get(c.id) as number) * 1e3).toFixed(3)} ms`)
+    }
+    if ((c as unknown as { headDim: number }).headDim === 64) {
+      oursWgmma.set(c.id, await attentionSeconds(c, wgmmaBackend))
+      console.log(`selfe  ${c.label} (attentionKernels "wgmma"): ${((oursWgmma.get(c.id) as number) * 1e3).toFixed(3)} ms`)
     }
   } else if (c.kind === "layerNormModulate") {
     const { batch, length, dim, dtype } = c as unknown as { batch: number; length: number; dim: number; dtype: DType }
@@ -259,6 +267,7 @@ const stepSeconds = await (async () => {
 backend.dispose()
 timedGemmBackend.dispose()
 runToRunBackend.dispose()
+wgmmaBackend.dispose()
 
 const ms = (s: number | null | undefined) => (s === null || s === undefined ? "—" : (s * 1e3).toFixed(3))
 const pad = (s: string, w: number) => s.padEnd(w)
@@ -296,6 +305,19 @@ for (const c of cases.filter((c) => oursRunToRun.has(c.id))) {
   const atomic = ours.get(c.id) as number
   const ordered = oursRunToRun.get(c.id) as number
   console.log(`${pad(c.label, 62)}${pad(ms(atomic), 11)}${pad(ms(ordered), 12)}${(ordered / atomic).toFixed(2)}`)
+}
+
+// The head dim 64 attention rows again on the "wgmma" device: the forward on warpgroup tensor cores.
+console.log(`\nattention at head dim 64, forward on mma.sync (the table above) against attentionKernels "wgmma" (forward on wgmma)`)
+console.log(`${pad("case", 62)}${pad("mma.sync", 11)}${pad("wgmma", 11)}${pad("cuDNN", 11)}${pad("wgmma / mma.sync", 18)}wgmma / cuDNN`)
+for (const c of cases.filter((c) => oursWgmma.has(c.id))) {
+  const plain = ours.get(c.id) as number
+  const warpgroup = oursWgmma.get(c.id) as number
+  const cudnn = torch?.cases[c.id]?.["torch cuDNN"]
+  console.log(
+    `${pad(c.label, 62)}${pad(ms(plain), 11)}${pad(ms(warpgroup), 11)}${pad(ms(cudnn), 11)}${pad((warpgroup / plain).toFixed(2), 18)}` +
+      `${typeof cudnn === "number" ? (warpgroup / cudnn).toFixed(2) : "—"}`
+  )
 }
 
 // The optimizer rows as memory traffic: AdamW reads p, g, m, v and writes p, m, v (7 fp32 words per

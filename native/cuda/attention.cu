@@ -10,13 +10,15 @@
 // query rows and writes dq, the other owns key rows and writes dk and dv, so every output is written once.
 //
 // bf16 storage at head dims 64 and 128 runs instead on tensor cores (attention_mma.cuh, launched below),
-// unless the device was created with attentionKernels "simt" (Context::tensorCoreAttention); f32 stays on
+// unless the device was created with attentionKernels "simt" (Context::tensorCoreAttention); with "wgmma" on an
+// sm_90 device the head dim 64 forward runs on warpgroup tensor cores instead (attention_wgmma.cuh); f32 stays on
 // CUDA cores (TF32 or bf16 products would miss f32's tolerances). Their backward adds dq with atomics unless
 // the device was created with determinism "run-to-run" (Context::runToRun); the CUDA-core kernels never do.
 #include <cmath>
 #include <type_traits>
 
 #include "attention_mma.cuh"
+#include "attention_wgmma.cuh"
 #include "check.cuh"
 #include "selfe/kernels/attention.h"
 
@@ -477,6 +479,21 @@ void forwardMma(__nv_bfloat16* out, float* lse, const __nv_bfloat16* q, const __
   }
 }
 
+// The head dim 64 forward on warpgroup tensor cores (attentionKernels "wgmma" on an sm_90 device).
+void forwardWgmma(__nv_bfloat16* out, float* lse, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
+                  const int32_t* keyMask, int64_t batch, int64_t heads, int64_t lq, int64_t lk, float scale, Stream stream) {
+  using S = flash::WgmmaForwardTiling;
+  const auto kernel = flash::forwardWgmma<__nv_bfloat16>;
+  requireShared(stream, S::kShared, "attention");
+  allowSharedMemory(kernel, S::kShared, "attention");
+  const unsigned int blocks = blocksFor(lq, S::kRows);
+  for (int64_t offset = 0; offset < batch * heads; offset += kMaxGridY) {
+    const dim3 grid(blocks, static_cast<unsigned int>(std::min(kMaxGridY, batch * heads - offset)));
+    kernel<<<grid, S::kThreads, S::kShared, stream>>>(out, lse, q, k, v, keyMask, offset, heads, lq, lk, scale);
+    checkLaunch("attention");
+  }
+}
+
 // Four bf16 as one 8-byte store.
 struct alignas(8) Bf16x4 {
   uint32_t lo, hi;
@@ -564,6 +581,8 @@ void forward(T* out, float* lse, const T* q, const T* k, const T* v, const int32
   requireHeadDim(d, "attention");
   if constexpr (std::is_same_v<T, __nv_bfloat16>) {
     if (useTensorCores(stream, d, {out, q, k, v})) {
+      if (d == 64 && stream.context->wgmmaAttention && stream.context->runsSm90a)
+        return forwardWgmma(out, lse, q, k, v, keyMask, batch, heads, lq, lk, scale, stream);
       if (d == 64) return forwardMma<64>(out, lse, q, k, v, keyMask, batch, heads, lq, lk, scale, stream);
       return forwardMma<128>(out, lse, q, k, v, keyMask, batch, heads, lq, lk, scale, stream);
     }

@@ -44,6 +44,7 @@ CudaStream::CudaStream(int ordinal, int64_t memoryLimitBytes, CudaChoices choice
                   "CUDA device " + std::to_string(ordinal) + " does not exist (" + std::to_string(count) + " found)");
   context_.ordinal = ordinal;
   context_.tensorCoreAttention = choices.tensorCoreAttention;
+  context_.wgmmaAttention = choices.wgmmaAttention;
   context_.timedGemmAlgorithms = choices.timedGemmAlgorithms;
   context_.runToRun = choices.runToRun;
   try {
@@ -56,6 +57,7 @@ CudaStream::CudaStream(int ordinal, int64_t memoryLimitBytes, CudaChoices choice
     need(cudaGetDeviceProperties(&properties, ordinal), "cudaGetDeviceProperties");
     context_.smCount = properties.multiProcessorCount;
     context_.maxSharedPerBlock = properties.sharedMemPerBlockOptin;
+    context_.runsSm90a = properties.major == 9 && properties.minor == 0;
     cudaStream_t stream = nullptr;
     need(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
     stream_.handle = stream;

@@ -23,10 +23,12 @@ struct CUevent_st;
 namespace selfe::napi {
 
 // The device options that choose between kernels: bf16 attention at head dims 64 and 128 on the tensor-core
-// kernels (else CUDA cores), GEMM plans timed among cuBLASLt's candidates (else the heuristic's first), and
-// run-to-run determinism (no sums in an order the hardware picks).
+// kernels (else CUDA cores), its head dim 64 forward on warpgroup tensor cores (wgmma, sm_90 only), GEMM plans
+// timed among cuBLASLt's candidates (else the heuristic's first), and run-to-run determinism (no sums in an
+// order the hardware picks).
 struct CudaChoices {
   bool tensorCoreAttention = true;
+  bool wgmmaAttention = false;
   bool timedGemmAlgorithms = false;
   bool runToRun = false;
 };
@@ -71,7 +73,9 @@ class CudaStream : public cuda::ScratchPool {
   // Makes this device current on the calling thread (launches and allocations do it themselves).
   void makeCurrent();
   int ordinal() const { return context_.ordinal; }
-  CudaChoices choices() const { return {context_.tensorCoreAttention, context_.timedGemmAlgorithms, context_.runToRun}; }
+  CudaChoices choices() const {
+    return {context_.tensorCoreAttention, context_.wgmmaAttention, context_.timedGemmAlgorithms, context_.runToRun};
+  }
   int64_t pinnedBytes() const;
   // Drains the stream and the helper thread, then frees every CUDA resource. Idempotent.
   void shutdown();

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <initializer_list>
 #include <thread>
 
 #include "addon_data.h"
@@ -97,16 +98,20 @@ int optionInteger(const Napi::Object& options, const char* key, int64_t fallback
 
 // A CUDA device option naming one of two choices, by default the environment variable `variable` (unset or
 // empty: the first choice). A bad value is refused naming the option or the variable it came from.
-[[maybe_unused]] std::string choiceOption(const Napi::Object& options, const char* key, const char* variable, const char* first,
-                                          const char* second) {
-  const std::string choices = std::string("\"") + first + "\" or \"" + second + "\"";
+[[maybe_unused]] std::string choiceOption(const Napi::Object& options, const char* key, const char* variable,
+                                          std::initializer_list<const char*> allowed) {
+  const std::vector<std::string> names(allowed.begin(), allowed.end());
+  std::string choices;  // "a" or "b"; "a", "b" or "c"
+  for (size_t i = 0; i < names.size(); ++i) choices += (i == 0 ? "" : i + 1 == names.size() ? " or " : ", ") + ("\"" + names[i] + "\"");
   const Napi::Value value = options.Get(key);
   const bool fromEnv = value.IsUndefined();
   if (!fromEnv && !value.IsString())
     throw OpError(ErrorCode::InvalidArgument, "Device", std::string("option ") + key + " must be " + choices);
   const char* env = std::getenv(variable);
-  const std::string choice = !fromEnv ? value.As<Napi::String>().Utf8Value() : env != nullptr && *env != '\0' ? env : first;
-  if (choice == first || choice == second) return choice;
+  const std::string choice =
+      !fromEnv ? value.As<Napi::String>().Utf8Value() : env != nullptr && *env != '\0' ? env : *allowed.begin();
+  for (const std::string& name : names)
+    if (choice == name) return choice;
   throw OpError(ErrorCode::InvalidArgument, "Device",
                 (fromEnv ? std::string(variable) : std::string("option ") + key) + " must be " + choices + ", got \"" +
                     choice + "\"");
@@ -133,12 +138,13 @@ Device::Device(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Device>(info) 
       if (!options.Get("threads").IsUndefined())
         throw OpError(ErrorCode::InvalidArgument, "Device", "option threads applies to the cpu backend only");
 #ifdef SELFE_WITH_CUDA
-      // Whether bf16 attention may use the tensor-core kernels ("simt": CUDA-core kernels only), whether GEMM
-      // plans time cuBLASLt's candidates, and whether results must repeat from run to run (native/cuda/context.h).
-      const CudaChoices choices{
-          choiceOption(options, "attentionKernels", "SELFE_CUDA_ATTENTION", "auto", "simt") == "auto",
-          choiceOption(options, "gemmAlgorithms", "SELFE_CUDA_GEMM", "heuristic", "timed") == "timed",
-          choiceOption(options, "determinism", "SELFE_CUDA_DETERMINISM", "not-guaranteed", "run-to-run") == "run-to-run"};
+      // Which kernels bf16 attention may use ("simt": CUDA-core kernels only; "wgmma": the head dim 64 forward on
+      // warpgroup tensor cores on sm_90), whether GEMM plans time cuBLASLt's candidates, and whether results must
+      // repeat from run to run (native/cuda/context.h).
+      const std::string attention = choiceOption(options, "attentionKernels", "SELFE_CUDA_ATTENTION", {"auto", "simt", "wgmma"});
+      const CudaChoices choices{attention != "simt", attention == "wgmma",
+                                choiceOption(options, "gemmAlgorithms", "SELFE_CUDA_GEMM", {"heuristic", "timed"}) == "timed",
+                                choiceOption(options, "determinism", "SELFE_CUDA_DETERMINISM", {"not-guaranteed", "run-to-run"}) == "run-to-run"};
       // Timing picks whichever candidate ran quickest this time, which another run may not.
       if (choices.timedGemmAlgorithms && choices.runToRun)
         throw OpError(ErrorCode::InvalidArgument, "Device",
@@ -398,9 +404,10 @@ Napi::Object Device::stats(Napi::Env env) {
   if (cuda_) {
     out.Set("deviceIndex", Napi::Number::New(env, cuda_->ordinal()));
     out.Set("pinnedBytes", Napi::Number::New(env, static_cast<double>(cuda_->pinnedBytes())));
-    out.Set("attentionKernels", Napi::String::New(env, cuda_->choices().tensorCoreAttention ? "auto" : "simt"));
-    out.Set("gemmAlgorithms", Napi::String::New(env, cuda_->choices().timedGemmAlgorithms ? "timed" : "heuristic"));
-    out.Set("determinism", Napi::String::New(env, cuda_->choices().runToRun ? "run-to-run" : "not-guaranteed"));
+    const CudaChoices choices = cuda_->choices();
+    out.Set("attentionKernels", Napi::String::New(env, !choices.tensorCoreAttention ? "simt" : choices.wgmmaAttention ? "wgmma" : "auto"));
+    out.Set("gemmAlgorithms", Napi::String::New(env, choices.timedGemmAlgorithms ? "timed" : "heuristic"));
+    out.Set("determinism", Napi::String::New(env, choices.runToRun ? "run-to-run" : "not-guaranteed"));
     out.Set("failure", Napi::String::New(env, cuda_->failure()));
     return out;
   }

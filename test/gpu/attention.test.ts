@@ -10,8 +10,9 @@ import { describeCuda, makeCudaAndCpu, rms, roundToBf16 } from "./cuda.ts"
 /**
  * CUDA attention forward and backward against the CPU backend on ragged shapes (lengths off the tiles,
  * Lq != Lk, several batches and heads, head dims 64 and 128, masks including a batch with no key), f32 and
- * bf16 storage; once with the default kernels (tensor cores for bf16 at head dims 64 and 128) and once on a
- * device created with attentionKernels "simt" (CUDA cores for everything); bf16 again on a device with
+ * bf16 storage; once with the default kernels (tensor cores for bf16 at head dims 64 and 128), once on a
+ * device created with attentionKernels "simt" (CUDA cores for everything) and once with "wgmma" (the head dim 64
+ * forward on warpgroup tensor cores, where the GPU is sm_90); bf16 again on a device with
  * determinism "run-to-run", twice.
  */
 
@@ -85,7 +86,7 @@ const runAttention = (k: KernelsService, c: Config, seed: number, storage: DType
   )
 }
 
-for (const attentionKernels of ["auto", "simt"] as const)
+for (const attentionKernels of ["auto", "simt", "wgmma"] as const)
   describeCuda(`CUDA attention (attentionKernels "${attentionKernels}") matches the CPU backend, forward and backward, f32 and bf16`, () => {
     let backends: ReturnType<typeof makeCudaAndCpu>
     beforeAll(() => {

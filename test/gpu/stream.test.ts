@@ -33,10 +33,10 @@ describe("opening a CUDA device", () => {
   })
 })
 
-// The CUDA device options that choose between kernels: two values each, the first the default, by default
-// from an environment variable.
+// The CUDA device options that choose between kernels: two or three values each, the first the default, by
+// default from an environment variable.
 const choiceOptions = [
-  { option: "attentionKernels", variable: "SELFE_CUDA_ATTENTION", values: ["auto", "simt"], bad: "tensor" },
+  { option: "attentionKernels", variable: "SELFE_CUDA_ATTENTION", values: ["auto", "simt", "wgmma"], bad: "tensor" },
   { option: "gemmAlgorithms", variable: "SELFE_CUDA_GEMM", values: ["heuristic", "timed"], bad: "fastest" },
   { option: "determinism", variable: "SELFE_CUDA_DETERMINISM", values: ["not-guaranteed", "run-to-run"], bad: "exact" }
 ] as const
@@ -50,7 +50,8 @@ describe.each(choiceOptions)("the $option device option", ({ option, variable, v
     }
     return undefined
   }
-  const choices = `"${values[0]}" or "${values[1]}"`
+  const quoted = values.map((value) => `"${value}"`)
+  const choices = `${quoted.slice(0, -1).join(", ")} or ${quoted.at(-1)}`
 
   it("is refused on the cpu backend, which has one choice", () => {
     const error = refusal(() => new (loadAddon().Device)({ [option]: values[1] }))

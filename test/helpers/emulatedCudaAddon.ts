@@ -63,7 +63,8 @@ export const buildEmulatedAddon = async (): Promise<boolean> => {
     ...filesUnder("native/cpu").filter((f) => f.endsWith(".cpp")).map((f) => unit(f, false)),
     ...kernelFiles().filter((f) => f.endsWith(".cu")).map((f) => unit(relative(root, join(kernels, f)), true)),
     unit("test/native/cuda_emu/cublaslt_emu.cpp", false),
-    unit("test/native/cuda_emu/mma_fragments_emu.cpp", false)
+    unit("test/native/cuda_emu/mma_fragments_emu.cpp", false),
+    unit("test/native/cuda_emu/wgmma_emu.cpp", false)
   ]
   const warnings = await compileUnits(units, [...flags, ...emulatorIncludes(work), "-I", nodeApiHeaders, "-I", nodeAddonApi])
   if (warnings.length > 0) throw new Error(`the emulated addon compiled with warnings:\n${warnings.join("\n")}`)

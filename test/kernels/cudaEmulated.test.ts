@@ -27,8 +27,8 @@ const families = ["layernorm", "adaln", "optim", "activation", "elementwise", "r
 // OpenBLAS's headers), so it has no CPU twin to link.
 const cudaFiles = [...families, "matmul"] as const
 // The driver's runs: one per family, attention's tensor-core kernels against float64, and attention again on a
-// device whose attentionKernels is "simt" (CUDA cores only) and on one whose determinism is "run-to-run". The
-// longest first: they run two or more at a time.
+// device whose attentionKernels is "simt" (CUDA cores only), on one whose is "wgmma" (sm_90 assumed) and on one
+// whose determinism is "run-to-run". The longest first: they run two or more at a time.
 const cpuTwin = "matches the CPU backend (f32 and bf16, ragged shapes)"
 const runs = [
   { name: "attention", check: cpuTwin },
@@ -36,6 +36,7 @@ const runs = [
   ...families.filter((family) => family !== "attention").map((family) => ({ name: family, check: cpuTwin })),
   { name: "matmul", check: "(on the cuBLASLt emulator) matches float64 products, fused epilogues and their fallbacks" },
   { name: "attention-simt", check: cpuTwin },
+  { name: "attention-wgmma", check: cpuTwin },
   { name: "attention-run-to-run", check: cpuTwin }
 ] as const
 
@@ -93,6 +94,7 @@ describe.skipIf(reason !== undefined)("CUDA kernel files, emulated on the CPU, a
       ...cudaFiles.map((family) => ({ source: join(sources, `${family}.cu`), object: join(folder, `cuda_${family}.o`), cu: true })),
       ...[...families, "pool"].map((family) => ({ source: `native/cpu/${family}.cpp`, object: join(folder, `cpu_${family}.o`), cu: false })),
       { source: "test/native/cuda_emu/mma_fragments_emu.cpp", object: join(folder, "mma_fragments_emu.o"), cu: false },
+      { source: "test/native/cuda_emu/wgmma_emu.cpp", object: join(folder, "wgmma_emu.o"), cu: false },
       { source: "test/native/cuda_emu/cublaslt_emu.cpp", object: join(folder, "cublaslt_emu.o"), cu: false },
       { source: "test/native/cuda_emu/driver.cpp", object: join(folder, "driver.o"), cu: false }
     ]

@@ -16,9 +16,11 @@ export interface NativeOptions {
   readonly memoryLimitBytes?: number | undefined
   /**
    * cuda only: "auto" lets bf16 attention at head dims 64 and 128 run on the tensor-core kernels, "simt" keeps
-   * every attention on the CUDA-core kernels. Default: the environment variable SELFE_CUDA_ATTENTION, else "auto".
+   * every attention on the CUDA-core kernels, "wgmma" is "auto" with the head dim 64 forward on warpgroup tensor
+   * cores (sm_90 only; not yet run on a GPU, see docs/cuda.md). Default: the environment variable
+   * SELFE_CUDA_ATTENTION, else "auto".
    */
-  readonly attentionKernels?: "auto" | "simt" | undefined
+  readonly attentionKernels?: "auto" | "simt" | "wgmma" | undefined
   /**
    * cuda only: "heuristic" runs each GEMM problem on cuBLASLt's first algorithm; "timed" times up to 8 of its
    * candidates on the problem's first call (beta 0 only; it waits for the stream once per problem) and keeps

@@ -28,6 +28,7 @@
 
 #include "cpu/pool.h"
 #include "cuda/attention_mma.cuh"
+#include "cuda/attention_wgmma.cuh"
 #include "cuda/context.h"
 #include "selfe/dtype.h"
 #include "selfe/kernels/activation.h"
@@ -1181,6 +1182,15 @@ void attentionFloat64(const Float64Case& p, uint32_t seed) {
   };
   if (D == 64) launches(std::integral_constant<int, 64>{});
   else launches(std::integral_constant<int, 128>{});
+  // The warpgroup (wgmma) forward at head dim 64, as attentionKernels "wgmma" launches it.
+  using Wg = flash::WgmmaForwardTiling;
+  Device<bf16> outWgmma(nq);
+  Device<float> lseWgmma(lse.size());
+  if (D == 64)
+    for (int offset = 0; offset < pairs; offset += p.sliceY)
+      ::emu::launch([&]() {
+        flash::forwardWgmma<__nv_bfloat16>(nv(outWgmma), lseWgmma.data(), nv(*qd), nv(*kd), nv(*vd), maskPtr, offset, H, Lq, Lk, fscale);
+      }, dim3((Lq + Wg::kRows - 1) / Wg::kRows, std::min(p.sliceY, pairs - offset)), Wg::kThreads, Wg::kShared);
   if (whole)
     for (int offset = 0; offset < pairs; offset += p.sliceY)
       ::emu::launch([&]() {
@@ -1193,6 +1203,10 @@ void attentionFloat64(const Float64Case& p, uint32_t seed) {
   const auto wide = [](Device<bf16>& x) { return [&x](size_t i) { return static_cast<double>(floatFromBf16(x[i])); }; };
   expectCloseF64("out", out, wide(outd), 2e-2, 2e-2);  // as test/gpu applies to bf16
   expectCloseF64("lse", lse, [&](size_t i) { return static_cast<double>(lseOut[i]); }, 1e-5, 1e-5);
+  if (D == 64) {
+    expectCloseF64("out (wgmma)", out, wide(outWgmma), 2e-2, 2e-2);
+    expectCloseF64("lse (wgmma)", lse, [&](size_t i) { return static_cast<double>(lseWgmma[i]); }, 1e-5, 1e-5);
+  }
   // Against exact attention, the forward gets the GPU suite's bf16 tolerance; the gradients, computed from the
   // same bf16 P and dS, a tenth of it (what remains: f32 sums in another order, bf16 outputs). dq, summed in
   // f32, could be held tighter but for one thing: a dS whose f32 value (from the kernel's f32 P) and float64
@@ -1224,6 +1238,7 @@ void attentionFloat64(const Float64Case& p, uint32_t seed) {
         if (lse[(static_cast<size_t>(b) * H + h) * Lq + i] == -INFINITY)
           for (int c = 0; c < D; ++c)
             exact = exact && floatFromBf16(outd[at(b, i, h, Lq) + c]) == 0.0f && dqSums[at(b, i, h, Lq) + c] == 0.0f &&
+                    (D != 64 || floatFromBf16(outWgmma[at(b, i, h, Lq) + c]) == 0.0f) &&
                     floatFromBf16(dqOrdered[at(b, i, h, Lq) + c]) == 0.0f &&
                     (!whole || floatFromBf16(dqWhole[at(b, i, h, Lq) + c]) == 0.0f);
       for (int j = 0; j < Lk; ++j)
@@ -1513,6 +1528,13 @@ int main(int argc, char** argv) {
     context.tensorCoreAttention = false;
     run("attention bf16 (CUDA cores) 3x1 Lq 40 Lk 45 d 64", 1, [&] { attention<bf16>(3, 1, 40, 45, 64); });
     run("attention bf16 (CUDA cores) 3x1 Lq 33 Lk 40 d 128", 1, [&] { attention<bf16>(3, 1, 33, 40, 128); });
+  }
+  // A device with attentionKernels "wgmma" on an sm_90 GPU: the head dim 64 forward on warpgroup tensor cores.
+  if (only == "attention-wgmma") {
+    context.wgmmaAttention = true;
+    context.runsSm90a = true;
+    run("attention bf16 (wgmma forward) 3x1 Lq 150 Lk 140 d 64", 1, [&] { attention<bf16>(3, 1, 150, 140, 64); });
+    run("attention bf16 (wgmma forward) 2x2 Lq 5 Lk 3 d 64", 1, [&] { attention<bf16>(2, 2, 5, 3, 64); });
   }
 
   if (failures > 0) {

@@ -124,6 +124,7 @@ struct cudaDeviceProp {
   char name[256];
   int multiProcessorCount;
   size_t sharedMemPerBlockOptin;
+  int major, minor;
 };
 inline cudaError_t cudaGetDeviceCount(int* count) {
   *count = 1;
@@ -136,6 +137,8 @@ inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* properties, int devic
   std::strcpy(properties->name, "selfe CUDA emulator");
   properties->multiProcessorCount = 4;
   properties->sharedMemPerBlockOptin = 227 << 10;  // an H100's
+  properties->major = 9;                           // and its compute capability, 9.0
+  properties->minor = 0;
   return cudaSuccess;
 }
 inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int) {

@@ -1,0 +1,178 @@
+// Attention forward on warpgroup tensor cores (sm_90a wgmma), head dim 64, bf16 storage: the kernel the device
+// option attentionKernels "wgmma" puts the d = 64 forward on (attention.cu). Same contract and softmax as
+// attention_mma.cuh's forward (scores pre-multiplied by scale * log2 e, lse stored in natural log, masked and
+// missing keys out, a row with no key attended gives zeros and lse -inf).
+//
+// A block is kGroups warpgroups over kGroups * 64 query rows; warpgroup w owns rows 64w..64w+63 of the block's.
+// Q, K and V tiles sit in shared memory 128-byte swizzled (wgmma.cuh), K and V double-buffered through cp.async
+// in 64-key tiles. Per tile: S = Q K^T as 4 wgmma m64n64k16 with both operands from shared memory (Q and K
+// K-major), the online softmax on the accumulators, then O += P V as 4 wgmma m64n64k16 with P from registers
+// (the S accumulators of two 8-key n-tiles are the A fragment of one 16-key k-step) and V read MN-major (its rows
+// as stored). Unlike FlashAttention-3 there is no producer warpgroup, TMA or overlap of softmax with the next
+// tile's products: each group of products is waited for before its result is used.
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+#include "attention_mma.cuh"
+#include "wgmma.cuh"
+
+namespace selfe::cuda::flash {
+
+struct WgmmaForwardTiling {
+  static constexpr int kD = 64;
+  static constexpr int kGroups = 2;  // warpgroups a block: both read each K and V tile
+  static constexpr int kThreads = kGroups * wgmma::kWarpgroupThreads;
+  static constexpr int kRows = kGroups * 64;
+  static constexpr int kKeys = 64;              // keys a tile
+  static constexpr int kTileBytes = 64 * 128;   // 64 rows of 64 bf16
+  // Q [kGroups] tiles, K and V [2] tiles each, [2][kKeys] key flags, and 1024 bytes to put the tiles on 1024.
+  static constexpr int kShared = (kGroups + 4) * kTileBytes + 2 * kKeys * 4 + 1024;
+};
+
+// Starts the copies of rows [start, start + 64) of one (batch, head) slice (row r at base + r * rowStride; zero
+// at or past `length`) into a 128-byte-swizzled tile of 64 rows of 64 bf16.
+template <int kThreads, class T>
+SELFE_DEVICE void loadSwizzledRows(unsigned char* tile, const T* base, int64_t rowStride, int64_t start, int64_t length) {
+  for (int e = threadIndex(); e < 64 * 8; e += kThreads) {
+    const int r = e / 8, c = e % 8;
+    const int64_t position = start + r;
+    const bool inside = position < length;
+    copyAsync16(tile + wgmma::swizzled128(r, c), inside ? base + position * rowStride + c * 8 : base, inside);
+  }
+}
+
+// out [B, Lq, H, 64], lse [B, H, Lq]; grid (ceil(Lq / kRows), batch * heads slice at bhOffset).
+template <class T>
+SELFE_KERNEL(WgmmaForwardTiling::kThreads, 1)
+forwardWgmma(T* out, float* lse, const T* q, const T* k, const T* v, const int32_t* keyMask, int64_t bhOffset,
+             int64_t heads, int64_t lq, int64_t lk, float scale) {
+  using S = WgmmaForwardTiling;
+  constexpr int kD = S::kD, kKeyTiles = S::kKeys / 8, kDimTiles = kD / 8, kTile = S::kTileBytes;
+  SELFE_SHARED_MEMORY(shared);
+  // The swizzle works on shared-space address bits, so every tile starts on 1024 bytes of that space.
+  unsigned char* qs = shared + ((1024 - (wgmma::sharedAddress(shared) & 1023)) & 1023);
+  unsigned char* ks = qs + S::kGroups * kTile;
+  unsigned char* vs = ks + 2 * kTile;
+  float* attended = reinterpret_cast<float*>(vs + 2 * kTile);  // 1 where the key takes part
+
+  const int tid = threadIndex(), group = tid / wgmma::kWarpgroupThreads, warp = (tid / 32) % 4;
+  const int lane = tid & 31, g = lane >> 2, t = lane & 3;
+  const int64_t bh = bhOffset + blockIndexY(), b = bh / heads, h = bh % heads;
+  const int64_t rowStride = heads * kD;
+  const int64_t firstRow = static_cast<int64_t>(blockIndexX()) * S::kRows;
+  const T* kBase = k + (b * lk * heads + h) * kD;
+  const T* vBase = v + (b * lk * heads + h) * kD;
+  const int64_t tiles = (lk + S::kKeys - 1) / S::kKeys;
+  const auto loadKeys = [&](int64_t tile, int buffer) {
+    loadSwizzledRows<S::kThreads>(ks + buffer * kTile, kBase, rowStride, tile * S::kKeys, lk);
+    loadSwizzledRows<S::kThreads>(vs + buffer * kTile, vBase, rowStride, tile * S::kKeys, lk);
+    if (tid < S::kKeys) attended[buffer * S::kKeys + tid] = keyAttended(keyMask, b, lk, tile * S::kKeys + tid) ? 1.0f : 0.0f;
+  };
+  for (int w = 0; w < S::kGroups; ++w)
+    loadSwizzledRows<S::kThreads>(qs + w * kTile, q + (b * lq * heads + h) * kD, rowStride, firstRow + 64 * w, lq);
+  if (tiles > 0) loadKeys(0, 0);
+  commitAsync();
+
+  const float scaleLog2 = scale * kLog2e;
+  const unsigned char* qTile = qs + group * kTile;
+  // Output accumulators (register 4 nt + e: row g + 8 (e / 2) of the warp's 16, dim 8 nt + 2t + e % 2) and, for
+  // rows g and g + 8, the running max (base 2) and partial sum.
+  float o[4 * kDimTiles] = {};
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+
+  for (int64_t tile = 0; tile < tiles; ++tile) {
+    const int buffer = static_cast<int>(tile & 1);
+    if (tile + 1 < tiles) loadKeys(tile + 1, buffer ^ 1);  // that buffer was released by the last blockSync
+    commitAsync();
+    waitAsync<1>();  // everything but the prefetch just issued has landed
+    wgmma::fenceProxyAsync();
+    blockSync();
+
+    // S = Q K^T: 4 k-steps of 16 dims, each 32 bytes further along the swizzled rows.
+    const unsigned char* kt = ks + buffer * kTile;
+    float s[4 * kKeyTiles] = {};
+    wgmma::fence();
+#pragma unroll
+    for (int kk = 0; kk < kD / 16; ++kk)
+      wgmma::Mma<64>::shared<false>(s, wgmma::descriptor(qTile + 32 * kk, 16, 1024), wgmma::descriptor(kt + 32 * kk, 16, 1024),
+                                    kk > 0 ? 1 : 0);
+    wgmma::commit();
+    wgmma::wait<0>();
+    wgmma::fenceRegisters(s);
+
+    // Online softmax; register 4 nt + e is row g + 8 (e / 2), key 8 nt + 2t + e % 2 of the tile.
+    const float* flags = attended + buffer * S::kKeys;
+    const bool partial = keyMask != nullptr || (tile + 1) * S::kKeys > lk;
+    float tileMax[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int nt = 0; nt < kKeyTiles; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        float x = s[4 * nt + e] * scaleLog2;
+        if (partial && flags[nt * 8 + 2 * t + (e & 1)] == 0.0f) x = -INFINITY;
+        s[4 * nt + e] = x;
+        tileMax[e >> 1] = fmaxf(tileMax[e >> 1], x);
+      }
+    float base[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      tileMax[r] = fmaxf(tileMax[r], shuffleXor(tileMax[r], 1));  // the 4 lanes of a quad share a row
+      tileMax[r] = fmaxf(tileMax[r], shuffleXor(tileMax[r], 2));
+      const float mNew = fmaxf(m[r], tileMax[r]);
+      base[r] = mNew == -INFINITY ? 0.0f : mNew;  // no key of the row attended yet: every p is exp2(-inf) = 0
+      const float alpha = exp2Approx(m[r] - base[r]);
+      m[r] = mNew;
+      l[r] *= alpha;
+#pragma unroll
+      for (int nt = 0; nt < kDimTiles; ++nt) {
+        o[4 * nt + 2 * r] *= alpha;
+        o[4 * nt + 2 * r + 1] *= alpha;
+      }
+    }
+    uint32_t pa[S::kKeys / 16][4];
+#pragma unroll
+    for (int nt = 0; nt < kKeyTiles; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        s[4 * nt + e] = exp2Approx(s[4 * nt + e] - base[e >> 1]);
+        l[e >> 1] += s[4 * nt + e];
+      }
+    // n-tiles 2 kk and 2 kk + 1 (registers 8 kk..8 kk + 7) as the A fragment of k-step kk (scoresAsA's packing).
+#pragma unroll
+    for (int kk = 0; kk < S::kKeys / 16; ++kk)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) pa[kk][i] = packBf16x2(s[8 * kk + 2 * i], s[8 * kk + 2 * i + 1]);
+
+    // O += P V: k-step kk is keys 16 kk..16 kk + 15, rows 2048 bytes further; V's 64 dims are one 128-byte row.
+    const unsigned char* vt = vs + buffer * kTile;
+    wgmma::fenceRegisters(o);
+    wgmma::fence();
+#pragma unroll
+    for (int kk = 0; kk < S::kKeys / 16; ++kk)
+      wgmma::Mma<64>::registers<true>(o, pa[kk], wgmma::descriptor(vt + 2048 * kk, 1024, 1024), 1);
+    wgmma::commit();
+    wgmma::wait<0>();
+    wgmma::fenceRegisters(o);
+    blockSync();  // every warpgroup is done with this buffer before the next prefetch overwrites it
+  }
+
+  T* outBase = out + (b * lq * heads + h) * kD;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float sum = l[r];
+    sum += shuffleXor(sum, 1);
+    sum += shuffleXor(sum, 2);
+    const int64_t row = firstRow + 64 * group + 16 * warp + g + 8 * r;
+    if (row >= lq) continue;
+    // sum > 0 exactly when some key was attended (the row's maximum contributes exp2(0) = 1).
+    const bool any = sum > 0.0f;
+    const float inverse = any ? 1.0f / sum : 0.0f;
+#pragma unroll
+    for (int nt = 0; nt < kDimTiles; ++nt)
+      storePair(outBase + row * rowStride + nt * 8 + 2 * t, o[4 * nt + 2 * r] * inverse, o[4 * nt + 2 * r + 1] * inverse);
+    if (t == 0) lse[bh * lq + row] = any ? m[r] * kLn2 + logf(sum) : -INFINITY;
+  }
+}
+
+}  // namespace selfe::cuda::flash
