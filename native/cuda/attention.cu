@@ -11,9 +11,10 @@
 //
 // bf16 storage at head dims 64 and 128 runs instead on tensor cores (attention_mma.cuh, launched below),
 // unless the device was created with attentionKernels "simt" (Context::tensorCoreAttention); with "wgmma" on an
-// sm_90 device the head dim 64 forward runs on warpgroup tensor cores instead (attention_wgmma.cuh); f32 stays on
-// CUDA cores (TF32 or bf16 products would miss f32's tolerances). Their backward adds dq with atomics unless
-// the device was created with determinism "run-to-run" (Context::runToRun); the CUDA-core kernels never do.
+// sm_90 device the head dim 64 forward, and the backward's key kernel past 256 keys, run on warpgroup tensor
+// cores instead (attention_wgmma.cuh); f32 stays on CUDA cores (TF32 or bf16 products would miss f32's
+// tolerances). Their backward adds dq with atomics unless the device was created with determinism "run-to-run"
+// (Context::runToRun); the CUDA-core kernels never do.
 #include <cmath>
 #include <type_traits>
 
@@ -545,10 +546,21 @@ void backwardMma(__nv_bfloat16* dq, __nv_bfloat16* dk, __nv_bfloat16* dv, const 
   const size_t dqBytes = ordered ? 0 : static_cast<size_t>(dqCount) * sizeof(float);
   Scratch sums(stream, dqBytes);
   if (!ordered && dqCount > 0) check(cudaMemsetAsync(sums.as<float>(), 0, dqBytes, stream), "attentionBackward");
+  // attentionKernels "wgmma" on an sm_90 device: the head dim 64 key kernel on warpgroup tensor cores.
+  const bool wgmma = kD == 64 && !ordered && stream.context->wgmmaAttention && stream.context->runsSm90a;
+  using W = flash::WgmmaBackwardTiling;
+  if (wgmma) {
+    requireShared(stream, W::kShared, "attentionBackward");
+    allowSharedMemory(flash::backwardWgmma<__nv_bfloat16>, W::kShared, "attentionBackward");
+  }
   for (int64_t offset = 0; offset < batch * heads && lk > 0; offset += kMaxGridY) {
-    const dim3 grid(blocksFor(lk, S::kKeys), static_cast<unsigned int>(std::min(kMaxGridY, batch * heads - offset)));
-    kernel<<<grid, S::kThreads, S::kShared, stream>>>(dq, dk, dv, sums.as<float>(), dout, q, k, v, lse, delta, keyMask,
-                                                      offset, heads, lq, lk, scale);
+    const auto slice = static_cast<unsigned int>(std::min(kMaxGridY, batch * heads - offset));
+    if (wgmma)
+      flash::backwardWgmma<__nv_bfloat16><<<dim3(blocksFor(lk, W::kKeys), slice), W::kThreads, W::kShared, stream>>>(
+          dk, dv, sums.as<float>(), dout, q, k, v, lse, delta, keyMask, offset, heads, lq, lk, scale);
+    else
+      kernel<<<dim3(blocksFor(lk, S::kKeys), slice), S::kThreads, S::kShared, stream>>>(
+          dq, dk, dv, sums.as<float>(), dout, q, k, v, lse, delta, keyMask, offset, heads, lq, lk, scale);
     checkLaunch("attentionBackward");
   }
   if (dqCount == 0) return;

@@ -1,9 +1,9 @@
-// Attention forward on warpgroup tensor cores (sm_90a wgmma), head dim 64, bf16 storage: the kernel the device
-// option attentionKernels "wgmma" puts the d = 64 forward on (attention.cu). Same contract and softmax as
-// attention_mma.cuh's forward (scores pre-multiplied by scale * log2 e, lse stored in natural log, masked and
-// missing keys out, a row with no key attended gives zeros and lse -inf).
+// Attention on warpgroup tensor cores (sm_90a wgmma), head dim 64, bf16 storage: the forward and the backward's
+// key kernel the device option attentionKernels "wgmma" runs (attention.cu). Same contracts and softmax as
+// attention_mma.cuh's forward and Dq::Atomic backward (scores pre-multiplied by scale * log2 e, lse stored in
+// natural log, masked and missing keys out, a row with no key attended gives zeros and lse -inf).
 //
-// A block is kGroups warpgroups over kGroups * 64 query rows; warpgroup w owns rows 64w..64w+63 of the block's.
+// Forward: a block is kGroups warpgroups over kGroups * 64 query rows; warpgroup w owns rows 64w..64w+63 of the block's.
 // Q, K and V tiles sit in shared memory 128-byte swizzled (wgmma.cuh), K and V double-buffered through cp.async
 // in 64-key tiles. Per tile: S = Q K^T as 4 wgmma m64n64k16 with both operands from shared memory (Q and K
 // K-major), the online softmax on the accumulators, then O += P V as 4 wgmma m64n64k16 with P from registers
@@ -95,7 +95,7 @@ forwardWgmma(T* out, float* lse, const T* q, const T* k, const T* v, const int32
     wgmma::fence();
 #pragma unroll
     for (int kk = 0; kk < kD / 16; ++kk)
-      wgmma::Mma<64>::shared<false>(s, wgmma::descriptor(qTile + 32 * kk, 16, 1024), wgmma::descriptor(kt + 32 * kk, 16, 1024),
+      wgmma::Mma<64>::shared<false, false>(s, wgmma::descriptor(qTile + 32 * kk, 16, 1024), wgmma::descriptor(kt + 32 * kk, 16, 1024),
                                     kk > 0 ? 1 : 0);
     wgmma::commit();
     wgmma::wait<0>();
@@ -172,6 +172,188 @@ forwardWgmma(T* out, float* lse, const T* q, const T* k, const T* v, const int32
     for (int nt = 0; nt < kDimTiles; ++nt)
       storePair(outBase + row * rowStride + nt * 8 + 2 * t, o[4 * nt + 2 * r] * inverse, o[4 * nt + 2 * r + 1] * inverse);
     if (t == 0) lse[bh * lq + row] = any ? m[r] * kLn2 + logf(sum) : -INFINITY;
+  }
+}
+
+
+struct WgmmaBackwardTiling {
+  static constexpr int kD = 64;
+  static constexpr int kGroups = 2;  // warpgroups a block, 64 keys each
+  static constexpr int kThreads = kGroups * wgmma::kWarpgroupThreads;
+  static constexpr int kKeys = kGroups * 64;
+  static constexpr int kQueries = 64;           // queries a tile
+  static constexpr int kTileBytes = 64 * 128;   // 64 rows of 64 bf16
+  // K, V [kKeys] rows, Q, dO [2][kQueries] rows, dS^T [kKeys] rows of kQueries, all 128-byte swizzled; lse, delta
+  // [2][kQueries] floats; and 1024 bytes to put the tiles on 1024.
+  static constexpr int kShared = (4 * kGroups + 4 + kGroups) * kTileBytes + 4 * 4 * kQueries + 1024;
+};
+
+// The key side of attention's backward at head dim 64 on warpgroup tensor cores, dq added unscaled with atomics
+// into an f32 workspace (flash::backward's Dq::Atomic contract: dk, dv written; dqAccum [B, Lq, H, 64] +=; grid
+// (ceil(Lk / kKeys), batch * heads slice at bhOffset)). Warpgroup w owns keys 64w..64w+63 of the block's 128 and
+// walks the 64-query tiles: S^T = K Q^T and dP^T = V dO^T (wgmma, operands in shared memory), P^T from lse and
+// dS^T = P^T (dP^T - delta) in registers, dV += P^T dO and dK += dS^T Q (A from registers, dO and Q read
+// MN-major); dS^T goes to shared memory, and warpgroup w adds dQ's head-dim columns 32w..32w+31 = dS K over all
+// 128 keys (dS read MN-major from dS^T, K MN-major), one m64n32 product chain a tile.
+template <class T>
+SELFE_KERNEL(WgmmaBackwardTiling::kThreads, 1)
+backwardWgmma(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* k, const T* v, const float* lse,
+              const float* delta, const int32_t* keyMask, int64_t bhOffset, int64_t heads, int64_t lq, int64_t lk,
+              float scale) {
+  using S = WgmmaBackwardTiling;
+  constexpr int kD = S::kD, kQ = S::kQueries, kTile = S::kTileBytes, kQueryTiles = kQ / 8, kDimTiles = kD / 8;
+  SELFE_SHARED_MEMORY(shared);
+  unsigned char* ks = shared + ((1024 - (wgmma::sharedAddress(shared) & 1023)) & 1023);  // on 1024, as forwardWgmma
+  unsigned char* vs = ks + S::kGroups * kTile;
+  unsigned char* qs = vs + S::kGroups * kTile;    // [2]
+  unsigned char* dos = qs + 2 * kTile;            // [2]
+  unsigned char* dss = dos + 2 * kTile;           // dS^T, [key][query]
+  float* lses = reinterpret_cast<float*>(dss + S::kGroups * kTile);  // [2][kQ], base 2, +inf: no gradient
+  float* deltas = lses + 2 * kQ;                                     // [2][kQ]
+
+  const int tid = threadIndex(), group = tid / wgmma::kWarpgroupThreads, warp = (tid / 32) % 4;
+  const int lane = tid & 31, g = lane >> 2, t = lane & 3;
+  const int64_t bh = bhOffset + blockIndexY(), b = bh / heads, h = bh % heads;
+  const int64_t rowStride = heads * kD;
+  const int64_t firstKey = static_cast<int64_t>(blockIndexX()) * S::kKeys;
+  const int64_t queryBase = (b * lq * heads + h) * kD, keyBase = (b * lk * heads + h) * kD;
+  const int64_t tiles = (lq + kQ - 1) / kQ;
+  const auto loadQueries = [&](int64_t tile, int buffer) {
+    loadSwizzledRows<S::kThreads>(qs + buffer * kTile, q + queryBase, rowStride, tile * kQ, lq);
+    loadSwizzledRows<S::kThreads>(dos + buffer * kTile, dout + queryBase, rowStride, tile * kQ, lq);
+    if (tid < kQ) {
+      const int64_t i = tile * kQ + tid;
+      const float rowLse = i < lq ? lse[bh * lq + i] : -INFINITY;
+      // A query with lse = -inf (all keys masked) and a row past lq take no part: p = exp2(-inf) = 0.
+      lses[buffer * kQ + tid] = rowLse == -INFINITY ? INFINITY : rowLse * kLog2e;
+      deltas[buffer * kQ + tid] = i < lq ? delta[bh * lq + i] : 0.0f;
+    }
+  };
+  for (int w = 0; w < S::kGroups; ++w) {
+    loadSwizzledRows<S::kThreads>(ks + w * kTile, k + keyBase, rowStride, firstKey + 64 * w, lk);
+    loadSwizzledRows<S::kThreads>(vs + w * kTile, v + keyBase, rowStride, firstKey + 64 * w, lk);
+  }
+  if (tiles > 0) loadQueries(0, 0);
+  commitAsync();
+
+  const float scaleLog2 = scale * kLog2e;
+  // This thread's accumulator rows: keys 64 group + 16 warp + g + 8 r of the block's, and whether each takes part.
+  const int rowKey = 64 * group + 16 * warp + g;
+  bool live[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) live[r] = keyAttended(keyMask, b, lk, firstKey + rowKey + 8 * r);
+  const unsigned char* kOwn = ks + group * kTile;
+  const unsigned char* vOwn = vs + group * kTile;
+  float dkAcc[4 * kDimTiles] = {}, dvAcc[4 * kDimTiles] = {};
+
+  for (int64_t tile = 0; tile < tiles; ++tile) {
+    const int buffer = static_cast<int>(tile & 1);
+    if (tile + 1 < tiles) loadQueries(tile + 1, buffer ^ 1);
+    commitAsync();
+    waitAsync<1>();
+    wgmma::fenceProxyAsync();
+    blockSync();
+    const unsigned char* qt = qs + buffer * kTile;
+    const unsigned char* dot = dos + buffer * kTile;
+    const float* tileLse = lses + buffer * kQ;
+    const float* tileDelta = deltas + buffer * kQ;
+
+    // S^T = K Q^T and dP^T = V dO^T for the warpgroup's keys: 4 k-steps of 16 dims each, all operands K-major.
+    float s[4 * kQueryTiles] = {}, dp[4 * kQueryTiles] = {};
+    wgmma::fence();
+#pragma unroll
+    for (int kk = 0; kk < kD / 16; ++kk)
+      wgmma::Mma<64>::shared<false, false>(s, wgmma::descriptor(kOwn + 32 * kk, 16, 1024), wgmma::descriptor(qt + 32 * kk, 16, 1024),
+                                           kk > 0 ? 1 : 0);
+#pragma unroll
+    for (int kk = 0; kk < kD / 16; ++kk)
+      wgmma::Mma<64>::shared<false, false>(dp, wgmma::descriptor(vOwn + 32 * kk, 16, 1024), wgmma::descriptor(dot + 32 * kk, 16, 1024),
+                                           kk > 0 ? 1 : 0);
+    wgmma::commit();
+    wgmma::wait<0>();
+    wgmma::fenceRegisters(s);
+    wgmma::fenceRegisters(dp);
+
+    // P^T = exp2(S^T scale log2 e - lse log2 e), dS^T = P^T (dP^T - delta); register 4 nt + e: key row
+    // g + 8 (e / 2), query 8 nt + 2t + e % 2. A masked key passes no gradient.
+#pragma unroll
+    for (int nt = 0; nt < kQueryTiles; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int col = nt * 8 + 2 * t + (e & 1);
+        const float p = live[e >> 1] ? exp2Approx(s[4 * nt + e] * scaleLog2 - tileLse[col]) : 0.0f;
+        s[4 * nt + e] = p;
+        dp[4 * nt + e] = p * (dp[4 * nt + e] - tileDelta[col]);
+      }
+    // Query n-tiles 2 kk and 2 kk + 1 as the A fragments of k-step kk.
+    uint32_t pa[kQ / 16][4], da[kQ / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < kQ / 16; ++kk)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        pa[kk][i] = packBf16x2(s[8 * kk + 2 * i], s[8 * kk + 2 * i + 1]);
+        da[kk][i] = packBf16x2(dp[8 * kk + 2 * i], dp[8 * kk + 2 * i + 1]);
+      }
+
+    // dV += P^T dO and dK += dS^T Q: k-step kk is queries 16 kk..16 kk + 15, rows 2048 bytes further.
+    wgmma::fenceRegisters(dvAcc);
+    wgmma::fenceRegisters(dkAcc);
+    wgmma::fence();
+#pragma unroll
+    for (int kk = 0; kk < kQ / 16; ++kk)
+      wgmma::Mma<64>::registers<true>(dvAcc, pa[kk], wgmma::descriptor(dot + 2048 * kk, 1024, 1024), 1);
+#pragma unroll
+    for (int kk = 0; kk < kQ / 16; ++kk)
+      wgmma::Mma<64>::registers<true>(dkAcc, da[kk], wgmma::descriptor(qt + 2048 * kk, 1024, 1024), 1);
+    wgmma::commit();
+
+    // dS^T to shared memory while those run: key row rowKey + 8 r, queries 8 nt + 2t and + 1 (chunk nt).
+#pragma unroll
+    for (int nt = 0; nt < kQueryTiles; ++nt)
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const int row = rowKey + 8 * r;
+        *reinterpret_cast<uint32_t*>(dss + wgmma::swizzled128(row, nt) + 4 * t) = packBf16x2(dp[4 * nt + 2 * r], dp[4 * nt + 2 * r + 1]);
+      }
+    wgmma::wait<0>();
+    wgmma::fenceRegisters(dvAcc);
+    wgmma::fenceRegisters(dkAcc);
+    wgmma::fenceProxyAsync();
+    blockSync();
+
+    // dQ columns 32 group..32 group + 31 += dS K over the block's 128 keys: k-step kk is keys 16 kk..16 kk + 15.
+    float dqTile[16] = {};
+    wgmma::fence();
+#pragma unroll
+    for (int kk = 0; kk < S::kKeys / 16; ++kk)
+      wgmma::Mma<32>::shared<true, true>(dqTile, wgmma::descriptor(dss + 2048 * kk, 1024, 1024),
+                                         wgmma::descriptor(ks + 2048 * kk + 64 * group, 1024, 1024), kk > 0 ? 1 : 0);
+    wgmma::commit();
+    wgmma::wait<0>();
+    wgmma::fenceRegisters(dqTile);
+    // Register 4 nt + e: query 16 warp + g + 8 (e / 2) of the tile, dim 32 group + 8 nt + 2t + e % 2.
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int64_t i = tile * kQ + 16 * warp + g + 8 * r;
+      if (i >= lq) continue;
+      float* row = dqAccum + queryBase + i * rowStride + 32 * group + 2 * t;
+#pragma unroll
+      for (int nt = 0; nt < 4; ++nt) atomicAddF32x2(row + 8 * nt, dqTile[4 * nt + 2 * r], dqTile[4 * nt + 2 * r + 1]);
+    }
+    blockSync();  // q, dout, lse, delta of this buffer and dS^T are consumed
+  }
+
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int64_t j = firstKey + rowKey + 8 * r;
+    if (j >= lk) continue;
+    T* dkRow = dk + keyBase + j * rowStride + 2 * t;
+    T* dvRow = dv + keyBase + j * rowStride + 2 * t;
+#pragma unroll
+    for (int nt = 0; nt < kDimTiles; ++nt) {
+      storePair(dkRow + nt * 8, scale * dkAcc[4 * nt + 2 * r], scale * dkAcc[4 * nt + 2 * r + 1]);
+      storePair(dvRow + nt * 8, dvAcc[4 * nt + 2 * r], dvAcc[4 * nt + 2 * r + 1]);
+    }
   }
 }
 

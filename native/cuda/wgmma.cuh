@@ -33,7 +33,7 @@ void fence();
 void commit();
 void wait(int pending);
 void fenceProxyAsync();
-void mmaShared(float* d, int n, uint64_t a, uint64_t b, bool accumulate, bool transposeB);
+void mmaShared(float* d, int n, uint64_t a, uint64_t b, bool accumulate, bool transposeA, bool transposeB);
 void mmaRegisters(float* d, int n, const uint32_t (&a)[4], uint64_t b, bool accumulate, bool transposeB);
 }  // namespace emulated
 #endif
@@ -110,19 +110,41 @@ SELFE_DEVICE void fenceRegisters(float (&d)[kN]) {
 #endif
 }
 
+// One m64nNk16 product (N = 32 or 64): D (+)= A B, A and B from shared memory (descriptors; kTransposeA, B:
+// MN-major) or A from registers, `accumulate` 0 to overwrite D.
 template <int kN>
 struct Mma;
 
 #if defined(__CUDACC__) && !defined(SELFE_WGMMA_UNAVAILABLE)
 template <>
-struct Mma<64> {
+struct Mma<32> {
+  template <bool kTransposeA, bool kTransposeB>
+  static SELFE_DEVICE void shared(float (&d)[16], uint64_t a, uint64_t b, int accumulate) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, %16, %17, p, 1, 1, %19, %20;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
+        : "l"(a), "l"(b), "r"(accumulate), "n"(kTransposeA ? 1 : 0), "n"(kTransposeB ? 1 : 0));
+  }
   template <bool kTransposeB>
+  static SELFE_DEVICE void registers(float (&d)[16], const uint32_t (&a)[4], uint64_t b, int accumulate) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %21, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, {%16, %17, %18, %19}, %20, p, 1, 1, %22;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate), "n"(kTransposeB ? 1 : 0));
+  }
+};
+
+template <>
+struct Mma<64> {
+  template <bool kTransposeA, bool kTransposeB>
   static SELFE_DEVICE void shared(float (&d)[32], uint64_t a, uint64_t b, int accumulate) {
     asm volatile(
         "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 0, %35;\n}\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, %35, %36;\n}\n"
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-        : "l"(a), "l"(b), "r"(accumulate), "n"(kTransposeB ? 1 : 0));
+        : "l"(a), "l"(b), "r"(accumulate), "n"(kTransposeA ? 1 : 0), "n"(kTransposeB ? 1 : 0));
   }
   template <bool kTransposeB>
   static SELFE_DEVICE void registers(float (&d)[32], const uint32_t (&a)[4], uint64_t b, int accumulate) {
@@ -133,28 +155,27 @@ struct Mma<64> {
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(accumulate), "n"(kTransposeB ? 1 : 0));
   }
 };
-#elif defined(__CUDACC__)
-template <>
-struct Mma<64> {
-  template <bool kTransposeB>
-  static SELFE_DEVICE void shared(float (&)[32], uint64_t, uint64_t, int) {
-    __trap();
-  }
-  template <bool kTransposeB>
-  static SELFE_DEVICE void registers(float (&)[32], const uint32_t (&)[4], uint64_t, int) {
-    __trap();
-  }
-};
 #else
-template <>
-struct Mma<64> {
-  template <bool kTransposeB>
-  static void shared(float (&d)[32], uint64_t a, uint64_t b, int accumulate) {
-    emulated::mmaShared(d, 64, a, b, accumulate != 0, kTransposeB);
+// The compute_90 PTX has no wgmma (the launcher never runs these kernels there); the emulator's, on the CPU.
+template <int kN>
+struct Mma {
+  template <bool kTransposeA, bool kTransposeB>
+  static SELFE_DEVICE void shared(float (&d)[kN / 2], uint64_t a, uint64_t b, int accumulate) {
+#ifdef __CUDACC__
+    (void)d, (void)a, (void)b, (void)accumulate;
+    __trap();
+#else
+    emulated::mmaShared(d, kN, a, b, accumulate != 0, kTransposeA, kTransposeB);
+#endif
   }
   template <bool kTransposeB>
-  static void registers(float (&d)[32], const uint32_t (&a)[4], uint64_t b, int accumulate) {
-    emulated::mmaRegisters(d, 64, a, b, accumulate != 0, kTransposeB);
+  static SELFE_DEVICE void registers(float (&d)[kN / 2], const uint32_t (&a)[4], uint64_t b, int accumulate) {
+#ifdef __CUDACC__
+    (void)d, (void)a, (void)b, (void)accumulate;
+    __trap();
+#else
+    emulated::mmaRegisters(d, kN, a, b, accumulate != 0, kTransposeB);
+#endif
   }
 };
 #endif

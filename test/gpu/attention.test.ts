@@ -32,7 +32,9 @@ const fixed: ReadonlyArray<Config> = [
   { batch: 2, lq: 33, lk: 250, heads: 2, headDim: 128, masked: false },
   { batch: 3, lq: 300, lk: 17, heads: 4, headDim: 64, masked: true },
   { batch: 2, lq: 128, lk: 192, heads: 2, headDim: 128, masked: false },
-  { batch: 2, lq: 65, lk: 129, heads: 3, headDim: 80, masked: true }
+  { batch: 2, lq: 65, lk: 129, heads: 3, headDim: 80, masked: true },
+  // Past 256 keys at head dim 64: the backward's 128-key blocks (and on "wgmma", its warpgroup key kernel).
+  { batch: 2, lq: 150, lk: 300, heads: 2, headDim: 64, masked: true }
 ]
 
 // Random shapes; at least 32 queries, so that dk (a sum over queries of bf16 dS) is not dominated by a few

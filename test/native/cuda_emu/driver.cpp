@@ -1182,15 +1182,23 @@ void attentionFloat64(const Float64Case& p, uint32_t seed) {
   };
   if (D == 64) launches(std::integral_constant<int, 64>{});
   else launches(std::integral_constant<int, 128>{});
-  // The warpgroup (wgmma) forward at head dim 64, as attentionKernels "wgmma" launches it.
+  // The warpgroup (wgmma) kernels at head dim 64, as attentionKernels "wgmma" launches them: the forward, and
+  // the backward's key kernel with dq added into a zeroed workspace.
   using Wg = flash::WgmmaForwardTiling;
-  Device<bf16> outWgmma(nq);
-  Device<float> lseWgmma(lse.size());
+  using Wb = flash::WgmmaBackwardTiling;
+  Device<bf16> outWgmma(nq), dkWgmma(nk), dvWgmma(nk);
+  Device<float> lseWgmma(lse.size()), dqSumsWgmma(nq);
+  std::fill(dqSumsWgmma.data(), dqSumsWgmma.data() + nq, 0.0f);
   if (D == 64)
-    for (int offset = 0; offset < pairs; offset += p.sliceY)
+    for (int offset = 0; offset < pairs; offset += p.sliceY) {
       ::emu::launch([&]() {
         flash::forwardWgmma<__nv_bfloat16>(nv(outWgmma), lseWgmma.data(), nv(*qd), nv(*kd), nv(*vd), maskPtr, offset, H, Lq, Lk, fscale);
       }, dim3((Lq + Wg::kRows - 1) / Wg::kRows, std::min(p.sliceY, pairs - offset)), Wg::kThreads, Wg::kShared);
+      ::emu::launch([&]() {
+        flash::backwardWgmma<__nv_bfloat16>(nv(dkWgmma), nv(dvWgmma), dqSumsWgmma.data(), nv(*doutd), nv(*qd), nv(*kd), nv(*vd),
+                                            lsed->data(), deltad->data(), maskPtr, offset, H, Lq, Lk, fscale);
+      }, dim3((Lk + Wb::kKeys - 1) / Wb::kKeys, std::min(p.sliceY, pairs - offset)), Wb::kThreads, Wb::kShared);
+    }
   if (whole)
     for (int offset = 0; offset < pairs; offset += p.sliceY)
       ::emu::launch([&]() {
@@ -1206,6 +1214,9 @@ void attentionFloat64(const Float64Case& p, uint32_t seed) {
   if (D == 64) {
     expectCloseF64("out (wgmma)", out, wide(outWgmma), 2e-2, 2e-2);
     expectCloseF64("lse (wgmma)", lse, [&](size_t i) { return static_cast<double>(lseWgmma[i]); }, 1e-5, 1e-5);
+    expectCloseF64("dq (wgmma)", dq, [&](size_t i) { return scale * dqSumsWgmma[i]; }, 2e-3, 5e-3);
+    expectCloseF64("dk (wgmma)", dk, wide(dkWgmma), 2e-3, 1e-2);
+    expectCloseF64("dv (wgmma)", dv, wide(dvWgmma), 2e-3, 1e-2);
   }
   // Against exact attention, the forward gets the GPU suite's bf16 tolerance; the gradients, computed from the
   // same bf16 P and dS, a tenth of it (what remains: f32 sums in another order, bf16 outputs). dq, summed in
@@ -1238,13 +1249,14 @@ void attentionFloat64(const Float64Case& p, uint32_t seed) {
         if (lse[(static_cast<size_t>(b) * H + h) * Lq + i] == -INFINITY)
           for (int c = 0; c < D; ++c)
             exact = exact && floatFromBf16(outd[at(b, i, h, Lq) + c]) == 0.0f && dqSums[at(b, i, h, Lq) + c] == 0.0f &&
-                    (D != 64 || floatFromBf16(outWgmma[at(b, i, h, Lq) + c]) == 0.0f) &&
+                    (D != 64 || (floatFromBf16(outWgmma[at(b, i, h, Lq) + c]) == 0.0f && dqSumsWgmma[at(b, i, h, Lq) + c] == 0.0f)) &&
                     floatFromBf16(dqOrdered[at(b, i, h, Lq) + c]) == 0.0f &&
                     (!whole || floatFromBf16(dqWhole[at(b, i, h, Lq) + c]) == 0.0f);
       for (int j = 0; j < Lk; ++j)
         if (!attends(b, j))
           for (int c = 0; c < D; ++c)
-            exact = exact && floatFromBf16(dkd[at(b, j, h, Lk) + c]) == 0.0f && floatFromBf16(dvd[at(b, j, h, Lk) + c]) == 0.0f;
+            exact = exact && floatFromBf16(dkd[at(b, j, h, Lk) + c]) == 0.0f && floatFromBf16(dvd[at(b, j, h, Lk) + c]) == 0.0f &&
+                    (D != 64 || (floatFromBf16(dkWgmma[at(b, j, h, Lk) + c]) == 0.0f && floatFromBf16(dvWgmma[at(b, j, h, Lk) + c]) == 0.0f));
     }
   if (!exact) failed("a fully masked row or a masked key got a nonzero value");
 }
@@ -1529,12 +1541,15 @@ int main(int argc, char** argv) {
     run("attention bf16 (CUDA cores) 3x1 Lq 40 Lk 45 d 64", 1, [&] { attention<bf16>(3, 1, 40, 45, 64); });
     run("attention bf16 (CUDA cores) 3x1 Lq 33 Lk 40 d 128", 1, [&] { attention<bf16>(3, 1, 33, 40, 128); });
   }
-  // A device with attentionKernels "wgmma" on an sm_90 GPU: the head dim 64 forward on warpgroup tensor cores.
+  // A device with attentionKernels "wgmma" on an sm_90 GPU: the head dim 64 forward (and past 256 keys the
+  // backward's key kernel) on warpgroup tensor cores.
   if (only == "attention-wgmma") {
     context.wgmmaAttention = true;
     context.runsSm90a = true;
     run("attention bf16 (wgmma forward) 3x1 Lq 150 Lk 140 d 64", 1, [&] { attention<bf16>(3, 1, 150, 140, 64); });
     run("attention bf16 (wgmma forward) 2x2 Lq 5 Lk 3 d 64", 1, [&] { attention<bf16>(2, 2, 5, 3, 64); });
+    // Past 256 keys the backward's key kernel is the wgmma one too (up to 256, the whole-keys kernel).
+    run("attention bf16 (wgmma forward and backward) 3x1 Lq 70 Lk 300 d 64", 1, [&] { attention<bf16>(3, 1, 70, 300, 64); });
   }
 
   if (failures > 0) {

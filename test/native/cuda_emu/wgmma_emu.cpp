@@ -7,8 +7,9 @@
 //     tile must sit on 1024 bytes in shared space to read as its writer swizzled it. The emulated shared window
 //     starts at kWindowBase (128- but not 1024-aligned, as nothing promises more on a GPU): a kernel that assumes
 //     its dynamic shared memory is 1024-aligned reads garbage here;
-//   - K-major operand element (row, k), k < 16: start + (row / 8) SBO + (row % 8) 128 + 2k bytes; MN-major B
-//     element (k, n): start + (n / 64) LBO + (k / 8) SBO + (k % 8) 128 + 2 (n % 64);
+//   - K-major operand element (row, k), k < 16: start + (row / 8) SBO + (row % 8) 128 + 2k bytes; MN-major
+//     operand element (k, n) (n: B's column or A's row): start + (n / 64) LBO + (k / 8) SBO + (k % 8) 128 +
+//     2 (n % 64);
 //   - D and the A fragment as wgmma.cuh's comment lays them out (warp w of the group: rows 16w..16w+15).
 // Asynchrony: an mma reads its A registers when issued, but reads shared memory and reads and writes D only when
 // a wait retires its group (in issue order, so mma chained on one accumulator add up as on the GPU). So a kernel
@@ -35,7 +36,7 @@ struct Pending {
   bool fromRegisters;
   float a[16][16];            // the warp's A rows, when from registers
   uint64_t aDescriptor, bDescriptor;
-  bool transposeB;
+  bool transposeA, transposeB;
   long group;                 // -1 until committed
 };
 
@@ -105,7 +106,7 @@ void retire(const Pending& p) {
     const int localRow = g + 8 * (e / 2), row = 16 * warpInGroup + localRow, col = 8 * j + 2 * t + (e % 2);
     float sum = p.accumulate ? p.d[i] : 0.0f;
     for (int k = 0; k < 16; ++k) {
-      const float av = p.fromRegisters ? p.a[localRow][k] : kMajor(a, row, k);
+      const float av = p.fromRegisters ? p.a[localRow][k] : p.transposeA ? mnMajor(a, k, row) : kMajor(a, row, k);
       const float bv = p.transposeB ? mnMajor(b, k, col) : kMajor(b, col, k);
       sum += av * bv;  // bf16 products are exact in f32
     }
@@ -154,13 +155,14 @@ void wait(int pending) {
   state.pending = std::move(kept);
 }
 
-void mmaShared(float* d, int n, uint64_t a, uint64_t b, bool accumulate, bool transposeB) {
+void mmaShared(float* d, int n, uint64_t a, uint64_t b, bool accumulate, bool transposeA, bool transposeB) {
   Pending p{};
   p.d = d;
   p.n = n;
   p.fromRegisters = false;
   p.aDescriptor = a;
   p.bDescriptor = b;
+  p.transposeA = transposeA;
   p.transposeB = transposeB;
   issue(std::move(p), accumulate);
 }
