@@ -170,8 +170,11 @@ console.log(`\nFused ops vs the sequences they replace, CPU backend, [${fusedBat
 console.log(`  ${pad("", 46)}${pad("unfused", 10)}${pad("fused", 10)}fused / unfused`)
 for (const row of fusedRows)
   console.log(`  ${pad(row.name, 46)}${pad(row.unfused.toFixed(2), 10)}${pad(row.fused.toFixed(2), 10)}${(row.fused / row.unfused).toFixed(2)}`)
-const waited = stepSeconds.get("waited each step") as number
-const inFlight = stepSeconds.get("one in flight") as number
+const waited = stepSeconds.seconds.get("waited each step") as number
+const inFlight = stepSeconds.seconds.get("one in flight") as number
 console.log(`\nSelf-E training step, tiny DiT, 32x32, batch ${stepConfig.data.batchSize}, fake score on (ms per step, best of 3 x 5, interleaved)`)
-console.log(`  ${pad("waited each step", 20)}${pad("one in flight", 16)}in flight / waited`)
-console.log(`  ${pad((waited * 1e3).toFixed(1), 20)}${pad((inFlight * 1e3).toFixed(1), 16)}${(inFlight / waited).toFixed(2)}`)
+console.log(`  ${pad("waited each step", 20)}${pad("one in flight", 16)}${pad("in flight / waited", 21)}host part (render + enqueue)`)
+console.log(
+  `  ${pad((waited * 1e3).toFixed(1), 20)}${pad((inFlight * 1e3).toFixed(1), 16)}${pad((inFlight / waited).toFixed(2), 21)}` +
+    `${(stepSeconds.hostSeconds * 1e3).toFixed(1)}`
+)
