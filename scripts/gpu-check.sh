@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The GPU check, for a session that has a GPU machine: build the addon with CUDA, run the GPU tests, then
-# the benchmark against PyTorch on the same card; the benchmark's table is printed last. Logs go to
+# The GPU check, for a session that has a GPU machine: build the addon with CUDA, run the wgmma product check
+# and the GPU tests, then the benchmark against PyTorch on the same card; the benchmark's table is printed last. Logs go to
 # $OUT/gpu-check/ when $OUT is set (the device tool brings that folder back), else /tmp/gpu-check/.
 #   here, once, after npm ci:  ../shared/device/stage
 #   then on the GPU machine:   bash .device/gpu 'bash scripts/gpu-check.sh'
@@ -45,6 +45,17 @@ fi
 
 tests=0
 if wants test; then
+  # The wgmma products alone against float64 first (seconds): if the attention kernels' wgmma path fails below,
+  # this says which product the CPU emulator and the card disagree on. Reported, not counted in the status.
+  echo "== wgmma check (test/native/wgmma_check.cu)"
+  mkdir -p build
+  if nvcc -std=c++17 -arch=sm_90a --expt-relaxed-constexpr -I native -I native/include test/native/wgmma_check.cu \
+    -o build/wgmma_check >"$logs/wgmma-check.log" 2>&1; then
+    timeout 60 build/wgmma_check 2>&1 | tee -a "$logs/wgmma-check.log"
+  else
+    tail -n 20 "$logs/wgmma-check.log"
+    echo "gpu-check: the wgmma check did not compile (full log: $logs/wgmma-check.log)"
+  fi
   echo "== test:gpu (npm run test:gpu)"
   timeout "$(allowed "${GPU_CHECK_TEST_SECONDS:-540}")" npm run --silent test:gpu >"$logs/test-gpu.log" 2>&1
   tests=$?

@@ -32,7 +32,7 @@ const cudaFiles = [...families, "matmul"] as const
 const cpuTwin = "matches the CPU backend (f32 and bf16, ragged shapes)"
 const runs = [
   { name: "attention", check: cpuTwin },
-  { name: "attention-float64", check: "(tensor-core kernels, atomic and run-to-run dq) matches float64 attention (masked, ragged, sliced grids)" },
+  { name: "attention-float64", check: "(wgmma products alone; tensor-core kernels, atomic and run-to-run dq) matches float64 (masked, ragged, sliced grids)" },
   ...families.filter((family) => family !== "attention").map((family) => ({ name: family, check: cpuTwin })),
   { name: "matmul", check: "(on the cuBLASLt emulator) matches float64 products, fused epilogues and their fallbacks" },
   { name: "attention-simt", check: cpuTwin },

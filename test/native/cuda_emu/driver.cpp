@@ -34,6 +34,7 @@
 #include "selfe/kernels/activation.h"
 #include "selfe/kernels/adaln.h"
 #include "selfe/kernels/attention.h"
+#include "../wgmma_cases.cuh"  // test/native's
 #include "selfe/kernels/elementwise.h"
 #include "selfe/kernels/embedding.h"
 #include "selfe/kernels/layernorm.h"
@@ -1512,8 +1513,20 @@ int main(int argc, char** argv) {
   }
   // attention_mma.cuh's kernels launched directly against float64 attention: tails in every direction (Lq, Lk
   // off the tiles), Lq != Lk, several batches and heads, masks (a batch with no key), keys fewer than one tile,
-  // grids launched in (batch, head) slices as the launcher does past 65535.
+  // grids launched in (batch, head) slices as the launcher does past 65535. First, the wgmma products the
+  // attention kernels use, each alone, against float64 (test/native/wgmma_cases.cuh; on a GPU the same cases
+  // run as test/native/wgmma_check.cu).
   if (only == "attention-float64") {
+    namespace wc = selfe::wgmma_check;
+    run("wgmma products against float64", 1, [&] {
+      ++checks;
+      const int wrong = wc::checkAll([](wc::Case c, float* d, const uint16_t* a, const uint16_t* b) {
+        if (c == wc::Case::kMajor) ::emu::launch([&]() { wc::product<wc::Case::kMajor>(d, a, b); }, dim3(1), dim3(128), wc::kShared);
+        if (c == wc::Case::mnMajorN32) ::emu::launch([&]() { wc::product<wc::Case::mnMajorN32>(d, a, b); }, dim3(1), dim3(128), wc::kShared);
+        if (c == wc::Case::registers) ::emu::launch([&]() { wc::product<wc::Case::registers>(d, a, b); }, dim3(1), dim3(128), wc::kShared);
+      });
+      if (wrong > 0) failed(std::to_string(wrong) + " wgmma product case(s) differ from float64");
+    });
     const Float64Case cases[] = {
         {"head dim 64, masked, tails", 3, 2, 150, 130, 64, true, 4},
         {"head dim 64, one short query tile, many keys", 1, 2, 5, 200, 64, false, 1},
