@@ -464,27 +464,12 @@ bool useTensorCores(Stream stream, int64_t d, std::initializer_list<const void*>
   return (d == 64 || d == 128) && stream.context->tensorCoreAttention && aligned16(pointers);
 }
 
-template <int kD>
-void forwardMma(__nv_bfloat16* out, float* lse, const __nv_bfloat16* q, const __nv_bfloat16* k,
-                const __nv_bfloat16* v, const int32_t* keyMask, int64_t batch, int64_t heads, int64_t lq, int64_t lk,
-                float scale, Stream stream) {
-  using S = flash::ForwardTiling<kD>;
-  const auto kernel = flash::forward<kD, __nv_bfloat16>;
-  requireShared(stream, S::kShared, "attention");
-  allowSharedMemory(kernel, S::kShared, "attention");
-  const unsigned int blocks = blocksFor(lq, S::kRows);
-  for (int64_t offset = 0; offset < batch * heads; offset += kMaxGridY) {
-    const dim3 grid(blocks, static_cast<unsigned int>(std::min(kMaxGridY, batch * heads - offset)));
-    kernel<<<grid, S::kThreads, S::kShared, stream>>>(out, lse, q, k, v, keyMask, offset, heads, lq, lk, scale);
-    checkLaunch("attention");
-  }
-}
-
-// The head dim 64 forward on warpgroup tensor cores (attentionKernels "wgmma" on an sm_90 device).
-void forwardWgmma(__nv_bfloat16* out, float* lse, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
-                  const int32_t* keyMask, int64_t batch, int64_t heads, int64_t lq, int64_t lk, float scale, Stream stream) {
-  using S = flash::WgmmaForwardTiling;
-  const auto kernel = flash::forwardWgmma<__nv_bfloat16>;
+// Launches a tensor-core forward kernel of tiling S (kRows query rows, kThreads, kShared) over every (batch,
+// head) pair, in grid slices along y: flash::forward (mma.sync) or flash::forwardWgmma.
+template <class S, class Kernel>
+void forwardTensorCores(Kernel kernel, __nv_bfloat16* out, float* lse, const __nv_bfloat16* q, const __nv_bfloat16* k,
+                        const __nv_bfloat16* v, const int32_t* keyMask, int64_t batch, int64_t heads, int64_t lq,
+                        int64_t lk, float scale, Stream stream) {
   requireShared(stream, S::kShared, "attention");
   allowSharedMemory(kernel, S::kShared, "attention");
   const unsigned int blocks = blocksFor(lq, S::kRows);
@@ -593,10 +578,15 @@ void forward(T* out, float* lse, const T* q, const T* k, const T* v, const int32
   requireHeadDim(d, "attention");
   if constexpr (std::is_same_v<T, __nv_bfloat16>) {
     if (useTensorCores(stream, d, {out, q, k, v})) {
+      // attentionKernels "wgmma" on an sm_90 device: the head dim 64 forward on warpgroup tensor cores.
       if (d == 64 && stream.context->wgmmaAttention && stream.context->runsSm90a)
-        return forwardWgmma(out, lse, q, k, v, keyMask, batch, heads, lq, lk, scale, stream);
-      if (d == 64) return forwardMma<64>(out, lse, q, k, v, keyMask, batch, heads, lq, lk, scale, stream);
-      return forwardMma<128>(out, lse, q, k, v, keyMask, batch, heads, lq, lk, scale, stream);
+        return forwardTensorCores<flash::WgmmaForwardTiling>(flash::forwardWgmma<__nv_bfloat16>, out, lse, q, k, v, keyMask,
+                                                             batch, heads, lq, lk, scale, stream);
+      if (d == 64)
+        return forwardTensorCores<flash::ForwardTiling<64>>(flash::forward<64, __nv_bfloat16>, out, lse, q, k, v, keyMask,
+                                                            batch, heads, lq, lk, scale, stream);
+      return forwardTensorCores<flash::ForwardTiling<128>>(flash::forward<128, __nv_bfloat16>, out, lse, q, k, v, keyMask,
+                                                           batch, heads, lq, lk, scale, stream);
     }
   }
   if (d <= 32) return forwardFor<T, 32>(out, lse, q, k, v, keyMask, batch, heads, lq, lk, d, scale, stream);

@@ -121,6 +121,41 @@ SELFE_DEVICE void scoresAsA(uint32_t (&a)[4], const float (&left)[4], const floa
   a[3] = packBf16x2(right[2], right[3]);
 }
 
+// One query row's online-softmax step over a key tile (the forwards'): the row's max over the tile (base 2, this
+// lane's part) is reduced over the quad of lanes that shares the row, and the running max m and sum l move to it.
+// Returns the factor for the row's earlier output and sum; `base` is what the tile's scores are taken from.
+SELFE_DEVICE float rescaleRow(float tileMax, float& m, float& l, float& base) {
+  tileMax = fmaxf(tileMax, shuffleXor(tileMax, 1));  // the 4 lanes of a quad share a row
+  tileMax = fmaxf(tileMax, shuffleXor(tileMax, 2));
+  const float mNew = fmaxf(m, tileMax);
+  base = mNew == -INFINITY ? 0.0f : mNew;  // no key of the row attended yet: every p is exp2(-inf) = 0
+  const float alpha = exp2Approx(m - base);
+  m = mNew;
+  l *= alpha;
+  return alpha;
+}
+
+// A finished query row (the forwards'): the factor for its output (1 / its sum over the quad, 0 where no key
+// was attended) and its lse in natural log (-inf where none was). All lanes of the quad must call it.
+struct RowEnd {
+  float inverse, lse;
+};
+SELFE_DEVICE RowEnd endRow(float l, float m) {
+  float sum = l;
+  sum += shuffleXor(sum, 1);
+  sum += shuffleXor(sum, 2);
+  // sum > 0 exactly when some key was attended (the row's maximum contributes exp2(0) = 1).
+  const bool any = sum > 0.0f;
+  return {any ? 1.0f / sum : 0.0f, any ? m * kLn2 + logf(sum) : -INFINITY};
+}
+
+// Query i's lse in base 2 for the backwards' P = exp2(S scale log2 e - lse): +inf where it takes no part (lse
+// -inf: every key masked; or i past lq), so that p = exp2(-inf) = 0.
+SELFE_DEVICE float lseBase2(const float* lse, int64_t bh, int64_t lq, int64_t i) {
+  const float rowLse = i < lq ? lse[bh * lq + i] : -INFINITY;
+  return rowLse == -INFINITY ? INFINITY : rowLse * kLog2e;
+}
+
 // out [B, Lq, H, kD], lse [B, H, Lq]; grid (ceil(Lq / kRows), batch * heads slice at bhOffset).
 template <int kD, class T>
 SELFE_KERNEL(ForwardTiling<kD>::kThreads, ForwardTiling<kD>::kMinBlocks)
@@ -206,13 +241,7 @@ forward(T* out, float* lse, const T* q, const T* k, const T* v, const int32_t* k
       float base[2];
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
-        tileMax[r] = fmaxf(tileMax[r], shuffleXor(tileMax[r], 1));  // the 4 lanes of a quad share a row
-        tileMax[r] = fmaxf(tileMax[r], shuffleXor(tileMax[r], 2));
-        const float mNew = fmaxf(m[mt][r], tileMax[r]);
-        base[r] = mNew == -INFINITY ? 0.0f : mNew;  // no key of the row attended yet: every p is exp2(-inf) = 0
-        const float alpha = exp2Approx(m[mt][r] - base[r]);
-        m[mt][r] = mNew;
-        l[mt][r] *= alpha;
+        const float alpha = rescaleRow(tileMax[r], m[mt][r], l[mt][r], base[r]);
 #pragma unroll
         for (int nt = 0; nt < kDimTiles; ++nt) {
           o[mt][nt][2 * r] *= alpha;
@@ -254,18 +283,13 @@ forward(T* out, float* lse, const T* q, const T* k, const T* v, const int32_t* k
   for (int mt = 0; mt < kM; ++mt)
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      float sum = l[mt][r];
-      sum += shuffleXor(sum, 1);
-      sum += shuffleXor(sum, 2);
+      const RowEnd end = endRow(l[mt][r], m[mt][r]);
       const int64_t row = firstRow + warp * S::kWarpRows + mt * 16 + g + 8 * r;
       if (row >= lq) continue;
-      // sum > 0 exactly when some key was attended (the row's maximum contributes exp2(0) = 1).
-      const bool any = sum > 0.0f;
-      const float inverse = any ? 1.0f / sum : 0.0f;
 #pragma unroll
       for (int nt = 0; nt < kDimTiles; ++nt)
-        storePair(outBase + row * rowStride + nt * 8 + 2 * t, o[mt][nt][2 * r] * inverse, o[mt][nt][2 * r + 1] * inverse);
-      if (t == 0) lse[bh * lq + row] = any ? m[mt][r] * kLn2 + logf(sum) : -INFINITY;
+        storePair(outBase + row * rowStride + nt * 8 + 2 * t, o[mt][nt][2 * r] * end.inverse, o[mt][nt][2 * r + 1] * end.inverse);
+      if (t == 0) lse[bh * lq + row] = end.lse;
     }
 }
 
@@ -301,9 +325,7 @@ backward(T* dq, T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T
     loadRows<kD, kQ, S::kThreads>(dos + buffer * kQ * kStride, dout + queryBase, rowStride, tile * kQ, lq);
     if (tid < kQ) {
       const int64_t i = tile * kQ + tid;
-      const float rowLse = i < lq ? lse[bh * lq + i] : -INFINITY;
-      // A query with lse = -inf (all keys masked) and a row past lq take no part: p = exp2(-inf) = 0.
-      lses[buffer * kQ + tid] = rowLse == -INFINITY ? INFINITY : rowLse * kLog2e;
+      lses[buffer * kQ + tid] = lseBase2(lse, bh, lq, i);
       deltas[buffer * kQ + tid] = i < lq ? delta[bh * lq + i] : 0.0f;
     }
   };
@@ -516,8 +538,7 @@ backwardQueries(T* dq, const T* dout, const T* q, const T* k, const T* v, const 
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const int64_t row = firstRow + warp * 16 + g + 8 * r;
-    const float rowLseNatural = row < lq ? lse[bh * lq + row] : -INFINITY;
-    rowLse[r] = rowLseNatural == -INFINITY ? INFINITY : rowLseNatural * kLog2e;
+    rowLse[r] = lseBase2(lse, bh, lq, row);
     rowDelta[r] = row < lq ? delta[bh * lq + row] : 0.0f;
   }
 

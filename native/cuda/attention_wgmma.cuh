@@ -117,13 +117,7 @@ forwardWgmma(T* out, float* lse, const T* q, const T* k, const T* v, const int32
     float base[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      tileMax[r] = fmaxf(tileMax[r], shuffleXor(tileMax[r], 1));  // the 4 lanes of a quad share a row
-      tileMax[r] = fmaxf(tileMax[r], shuffleXor(tileMax[r], 2));
-      const float mNew = fmaxf(m[r], tileMax[r]);
-      base[r] = mNew == -INFINITY ? 0.0f : mNew;  // no key of the row attended yet: every p is exp2(-inf) = 0
-      const float alpha = exp2Approx(m[r] - base[r]);
-      m[r] = mNew;
-      l[r] *= alpha;
+      const float alpha = rescaleRow(tileMax[r], m[r], l[r], base[r]);
 #pragma unroll
       for (int nt = 0; nt < kDimTiles; ++nt) {
         o[4 * nt + 2 * r] *= alpha;
@@ -160,18 +154,13 @@ forwardWgmma(T* out, float* lse, const T* q, const T* k, const T* v, const int32
   T* outBase = out + (b * lq * heads + h) * kD;
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    float sum = l[r];
-    sum += shuffleXor(sum, 1);
-    sum += shuffleXor(sum, 2);
+    const RowEnd end = endRow(l[r], m[r]);
     const int64_t row = firstRow + 64 * group + 16 * warp + g + 8 * r;
     if (row >= lq) continue;
-    // sum > 0 exactly when some key was attended (the row's maximum contributes exp2(0) = 1).
-    const bool any = sum > 0.0f;
-    const float inverse = any ? 1.0f / sum : 0.0f;
 #pragma unroll
     for (int nt = 0; nt < kDimTiles; ++nt)
-      storePair(outBase + row * rowStride + nt * 8 + 2 * t, o[4 * nt + 2 * r] * inverse, o[4 * nt + 2 * r + 1] * inverse);
-    if (t == 0) lse[bh * lq + row] = any ? m[r] * kLn2 + logf(sum) : -INFINITY;
+      storePair(outBase + row * rowStride + nt * 8 + 2 * t, o[4 * nt + 2 * r] * end.inverse, o[4 * nt + 2 * r + 1] * end.inverse);
+    if (t == 0) lse[bh * lq + row] = end.lse;
   }
 }
 
@@ -223,9 +212,7 @@ backwardWgmma(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* 
     loadSwizzledRows<S::kThreads>(dos + buffer * kTile, dout + queryBase, rowStride, tile * kQ, lq);
     if (tid < kQ) {
       const int64_t i = tile * kQ + tid;
-      const float rowLse = i < lq ? lse[bh * lq + i] : -INFINITY;
-      // A query with lse = -inf (all keys masked) and a row past lq take no part: p = exp2(-inf) = 0.
-      lses[buffer * kQ + tid] = rowLse == -INFINITY ? INFINITY : rowLse * kLog2e;
+      lses[buffer * kQ + tid] = lseBase2(lse, bh, lq, i);
       deltas[buffer * kQ + tid] = i < lq ? delta[bh * lq + i] : 0.0f;
     }
   };
