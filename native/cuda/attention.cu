@@ -11,7 +11,7 @@
 //
 // bf16 storage at head dims 64 and 128 runs instead on tensor cores (attention_mma.cuh, launched below),
 // unless the device was created with attentionKernels "simt" (Context::tensorCoreAttention); with "wgmma" on an
-// sm_90 device the head dim 64 forward, and the backward's key kernel past 256 keys, run on warpgroup tensor
+// sm_90 device the forward, and at head dim 64 the backward's key kernel past 256 keys, run on warpgroup tensor
 // cores instead (attention_wgmma.cuh); f32 stays on CUDA cores (TF32 or bf16 products would miss f32's
 // tolerances). Their backward adds dq with atomics unless the device was created with determinism "run-to-run"
 // (Context::runToRun); the CUDA-core kernels never do.
@@ -578,10 +578,14 @@ void forward(T* out, float* lse, const T* q, const T* k, const T* v, const int32
   requireHeadDim(d, "attention");
   if constexpr (std::is_same_v<T, __nv_bfloat16>) {
     if (useTensorCores(stream, d, {out, q, k, v})) {
-      // attentionKernels "wgmma" on an sm_90 device: the head dim 64 forward on warpgroup tensor cores.
-      if (d == 64 && stream.context->wgmmaAttention && stream.context->runsSm90a)
-        return forwardTensorCores<flash::WgmmaForwardTiling>(flash::forwardWgmma<__nv_bfloat16>, out, lse, q, k, v, keyMask,
-                                                             batch, heads, lq, lk, scale, stream);
+      // attentionKernels "wgmma" on an sm_90 device: the forward on warpgroup tensor cores.
+      if (stream.context->wgmmaAttention && stream.context->runsSm90a) {
+        if (d == 64)
+          return forwardTensorCores<flash::WgmmaForwardTiling<64>>(flash::forwardWgmma<64, __nv_bfloat16>, out, lse, q, k, v,
+                                                                   keyMask, batch, heads, lq, lk, scale, stream);
+        return forwardTensorCores<flash::WgmmaForwardTiling<128>>(flash::forwardWgmma<128, __nv_bfloat16>, out, lse, q, k, v,
+                                                                  keyMask, batch, heads, lq, lk, scale, stream);
+      }
       if (d == 64)
         return forwardTensorCores<flash::ForwardTiling<64>>(flash::forward<64, __nv_bfloat16>, out, lse, q, k, v, keyMask,
                                                             batch, heads, lq, lk, scale, stream);

@@ -1,12 +1,13 @@
-// Attention on warpgroup tensor cores (sm_90a wgmma), head dim 64, bf16 storage: the forward and the backward's
-// key kernel the device option attentionKernels "wgmma" runs (attention.cu). Same contracts and softmax as
+// Attention on warpgroup tensor cores (sm_90a wgmma), bf16 storage: the forward (head dims 64 and 128) and the
+// backward's key kernel (64) the device option attentionKernels "wgmma" runs (attention.cu). Same contracts and softmax as
 // attention_mma.cuh's forward and Dq::Atomic backward (scores pre-multiplied by scale * log2 e, lse stored in
 // natural log, masked and missing keys out, a row with no key attended gives zeros and lse -inf).
 //
-// Forward: a block is kGroups warpgroups over kGroups * 64 query rows; warpgroup w owns rows 64w..64w+63 of the block's.
+// Forward (head dims 64 and 128): a block is kGroups warpgroups over kGroups * 64 query rows; warpgroup w owns
+// rows 64w..64w+63 of the block's.
 // Q, K and V tiles sit in shared memory 128-byte swizzled (wgmma.cuh), K and V double-buffered through cp.async
-// in 64-key tiles. Per tile: S = Q K^T as 4 wgmma m64n64k16 with both operands from shared memory (Q and K
-// K-major), the online softmax on the accumulators, then O += P V as 4 wgmma m64n64k16 with P from registers
+// in 64-key tiles. Per tile: S = Q K^T as kD / 16 wgmma m64n64k16 with both operands from shared memory (Q and K
+// K-major), the online softmax on the accumulators, then O += P V as 4 wgmma m64n{kD}k16 with P from registers
 // (the S accumulators of two 8-key n-tiles are the A fragment of one 16-key k-step) and V read MN-major (its rows
 // as stored). Unlike FlashAttention-3 there is no producer warpgroup, TMA or overlap of softmax with the next
 // tile's products: each group of products is waited for before its result is used.
@@ -19,35 +20,43 @@
 
 namespace selfe::cuda::flash {
 
+// A swizzled tile holds 64 rows of kD bf16 as kD / 64 column blocks, each 64 rows of 128 bytes (8 KB).
+constexpr int kColumnBlockBytes = 64 * 128;
+
+template <int kHeadDim>
 struct WgmmaForwardTiling {
-  static constexpr int kD = 64;
+  static_assert(kHeadDim == 64 || kHeadDim == 128, "wgmma forward at head dims 64 and 128");
+  static constexpr int kD = kHeadDim;
   static constexpr int kGroups = 2;  // warpgroups a block: both read each K and V tile
   static constexpr int kThreads = kGroups * wgmma::kWarpgroupThreads;
   static constexpr int kRows = kGroups * 64;
-  static constexpr int kKeys = 64;              // keys a tile
-  static constexpr int kTileBytes = 64 * 128;   // 64 rows of 64 bf16
+  static constexpr int kKeys = 64;                                // keys a tile
+  static constexpr int kTileBytes = kD / 64 * kColumnBlockBytes;  // 64 rows of kD bf16
   // Q [kGroups] tiles, K and V [2] tiles each, [2][kKeys] key flags, and 1024 bytes to put the tiles on 1024.
   static constexpr int kShared = (kGroups + 4) * kTileBytes + 2 * kKeys * 4 + 1024;
 };
 
 // Starts the copies of rows [start, start + 64) of one (batch, head) slice (row r at base + r * rowStride; zero
-// at or past `length`) into a 128-byte-swizzled tile of 64 rows of 64 bf16.
-template <int kThreads, class T>
+// at or past `length`) into a swizzled tile of 64 rows of kD bf16: 16-byte chunk c of a row goes to column
+// block c / 8, chunk c % 8 of that block's 128-byte row, swizzled.
+template <int kD, int kThreads, class T>
 SELFE_DEVICE void loadSwizzledRows(unsigned char* tile, const T* base, int64_t rowStride, int64_t start, int64_t length) {
-  for (int e = threadIndex(); e < 64 * 8; e += kThreads) {
-    const int r = e / 8, c = e % 8;
+  constexpr int kChunks = kD / 8;
+  for (int e = threadIndex(); e < 64 * kChunks; e += kThreads) {
+    const int r = e / kChunks, c = e % kChunks;
     const int64_t position = start + r;
     const bool inside = position < length;
-    copyAsync16(tile + wgmma::swizzled128(r, c), inside ? base + position * rowStride + c * 8 : base, inside);
+    copyAsync16(tile + (c / 8) * kColumnBlockBytes + wgmma::swizzled128(r, c % 8), inside ? base + position * rowStride + c * 8 : base,
+                inside);
   }
 }
 
-// out [B, Lq, H, 64], lse [B, H, Lq]; grid (ceil(Lq / kRows), batch * heads slice at bhOffset).
-template <class T>
-SELFE_KERNEL(WgmmaForwardTiling::kThreads, 1)
+// out [B, Lq, H, kD], lse [B, H, Lq]; grid (ceil(Lq / kRows), batch * heads slice at bhOffset).
+template <int kHeadDim, class T>
+SELFE_KERNEL(WgmmaForwardTiling<kHeadDim>::kThreads, 1)
 forwardWgmma(T* out, float* lse, const T* q, const T* k, const T* v, const int32_t* keyMask, int64_t bhOffset,
              int64_t heads, int64_t lq, int64_t lk, float scale) {
-  using S = WgmmaForwardTiling;
+  using S = WgmmaForwardTiling<kHeadDim>;
   constexpr int kD = S::kD, kKeyTiles = S::kKeys / 8, kDimTiles = kD / 8, kTile = S::kTileBytes;
   SELFE_SHARED_MEMORY(shared);
   // The swizzle works on shared-space address bits, so every tile starts on 1024 bytes of that space.
@@ -65,12 +74,12 @@ forwardWgmma(T* out, float* lse, const T* q, const T* k, const T* v, const int32
   const T* vBase = v + (b * lk * heads + h) * kD;
   const int64_t tiles = (lk + S::kKeys - 1) / S::kKeys;
   const auto loadKeys = [&](int64_t tile, int buffer) {
-    loadSwizzledRows<S::kThreads>(ks + buffer * kTile, kBase, rowStride, tile * S::kKeys, lk);
-    loadSwizzledRows<S::kThreads>(vs + buffer * kTile, vBase, rowStride, tile * S::kKeys, lk);
+    loadSwizzledRows<kD, S::kThreads>(ks + buffer * kTile, kBase, rowStride, tile * S::kKeys, lk);
+    loadSwizzledRows<kD, S::kThreads>(vs + buffer * kTile, vBase, rowStride, tile * S::kKeys, lk);
     if (tid < S::kKeys) attended[buffer * S::kKeys + tid] = keyAttended(keyMask, b, lk, tile * S::kKeys + tid) ? 1.0f : 0.0f;
   };
   for (int w = 0; w < S::kGroups; ++w)
-    loadSwizzledRows<S::kThreads>(qs + w * kTile, q + (b * lq * heads + h) * kD, rowStride, firstRow + 64 * w, lq);
+    loadSwizzledRows<kD, S::kThreads>(qs + w * kTile, q + (b * lq * heads + h) * kD, rowStride, firstRow + 64 * w, lq);
   if (tiles > 0) loadKeys(0, 0);
   commitAsync();
 
@@ -89,14 +98,15 @@ forwardWgmma(T* out, float* lse, const T* q, const T* k, const T* v, const int32
     wgmma::fenceProxyAsync();
     blockSync();
 
-    // S = Q K^T: 4 k-steps of 16 dims, each 32 bytes further along the swizzled rows.
+    // S = Q K^T: k-steps of 16 dims, each 32 bytes further along a column block's swizzled rows.
     const unsigned char* kt = ks + buffer * kTile;
     float s[4 * kKeyTiles] = {};
     wgmma::fence();
 #pragma unroll
-    for (int kk = 0; kk < kD / 16; ++kk)
-      wgmma::Mma<64>::shared<false, false>(s, wgmma::descriptor(qTile + 32 * kk, 16, 1024), wgmma::descriptor(kt + 32 * kk, 16, 1024),
-                                    kk > 0 ? 1 : 0);
+    for (int kk = 0; kk < kD / 16; ++kk) {
+      const int at = (kk / 4) * kColumnBlockBytes + 32 * (kk % 4);
+      wgmma::Mma<64>::shared<false, false>(s, wgmma::descriptor(qTile + at, 16, 1024), wgmma::descriptor(kt + at, 16, 1024), kk > 0 ? 1 : 0);
+    }
     wgmma::commit();
     wgmma::wait<0>();
     wgmma::fenceRegisters(s);
@@ -138,13 +148,16 @@ forwardWgmma(T* out, float* lse, const T* q, const T* k, const T* v, const int32
 #pragma unroll
       for (int i = 0; i < 4; ++i) pa[kk][i] = packBf16x2(s[8 * kk + 2 * i], s[8 * kk + 2 * i + 1]);
 
-    // O += P V: k-step kk is keys 16 kk..16 kk + 15, rows 2048 bytes further; V's 64 dims are one 128-byte row.
+    // O += P V: k-step kk is keys 16 kk..16 kk + 15, rows 2048 bytes further; V's dims 64 at a time in column
+    // blocks, the leading byte offset apart (unused at head dim 64, where it is set like the stride, so that either
+    // reading of the two offsets' roles gives the same product).
     const unsigned char* vt = vs + buffer * kTile;
+    constexpr uint32_t kNextDims = kD == 64 ? 1024 : kColumnBlockBytes;
     wgmma::fenceRegisters(o);
     wgmma::fence();
 #pragma unroll
     for (int kk = 0; kk < S::kKeys / 16; ++kk)
-      wgmma::Mma<64>::registers<true>(o, pa[kk], wgmma::descriptor(vt + 2048 * kk, 1024, 1024), 1);
+      wgmma::Mma<kD>::template registers<true>(o, pa[kk], wgmma::descriptor(vt + 2048 * kk, kNextDims, 1024), 1);
     wgmma::commit();
     wgmma::wait<0>();
     wgmma::fenceRegisters(o);
@@ -208,8 +221,8 @@ backwardWgmma(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* 
   const int64_t queryBase = (b * lq * heads + h) * kD, keyBase = (b * lk * heads + h) * kD;
   const int64_t tiles = (lq + kQ - 1) / kQ;
   const auto loadQueries = [&](int64_t tile, int buffer) {
-    loadSwizzledRows<S::kThreads>(qs + buffer * kTile, q + queryBase, rowStride, tile * kQ, lq);
-    loadSwizzledRows<S::kThreads>(dos + buffer * kTile, dout + queryBase, rowStride, tile * kQ, lq);
+    loadSwizzledRows<64, S::kThreads>(qs + buffer * kTile, q + queryBase, rowStride, tile * kQ, lq);
+    loadSwizzledRows<64, S::kThreads>(dos + buffer * kTile, dout + queryBase, rowStride, tile * kQ, lq);
     if (tid < kQ) {
       const int64_t i = tile * kQ + tid;
       lses[buffer * kQ + tid] = lseBase2(lse, bh, lq, i);
@@ -217,8 +230,8 @@ backwardWgmma(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* 
     }
   };
   for (int w = 0; w < S::kGroups; ++w) {
-    loadSwizzledRows<S::kThreads>(ks + w * kTile, k + keyBase, rowStride, firstKey + 64 * w, lk);
-    loadSwizzledRows<S::kThreads>(vs + w * kTile, v + keyBase, rowStride, firstKey + 64 * w, lk);
+    loadSwizzledRows<64, S::kThreads>(ks + w * kTile, k + keyBase, rowStride, firstKey + 64 * w, lk);
+    loadSwizzledRows<64, S::kThreads>(vs + w * kTile, v + keyBase, rowStride, firstKey + 64 * w, lk);
   }
   if (tiles > 0) loadQueries(0, 0);
   commitAsync();

@@ -138,9 +138,9 @@ Device::Device(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Device>(info) 
       if (!options.Get("threads").IsUndefined())
         throw OpError(ErrorCode::InvalidArgument, "Device", "option threads applies to the cpu backend only");
 #ifdef SELFE_WITH_CUDA
-      // Which kernels bf16 attention may use ("simt": CUDA-core kernels only; "wgmma": the head dim 64 forward on
-      // warpgroup tensor cores on sm_90), whether GEMM plans time cuBLASLt's candidates, and whether results must
-      // repeat from run to run (native/cuda/context.h).
+      // Which kernels bf16 attention may use ("simt": CUDA-core kernels only; "wgmma": warpgroup tensor cores on
+      // sm_90), whether GEMM plans time cuBLASLt's candidates, and whether results must repeat from run to run
+      // (native/cuda/context.h).
       const std::string attention = choiceOption(options, "attentionKernels", "SELFE_CUDA_ATTENTION", {"auto", "simt", "wgmma"});
       const CudaChoices choices{attention != "simt", attention == "wgmma",
                                 choiceOption(options, "gemmAlgorithms", "SELFE_CUDA_GEMM", {"heuristic", "timed"}) == "timed",

@@ -5,8 +5,11 @@
 //   kMajor:     D[64][64] = A B^T, A [m][k] and B [n][k] from shared memory, both K-major (S = Q K^T; S^T, dP^T);
 //   mnMajorN32: D[64][32] = A^T B[:, 32:64], A [k][m] and B [k][n] from shared memory, both MN-major, B's
 //               descriptor 64 bytes into its rows (dQ = dS K, a warpgroup's half of the head dims);
-//   registers:  D[64][64] = A B, A [m][k] from registers, B [k][n] MN-major (O += P V; dV, dK).
-// Inputs are row-major bf16 in global memory, 64 x 64 each; K = 64 (4 k-steps); D is written row-major f32.
+//   registers:  D[64][64] = A B, A [m][k] from registers, B [k][n] MN-major (O += P V at head dim 64; dV, dK);
+//   registersN128: the same with B [k][128], its columns 64..127 a column block further, the descriptor's leading
+//               byte offset apart (O += P V at head dim 128).
+// Inputs are row-major bf16 in global memory: A 64 x 64, B 64 x columns(c); K = 64 (4 k-steps); D is written
+// row-major f32.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -20,24 +23,29 @@
 
 namespace selfe::wgmma_check {
 
-enum class Case { kMajor, mnMajorN32, registers };
-constexpr Case kCases[] = {Case::kMajor, Case::mnMajorN32, Case::registers};
-constexpr int kTileBytes = 64 * 128;
-constexpr int kShared = 2 * kTileBytes + 1024;  // two swizzled 64 x 64 tiles, and room to put them on 1024
+enum class Case { kMajor, mnMajorN32, registers, registersN128 };
+constexpr Case kCases[] = {Case::kMajor, Case::mnMajorN32, Case::registers, Case::registersN128};
+constexpr int kTileBytes = 64 * 128;  // a swizzled column block: 64 rows of 64 bf16
+constexpr int kShared = 3 * kTileBytes + 1024;  // A's block, B's one or two, and room to put them on 1024
 
 inline const char* name(Case c) {
   return c == Case::kMajor ? "wgmma m64n64k16, A and B K-major from shared memory"
          : c == Case::mnMajorN32 ? "wgmma m64n32k16, A and B MN-major from shared memory, B 64 bytes into its rows"
-                                 : "wgmma m64n64k16, A from registers, B MN-major";
+         : c == Case::registers  ? "wgmma m64n64k16, A from registers, B MN-major"
+                                 : "wgmma m64n128k16, A from registers, B MN-major in two column blocks";
 }
-inline int columns(Case c) { return c == Case::mnMajorN32 ? 32 : 64; }
+// D's columns, and B's (A is always 64 x 64).
+inline int columns(Case c) { return c == Case::mnMajorN32 ? 32 : c == Case::registersN128 ? 128 : 64; }
+inline int bColumns(Case c) { return c == Case::registersN128 ? 128 : 64; }
 
-// Copies a row-major 64 x 64 bf16 matrix into a 128-byte-swizzled tile (plain stores, then the proxy fence).
+// Copies a row-major 64 x kColumns bf16 matrix into swizzled column blocks of 64 (plain stores; the caller fences).
+template <int kColumns>
 SELFE_DEVICE void toTile(unsigned char* tile, const uint16_t* matrix) {
-  for (int e = cuda::threadIndex(); e < 64 * 8; e += cuda::wgmma::kWarpgroupThreads) {
-    const int r = e / 8, c = e % 8;
-    const auto* from = reinterpret_cast<const uint32_t*>(matrix + r * 64 + c * 8);
-    auto* to = reinterpret_cast<uint32_t*>(tile + cuda::wgmma::swizzled128(r, c));
+  constexpr int kChunks = kColumns / 8;
+  for (int e = cuda::threadIndex(); e < 64 * kChunks; e += cuda::wgmma::kWarpgroupThreads) {
+    const int r = e / kChunks, c = e % kChunks;
+    const auto* from = reinterpret_cast<const uint32_t*>(matrix + r * kColumns + c * 8);
+    auto* to = reinterpret_cast<uint32_t*>(tile + (c / 8) * kTileBytes + cuda::wgmma::swizzled128(r, c % 8));
     for (int i = 0; i < 4; ++i) to[i] = from[i];
   }
 }
@@ -57,8 +65,9 @@ product(float* d, const uint16_t* a, const uint16_t* b) {
   SELFE_SHARED_MEMORY(shared);
   unsigned char* aTile = shared + ((1024 - (wg::sharedAddress(shared) & 1023)) & 1023);
   unsigned char* bTile = aTile + kTileBytes;
-  if (kCase != Case::registers) toTile(aTile, a);
-  toTile(bTile, b);
+  constexpr bool kFromRegisters = kCase == Case::registers || kCase == Case::registersN128;
+  if (!kFromRegisters) toTile<64>(aTile, a);
+  toTile<kCase == Case::registersN128 ? 128 : 64>(bTile, b);
   wg::fenceProxyAsync();
   cuda::blockSync();
   if constexpr (kCase == Case::kMajor) {
@@ -81,6 +90,7 @@ product(float* d, const uint16_t* a, const uint16_t* b) {
     wg::fenceRegisters(acc);
     store<32>(d, acc);
   } else {
+    constexpr int kN = kCase == Case::registersN128 ? 128 : 64;
     // A's fragment of k-step kk for warp w: rows 16w + g (+ 8), columns 16 kk + 2t (+ 1, + 8, + 9).
     const int tid = cuda::threadIndex(), warp = tid / 32, g = (tid % 32) / 4, t = tid % 4;
     uint32_t frag[4][4];
@@ -89,13 +99,14 @@ product(float* d, const uint16_t* a, const uint16_t* b) {
         const int row = 16 * warp + g + 8 * (i % 2), col = 16 * kk + 2 * t + 8 * (i / 2);
         frag[kk][i] = static_cast<uint32_t>(a[row * 64 + col]) | static_cast<uint32_t>(a[row * 64 + col + 1]) << 16;
       }
-    float acc[32] = {};
+    float acc[kN / 2] = {};
     wg::fence();
-    for (int kk = 0; kk < 4; ++kk) wg::Mma<64>::registers<true>(acc, frag[kk], wg::descriptor(bTile + 2048 * kk, 1024, 1024), kk > 0);
+    for (int kk = 0; kk < 4; ++kk)
+      wg::Mma<kN>::template registers<true>(acc, frag[kk], wg::descriptor(bTile + 2048 * kk, kN == 64 ? 1024 : kTileBytes, 1024), kk > 0);
     wg::commit();
     wg::wait<0>();
     wg::fenceRegisters(acc);
-    store<64>(d, acc);
+    store<kN>(d, acc);
   }
 }
 
@@ -107,7 +118,7 @@ inline std::vector<double> expected(Case c, const std::vector<float>& a, const s
     for (int j = 0; j < n; ++j)
       for (int k = 0; k < 64; ++k) {
         const double av = c == Case::mnMajorN32 ? a[k * 64 + m] : a[m * 64 + k];
-        const double bv = c == Case::kMajor ? b[j * 64 + k] : c == Case::mnMajorN32 ? b[k * 64 + 32 + j] : b[k * 64 + j];
+        const double bv = c == Case::kMajor ? b[j * 64 + k] : c == Case::mnMajorN32 ? b[k * 64 + 32 + j] : b[k * bColumns(c) + j];
         d[static_cast<size_t>(m) * n + j] += av * bv;
       }
   return d;
@@ -132,20 +143,22 @@ inline bool matches(Case c, const std::vector<double>& want, const float* actual
   return ok;
 }
 
-// Runs every case on random bf16 inputs: run(c, d, a, b) launches case c's kernel on a and b (64 x 64 bf16 bits
-// each, host memory) and leaves D in d (host memory). Returns the number of cases that failed.
+// Runs every case on random bf16 inputs: run(c, d, a, b) launches case c's kernel on a and b (bf16 bits, 64 x 64
+// and 64 x bColumns(c), host memory) and leaves D in d (host memory). Returns the number of cases that failed.
 template <class Run>
 int checkAll(Run run) {
   std::mt19937 rng(7);
   std::normal_distribution<float> normal;
   int failures = 0;
   for (Case c : kCases) {
-    std::vector<uint16_t> a(64 * 64), b(64 * 64);
+    std::vector<uint16_t> a(64 * 64), b(static_cast<size_t>(64) * bColumns(c));
     std::vector<float> aValues(a.size()), bValues(b.size());
     for (size_t i = 0; i < a.size(); ++i) {
       a[i] = bf16FromFloat(normal(rng)).bits;
-      b[i] = bf16FromFloat(normal(rng)).bits;
       aValues[i] = floatFromBf16(bf16{a[i]});
+    }
+    for (size_t i = 0; i < b.size(); ++i) {
+      b[i] = bf16FromFloat(normal(rng)).bits;
       bValues[i] = floatFromBf16(bf16{b[i]});
     }
     std::vector<float> d(static_cast<size_t>(64) * columns(c), NAN);

@@ -27,18 +27,19 @@ int main() {
   }
   uint16_t *a = nullptr, *b = nullptr;
   float* d = nullptr;
-  if (!ok(cudaMalloc(&a, 64 * 64 * 2), "cudaMalloc") || !ok(cudaMalloc(&b, 64 * 64 * 2), "cudaMalloc") ||
-      !ok(cudaMalloc(&d, 64 * 64 * 4), "cudaMalloc"))
+  if (!ok(cudaMalloc(&a, 64 * 64 * 2), "cudaMalloc") || !ok(cudaMalloc(&b, 64 * 128 * 2), "cudaMalloc") ||
+      !ok(cudaMalloc(&d, 64 * 128 * 4), "cudaMalloc"))
     return 1;
   bool healthy = true;
   const int failures = checkAll([&](Case c, float* hostD, const uint16_t* hostA, const uint16_t* hostB) {
     if (!healthy) return;  // a trapped kernel leaves the context unusable: the rest report as failed
     healthy = ok(cudaMemcpy(a, hostA, 64 * 64 * 2, cudaMemcpyHostToDevice), "upload") &&
-              ok(cudaMemcpy(b, hostB, 64 * 64 * 2, cudaMemcpyHostToDevice), "upload");
+              ok(cudaMemcpy(b, hostB, 64 * bColumns(c) * 2, cudaMemcpyHostToDevice), "upload");
     if (!healthy) return;
     if (c == Case::kMajor) product<Case::kMajor><<<1, 128, kShared>>>(d, a, b);
     if (c == Case::mnMajorN32) product<Case::mnMajorN32><<<1, 128, kShared>>>(d, a, b);
     if (c == Case::registers) product<Case::registers><<<1, 128, kShared>>>(d, a, b);
+    if (c == Case::registersN128) product<Case::registersN128><<<1, 128, kShared>>>(d, a, b);
     healthy = ok(cudaGetLastError(), name(c)) && ok(cudaDeviceSynchronize(), name(c)) &&
               ok(cudaMemcpy(hostD, d, 64 * columns(c) * 4, cudaMemcpyDeviceToHost), "download");
   });

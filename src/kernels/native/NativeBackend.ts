@@ -16,8 +16,8 @@ export interface NativeOptions {
   readonly memoryLimitBytes?: number | undefined
   /**
    * cuda only: "auto" lets bf16 attention at head dims 64 and 128 run on the tensor-core kernels, "simt" keeps
-   * every attention on the CUDA-core kernels, "wgmma" is "auto" with head dim 64 attention (the forward, and past
-   * 256 keys the backward's key kernel) on warpgroup tensor cores (sm_90 only; not yet run on a GPU, see
+   * every attention on the CUDA-core kernels, "wgmma" is "auto" with the forward (and at head dim 64 past 256
+   * keys the backward's key kernel) on warpgroup tensor cores (sm_90 only; not yet run on a GPU, see
    * docs/cuda.md). Default: the environment variable SELFE_CUDA_ATTENTION, else "auto".
    */
   readonly attentionKernels?: "auto" | "simt" | "wgmma" | undefined

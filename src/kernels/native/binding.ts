@@ -23,7 +23,7 @@ export interface NativeStats {
   /** CUDA only: the device ordinal and the pinned host memory held for staging reads and writes. */
   readonly deviceIndex?: number
   readonly pinnedBytes?: number
-  /** CUDA only: "auto" (bf16 attention at head dims 64 and 128 on tensor cores), "simt" (CUDA cores only) or "wgmma" ("auto" with head dim 64 attention on warpgroup tensor cores, sm_90). */
+  /** CUDA only: "auto" (bf16 attention at head dims 64 and 128 on tensor cores), "simt" (CUDA cores only) or "wgmma" ("auto" with the forward, and at head dim 64 past 256 keys the backward, on warpgroup tensor cores, sm_90). */
   readonly attentionKernels?: "auto" | "simt" | "wgmma"
   /** CUDA only: "heuristic" (cuBLASLt's first algorithm per GEMM problem) or "timed" (the quickest of its candidates). */
   readonly gemmAlgorithms?: "heuristic" | "timed"

@@ -1183,18 +1183,24 @@ void attentionFloat64(const Float64Case& p, uint32_t seed) {
   };
   if (D == 64) launches(std::integral_constant<int, 64>{});
   else launches(std::integral_constant<int, 128>{});
-  // The warpgroup (wgmma) kernels at head dim 64, as attentionKernels "wgmma" launches them: the forward, and
+  // The warpgroup (wgmma) kernels, as attentionKernels "wgmma" launches them: the forward, and at head dim 64
   // the backward's key kernel with dq added into a zeroed workspace.
-  using Wg = flash::WgmmaForwardTiling;
   using Wb = flash::WgmmaBackwardTiling;
   Device<bf16> outWgmma(nq), dkWgmma(nk), dvWgmma(nk);
   Device<float> lseWgmma(lse.size()), dqSumsWgmma(nq);
   std::fill(dqSumsWgmma.data(), dqSumsWgmma.data() + nq, 0.0f);
+  const auto wgmmaForward = [&](auto dim) {
+    constexpr int kD = decltype(dim)::value;
+    using Wg = flash::WgmmaForwardTiling<kD>;
+    for (int offset = 0; offset < pairs; offset += p.sliceY)
+      ::emu::launch([&]() {
+        flash::forwardWgmma<kD, __nv_bfloat16>(nv(outWgmma), lseWgmma.data(), nv(*qd), nv(*kd), nv(*vd), maskPtr, offset, H, Lq, Lk, fscale);
+      }, dim3((Lq + Wg::kRows - 1) / Wg::kRows, std::min(p.sliceY, pairs - offset)), Wg::kThreads, Wg::kShared);
+  };
+  if (D == 64) wgmmaForward(std::integral_constant<int, 64>{});
+  else wgmmaForward(std::integral_constant<int, 128>{});
   if (D == 64)
     for (int offset = 0; offset < pairs; offset += p.sliceY) {
-      ::emu::launch([&]() {
-        flash::forwardWgmma<__nv_bfloat16>(nv(outWgmma), lseWgmma.data(), nv(*qd), nv(*kd), nv(*vd), maskPtr, offset, H, Lq, Lk, fscale);
-      }, dim3((Lq + Wg::kRows - 1) / Wg::kRows, std::min(p.sliceY, pairs - offset)), Wg::kThreads, Wg::kShared);
       ::emu::launch([&]() {
         flash::backwardWgmma<__nv_bfloat16>(nv(dkWgmma), nv(dvWgmma), dqSumsWgmma.data(), nv(*doutd), nv(*qd), nv(*kd), nv(*vd),
                                             lsed->data(), deltad->data(), maskPtr, offset, H, Lq, Lk, fscale);
@@ -1212,9 +1218,9 @@ void attentionFloat64(const Float64Case& p, uint32_t seed) {
   const auto wide = [](Device<bf16>& x) { return [&x](size_t i) { return static_cast<double>(floatFromBf16(x[i])); }; };
   expectCloseF64("out", out, wide(outd), 2e-2, 2e-2);  // as test/gpu applies to bf16
   expectCloseF64("lse", lse, [&](size_t i) { return static_cast<double>(lseOut[i]); }, 1e-5, 1e-5);
+  expectCloseF64("out (wgmma)", out, wide(outWgmma), 2e-2, 2e-2);
+  expectCloseF64("lse (wgmma)", lse, [&](size_t i) { return static_cast<double>(lseWgmma[i]); }, 1e-5, 1e-5);
   if (D == 64) {
-    expectCloseF64("out (wgmma)", out, wide(outWgmma), 2e-2, 2e-2);
-    expectCloseF64("lse (wgmma)", lse, [&](size_t i) { return static_cast<double>(lseWgmma[i]); }, 1e-5, 1e-5);
     expectCloseF64("dq (wgmma)", dq, [&](size_t i) { return scale * dqSumsWgmma[i]; }, 2e-3, 5e-3);
     expectCloseF64("dk (wgmma)", dk, wide(dkWgmma), 2e-3, 1e-2);
     expectCloseF64("dv (wgmma)", dv, wide(dvWgmma), 2e-3, 1e-2);
@@ -1250,7 +1256,7 @@ void attentionFloat64(const Float64Case& p, uint32_t seed) {
         if (lse[(static_cast<size_t>(b) * H + h) * Lq + i] == -INFINITY)
           for (int c = 0; c < D; ++c)
             exact = exact && floatFromBf16(outd[at(b, i, h, Lq) + c]) == 0.0f && dqSums[at(b, i, h, Lq) + c] == 0.0f &&
-                    (D != 64 || (floatFromBf16(outWgmma[at(b, i, h, Lq) + c]) == 0.0f && dqSumsWgmma[at(b, i, h, Lq) + c] == 0.0f)) &&
+                    floatFromBf16(outWgmma[at(b, i, h, Lq) + c]) == 0.0f && (D != 64 || dqSumsWgmma[at(b, i, h, Lq) + c] == 0.0f) &&
                     floatFromBf16(dqOrdered[at(b, i, h, Lq) + c]) == 0.0f &&
                     (!whole || floatFromBf16(dqWhole[at(b, i, h, Lq) + c]) == 0.0f);
       for (int j = 0; j < Lk; ++j)
@@ -1524,6 +1530,7 @@ int main(int argc, char** argv) {
         if (c == wc::Case::kMajor) ::emu::launch([&]() { wc::product<wc::Case::kMajor>(d, a, b); }, dim3(1), dim3(128), wc::kShared);
         if (c == wc::Case::mnMajorN32) ::emu::launch([&]() { wc::product<wc::Case::mnMajorN32>(d, a, b); }, dim3(1), dim3(128), wc::kShared);
         if (c == wc::Case::registers) ::emu::launch([&]() { wc::product<wc::Case::registers>(d, a, b); }, dim3(1), dim3(128), wc::kShared);
+        if (c == wc::Case::registersN128) ::emu::launch([&]() { wc::product<wc::Case::registersN128>(d, a, b); }, dim3(1), dim3(128), wc::kShared);
       });
       if (wrong > 0) failed(std::to_string(wrong) + " wgmma product case(s) differ from float64");
     });
@@ -1554,7 +1561,7 @@ int main(int argc, char** argv) {
     run("attention bf16 (CUDA cores) 3x1 Lq 40 Lk 45 d 64", 1, [&] { attention<bf16>(3, 1, 40, 45, 64); });
     run("attention bf16 (CUDA cores) 3x1 Lq 33 Lk 40 d 128", 1, [&] { attention<bf16>(3, 1, 33, 40, 128); });
   }
-  // A device with attentionKernels "wgmma" on an sm_90 GPU: the head dim 64 forward (and past 256 keys the
+  // A device with attentionKernels "wgmma" on an sm_90 GPU: the forward (and at head dim 64 past 256 keys the
   // backward's key kernel) on warpgroup tensor cores.
   if (only == "attention-wgmma") {
     context.wgmmaAttention = true;
@@ -1563,6 +1570,7 @@ int main(int argc, char** argv) {
     run("attention bf16 (wgmma forward) 2x2 Lq 5 Lk 3 d 64", 1, [&] { attention<bf16>(2, 2, 5, 3, 64); });
     // Past 256 keys the backward's key kernel is the wgmma one too (up to 256, the whole-keys kernel).
     run("attention bf16 (wgmma forward and backward) 3x1 Lq 70 Lk 300 d 64", 1, [&] { attention<bf16>(3, 1, 70, 300, 64); });
+    run("attention bf16 (wgmma forward) 3x1 Lq 130 Lk 100 d 128", 1, [&] { attention<bf16>(3, 1, 130, 100, 128); });
   }
 
   if (failures > 0) {
