@@ -17,6 +17,7 @@
 #include <random>
 #include <vector>
 
+#include "cuda/attention_wgmma.cuh"
 #include "cuda/mma_fragments.cuh"
 #include "cuda/wgmma.cuh"
 #include "selfe/dtype.h"
@@ -25,7 +26,7 @@ namespace selfe::wgmma_check {
 
 enum class Case { kMajor, mnMajorN32, registers, registersN128 };
 constexpr Case kCases[] = {Case::kMajor, Case::mnMajorN32, Case::registers, Case::registersN128};
-constexpr int kTileBytes = 64 * 128;  // a swizzled column block: 64 rows of 64 bf16
+constexpr int kTileBytes = cuda::flash::kColumnBlockBytes;  // a swizzled column block: 64 rows of 64 bf16
 constexpr int kShared = 3 * kTileBytes + 1024;  // A's block, B's one or two, and room to put them on 1024
 
 inline const char* name(Case c) {
@@ -38,16 +39,13 @@ inline const char* name(Case c) {
 inline int columns(Case c) { return c == Case::mnMajorN32 ? 32 : c == Case::registersN128 ? 128 : 64; }
 inline int bColumns(Case c) { return c == Case::registersN128 ? 128 : 64; }
 
-// Copies a row-major 64 x kColumns bf16 matrix into swizzled column blocks of 64 (plain stores; the caller fences).
+// Copies a row-major 64 x kColumns bf16 matrix into swizzled column blocks of 64, with the attention kernels'
+// loader (cp.async), and waits for it; the caller fences and syncs.
 template <int kColumns>
 SELFE_DEVICE void toTile(unsigned char* tile, const uint16_t* matrix) {
-  constexpr int kChunks = kColumns / 8;
-  for (int e = cuda::threadIndex(); e < 64 * kChunks; e += cuda::wgmma::kWarpgroupThreads) {
-    const int r = e / kChunks, c = e % kChunks;
-    const auto* from = reinterpret_cast<const uint32_t*>(matrix + r * kColumns + c * 8);
-    auto* to = reinterpret_cast<uint32_t*>(tile + (c / 8) * kTileBytes + cuda::wgmma::swizzled128(r, c % 8));
-    for (int i = 0; i < 4; ++i) to[i] = from[i];
-  }
+  cuda::flash::loadSwizzledRows<kColumns, cuda::wgmma::kWarpgroupThreads>(tile, matrix, kColumns, 0, 64);
+  cuda::commitAsync();
+  cuda::waitAsync<0>();
 }
 
 // Row-major D from this thread's accumulators (register 4j + e: row 16 warp + g + 8 (e / 2), column 8j + 2t + e % 2).
