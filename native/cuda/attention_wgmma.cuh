@@ -92,11 +92,13 @@ forwardWgmma(T* out, float* lse, const T* q, const T* k, const T* v, const int32
 
   for (int64_t tile = 0; tile < tiles; ++tile) {
     const int buffer = static_cast<int>(tile & 1);
-    if (tile + 1 < tiles) loadKeys(tile + 1, buffer ^ 1);  // that buffer was released by the last blockSync
-    commitAsync();
-    waitAsync<1>();  // everything but the prefetch just issued has landed
+    waitAsync<0>();  // this tile's copies, the only ones in flight
     wgmma::fenceProxyAsync();
-    blockSync();
+    blockSync();  // the tile has landed, and every warpgroup is done with the other buffer
+    if (tile + 1 < tiles) {
+      loadKeys(tile + 1, buffer ^ 1);
+      commitAsync();
+    }
 
     // S = Q K^T: k-steps of 16 dims, each 32 bytes further along a column block's swizzled rows.
     const unsigned char* kt = ks + buffer * kTile;
@@ -161,7 +163,6 @@ forwardWgmma(T* out, float* lse, const T* q, const T* k, const T* v, const int32
     wgmma::commit();
     wgmma::wait<0>();
     wgmma::fenceRegisters(o);
-    blockSync();  // every warpgroup is done with this buffer before the next prefetch overwrites it
   }
 
   T* outBase = out + (b * lq * heads + h) * kD;
@@ -185,9 +186,9 @@ struct WgmmaBackwardTiling {
   static constexpr int kKeys = kGroups * 64;
   static constexpr int kQueries = 64;           // queries a tile
   static constexpr int kTileBytes = 64 * 128;   // 64 rows of 64 bf16
-  // K, V [kKeys] rows, Q, dO [2][kQueries] rows, dS^T [kKeys] rows of kQueries, all 128-byte swizzled; lse, delta
-  // [2][kQueries] floats; and 1024 bytes to put the tiles on 1024.
-  static constexpr int kShared = (4 * kGroups + 4 + kGroups) * kTileBytes + 4 * 4 * kQueries + 1024;
+  // K, V [kKeys] rows, Q, dO [2][kQueries] rows, dS^T [2][kKeys] rows of kQueries, all 128-byte swizzled; lse,
+  // delta [2][kQueries] floats; and 1024 bytes to put the tiles on 1024.
+  static constexpr int kShared = (2 * kGroups + 4 + 2 * kGroups) * kTileBytes + 4 * 4 * kQueries + 1024;
 };
 
 // The key side of attention's backward at head dim 64 on warpgroup tensor cores, dq added unscaled with atomics
@@ -196,7 +197,9 @@ struct WgmmaBackwardTiling {
 // walks the 64-query tiles: S^T = K Q^T and dP^T = V dO^T (wgmma, operands in shared memory), P^T from lse and
 // dS^T = P^T (dP^T - delta) in registers, dV += P^T dO and dK += dS^T Q (A from registers, dO and Q read
 // MN-major); dS^T goes to shared memory, and warpgroup w adds dQ's head-dim columns 32w..32w+31 = dS K over all
-// 128 keys (dS read MN-major from dS^T, K MN-major), one m64n32 product chain a tile.
+// 128 keys (dS read MN-major from dS^T, K MN-major), one m64n32 product chain a tile. That chain is not waited for
+// in its own tile: it runs on while the next tile's copies land and its S^T and dP^T products are issued, and its
+// atomics go out while those run (so dS^T is double-buffered: a tile writes the buffer the tile before last read).
 template <class T>
 SELFE_KERNEL(WgmmaBackwardTiling::kThreads, 1)
 backwardWgmma(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* k, const T* v, const float* lse,
@@ -209,8 +212,8 @@ backwardWgmma(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* 
   unsigned char* vs = ks + S::kGroups * kTile;
   unsigned char* qs = vs + S::kGroups * kTile;    // [2]
   unsigned char* dos = qs + 2 * kTile;            // [2]
-  unsigned char* dss = dos + 2 * kTile;           // dS^T, [key][query]
-  float* lses = reinterpret_cast<float*>(dss + S::kGroups * kTile);  // [2][kQ], base 2, +inf: no gradient
+  unsigned char* dss = dos + 2 * kTile;           // dS^T [2], [key][query]
+  float* lses = reinterpret_cast<float*>(dss + 2 * S::kGroups * kTile);  // [2][kQ], base 2, +inf: no gradient
   float* deltas = lses + 2 * kQ;                                     // [2][kQ]
 
   const int tid = threadIndex(), group = tid / wgmma::kWarpgroupThreads, warp = (tid / 32) % 4;
@@ -245,20 +248,51 @@ backwardWgmma(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* 
   const unsigned char* kOwn = ks + group * kTile;
   const unsigned char* vOwn = vs + group * kTile;
   float dkAcc[4 * kDimTiles] = {}, dvAcc[4 * kDimTiles] = {};
+  // dQ columns 32 group..32 group + 31 of query tile `tile` = dS K over the block's 128 keys (k-step kk: keys
+  // 16 kk..16 kk + 15) into dqTile, and their atomics once retired. Register 4 nt + e: query 16 warp + g + 8 (e / 2)
+  // of the tile, dim 32 group + 8 nt + 2t + e % 2.
+  float dqTile[16];
+  const auto issueDq = [&](int64_t tile) {
+    const unsigned char* dst = dss + (tile & 1) * S::kGroups * kTile;  // tile -1: buffer 1
+    wgmma::fence();
+#pragma unroll
+    for (int kk = 0; kk < S::kKeys / 16; ++kk)
+      wgmma::Mma<32>::shared<true, true>(dqTile, wgmma::descriptor(dst + 2048 * kk, 1024, 1024),
+                                         wgmma::descriptor(ks + 2048 * kk + 64 * group, 1024, 1024), kk > 0 ? 1 : 0);
+    wgmma::commit();
+  };
+  const auto addDq = [&](int64_t tile) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int64_t i = tile * kQ + 16 * warp + g + 8 * r;
+      if (i >= lq) continue;
+      float* row = dqAccum + queryBase + i * rowStride + 32 * group + 2 * t;
+#pragma unroll
+      for (int nt = 0; nt < 4; ++nt) atomicAddF32x2(row + 8 * nt, dqTile[4 * nt + 2 * r], dqTile[4 * nt + 2 * r + 1]);
+    }
+  };
 
   for (int64_t tile = 0; tile < tiles; ++tile) {
     const int buffer = static_cast<int>(tile & 1);
-    if (tile + 1 < tiles) loadQueries(tile + 1, buffer ^ 1);
-    commitAsync();
-    waitAsync<1>();
+    waitAsync<0>();  // this tile's copies, the only ones in flight
     wgmma::fenceProxyAsync();
+    // The tile's q, dout, lse and delta have landed, and every thread is done with the tile before: its dS^T is
+    // whole, and the other buffer is free for the prefetch.
     blockSync();
+    if (tile + 1 < tiles) {
+      loadQueries(tile + 1, buffer ^ 1);
+      commitAsync();
+    }
     const unsigned char* qt = qs + buffer * kTile;
     const unsigned char* dot = dos + buffer * kTile;
     const float* tileLse = lses + buffer * kQ;
     const float* tileDelta = deltas + buffer * kQ;
 
-    // S^T = K Q^T and dP^T = V dO^T for the warpgroup's keys: 4 k-steps of 16 dims each, all operands K-major.
+    // The tile before's dQ chain first, then S^T = K Q^T and dP^T = V dO^T for the warpgroup's keys (4 k-steps of
+    // 16 dims each, all operands K-major); the dQ atomics go out while S^T and dP^T are computed. At the first tile
+    // the chain and its wait run too, on the unwritten buffer, their result unused: with both under a condition,
+    // ptxas serializes every wgmma of the kernel (C7514, test/kernels/ptxasReport.test.ts).
+    issueDq(tile - 1);
     float s[4 * kQueryTiles] = {}, dp[4 * kQueryTiles] = {};
     wgmma::fence();
 #pragma unroll
@@ -270,6 +304,9 @@ backwardWgmma(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* 
       wgmma::Mma<64>::shared<false, false>(dp, wgmma::descriptor(vOwn + 32 * kk, 16, 1024), wgmma::descriptor(dot + 32 * kk, 16, 1024),
                                            kk > 0 ? 1 : 0);
     wgmma::commit();
+    wgmma::wait<1>();
+    wgmma::fenceRegisters(dqTile);
+    if (tile > 0) addDq(tile - 1);
     wgmma::wait<0>();
     wgmma::fenceRegisters(s);
     wgmma::fenceRegisters(dp);
@@ -307,40 +344,27 @@ backwardWgmma(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* 
       wgmma::Mma<64>::registers<true>(dkAcc, da[kk], wgmma::descriptor(qt + 2048 * kk, 1024, 1024), 1);
     wgmma::commit();
 
-    // dS^T to shared memory while those run: key row rowKey + 8 r, queries 8 nt + 2t and + 1 (chunk nt).
+    // dS^T to its buffer while those run: key row rowKey + 8 r, queries 8 nt + 2t and + 1 (chunk nt). The buffer's
+    // last readers, the dQ chains of the tile before last, retired before this tile's blockSync.
+    unsigned char* dst = dss + buffer * S::kGroups * kTile;
 #pragma unroll
     for (int nt = 0; nt < kQueryTiles; ++nt)
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
         const int row = rowKey + 8 * r;
-        *reinterpret_cast<uint32_t*>(dss + wgmma::swizzled128(row, nt) + 4 * t) = packBf16x2(dp[4 * nt + 2 * r], dp[4 * nt + 2 * r + 1]);
+        *reinterpret_cast<uint32_t*>(dst + wgmma::swizzled128(row, nt) + 4 * t) = packBf16x2(dp[4 * nt + 2 * r], dp[4 * nt + 2 * r + 1]);
       }
     wgmma::wait<0>();
     wgmma::fenceRegisters(dvAcc);
     wgmma::fenceRegisters(dkAcc);
+  }
+  if (tiles > 0) {
     wgmma::fenceProxyAsync();
-    blockSync();
-
-    // dQ columns 32 group..32 group + 31 += dS K over the block's 128 keys: k-step kk is keys 16 kk..16 kk + 15.
-    float dqTile[16] = {};
-    wgmma::fence();
-#pragma unroll
-    for (int kk = 0; kk < S::kKeys / 16; ++kk)
-      wgmma::Mma<32>::shared<true, true>(dqTile, wgmma::descriptor(dss + 2048 * kk, 1024, 1024),
-                                         wgmma::descriptor(ks + 2048 * kk + 64 * group, 1024, 1024), kk > 0 ? 1 : 0);
-    wgmma::commit();
+    blockSync();  // the last tile's dS^T is whole
+    issueDq(tiles - 1);
     wgmma::wait<0>();
     wgmma::fenceRegisters(dqTile);
-    // Register 4 nt + e: query 16 warp + g + 8 (e / 2) of the tile, dim 32 group + 8 nt + 2t + e % 2.
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int64_t i = tile * kQ + 16 * warp + g + 8 * r;
-      if (i >= lq) continue;
-      float* row = dqAccum + queryBase + i * rowStride + 32 * group + 2 * t;
-#pragma unroll
-      for (int nt = 0; nt < 4; ++nt) atomicAddF32x2(row + 8 * nt, dqTile[4 * nt + 2 * r], dqTile[4 * nt + 2 * r + 1]);
-    }
-    blockSync();  // q, dout, lse, delta of this buffer and dS^T are consumed
+    addDq(tiles - 1);
   }
 
 #pragma unroll

@@ -57,6 +57,8 @@ void ldmatrixX4(uint32_t (&r)[4], const uint16_t* row, bool transposed);
 void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1);
 float shuffleXor(float value, int laneMask);
 void copyAsync16(void* shared, const void* global, bool inside);
+void commitAsync();
+void waitAsync(int pending);
 void atomicAddF32x2(float* address, float lo, float hi);
 uint32_t packBf16x2(float lo, float hi);
 }  // namespace emulated
@@ -152,15 +154,18 @@ SELFE_DEVICE void copyAsync16(void* shared, const void* global, bool inside) {
 SELFE_DEVICE void commitAsync() {
 #ifdef __CUDACC__
   asm volatile("cp.async.commit_group;\n" ::: "memory");
+#else
+  emulated::commitAsync();
 #endif
 }
 
-// Waits until at most `kPending` of this thread's committed copy groups are still in flight (the emulator's
-// copies complete at once).
+// Waits until at most `kPending` of this thread's committed copy groups are still in flight.
 template <int kPending>
 SELFE_DEVICE void waitAsync() {
 #ifdef __CUDACC__
   asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
+#else
+  emulated::waitAsync(kPending);
 #endif
 }
 

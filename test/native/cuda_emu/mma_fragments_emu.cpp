@@ -10,10 +10,14 @@
 //     2t + (i & 1) + 8 [i >= 2], col g; C element c_i at row g + 8 [i >= 2], col 2t + (i & 1).
 // Shared-memory addresses are checked against the launch's dynamic shared memory and for alignment; cp.async's
 // global reads for alignment and, where the test named the kernels' inputs (emu::readableOnly), for bounds.
+// cp.async is asynchronous as on the GPU: a copy lands in shared memory only when cp.async.wait_group retires its
+// committed group (uncommitted copies are never waited for), so a kernel that reads a tile before waiting for it
+// reads the NaN fill, or the tile before's bytes.
 #include <cuda_bf16.h>  // the emulator's (test/native/cuda_emu/include)
 
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "cuda/mma_fragments.cuh"
 #include "selfe/dtype.h"
@@ -30,6 +34,31 @@ void checkShared(const void* p, size_t alignment, const char* what) {
 }
 
 float widen(uint32_t reg, int which) { return floatFromBf16(bf16{static_cast<uint16_t>(which == 0 ? reg & 0xffffu : reg >> 16)}); }
+
+struct Copy {
+  void* shared;
+  const void* global;  // nullptr: zero fill
+  long group;          // -1 until committed
+};
+
+struct CopyQueue {
+  std::vector<Copy> pending;
+  long committed = 0;
+};
+
+// Per thread of the running block, dropped when the block changes (copies nobody waited for were never read).
+std::vector<CopyQueue> copyQueues;
+long queuesLaunch = -1;
+uint3 queuesBlock{0, 0, 0};
+
+CopyQueue& queueOfThisThread() {
+  if (queuesLaunch != ::emu::launches || queuesBlock.x != blockIdx.x || queuesBlock.y != blockIdx.y || queuesBlock.z != blockIdx.z) {
+    copyQueues.assign(static_cast<size_t>(blockDim.x) * blockDim.y * blockDim.z, CopyQueue{});
+    queuesLaunch = ::emu::launches;
+    queuesBlock = blockIdx;
+  }
+  return copyQueues[threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)];
+}
 }  // namespace
 
 unsigned char* sharedMemory() { return static_cast<unsigned char*>(::emu::dynamicShared()); }
@@ -85,13 +114,35 @@ float shuffleXor(float value, int laneMask) { return __shfl_xor_sync(0xffffffffu
 
 void copyAsync16(void* shared, const void* global, bool inside) {
   checkShared(shared, 16, "cp.async");
-  if (!inside) {
-    std::memset(shared, 0, 16);
-    return;
+  if (inside) {
+    if (reinterpret_cast<uintptr_t>(global) % 16 != 0) ::emu::fail("cp.async: misaligned global address");
+    if (!::emu::mayRead(global, 16)) ::emu::fail("cp.async: global read outside every input");
   }
-  if (reinterpret_cast<uintptr_t>(global) % 16 != 0) ::emu::fail("cp.async: misaligned global address");
-  if (!::emu::mayRead(global, 16)) ::emu::fail("cp.async: global read outside every input");
-  std::memcpy(shared, global, 16);
+  queueOfThisThread().pending.push_back(Copy{shared, inside ? global : nullptr, -1});
+}
+
+void commitAsync() {
+  CopyQueue& queue = queueOfThisThread();
+  for (auto& copy : queue.pending)
+    if (copy.group < 0) copy.group = queue.committed;
+  ++queue.committed;
+}
+
+void waitAsync(int pending) {
+  CopyQueue& queue = queueOfThisThread();
+  const long oldestKept = queue.committed - pending;
+  std::vector<Copy> kept;
+  for (const auto& copy : queue.pending) {
+    if (copy.group >= 0 && copy.group < oldestKept) {
+      if (copy.global == nullptr)
+        std::memset(copy.shared, 0, 16);
+      else
+        std::memcpy(copy.shared, copy.global, 16);
+    } else {
+      kept.push_back(copy);
+    }
+  }
+  queue.pending = std::move(kept);
 }
 
 void atomicAddF32x2(float* address, float lo, float hi) {
