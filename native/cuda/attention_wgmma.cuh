@@ -9,8 +9,8 @@
 // in 64-key tiles. Per tile: S = Q K^T as kD / 16 wgmma m64n64k16 with both operands from shared memory (Q and K
 // K-major), the online softmax on the accumulators, then O += P V as 4 wgmma m64n{kD}k16 with P from registers
 // (the S accumulators of two 8-key n-tiles are the A fragment of one 16-key k-step) and V read MN-major (its rows
-// as stored). Unlike FlashAttention-3 there is no producer warpgroup, TMA or overlap of softmax with the next
-// tile's products: each group of products is waited for before its result is used.
+// as stored). As in FlashAttention-3, a tile's softmax runs while the tile before's O += P V does (S of tile j
+// and P V of tile j - 1 are issued together); unlike it there is no producer warpgroup or TMA.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -29,6 +29,9 @@ struct WgmmaForwardTiling {
   static constexpr int kD = kHeadDim;
   static constexpr int kGroups = 2;  // warpgroups a block: both read each K and V tile
   static constexpr int kThreads = kGroups * wgmma::kWarpgroupThreads;
+  // At head dim 64, two blocks an SM (so 128 registers a thread at most): while one block's warpgroups run their
+  // softmax, the other's wgmma keep the tensor cores busy.
+  static constexpr int kMinBlocks = kHeadDim == 64 ? 2 : 1;
   static constexpr int kRows = kGroups * 64;
   static constexpr int kKeys = 64;                                // keys a tile
   static constexpr int kTileBytes = kD / 64 * kColumnBlockBytes;  // 64 rows of kD bf16
@@ -53,7 +56,7 @@ SELFE_DEVICE void loadSwizzledRows(unsigned char* tile, const T* base, int64_t r
 
 // out [B, Lq, H, kD], lse [B, H, Lq]; grid (ceil(Lq / kRows), batch * heads slice at bhOffset).
 template <int kHeadDim, class T>
-SELFE_KERNEL(WgmmaForwardTiling<kHeadDim>::kThreads, 1)
+SELFE_KERNEL(WgmmaForwardTiling<kHeadDim>::kThreads, WgmmaForwardTiling<kHeadDim>::kMinBlocks)
 forwardWgmma(T* out, float* lse, const T* q, const T* k, const T* v, const int32_t* keyMask, int64_t bhOffset,
              int64_t heads, int64_t lq, int64_t lk, float scale) {
   using S = WgmmaForwardTiling<kHeadDim>;
@@ -73,14 +76,19 @@ forwardWgmma(T* out, float* lse, const T* q, const T* k, const T* v, const int32
   const T* kBase = k + (b * lk * heads + h) * kD;
   const T* vBase = v + (b * lk * heads + h) * kD;
   const int64_t tiles = (lk + S::kKeys - 1) / S::kKeys;
-  const auto loadKeys = [&](int64_t tile, int buffer) {
+  // K tile `tile` (and its key flags) and V tile `tile` go to buffer tile % 2 of their own, on different schedules:
+  // at the start of tile j, K tile j + 1 and V tile j are copied (below).
+  const auto loadK = [&](int64_t tile) {
+    const int buffer = static_cast<int>(tile & 1);
     loadSwizzledRows<kD, S::kThreads>(ks + buffer * kTile, kBase, rowStride, tile * S::kKeys, lk);
-    loadSwizzledRows<kD, S::kThreads>(vs + buffer * kTile, vBase, rowStride, tile * S::kKeys, lk);
     if (tid < S::kKeys) attended[buffer * S::kKeys + tid] = keyAttended(keyMask, b, lk, tile * S::kKeys + tid) ? 1.0f : 0.0f;
+  };
+  const auto loadV = [&](int64_t tile) {
+    loadSwizzledRows<kD, S::kThreads>(vs + (tile & 1) * kTile, vBase, rowStride, tile * S::kKeys, lk);
   };
   for (int w = 0; w < S::kGroups; ++w)
     loadSwizzledRows<kD, S::kThreads>(qs + w * kTile, q + (b * lq * heads + h) * kD, rowStride, firstRow + 64 * w, lq);
-  if (tiles > 0) loadKeys(0, 0);
+  if (tiles > 0) loadK(0);
   commitAsync();
 
   const float scaleLog2 = scale * kLog2e;
@@ -89,78 +97,127 @@ forwardWgmma(T* out, float* lse, const T* q, const T* k, const T* v, const int32
   // rows g and g + 8, the running max (base 2) and partial sum.
   float o[4 * kDimTiles] = {};
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+  // Register 4 nt + e of S: row g + 8 (e / 2), key 8 nt + 2t + e % 2 of the tile.
+  using Scores = float[4 * kKeyTiles];
+  // P of a tile as the A fragments of its O += P V (k-step kk: keys 16 kk..16 kk + 15).
+  using Probabilities = uint32_t[S::kKeys / 16][4];
 
-  for (int64_t tile = 0; tile < tiles; ++tile) {
-    const int buffer = static_cast<int>(tile & 1);
-    waitAsync<0>();  // this tile's copies, the only ones in flight
+  // The start of tile `tile`: its K (and V tile - 1) landed and visible to all, every warpgroup done with the
+  // tile before (S of tile - 1 and O += P V of tile - 2 retired), so K tile + 1 and V tile go to those buffers.
+  const auto beginTile = [&](int64_t tile) {
+    waitAsync<0>();  // the copies of the tile before's start, the only ones in flight
     wgmma::fenceProxyAsync();
-    blockSync();  // the tile has landed, and every warpgroup is done with the other buffer
-    if (tile + 1 < tiles) {
-      loadKeys(tile + 1, buffer ^ 1);
-      commitAsync();
-    }
-
-    // S = Q K^T: k-steps of 16 dims, each 32 bytes further along a column block's swizzled rows.
+    blockSync();
+    if (tile + 1 < tiles) loadK(tile + 1);
+    loadV(tile);
+    commitAsync();
+  };
+  // S = Q K^T of the tile in K buffer `buffer`: k-steps of 16 dims, each 32 bytes further along a column
+  // block's swizzled rows. Committed, not waited for.
+  const auto issueScores = [&](Scores& scores, int buffer) {
     const unsigned char* kt = ks + buffer * kTile;
-    float s[4 * kKeyTiles] = {};
     wgmma::fence();
 #pragma unroll
     for (int kk = 0; kk < kD / 16; ++kk) {
       const int at = (kk / 4) * kColumnBlockBytes + 32 * (kk % 4);
-      wgmma::Mma<64>::shared<false, false>(s, wgmma::descriptor(qTile + at, 16, 1024), wgmma::descriptor(kt + at, 16, 1024), kk > 0 ? 1 : 0);
+      wgmma::Mma<64>::shared<false, false>(scores, wgmma::descriptor(qTile + at, 16, 1024), wgmma::descriptor(kt + at, 16, 1024),
+                                           kk > 0 ? 1 : 0);
     }
     wgmma::commit();
-    wgmma::wait<0>();
-    wgmma::fenceRegisters(s);
-
-    // Online softmax; register 4 nt + e is row g + 8 (e / 2), key 8 nt + 2t + e % 2 of the tile.
-    const float* flags = attended + buffer * S::kKeys;
-    const bool partial = keyMask != nullptr || (tile + 1) * S::kKeys > lk;
-    float tileMax[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-    for (int nt = 0; nt < kKeyTiles; ++nt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        float x = s[4 * nt + e] * scaleLog2;
-        if (partial && flags[nt * 8 + 2 * t + (e & 1)] == 0.0f) x = -INFINITY;
-        s[4 * nt + e] = x;
-        tileMax[e >> 1] = fmaxf(tileMax[e >> 1], x);
-      }
-    float base[2];
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const float alpha = rescaleRow(tileMax[r], m[r], l[r], base[r]);
-#pragma unroll
-      for (int nt = 0; nt < kDimTiles; ++nt) {
-        o[4 * nt + 2 * r] *= alpha;
-        o[4 * nt + 2 * r + 1] *= alpha;
-      }
-    }
-    uint32_t pa[S::kKeys / 16][4];
-#pragma unroll
-    for (int nt = 0; nt < kKeyTiles; ++nt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        s[4 * nt + e] = exp2Approx(s[4 * nt + e] - base[e >> 1]);
-        l[e >> 1] += s[4 * nt + e];
-      }
-    // n-tiles 2 kk and 2 kk + 1 (registers 8 kk..8 kk + 7) as the A fragment of k-step kk (scoresAsA's packing).
-#pragma unroll
-    for (int kk = 0; kk < S::kKeys / 16; ++kk)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) pa[kk][i] = packBf16x2(s[8 * kk + 2 * i], s[8 * kk + 2 * i + 1]);
-
-    // O += P V: k-step kk is keys 16 kk..16 kk + 15, rows 2048 bytes further; V's dims 64 at a time in column
-    // blocks, the leading byte offset apart (unused at head dim 64, where it is set like the stride, so that either
-    // reading of the two offsets' roles gives the same product).
+  };
+  // O += P V of the tile in V buffer `buffer`: k-step kk is keys 16 kk..16 kk + 15, rows 2048 bytes further; V's
+  // dims 64 at a time in column blocks, the leading byte offset apart (unused at head dim 64, where it is set like
+  // the stride, so that either reading of the two offsets' roles gives the same product). Committed, not waited
+  // for: `p` must not change until it retires.
+  const auto issueValues = [&](const Probabilities& p, int buffer) {
     const unsigned char* vt = vs + buffer * kTile;
     constexpr uint32_t kNextDims = kD == 64 ? 1024 : kColumnBlockBytes;
     wgmma::fenceRegisters(o);
     wgmma::fence();
 #pragma unroll
     for (int kk = 0; kk < S::kKeys / 16; ++kk)
-      wgmma::Mma<kD>::template registers<true>(o, pa[kk], wgmma::descriptor(vt + 2048 * kk, kNextDims, 1024), 1);
+      wgmma::Mma<kD>::template registers<true>(o, p[kk], wgmma::descriptor(vt + 2048 * kk, kNextDims, 1024), 1);
     wgmma::commit();
+  };
+  // The online softmax of tile `tile`'s retired scores: m and l move on, P goes to `p`; returns in `alpha` the
+  // factor for each row's earlier output, which the caller applies once no O += P V is in flight.
+  const auto softmax = [&](Scores& scores, int64_t tile, Probabilities& p, float (&alpha)[2]) {
+    const float* flags = attended + (tile & 1) * S::kKeys;
+    const bool partial = keyMask != nullptr || (tile + 1) * S::kKeys > lk;
+    float tileMax[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int nt = 0; nt < kKeyTiles; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        float x = scores[4 * nt + e] * scaleLog2;
+        if (partial && flags[nt * 8 + 2 * t + (e & 1)] == 0.0f) x = -INFINITY;
+        scores[4 * nt + e] = x;
+        tileMax[e >> 1] = fmaxf(tileMax[e >> 1], x);
+      }
+    float base[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) alpha[r] = rescaleRow(tileMax[r], m[r], l[r], base[r]);
+#pragma unroll
+    for (int nt = 0; nt < kKeyTiles; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        scores[4 * nt + e] = exp2Approx(scores[4 * nt + e] - base[e >> 1]);
+        l[e >> 1] += scores[4 * nt + e];
+      }
+    // n-tiles 2 kk and 2 kk + 1 (registers 8 kk..8 kk + 7) as the A fragment of k-step kk (scoresAsA's packing).
+#pragma unroll
+    for (int kk = 0; kk < S::kKeys / 16; ++kk)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) p[kk][i] = packBf16x2(scores[8 * kk + 2 * i], scores[8 * kk + 2 * i + 1]);
+  };
+
+  // FlashAttention-3's overlap within a warpgroup: at tile j, S of tile j and O += P V of tile j - 1 are issued
+  // together, and tile j's softmax runs while the latter does; O is rescaled after it retires. Tile 0 has no
+  // O += P V before it: it is the loop's first turn written out, so that no wgmma and its wait sit under a
+  // condition (ptxas would serialize the kernel's wgmma: test/kernels/ptxasReport.test.ts).
+  Probabilities p;
+  if (tiles > 0) {
+    beginTile(0);
+    Scores scores = {};
+    issueScores(scores, 0);
+    wgmma::wait<0>();
+    wgmma::fenceRegisters(scores);
+    float alpha[2];
+    softmax(scores, 0, p, alpha);  // o is still zero: alpha has nothing to scale
+  }
+  for (int64_t tile = 1; tile < tiles; ++tile) {
+    const int buffer = static_cast<int>(tile & 1);
+    beginTile(tile);
+    Scores scores = {};
+    issueScores(scores, buffer);
+    issueValues(p, buffer ^ 1);
+    wgmma::wait<1>();
+    wgmma::fenceRegisters(scores);
+    Probabilities next;
+    float alpha[2];
+    softmax(scores, tile, next, alpha);
+    wgmma::wait<0>();
+    wgmma::fenceRegisters(o);
+    // Without it, nvcc writes the next P into this P's registers while O += P V still reads them (and ptxas then
+    // serializes every wgmma: C7513).
+    wgmma::fenceRegisters(p);
+#pragma unroll
+    for (int r = 0; r < 2; ++r)
+#pragma unroll
+      for (int nt = 0; nt < kDimTiles; ++nt) {
+        o[4 * nt + 2 * r] *= alpha[r];
+        o[4 * nt + 2 * r + 1] *= alpha[r];
+      }
+#pragma unroll
+    for (int kk = 0; kk < S::kKeys / 16; ++kk)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) p[kk][i] = next[kk][i];
+  }
+  if (tiles > 0) {
+    waitAsync<0>();  // the last V tile
+    wgmma::fenceProxyAsync();
+    blockSync();
+    issueValues(p, static_cast<int>((tiles - 1) & 1));
     wgmma::wait<0>();
     wgmma::fenceRegisters(o);
   }

@@ -110,6 +110,20 @@ SELFE_DEVICE void fenceRegisters(float (&d)[kN]) {
 #endif
 }
 
+// The same for A fragments in registers: placed after the wait that retires their last wgmma, it keeps them alive
+// (and so unshared with any value computed meanwhile) until then.
+template <int kSteps>
+SELFE_DEVICE void fenceRegisters(uint32_t (&a)[kSteps][4]) {
+#ifdef __CUDACC__
+#pragma unroll
+  for (int kk = 0; kk < kSteps; ++kk)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) asm volatile("" : "+r"(a[kk][i])::"memory");
+#else
+  (void)a;
+#endif
+}
+
 // One m64nNk16 product (N = 32, 64 or 128): D (+)= A B, A and B from shared memory (descriptors; kTransposeA, B:
 // MN-major) or A from registers, `accumulate` 0 to overwrite D.
 template <int kN>
