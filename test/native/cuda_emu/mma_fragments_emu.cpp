@@ -17,8 +17,8 @@
 
 #include <cstring>
 #include <string>
-#include <vector>
 
+#include "async_groups.h"
 #include "cuda/mma_fragments.cuh"
 #include "selfe/dtype.h"
 
@@ -38,26 +38,12 @@ float widen(uint32_t reg, int which) { return floatFromBf16(bf16{static_cast<uin
 struct Copy {
   void* shared;
   const void* global;  // nullptr: zero fill
-  long group;          // -1 until committed
 };
 
-struct CopyQueue {
-  std::vector<Copy> pending;
-  long committed = 0;
-};
-
-// Per thread of the running block, dropped when the block changes (copies nobody waited for were never read).
-std::vector<CopyQueue> copyQueues;
-long queuesLaunch = -1;
-uint3 queuesBlock{0, 0, 0};
-
-CopyQueue& queueOfThisThread() {
-  if (queuesLaunch != ::emu::launches || queuesBlock.x != blockIdx.x || queuesBlock.y != blockIdx.y || queuesBlock.z != blockIdx.z) {
-    copyQueues.assign(static_cast<size_t>(blockDim.x) * blockDim.y * blockDim.z, CopyQueue{});
-    queuesLaunch = ::emu::launches;
-    queuesBlock = blockIdx;
-  }
-  return copyQueues[threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)];
+// Copies nobody waited for when the block ends were never read: they are dropped with it.
+::emu::PerThreadOfBlock<::emu::AsyncGroups<Copy>> copies;
+::emu::AsyncGroups<Copy>& copiesOfThisThread() {
+  return copies.mine([](const ::emu::AsyncGroups<Copy>&) {});
 }
 }  // namespace
 
@@ -118,31 +104,18 @@ void copyAsync16(void* shared, const void* global, bool inside) {
     if (reinterpret_cast<uintptr_t>(global) % 16 != 0) ::emu::fail("cp.async: misaligned global address");
     if (!::emu::mayRead(global, 16)) ::emu::fail("cp.async: global read outside every input");
   }
-  queueOfThisThread().pending.push_back(Copy{shared, inside ? global : nullptr, -1});
+  copiesOfThisThread().issue(Copy{shared, inside ? global : nullptr});
 }
 
-void commitAsync() {
-  CopyQueue& queue = queueOfThisThread();
-  for (auto& copy : queue.pending)
-    if (copy.group < 0) copy.group = queue.committed;
-  ++queue.committed;
-}
+void commitAsync() { copiesOfThisThread().commit(); }
 
 void waitAsync(int pending) {
-  CopyQueue& queue = queueOfThisThread();
-  const long oldestKept = queue.committed - pending;
-  std::vector<Copy> kept;
-  for (const auto& copy : queue.pending) {
-    if (copy.group >= 0 && copy.group < oldestKept) {
-      if (copy.global == nullptr)
-        std::memset(copy.shared, 0, 16);
-      else
-        std::memcpy(copy.shared, copy.global, 16);
-    } else {
-      kept.push_back(copy);
-    }
-  }
-  queue.pending = std::move(kept);
+  copiesOfThisThread().wait(pending, [](const Copy& copy) {
+    if (copy.global == nullptr)
+      std::memset(copy.shared, 0, 16);
+    else
+      std::memcpy(copy.shared, copy.global, 16);
+  });
 }
 
 void atomicAddF32x2(float* address, float lo, float hi) {

@@ -19,8 +19,8 @@
 
 #include <cstring>
 #include <string>
-#include <vector>
 
+#include "async_groups.h"
 #include "cuda/wgmma.cuh"
 #include "selfe/dtype.h"
 
@@ -37,29 +37,17 @@ struct Pending {
   float a[16][16];            // the warp's A rows, when from registers
   uint64_t aDescriptor, bDescriptor;
   bool transposeA, transposeB;
-  long group;                 // -1 until committed
 };
 
-struct ThreadState {
-  std::vector<Pending> pending;
-  long committed = 0;
-};
+// Per thread of the running block, checked for mma never retired when the block ends.
+::emu::PerThreadOfBlock<::emu::AsyncGroups<Pending>> threads;
 
-// Per thread of the running block; reset (after checking nothing was left unwaited) when the block changes.
-std::vector<ThreadState> threads;
-long stateLaunch = -1;
-uint3 stateBlock{0, 0, 0};
-
-ThreadState& mine() {
-  if (stateLaunch != ::emu::launches || stateBlock.x != blockIdx.x || stateBlock.y != blockIdx.y || stateBlock.z != blockIdx.z) {
-    for (const auto& t : threads)
-      if (!t.pending.empty()) ::emu::fail("wgmma: a block ended with an mma never retired by wgmma.wait_group");
-    threads.assign(static_cast<size_t>(blockDim.x) * blockDim.y * blockDim.z, ThreadState{});
-    stateLaunch = ::emu::launches;
-    stateBlock = blockIdx;
-  }
+::emu::AsyncGroups<Pending>& mine() {
+  auto& groups = threads.mine([](const ::emu::AsyncGroups<Pending>& ended) {
+    if (!ended.empty()) ::emu::fail("wgmma: a block ended with an mma never retired by wgmma.wait_group");
+  });
   if (blockDim.x % 128 != 0 || blockDim.y != 1 || blockDim.z != 1) ::emu::fail("wgmma: the block is not whole warpgroups along x");
-  return threads[threadIdx.x];
+  return groups;
 }
 
 float bf16At(uint32_t address) {
@@ -115,10 +103,8 @@ void retire(const Pending& p) {
 }
 
 void issue(Pending p, bool accumulate) {
-  ThreadState& state = mine();
   p.accumulate = accumulate;
-  p.group = -1;
-  state.pending.push_back(std::move(p));
+  mine().issue(std::move(p));
 }
 }  // namespace
 
@@ -134,26 +120,10 @@ void fence() { mine(); }
 
 void fenceProxyAsync() {}
 
-void commit() {
-  ThreadState& state = mine();
-  for (auto& p : state.pending)
-    if (p.group < 0) p.group = state.committed;
-  ++state.committed;
-}
+void commit() { mine().commit(); }
 
-void wait(int pending) {
-  ThreadState& state = mine();
-  // Groups committed - pending and later may stay in flight; uncommitted mma are not waited for.
-  const long oldestKept = state.committed - pending;
-  std::vector<Pending> kept;
-  for (auto& p : state.pending) {
-    if (p.group >= 0 && p.group < oldestKept)
-      retire(p);
-    else
-      kept.push_back(std::move(p));
-  }
-  state.pending = std::move(kept);
-}
+// Groups committed - pending and later may stay in flight; uncommitted mma are not waited for.
+void wait(int pending) { mine().wait(pending, [](const Pending& p) { retire(p); }); }
 
 void mmaShared(float* d, int n, uint64_t a, uint64_t b, bool accumulate, bool transposeA, bool transposeB) {
   Pending p{};
