@@ -156,6 +156,18 @@ SELFE_DEVICE float lseBase2(const float* lse, int64_t bh, int64_t lq, int64_t i)
   return rowLse == -INFINITY ? INFINITY : rowLse * kLog2e;
 }
 
+// The key kernels' per-query numbers for query tile `tile` of kQ rows: thread r < kQ stores query tile * kQ + r's
+// lse (base 2, lseBase2) and delta (0 past lq) at lses[r] and deltas[r].
+template <int kQ>
+SELFE_DEVICE void loadQueryStats(float* lses, float* deltas, const float* lse, const float* delta, int64_t bh, int64_t lq,
+                                 int64_t tile) {
+  const int r = threadIndex();
+  if (r >= kQ) return;
+  const int64_t i = tile * kQ + r;
+  lses[r] = lseBase2(lse, bh, lq, i);
+  deltas[r] = i < lq ? delta[bh * lq + i] : 0.0f;
+}
+
 // out [B, Lq, H, kD], lse [B, H, Lq]; grid (ceil(Lq / kRows), batch * heads slice at bhOffset).
 template <int kD, class T>
 SELFE_KERNEL(ForwardTiling<kD>::kThreads, ForwardTiling<kD>::kMinBlocks)
@@ -323,11 +335,7 @@ backward(T* dq, T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T
   const auto loadQueries = [&](int64_t tile, int buffer) {
     loadRows<kD, kQ, S::kThreads>(qs + buffer * kQ * kStride, q + queryBase, rowStride, tile * kQ, lq);
     loadRows<kD, kQ, S::kThreads>(dos + buffer * kQ * kStride, dout + queryBase, rowStride, tile * kQ, lq);
-    if (tid < kQ) {
-      const int64_t i = tile * kQ + tid;
-      lses[buffer * kQ + tid] = lseBase2(lse, bh, lq, i);
-      deltas[buffer * kQ + tid] = i < lq ? delta[bh * lq + i] : 0.0f;
-    }
+    loadQueryStats<kQ>(lses + buffer * kQ, deltas + buffer * kQ, lse, delta, bh, lq, tile);
   };
   loadRows<kD, S::kKeys, S::kThreads>(ks, k + keyBase, rowStride, firstKey, lk);
   loadRows<kD, S::kKeys, S::kThreads>(vs, v + keyBase, rowStride, firstKey, lk);

@@ -254,9 +254,9 @@ struct WgmmaBackwardTiling {
 // walks the 64-query tiles: S^T = K Q^T and dP^T = V dO^T (wgmma, operands in shared memory), P^T from lse and
 // dS^T = P^T (dP^T - delta) in registers, dV += P^T dO and dK += dS^T Q (A from registers, dO and Q read
 // MN-major); dS^T goes to shared memory, and warpgroup w adds dQ's head-dim columns 32w..32w+31 = dS K over all
-// 128 keys (dS read MN-major from dS^T, K MN-major), one m64n32 product chain a tile. That chain is not waited for
-// in its own tile: it runs on while the next tile's copies land and its S^T and dP^T products are issued, and its
-// atomics go out while those run (so dS^T is double-buffered: a tile writes the buffer the tile before last read).
+// 128 keys (dS read MN-major from dS^T, K MN-major), one m64n32 product chain a tile. A tile's chain is issued at
+// the start of the next tile, ahead of that tile's S^T and dP^T products, and its atomics go out while those run
+// (so dS^T is double-buffered: a tile writes the buffer the tile before last read).
 template <class T>
 SELFE_KERNEL(WgmmaBackwardTiling::kThreads, 1)
 backwardWgmma(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* k, const T* v, const float* lse,
@@ -283,11 +283,7 @@ backwardWgmma(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* 
   const auto loadQueries = [&](int64_t tile, int buffer) {
     loadSwizzledRows<64, S::kThreads>(qs + buffer * kTile, q + queryBase, rowStride, tile * kQ, lq);
     loadSwizzledRows<64, S::kThreads>(dos + buffer * kTile, dout + queryBase, rowStride, tile * kQ, lq);
-    if (tid < kQ) {
-      const int64_t i = tile * kQ + tid;
-      lses[buffer * kQ + tid] = lseBase2(lse, bh, lq, i);
-      deltas[buffer * kQ + tid] = i < lq ? delta[bh * lq + i] : 0.0f;
-    }
+    loadQueryStats<kQ>(lses + buffer * kQ, deltas + buffer * kQ, lse, delta, bh, lq, tile);
   };
   for (int w = 0; w < S::kGroups; ++w) {
     loadSwizzledRows<64, S::kThreads>(ks + w * kTile, k + keyBase, rowStride, firstKey + 64 * w, lk);
