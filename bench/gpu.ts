@@ -4,19 +4,21 @@
  * forward+backward at L = 256/1024/4096 with head dims 64/128 (PyTorch's flash and cuDNN SDPA), LayerNorm +
  * adaLN modulate, and AdamW over 130M parameters, alone and fused with the EMA update (against
  * torch.optim.AdamW(fused=True), alone and followed by a foreach EMA). Inputs are random (never
- * zeros) and rotate through more memory than the L2 cache; each time is the best of 3 rounds of back-to-back
- * calls between two synchronizes, on both sides. The table comes last, then the GEMM rows again on a device
- * whose gemmAlgorithms is "timed" (the table's device takes cuBLASLt's heuristic first choice), the attention
- * fwd+bwd rows again on a device whose determinism is "run-to-run" (dq without atomics), the optimizer's
- * bandwidth and a whole Self-E training step of DiT-S in f32 and in bf16-mixed (bench/trainStep.ts).
+ * zeros) and rotate through more memory than the L2 cache; a timing is the best of 3 rounds of back-to-back
+ * calls between two synchronizes, on both sides, and each row is timed on both sides back to back, twice, in
+ * alternating order (PyTorch's side is a worker process answering one row at a time). The table comes
+ * last, then the GEMM rows again on a device whose gemmAlgorithms is "timed" (the table's device takes
+ * cuBLASLt's heuristic first choice), the attention fwd+bwd rows again on a device whose determinism is
+ * "run-to-run" (dq without atomics), the attention rows on mma.sync, wgmma and cuDNN side by side, the
+ * optimizer's bandwidth and a whole Self-E training step of DiT-S in f32 and in bf16-mixed (bench/trainStep.ts).
  */
-import { spawnSync } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { liftBackend } from "../src/kernels/lift.ts"
 import { type NativeStats, loadAddon } from "../src/kernels/native/binding.ts"
 import { NativeBackend } from "../src/kernels/native/NativeBackend.ts"
 import type { Tensor } from "../src/tensor/Tensor.ts"
 import type { DType, Shape } from "../src/tensor/dtype.ts"
+import { type TorchTimes, startTorchWorker } from "./torchWorker.ts"
 import { secondsPerStep, stepBenchConfig, stepSchedules } from "./trainStep.ts"
 
 const addon = loadAddon()
@@ -179,69 +181,132 @@ const attentionSeconds = async (c: Case, on: NativeBackend) => {
   return seconds
 }
 
-// PyTorch's side runs first and its times are printed as they come, so a run cut short by a device lease's
-// limit still leaves both sides' numbers for the rows it reached.
-const script = fileURLToPath(new URL("./gpu_torch.py", import.meta.url))
-const torchRun = spawnSync("python3", [script], { input: JSON.stringify(cases), encoding: "utf8", maxBuffer: 1 << 24, stdio: ["pipe", "pipe", "inherit"] })
-const torch =
-  torchRun.status === 0
-    ? (JSON.parse(torchRun.stdout) as { device: string; torch: string; cases: Record<string, Record<string, number | null>> })
-    : undefined
-if (torch === undefined) console.error(`PyTorch's side did not run (${torchRun.error?.message ?? `exit ${torchRun.status}`}); the table shows selfe alone`)
-for (const c of cases) {
-  const variants = Object.entries(torch?.cases[c.id] ?? {}).map(([name, s]) => `${name} ${typeof s === "number" ? (s * 1e3).toFixed(3) : "—"} ms`)
-  if (variants.length > 0) console.log(`torch  ${c.label}: ${variants.join(", ")}`)
+/** Seconds per call of a LayerNorm + modulate row on one device. */
+const layerNormSeconds = async (c: Case, on: NativeBackend) => {
+  const { batch, length, dim, dtype } = c as unknown as { batch: number; length: number; dim: number; dtype: DType }
+  const sets = setsFor(batch * length * dim * (dtype === "bf16" ? 2 : 4))
+  const xs = Array.from({ length: sets }, () => random([batch, length, dim], dtype, 1, on))
+  const shifts = Array.from({ length: sets }, () => random([batch, dim], dtype, 1, on))
+  const scales = Array.from({ length: sets }, () => random([batch, dim], dtype, 1, on))
+  const seconds = await timed(
+    (i) => {
+      const out = on.layerNormModulate(xs[i]!, shifts[i]!, scales[i]!, 1e-6)
+      for (const t of [out.y, out.mean, out.rstd]) t.release()
+    },
+    sets,
+    c.reps,
+    on
+  )
+  for (const t of [...xs, ...shifts, ...scales]) t.release()
+  return seconds
 }
 
-const ours = new Map<string, number>()
+/** Seconds per call of an optimizer row (AdamW, or AdamW fused with the EMA update) on one device. */
+const optimizerSeconds = async (c: Case, on: NativeBackend) => {
+  const params = adamwShapes.map((s) => random(s, "f32", 1, on))
+  const grads = adamwShapes.map((s) => random(s, "f32", 1, on))
+  const m = adamwShapes.map((s) => on.zeros(s))
+  const v = adamwShapes.map((s) => on.zeros(s))
+  const ema = c.kind === "adamwEma" ? adamwShapes.map((s) => random(s, "f32", 1, on)) : []
+  let step = 0
+  const hyper = () => ({ lr: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.01, step: ++step })
+  const seconds = await timed(
+    c.kind === "adamwEma" ? () => on.adamwEma({ params, grads, m, v, ema }, hyper(), emaDecay) : () => on.adamw({ params, grads, m, v }, hyper()),
+    1,
+    c.reps,
+    on
+  )
+  for (const t of [...params, ...grads, ...m, ...v, ...ema]) t.release()
+  return seconds
+}
+
+/** Seconds per call of a row on one device. */
+const oursSeconds = (c: Case, on: NativeBackend) => {
+  switch (c.kind) {
+    case "gemm":
+      return gemmSeconds(c, on)
+    case "attention":
+      return attentionSeconds(c, on)
+    case "layerNormModulate":
+      return layerNormSeconds(c, on)
+    case "adamw":
+    case "adamwEma":
+      return optimizerSeconds(c, on)
+  }
+}
+
+// PyTorch's side is a worker that times one row a request (bench/torchWorker.ts), so each row is timed on both
+// sides back to back: in PASSES passes, PyTorch first in even passes and selfe first in odd ones. A drift of the
+// card's clocks during the run then falls on both sides alike (when all of PyTorch's rows ran before all of
+// selfe's, ratios moved by up to 8% from run to run). A side's time is its best over the passes; the table shows
+// each pass's ratio too, so the spread is in sight. Times are printed as they come, so a run cut short by a
+// device lease's limit still leaves both sides' numbers for the rows it reached.
+const PASSES = 2
+const torchWorker = await startTorchWorker(fileURLToPath(new URL("./gpu_torch.py", import.meta.url)), smoke ? ["--smoke"] : [])
+if (typeof torchWorker === "string") console.error(`PyTorch's side did not run (${torchWorker}); the table shows selfe alone`)
+else console.log(`PyTorch's side: torch ${torchWorker.version} on ${torchWorker.device}`)
+const seconds = (s: number | null | undefined) => (s === null || s === undefined ? "—" : `${(s * 1e3).toFixed(3)} ms`)
+
+/** PyTorch's times for a row (undefined where its side is not running or the row failed there), printed. */
+const torchTimes = async (c: Case): Promise<TorchTimes | undefined> => {
+  if (typeof torchWorker === "string") return undefined
+  const times = await torchWorker.time(c)
+  if (typeof times === "string") {
+    console.log(`torch  ${c.label}: failed: ${times}`)
+    return undefined
+  }
+  console.log(`torch  ${c.label}: ${Object.entries(times).map(([variant, s]) => `${variant} ${seconds(s)}`).join(", ")}`)
+  return times
+}
+/** selfe's seconds for a row on one device, printed with the device's name. */
+const selfeSeconds = async (c: Case, on: NativeBackend, device = "") => {
+  const s = await oursSeconds(c, on)
+  console.log(`selfe  ${c.label}${device}: ${seconds(s)}`)
+  return s
+}
+/** Runs the sides of a row in the pass's order: as given in even passes, reversed in odd ones. */
+const inPassOrder = async (pass: number, sides: ReadonlyArray<() => Promise<void>>) => {
+  for (const side of pass % 2 === 0 ? sides : [...sides].reverse()) await side()
+}
+/** Each variant's best time over the passes (null where no pass had one). */
+const bestOf = (passes: ReadonlyArray<TorchTimes | undefined>): TorchTimes | undefined => {
+  const present = passes.filter((times): times is TorchTimes => times !== undefined)
+  if (present.length === 0) return undefined
+  const best: Record<string, number | null> = {}
+  for (const times of present)
+    for (const [variant, s] of Object.entries(times))
+      best[variant] = typeof s === "number" ? Math.min(s, best[variant] ?? Infinity) : (best[variant] ?? null)
+  return best
+}
+/** The quickest of a row's PyTorch variants. */
+const quickest = (times: TorchTimes | undefined) => {
+  const all = Object.values(times ?? {}).filter((s): s is number => typeof s === "number")
+  return all.length > 0 ? Math.min(...all) : undefined
+}
+
+// Per row: selfe's time and PyTorch's on each pass; the variant devices' best over the passes.
+const oursByPass = new Map<string, Array<number>>()
+const torchByPass = new Map<string, Array<TorchTimes | undefined>>()
 const oursTimedGemm = new Map<string, number>()
 const oursRunToRun = new Map<string, number>()
-const oursWgmma = new Map<string, number>()
+const keepBest = (map: Map<string, number>, id: string, s: number) => map.set(id, Math.min(s, map.get(id) ?? Infinity))
 for (const c of cases) {
-  let seconds: number
-  if (c.kind === "gemm") {
-    seconds = await gemmSeconds(c, backend)
-    oursTimedGemm.set(c.id, await gemmSeconds(c, timedGemmBackend))
-    console.log(`selfe  ${c.label} (gemmAlgorithms "timed"): ${((oursTimedGemm.get(c.id) as number) * 1e3).toFixed(3)} ms`)
-  } else if (c.kind === "attention") {
-    seconds = await attentionSeconds(c, backend)
-    if ((c as unknown as { backward: boolean }).backward) {
-      oursRunToRun.set(c.id, await attentionSeconds(c, runToRunBackend))
-      console.log(`selfe  ${c.label} (determinism "run-to-run"): ${((oursRunToRun.get(c.id) as number) * 1e3).toFixed(3)} ms`)
-    }
-  } else if (c.kind === "layerNormModulate") {
-    const { batch, length, dim, dtype } = c as unknown as { batch: number; length: number; dim: number; dtype: DType }
-    const sets = setsFor(batch * length * dim * (dtype === "bf16" ? 2 : 4))
-    const xs = Array.from({ length: sets }, () => random([batch, length, dim], dtype))
-    const shifts = Array.from({ length: sets }, () => random([batch, dim], dtype))
-    const scales = Array.from({ length: sets }, () => random([batch, dim], dtype))
-    seconds = await timed(
-      (i) => {
-        const out = backend.layerNormModulate(xs[i]!, shifts[i]!, scales[i]!, 1e-6)
-        for (const t of [out.y, out.mean, out.rstd]) t.release()
-      },
-      sets,
-      c.reps
-    )
-    for (const t of [...xs, ...shifts, ...scales]) t.release()
-  } else {
-    const params = adamwShapes.map((s) => random(s, "f32"))
-    const grads = adamwShapes.map((s) => random(s, "f32"))
-    const m = adamwShapes.map((s) => backend.zeros(s))
-    const v = adamwShapes.map((s) => backend.zeros(s))
-    const ema = c.kind === "adamwEma" ? adamwShapes.map((s) => random(s, "f32")) : []
-    let step = 0
-    const hyper = () => ({ lr: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.01, step: ++step })
-    seconds = await timed(
-      c.kind === "adamwEma" ? () => backend.adamwEma({ params, grads, m, v, ema }, hyper(), emaDecay) : () => backend.adamw({ params, grads, m, v }, hyper()),
-      1,
-      c.reps
-    )
-    for (const t of [...params, ...grads, ...m, ...v, ...ema]) t.release()
-  }
-  ours.set(c.id, seconds)
-  console.log(`selfe  ${c.label}: ${(seconds * 1e3).toFixed(3)} ms`)
+  oursByPass.set(c.id, [])
+  torchByPass.set(c.id, [])
+  for (let pass = 0; pass < PASSES; pass++)
+    await inPassOrder(pass, [
+      async () => void torchByPass.get(c.id)!.push(await torchTimes(c)),
+      async () => {
+        oursByPass.get(c.id)!.push(await selfeSeconds(c, backend))
+        if (c.kind === "gemm") keepBest(oursTimedGemm, c.id, await selfeSeconds(c, timedGemmBackend, ' (gemmAlgorithms "timed")'))
+        if (c.kind === "attention" && (c as unknown as { backward: boolean }).backward)
+          keepBest(oursRunToRun, c.id, await selfeSeconds(c, runToRunBackend, ' (determinism "run-to-run")'))
+      }
+    ])
 }
+const ours = new Map([...oursByPass].map(([id, passes]) => [id, Math.min(...passes)]))
+const torch = new Map([...torchByPass].map(([id, passes]) => [id, bestOf(passes)]))
+
 // Whole Self-E training steps of DiT-S, f32 against bf16-mixed (the GPU default), side by side.
 const stepConfig = smoke
   ? stepBenchConfig({ data: { resolution: 32, batchSize: 2, prefetch: 0 }, model: { preset: "tiny" } })
@@ -261,18 +326,30 @@ const stepSeconds = await (async () => {
   }
 })()
 // Last: the wgmma kernels have not yet run on a GPU, and one that traps takes the process's CUDA context (every
-// later measurement) with it; a failure is reported with the table.
+// later measurement) with it; a failure is reported with the table. Each attention row is timed again on mma.sync,
+// on wgmma and on PyTorch side by side, in the passes' alternating order, so the wgmma ratios are of neighbours.
+const wgmmaRows = new Map<string, { mma: number; wgmma: number; cudnn: number | undefined }>()
 const wgmmaFailure = await (async () => {
   try {
     for (const c of cases.filter((c) => c.kind === "attention")) {
-      oursWgmma.set(c.id, await attentionSeconds(c, wgmmaBackend))
-      console.log(`selfe  ${c.label} (attentionKernels "wgmma"): ${((oursWgmma.get(c.id) as number) * 1e3).toFixed(3)} ms`)
+      let mma = Infinity
+      let wgmma = Infinity
+      const cudnn: Array<TorchTimes | undefined> = []
+      for (let pass = 0; pass < PASSES; pass++)
+        await inPassOrder(pass, [
+          async () => void cudnn.push(await torchTimes(c)),
+          async () => void (mma = Math.min(mma, await selfeSeconds(c, backend))),
+          async () => void (wgmma = Math.min(wgmma, await selfeSeconds(c, wgmmaBackend, ' (attentionKernels "wgmma")')))
+        ])
+      const best = bestOf(cudnn)?.["torch cuDNN"]
+      wgmmaRows.set(c.id, { mma, wgmma, cudnn: typeof best === "number" ? best : undefined })
     }
     return undefined
   } catch (cause) {
     return cause instanceof Error ? cause.message : String(cause)
   }
 })()
+if (typeof torchWorker !== "string") torchWorker.close()
 // A device broken by a failed kernel may refuse to close; the tables below are what this run is for.
 for (const device of [backend, timedGemmBackend, runToRunBackend, wgmmaBackend])
   try {
@@ -283,19 +360,27 @@ for (const device of [backend, timedGemmBackend, runToRunBackend, wgmmaBackend])
 
 const ms = (s: number | null | undefined) => (s === null || s === undefined ? "—" : (s * 1e3).toFixed(3))
 const pad = (s: string, w: number) => s.padEnd(w)
-console.log(`\nselfe bench:gpu — ${torch?.device ?? "CUDA device"}, torch ${torch?.torch ?? "not run"}, ${new Date().toISOString().slice(0, 10)}`)
-console.log("ms per call, best of 3 rounds; ratio = selfe / best PyTorch (above 1: selfe is slower); TFLOP/s for selfe")
+const device = typeof torchWorker === "string" ? "CUDA device" : torchWorker.device
+const version = typeof torchWorker === "string" ? "not run" : torchWorker.version
+console.log(`\nselfe bench:gpu — ${device}, torch ${version}, ${new Date().toISOString().slice(0, 10)}`)
+console.log(
+  `ms per call, each side's best of ${PASSES} passes of 3 rounds, the sides alternating row by row; ratio = selfe / best PyTorch ` +
+    "(above 1: selfe is slower), and that ratio in each pass; TFLOP/s for selfe"
+)
 console.log(`attention rows: selfe on ${attentionKernels}`)
-console.log(`${pad("case", 62)}${pad("selfe", 11)}${pad("TFLOP/s", 9)}${pad("torch", 11)}${pad("flash", 11)}${pad("cuDNN", 11)}ratio`)
+console.log(`${pad("case", 62)}${pad("selfe", 11)}${pad("TFLOP/s", 9)}${pad("torch", 11)}${pad("flash", 11)}${pad("cuDNN", 11)}${pad("ratio", 7)}per pass`)
 for (const c of cases) {
   const mine = ours.get(c.id) as number
-  const theirs = torch?.cases[c.id] ?? {}
-  const variants = Object.values(theirs).filter((s): s is number => typeof s === "number")
-  const best = variants.length > 0 ? Math.min(...variants) : undefined
+  const theirs = torch.get(c.id) ?? {}
+  const best = quickest(theirs)
+  const perPass = oursByPass.get(c.id)!.map((s, pass) => {
+    const t = quickest(torchByPass.get(c.id)![pass])
+    return t === undefined ? "—" : (s / t).toFixed(2)
+  })
   console.log(
     `${pad(c.label, 62)}${pad(ms(mine), 11)}${pad(c.flops === undefined ? "" : (c.flops / mine / 1e12).toFixed(1), 9)}` +
       `${pad(ms(theirs["torch"] ?? theirs["torch fused"]), 11)}${pad(ms(theirs["torch flash"]), 11)}${pad(ms(theirs["torch cuDNN"]), 11)}` +
-      `${best === undefined ? "—" : (mine / best).toFixed(2)}`
+      `${pad(best === undefined ? "—" : (mine / best).toFixed(2), 7)}${perPass.join(" ")}`
   )
 }
 
@@ -305,7 +390,7 @@ console.log(`${pad("case", 62)}${pad("heuristic", 11)}${pad("timed", 11)}${pad("
 for (const c of cases.filter((c) => c.kind === "gemm")) {
   const heuristic = ours.get(c.id) as number
   const timedSeconds = oursTimedGemm.get(c.id) as number
-  const theirs = torch?.cases[c.id]?.["torch"]
+  const theirs = torch.get(c.id)?.["torch"]
   const ratio = (mine: number) => (typeof theirs === "number" ? (mine / theirs).toFixed(2) : "—")
   console.log(`${pad(c.label, 62)}${pad(ms(heuristic), 11)}${pad(ms(timedSeconds), 11)}${pad(ms(theirs), 11)}${pad(ratio(heuristic), 8)}${ratio(timedSeconds)}`)
 }
@@ -319,17 +404,18 @@ for (const c of cases.filter((c) => oursRunToRun.has(c.id))) {
   console.log(`${pad(c.label, 62)}${pad(ms(atomic), 11)}${pad(ms(ordered), 12)}${(ordered / atomic).toFixed(2)}`)
 }
 
-// The attention rows again on the "wgmma" device: warpgroup tensor cores.
-console.log(`\nattention on mma.sync (the table above) against attentionKernels "wgmma" (the forward, and at head dim 64 past 256 keys the backward, on wgmma)`)
+// The attention rows timed again side by side on mma.sync, wgmma and PyTorch's cuDNN.
+console.log(
+  `\nattention on mma.sync against attentionKernels "wgmma" (the forward, and at head dim 64 past 256 keys the backward, on wgmma), ` +
+    "timed again side by side with PyTorch's cuDNN backend"
+)
 console.log(`${pad("case", 62)}${pad("mma.sync", 11)}${pad("wgmma", 11)}${pad("cuDNN", 11)}${pad("wgmma / mma.sync", 18)}wgmma / cuDNN`)
 if (wgmmaFailure !== undefined) console.log(`failed: ${wgmmaFailure}`)
-for (const c of cases.filter((c) => oursWgmma.has(c.id))) {
-  const plain = ours.get(c.id) as number
-  const warpgroup = oursWgmma.get(c.id) as number
-  const cudnn = torch?.cases[c.id]?.["torch cuDNN"]
+for (const c of cases.filter((c) => wgmmaRows.has(c.id))) {
+  const { mma, wgmma, cudnn } = wgmmaRows.get(c.id)!
   console.log(
-    `${pad(c.label, 62)}${pad(ms(plain), 11)}${pad(ms(warpgroup), 11)}${pad(ms(cudnn), 11)}${pad((warpgroup / plain).toFixed(2), 18)}` +
-      `${typeof cudnn === "number" ? (warpgroup / cudnn).toFixed(2) : "—"}`
+    `${pad(c.label, 62)}${pad(ms(mma), 11)}${pad(ms(wgmma), 11)}${pad(ms(cudnn), 11)}${pad((wgmma / mma).toFixed(2), 18)}` +
+      `${cudnn === undefined ? "—" : (wgmma / cudnn).toFixed(2)}`
   )
 }
 
@@ -339,8 +425,8 @@ for (const c of cases.filter((c) => oursWgmma.has(c.id))) {
 const bandwidth = (words: number, seconds: number | null | undefined) =>
   seconds === null || seconds === undefined ? "—" : `${((words * 4 * adamwParams) / seconds / 1e9).toFixed(0)} GB/s`
 const fusedEma = ours.get("adamw-ema") as number
-const torchAdamW = torch?.cases["adamw-ema"]?.["torch fused"] ?? torch?.cases["adamw"]?.["torch fused"]
-const torchAdamWEma = torch?.cases["adamw-ema"]?.["torch fused + foreach EMA"]
+const torchAdamW = torch.get("adamw-ema")?.["torch fused"] ?? torch.get("adamw")?.["torch fused"]
+const torchAdamWEma = torch.get("adamw-ema")?.["torch fused + foreach EMA"]
 console.log(
   `\noptimizer, ${(adamwParams / 1e6).toFixed(0)}M fp32 params: selfe AdamW ${bandwidth(7, ours.get("adamw"))} (7 words/param), ` +
     `selfe AdamW+EMA ${bandwidth(9, fusedEma)} (9), torch fused AdamW ${bandwidth(7, torchAdamW)} (7), ` +
