@@ -245,7 +245,8 @@ const PASSES = 2
 const torchWorker = await startTorchWorker(fileURLToPath(new URL("./gpu_torch.py", import.meta.url)), smoke ? ["--smoke"] : [])
 if (typeof torchWorker === "string") console.error(`PyTorch's side did not run (${torchWorker}); the table shows selfe alone`)
 else console.log(`PyTorch's side: torch ${torchWorker.version} on ${torchWorker.device}`)
-const formatMs = (s: number | null | undefined) => (s === null || s === undefined ? "—" : `${(s * 1e3).toFixed(3)} ms`)
+const ms = (s: number | null | undefined) => (s === null || s === undefined ? "—" : (s * 1e3).toFixed(3))
+const formatMs = (s: number | null | undefined) => (s === null || s === undefined ? "—" : `${ms(s)} ms`)
 
 /** PyTorch's times for a row (undefined where its side is not running or the row failed there), printed. */
 const torchTimes = async (c: Case): Promise<TorchTimes | undefined> => {
@@ -306,6 +307,12 @@ for (const c of cases) {
 }
 const ours = new Map([...oursByPass].map(([id, passes]) => [id, Math.min(...passes)]))
 const torch = new Map([...torchByPass].map(([id, passes]) => [id, bestOf(passes)]))
+/** selfe's time over PyTorch's quickest variant for a row: over all passes, or in one pass alone. */
+const ratioToTorch = (id: string, pass?: number) => {
+  const theirs = quickest(pass === undefined ? torch.get(id) : torchByPass.get(id)![pass])
+  const mine = pass === undefined ? ours.get(id) : oursByPass.get(id)![pass]
+  return theirs === undefined || mine === undefined ? undefined : mine / theirs
+}
 
 // Whole Self-E training steps of DiT-S, f32 against bf16-mixed (the GPU default), side by side.
 const stepConfig = smoke
@@ -358,7 +365,6 @@ for (const device of [backend, timedGemmBackend, runToRunBackend, wgmmaBackend])
     console.log(`closing a device failed: ${cause instanceof Error ? cause.message : String(cause)}`)
   }
 
-const ms = (s: number | null | undefined) => (s === null || s === undefined ? "—" : (s * 1e3).toFixed(3))
 const pad = (s: string, w: number) => s.padEnd(w)
 const device = typeof torchWorker === "string" ? "CUDA device" : torchWorker.device
 const version = typeof torchWorker === "string" ? "not run" : torchWorker.version
@@ -372,15 +378,12 @@ console.log(`${pad("case", 62)}${pad("selfe", 11)}${pad("TFLOP/s", 9)}${pad("tor
 for (const c of cases) {
   const mine = ours.get(c.id) as number
   const theirs = torch.get(c.id) ?? {}
-  const best = quickest(theirs)
-  const perPass = oursByPass.get(c.id)!.map((s, pass) => {
-    const t = quickest(torchByPass.get(c.id)![pass])
-    return t === undefined ? "—" : (s / t).toFixed(2)
-  })
+  const ratio = (pass?: number) => ratioToTorch(c.id, pass)?.toFixed(2) ?? "—"
+  const perPass = Array.from({ length: PASSES }, (_, pass) => ratio(pass))
   console.log(
     `${pad(c.label, 62)}${pad(ms(mine), 11)}${pad(c.flops === undefined ? "" : (c.flops / mine / 1e12).toFixed(1), 9)}` +
       `${pad(ms(theirs["torch"] ?? theirs["torch fused"]), 11)}${pad(ms(theirs["torch flash"]), 11)}${pad(ms(theirs["torch cuDNN"]), 11)}` +
-      `${pad(best === undefined ? "—" : (mine / best).toFixed(2), 7)}${perPass.join(" ")}`
+      `${pad(ratio(), 7)}${perPass.join(" ")}`
   )
 }
 
@@ -458,12 +461,7 @@ else {
 // GEMM's >= 0.98x is a time ratio <= 1 / 0.98; each pass's count shows how much of the verdict is noise.
 const withinGemm = (ratio: number | undefined) => ratio !== undefined && ratio <= 1 / 0.98
 const plainGemms = cases.filter((c) => c.kind === "gemm" && c.gelu !== true)
-const gemmRatio = (id: string, pass?: number) => {
-  const t = quickest(pass === undefined ? torch.get(id) : torchByPass.get(id)![pass])
-  const mine = pass === undefined ? ours.get(id) : oursByPass.get(id)![pass]
-  return t === undefined || mine === undefined ? undefined : mine / t
-}
-const gemmMet = (pass?: number) => plainGemms.filter((c) => withinGemm(gemmRatio(c.id, pass))).length
+const gemmMet = (pass?: number) => plainGemms.filter((c) => withinGemm(ratioToTorch(c.id, pass))).length
 const passCounts = Array.from({ length: PASSES }, (_, pass) => gemmMet(pass)).join(" and ")
 /** cuDNN's time over selfe's (selfe's throughput as a fraction of cuDNN's), for one kernel family. */
 const ofCudnn = (id: string, kernels: "mma.sync" | "wgmma") => {
@@ -472,8 +470,7 @@ const ofCudnn = (id: string, kernels: "mma.sync" | "wgmma") => {
   return typeof cudnn === "number" && mine !== undefined ? cudnn / mine : undefined
 }
 const verdict = (met: boolean) => (met ? "met" : "missed")
-console.log(`
-issue 5's targets on this card (selfe's throughput against PyTorch's, from the tables above)`)
+console.log(`\nissue 5's targets on this card (selfe's throughput against PyTorch's, from the tables above)`)
 console.log(`GEMM >= 0.98x PyTorch at the DiT shapes: ${gemmMet()} of ${plainGemms.length} plain GEMM rows (each pass alone: ${passCounts})`)
 for (const length of [256, 1024]) {
   const id = `attention-${length}-64-fwdbwd`

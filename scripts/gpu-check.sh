@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check, for a session that has a GPU machine: build the addon with CUDA, run the wgmma product check
-# and the GPU tests, then the benchmark against PyTorch on the same card; the benchmark's tables and issue 5's targets are printed last. Logs go to
-# $OUT/gpu-check/ when $OUT is set (the device tool brings that folder back), else /tmp/gpu-check/.
+# and the GPU tests, then the benchmark against PyTorch on the same card; the benchmark's tables and issue 5's
+# targets are printed last. Logs go to $OUT/gpu-check/ when $OUT is set (the device tool brings that folder
+# back), else /tmp/gpu-check/.
 #   here, once, after npm ci:  ../shared/device/stage
 #   then on the GPU machine:   bash .device/gpu 'bash scripts/gpu-check.sh'
 # Stages: `build`, `test`, `bench` (default: all three, in that order). A device call is limited to 600 s, so
