@@ -9,7 +9,7 @@
  * alternating order (PyTorch's side is a worker process answering one row at a time). The table comes
  * last, then the GEMM rows again on a device whose gemmAlgorithms is "timed" (the table's device takes
  * cuBLASLt's heuristic first choice), the attention fwd+bwd rows again on a device whose determinism is
- * "run-to-run" (dq without atomics), the attention rows on mma.sync, wgmma and cuDNN side by side, the
+ * "run-to-run" (dq without atomics), the attention rows on the default kernels, mma.sync and cuDNN side by side, the
  * optimizer's bandwidth and a whole Self-E training step of DiT-S in f32 and in bf16-mixed (bench/trainStep.ts).
  */
 import { fileURLToPath } from "node:url"
@@ -33,15 +33,16 @@ const backend = new NativeBackend(addon, { backend: "cuda", gemmAlgorithms: "heu
 const timedGemmBackend = new NativeBackend(addon, { backend: "cuda", gemmAlgorithms: "timed" })
 // The attention fwd+bwd rows run again on a device whose determinism is "run-to-run" (dq without atomics).
 const runToRunBackend = new NativeBackend(addon, { backend: "cuda", determinism: "run-to-run" })
-// The attention rows run again on a device whose attentionKernels is "wgmma" (the forward, and at head dim 64
-// past 256 keys the backward's key kernel, on warpgroup tensor cores where the GPU is sm_90).
-const wgmmaBackend = new NativeBackend(addon, { backend: "cuda", attentionKernels: "wgmma" })
+// The attention rows run again on a device whose attentionKernels is "mma.sync" (the FlashAttention-2-style
+// tensor-core kernels, which "auto" replaces with warpgroup ones where the GPU is sm_90).
+const mmaSyncBackend = new NativeBackend(addon, { backend: "cuda", attentionKernels: "mma.sync" })
 // The attention rows (bf16, head dims 64 and 128) run on the kernels the device was created with (its option
 // attentionKernels, by default SELFE_CUDA_ATTENTION).
-const attentionKernels =
-  (backend.stats() as NativeStats).attentionKernels === "simt"
-    ? "CUDA cores (SIMT), attentionKernels \"simt\""
-    : "tensor cores (mma.sync m16n8k16 bf16, FlashAttention-2 style)"
+const attentionKernels = {
+  simt: 'CUDA cores (SIMT), attentionKernels "simt"',
+  "mma.sync": 'tensor cores through mma.sync (FlashAttention-2 style), attentionKernels "mma.sync"',
+  auto: 'attentionKernels "auto": warpgroup tensor cores (wgmma) where the GPU is sm_90, else mma.sync'
+}[(backend.stats() as NativeStats).attentionKernels ?? "auto"]
 console.log(`attention kernels: ${attentionKernels}`)
 
 // --smoke: every row at a toy size and two reps, on both sides, to check the script end to end (on the CUDA
@@ -314,42 +315,45 @@ const ratioToTorch = (id: string, pass?: number) => {
   return theirs === undefined || mine === undefined ? undefined : mine / theirs
 }
 
-// Whole Self-E training steps of DiT-S, f32 against bf16-mixed (the GPU default), side by side.
+// Whole Self-E training steps of DiT-S, f32 against bf16-mixed (the GPU default), side by side, and bf16-mixed
+// again with attention on "mma.sync": its bf16 attention is the one part of the step that kernel choice moves.
 const stepConfig = smoke
   ? stepBenchConfig({ data: { resolution: 32, batchSize: 2, prefetch: 0 }, model: { preset: "tiny" } })
   : stepBenchConfig()
 // Steps, rounds and warm-up steps of each timing.
 const stepRuns = smoke ? ([1, 1, 1] as const) : ([5, 3, 2] as const)
-const stepKernels = liftBackend(backend)
+const stepColumns = [
+  { title: "f32", kernels: liftBackend(backend), precision: "f32" },
+  { title: "bf16-mixed", kernels: liftBackend(backend), precision: "bf16-mixed" },
+  { title: "bf16-mixed, mma.sync", kernels: liftBackend(mmaSyncBackend), precision: "bf16-mixed" }
+] as const
 // A failure here (a kernel error in a whole step) is reported with the table, not instead of it.
 const stepSeconds = await (async () => {
   try {
-    return {
-      f32: await secondsPerStep(stepKernels, stepConfig, "f32", ...stepRuns),
-      "bf16-mixed": await secondsPerStep(stepKernels, stepConfig, "bf16-mixed", ...stepRuns)
-    }
+    const times = []
+    for (const column of stepColumns) times.push(await secondsPerStep(column.kernels, stepConfig, column.precision, ...stepRuns))
+    return times
   } catch (cause) {
     return cause instanceof Error ? cause.message : String(cause)
   }
 })()
-// Last: the wgmma kernels have not yet run on a GPU, and one that traps takes the process's CUDA context (every
-// later measurement) with it; a failure is reported with the table. Each attention row is timed again on mma.sync,
-// on wgmma and on PyTorch side by side, in the passes' alternating order, so the wgmma ratios are of neighbours.
-const wgmmaRows = new Map<string, { mma: number; wgmma: number; cudnn: number | undefined }>()
-const wgmmaFailure = await (async () => {
+// Each attention row timed again on the default kernels, on mma.sync and on PyTorch side by side, in the passes'
+// alternating order, so their ratios are of neighbours; a failure is reported with the table.
+const kernelRows = new Map<string, { mine: number; mma: number; cudnn: number | undefined }>()
+const kernelFailure = await (async () => {
   try {
     for (const c of cases.filter((c) => c.kind === "attention")) {
+      let mine = Infinity
       let mma = Infinity
-      let wgmma = Infinity
       const cudnn: Array<TorchTimes | undefined> = []
       for (let pass = 0; pass < PASSES; pass++)
         await inPassOrder(pass, [
           async () => void cudnn.push(await torchTimes(c)),
-          async () => void (mma = Math.min(mma, await selfeSeconds(c, backend))),
-          async () => void (wgmma = Math.min(wgmma, await selfeSeconds(c, wgmmaBackend, ' (attentionKernels "wgmma")')))
+          async () => void (mine = Math.min(mine, await selfeSeconds(c, backend))),
+          async () => void (mma = Math.min(mma, await selfeSeconds(c, mmaSyncBackend, ' (attentionKernels "mma.sync")')))
         ])
       const best = bestOf(cudnn)?.["torch cuDNN"]
-      wgmmaRows.set(c.id, { mma, wgmma, cudnn: typeof best === "number" ? best : undefined })
+      kernelRows.set(c.id, { mine, mma, cudnn: typeof best === "number" ? best : undefined })
     }
     return undefined
   } catch (cause) {
@@ -358,7 +362,7 @@ const wgmmaFailure = await (async () => {
 })()
 if (typeof torchWorker !== "string") torchWorker.close()
 // A device broken by a failed kernel may refuse to close; the tables below are what this run is for.
-for (const device of [backend, timedGemmBackend, runToRunBackend, wgmmaBackend])
+for (const device of [backend, timedGemmBackend, runToRunBackend, mmaSyncBackend])
   try {
     device.dispose()
   } catch (cause) {
@@ -407,18 +411,15 @@ for (const c of cases.filter((c) => oursRunToRun.has(c.id))) {
   console.log(`${pad(c.label, 62)}${pad(ms(atomic), 11)}${pad(ms(ordered), 12)}${(ordered / atomic).toFixed(2)}`)
 }
 
-// The attention rows timed again side by side on mma.sync, wgmma and PyTorch's cuDNN.
-console.log(
-  `\nattention on mma.sync against attentionKernels "wgmma" (the forward, and at head dim 64 past 256 keys the backward, on wgmma), ` +
-    "timed again side by side with PyTorch's cuDNN backend"
-)
-console.log(`${pad("case", 62)}${pad("mma.sync", 11)}${pad("wgmma", 11)}${pad("cuDNN", 11)}${pad("wgmma / mma.sync", 18)}wgmma / cuDNN`)
-if (wgmmaFailure !== undefined) console.log(`failed: ${wgmmaFailure}`)
-for (const c of cases.filter((c) => wgmmaRows.has(c.id))) {
-  const { mma, wgmma, cudnn } = wgmmaRows.get(c.id)!
+// The attention rows timed again side by side on the default kernels, mma.sync and PyTorch's cuDNN.
+console.log(`\nattention on the table's kernels (${attentionKernels}) against "mma.sync", timed again side by side with PyTorch's cuDNN backend`)
+console.log(`${pad("case", 62)}${pad("selfe", 11)}${pad("mma.sync", 11)}${pad("cuDNN", 11)}${pad("selfe / mma.sync", 18)}selfe / cuDNN`)
+if (kernelFailure !== undefined) console.log(`failed: ${kernelFailure}`)
+for (const c of cases.filter((c) => kernelRows.has(c.id))) {
+  const { mine, mma, cudnn } = kernelRows.get(c.id)!
   console.log(
-    `${pad(c.label, 62)}${pad(ms(mma), 11)}${pad(ms(wgmma), 11)}${pad(ms(cudnn), 11)}${pad((wgmma / mma).toFixed(2), 18)}` +
-      `${cudnn === undefined ? "—" : (wgmma / cudnn).toFixed(2)}`
+    `${pad(c.label, 62)}${pad(ms(mine), 11)}${pad(ms(mma), 11)}${pad(ms(cudnn), 11)}${pad((mine / mma).toFixed(2), 18)}` +
+      `${cudnn === undefined ? "—" : (mine / cudnn).toFixed(2)}`
   )
 }
 
@@ -445,16 +446,18 @@ const images = stepConfig.data.batchSize
 const stepTitle = `Self-E training step, ${stepConfig.model.preset === "tiny" ? "the tiny DiT" : `DiT-${stepConfig.model.preset}`} on ${stepConfig.data.resolution}x${stepConfig.data.resolution} images, batch ${images}, fake score on`
 if (typeof stepSeconds === "string") console.log(`\n${stepTitle}: failed: ${stepSeconds}`)
 else {
-  console.log(`\n${stepTitle} (ms per step, best of ${stepRuns[1]} rounds of ${stepRuns[0]}, the schedules interleaved)`)
-  console.log(`${pad("schedule", 34)}${pad("f32", 22)}${pad("bf16-mixed", 22)}bf16-mixed / f32`)
+  console.log(
+    `\n${stepTitle} (ms per step, best of ${stepRuns[1]} rounds of ${stepRuns[0]}, the schedules interleaved; ` +
+      'the last column with attentionKernels "mma.sync")'
+  )
+  console.log(`${pad("schedule", 34)}${stepColumns.map((column) => pad(column.title, 22)).join("")}bf16-mixed / f32`)
   const cell = (seconds: number) => pad(`${(seconds * 1e3).toFixed(1)} (${(images / seconds).toFixed(0)} img/s)`, 22)
   for (const schedule of stepSchedules) {
-    const f32 = stepSeconds.f32.seconds.get(schedule) as number
-    const mixed = stepSeconds["bf16-mixed"].seconds.get(schedule) as number
-    console.log(`${pad(schedule, 34)}${cell(f32)}${cell(mixed)}${(mixed / f32).toFixed(2)}`)
+    const seconds = stepSeconds.map((times) => times.seconds.get(schedule) as number)
+    console.log(`${pad(schedule, 34)}${seconds.map(cell).join("")}${((seconds[1] as number) / (seconds[0] as number)).toFixed(2)}`)
   }
-  // Close to the step time: the step waits on the host (JS, rendering), not on the GPU.
-  console.log(`${pad("host part (render + enqueue)", 34)}${pad((stepSeconds.f32.hostSeconds * 1e3).toFixed(1), 22)}${(stepSeconds["bf16-mixed"].hostSeconds * 1e3).toFixed(1)}`)
+  // Close to the step time: the step waits on the host (JS, rendering, or launches the GPU's queue holds back).
+  console.log(`${pad("host part (render + enqueue)", 34)}${stepSeconds.map((times) => pad((times.hostSeconds * 1e3).toFixed(1), 22)).join("")}`)
 }
 
 // Issue 5's targets, last, from the rows above. Throughput against PyTorch is the inverse of the time ratio, so
@@ -463,10 +466,10 @@ const withinGemm = (ratio: number | undefined) => ratio !== undefined && ratio <
 const plainGemms = cases.filter((c) => c.kind === "gemm" && c.gelu !== true)
 const gemmMet = (pass?: number) => plainGemms.filter((c) => withinGemm(ratioToTorch(c.id, pass))).length
 const passCounts = Array.from({ length: PASSES }, (_, pass) => gemmMet(pass)).join(" and ")
-/** cuDNN's time over selfe's (selfe's throughput as a fraction of cuDNN's), for one kernel family. */
-const ofCudnn = (id: string, kernels: "mma.sync" | "wgmma") => {
-  const cudnn = kernels === "mma.sync" ? torch.get(id)?.["torch cuDNN"] : wgmmaRows.get(id)?.cudnn
-  const mine = kernels === "mma.sync" ? ours.get(id) : wgmmaRows.get(id)?.wgmma
+/** cuDNN's time over selfe's (selfe's throughput as a fraction of cuDNN's): the table's kernels, or mma.sync. */
+const ofCudnn = (id: string, kernels: "default" | "mma.sync") => {
+  const cudnn = kernels === "default" ? torch.get(id)?.["torch cuDNN"] : kernelRows.get(id)?.cudnn
+  const mine = kernels === "default" ? ours.get(id) : kernelRows.get(id)?.mma
   return typeof cudnn === "number" && mine !== undefined ? cudnn / mine : undefined
 }
 const verdict = (met: boolean) => (met ? "met" : "missed")
@@ -474,9 +477,9 @@ console.log(`\nissue 5's targets on this card (selfe's throughput against PyTorc
 console.log(`GEMM >= 0.98x PyTorch at the DiT shapes: ${gemmMet()} of ${plainGemms.length} plain GEMM rows (each pass alone: ${passCounts})`)
 for (const length of [256, 1024]) {
   const id = `attention-${length}-64-fwdbwd`
-  const parts = (["mma.sync", "wgmma"] as const).map((kernels) => {
+  const parts = (["default", "mma.sync"] as const).map((kernels) => {
     const fraction = ofCudnn(id, kernels)
-    return `${kernels} ${fraction === undefined ? "—" : `${fraction.toFixed(3)}x (${verdict(fraction >= 0.7)})`}`
+    return `${kernels === "default" ? "the table's kernels" : kernels} ${fraction === undefined ? "—" : `${fraction.toFixed(3)}x (${verdict(fraction >= 0.7)})`}`
   })
   console.log(`attention fwd+bwd L=${length} d=64 >= 0.7x cuDNN: ${parts.join(", ")}`)
 }

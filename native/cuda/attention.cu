@@ -10,9 +10,9 @@
 // query rows and writes dq, the other owns key rows and writes dk and dv, so every output is written once.
 //
 // bf16 storage at head dims 64 and 128 runs instead on tensor cores (attention_mma.cuh, launched below),
-// unless the device was created with attentionKernels "simt" (Context::tensorCoreAttention); with "wgmma" on an
-// sm_90 device the forward, and at head dim 64 the backward's key kernel past 256 keys, run on warpgroup tensor
-// cores instead (attention_wgmma.cuh); f32 stays on CUDA cores (TF32 or bf16 products would miss f32's
+// unless the device was created with attentionKernels "simt" (Context::tensorCoreAttention); with "auto" on an
+// sm_90 device the forward (for a positive scale), and at head dim 64 the backward's key kernel past 256 keys, run
+// on warpgroup tensor cores instead (attention_wgmma.cuh; "mma.sync" keeps them off); f32 stays on CUDA cores (TF32 or bf16 products would miss f32's
 // tolerances). Their backward adds dq with atomics unless the device was created with determinism "run-to-run"
 // (Context::runToRun); the CUDA-core kernels never do.
 #include <cmath>
@@ -531,7 +531,7 @@ void backwardMma(__nv_bfloat16* dq, __nv_bfloat16* dk, __nv_bfloat16* dv, const 
   const size_t dqBytes = ordered ? 0 : static_cast<size_t>(dqCount) * sizeof(float);
   Scratch sums(stream, dqBytes);
   if (!ordered && dqCount > 0) check(cudaMemsetAsync(sums.as<float>(), 0, dqBytes, stream), "attentionBackward");
-  // attentionKernels "wgmma" on an sm_90 device: the head dim 64 key kernel on warpgroup tensor cores.
+  // attentionKernels "auto" on an sm_90 device: the head dim 64 key kernel on warpgroup tensor cores.
   const bool wgmma = kD == 64 && !ordered && stream.context->wgmmaAttention && stream.context->runsSm90a;
   using W = flash::WgmmaBackwardTiling;
   if (wgmma) {
@@ -578,8 +578,9 @@ void forward(T* out, float* lse, const T* q, const T* k, const T* v, const int32
   requireHeadDim(d, "attention");
   if constexpr (std::is_same_v<T, __nv_bfloat16>) {
     if (useTensorCores(stream, d, {out, q, k, v})) {
-      // attentionKernels "wgmma" on an sm_90 device: the forward on warpgroup tensor cores.
-      if (stream.context->wgmmaAttention && stream.context->runsSm90a) {
+      // attentionKernels "auto" on an sm_90 device: the forward on warpgroup tensor cores, whose softmax takes a
+      // row's largest raw score for its largest scaled one (so a positive scale only).
+      if (stream.context->wgmmaAttention && stream.context->runsSm90a && scale > 0.0f) {
         if (d == 64)
           return forwardTensorCores<flash::WgmmaForwardTiling<64>>(flash::forwardWgmma<64, __nv_bfloat16>, out, lse, q, k, v,
                                                                    keyMask, batch, heads, lq, lk, scale, stream);

@@ -1,7 +1,8 @@
 // Attention on warpgroup tensor cores (sm_90a wgmma), bf16 storage: the forward (head dims 64 and 128) and the
-// backward's key kernel (64) the device option attentionKernels "wgmma" runs (attention.cu). Same contracts and softmax as
-// attention_mma.cuh's forward and Dq::Atomic backward (scores pre-multiplied by scale * log2 e, lse stored in
-// natural log, masked and missing keys out, a row with no key attended gives zeros and lse -inf).
+// backward's key kernel (64) that the device option attentionKernels "auto" runs on an sm_90 GPU (attention.cu).
+// Same contracts as attention_mma.cuh's forward and Dq::Atomic backward (softmax in base 2, lse stored in natural
+// log, masked and missing keys out, a row with no key attended gives zeros and lse -inf); the forward's running
+// max is lazy (rescaleRowLazily) and it needs a positive scale.
 //
 // Forward (head dims 64 and 128): a block is kGroups warpgroups over kGroups * 64 query rows; warpgroup w owns
 // rows 64w..64w+63 of the block's.
@@ -9,8 +10,10 @@
 // in 64-key tiles. Per tile: S = Q K^T as kD / 16 wgmma m64n64k16 with both operands from shared memory (Q and K
 // K-major), the online softmax on the accumulators, then O += P V as 4 wgmma m64n{kD}k16 with P from registers
 // (the S accumulators of two 8-key n-tiles are the A fragment of one 16-key k-step) and V read MN-major (its rows
-// as stored). As in FlashAttention-3, a tile's softmax runs while the tile before's O += P V does (S of tile j
-// and P V of tile j - 1 are issued together); unlike it there is no producer warpgroup or TMA.
+// as stored). As in FlashAttention-3, S of tile j and P V of tile j - 1 are issued together and tile j's softmax
+// is meant to run while the latter does; but ptxas puts the wait for P V ahead of the softmax's 2^x (the SASS on
+// the H200), so only the row maxima overlap it, and the tensor cores are kept busy by the SM's other block. There
+// is no producer warpgroup or TMA.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -41,17 +44,39 @@ struct WgmmaForwardTiling {
 
 // Starts the copies of rows [start, start + 64) of one (batch, head) slice (row r at base + r * rowStride; zero
 // at or past `length`) into a swizzled tile of 64 rows of kD bf16: 16-byte chunk c of a row goes to column
-// block c / 8, chunk c % 8 of that block's 128-byte row, swizzled.
+// block c / 8, chunk c % 8 of that block's 128-byte row, swizzled. The trip count is a constant, so the loop
+// unrolls without the remainder handling a strided loop compiles to (an issue-bound forward's instructions).
 template <int kD, int kThreads, class T>
 SELFE_DEVICE void loadSwizzledRows(unsigned char* tile, const T* base, int64_t rowStride, int64_t start, int64_t length) {
   constexpr int kChunks = kD / 8;
-  for (int e = threadIndex(); e < 64 * kChunks; e += kThreads) {
+  static_assert(64 * kChunks % kThreads == 0, "a whole number of 16-byte chunks a thread");
+#pragma unroll
+  for (int i = 0; i < 64 * kChunks / kThreads; ++i) {
+    const int e = threadIndex() + i * kThreads;
     const int r = e / kChunks, c = e % kChunks;
     const int64_t position = start + r;
     const bool inside = position < length;
     copyAsync16(tile + (c / 8) * kColumnBlockBytes + wgmma::swizzled128(r, c % 8), inside ? base + position * rowStride + c * 8 : base,
                 inside);
   }
+}
+
+// rescaleRow with a lazy running max (FlashAttention-4's): m moves only when the tile's max passes it by more
+// than kLazyMax (base 2), so most tiles leave m, l and the output as they are (alpha exactly 1) and the caller can
+// skip the output's rescale. Exact but for rounding: scores are taken from the same m in P, l and the output,
+// and a P stays at most 2^kLazyMax (256: no overflow in bf16 or the f32 sums).
+constexpr float kLazyMax = 8.0f;
+SELFE_DEVICE float rescaleRowLazily(float tileMax, float& m, float& l, float& base) {
+  tileMax = fmaxf(tileMax, shuffleXor(tileMax, 1));  // the 4 lanes of a quad share a row
+  tileMax = fmaxf(tileMax, shuffleXor(tileMax, 2));
+  float alpha = 1.0f;
+  if (tileMax > m + kLazyMax) {  // false while the row has no key attended (both -inf)
+    alpha = exp2Approx(m - tileMax);  // 0 for the first tile with a key (m -inf)
+    m = tileMax;
+    l *= alpha;
+  }
+  base = m == -INFINITY ? 0.0f : m;  // no key of the row attended yet: every p is exp2(-inf) = 0
+  return alpha;
 }
 
 // out [B, Lq, H, kD], lse [B, H, Lq]; grid (ceil(Lq / kRows), batch * heads slice at bhOffset).
@@ -91,6 +116,8 @@ forwardWgmma(T* out, float* lse, const T* q, const T* k, const T* v, const int32
   if (tiles > 0) loadK(0);
   commitAsync();
 
+  // Softmax in base 2 with the scale folded into one fma a score: the kernel runs only for scale > 0 (attention.cu),
+  // so a row's largest raw score is its largest scaled one.
   const float scaleLog2 = scale * kLog2e;
   const unsigned char* qTile = qs + group * kTile;
   // Output accumulators (register 4 nt + e: row g + 8 (e / 2) of the warp's 16, dim 8 nt + 2t + e % 2) and, for
@@ -113,7 +140,7 @@ forwardWgmma(T* out, float* lse, const T* q, const T* k, const T* v, const int32
     commitAsync();
   };
   // S = Q K^T of the tile in K buffer `buffer`: k-steps of 16 dims, each 32 bytes further along a column
-  // block's swizzled rows. Committed, not waited for.
+  // block's swizzled rows; the first k-step overwrites `scores` (so they need no zeros). Committed, not waited for.
   const auto issueScores = [&](Scores& scores, int buffer) {
     const unsigned char* kt = ks + buffer * kTile;
     wgmma::fence();
@@ -139,8 +166,20 @@ forwardWgmma(T* out, float* lse, const T* q, const T* k, const T* v, const int32
       wgmma::Mma<kD>::template registers<true>(o, p[kk], wgmma::descriptor(vt + 2048 * kk, kNextDims, 1024), 1);
     wgmma::commit();
   };
-  // The online softmax of tile `tile`'s retired scores: m and l move on, P goes to `p`; returns in `alpha` the
-  // factor for each row's earlier output, which the caller applies once no O += P V is in flight.
+  // O's rows times the factors the last softmax returned, before the next O += P V adds to them; skipped by a
+  // warp where every factor is 1 (most tiles, rescaleRowLazily).
+  const auto rescaleOutput = [&](const float (&alpha)[2]) {
+    if (!anyInWarp(alpha[0] != 1.0f || alpha[1] != 1.0f)) return;
+#pragma unroll
+    for (int r = 0; r < 2; ++r)
+#pragma unroll
+      for (int nt = 0; nt < kDimTiles; ++nt) {
+        o[4 * nt + 2 * r] *= alpha[r];
+        o[4 * nt + 2 * r + 1] *= alpha[r];
+      }
+  };
+  // The online softmax of tile `tile`'s retired raw scores: m and l move on, P goes to `p`; returns in `alpha` the
+  // factor for each row's earlier output, applied before the tile's O += P V.
   const auto softmax = [&](Scores& scores, int64_t tile, Probabilities& p, float (&alpha)[2]) {
     const float* flags = attended + (tile & 1) * S::kKeys;
     const bool partial = keyMask != nullptr || (tile + 1) * S::kKeys > lk;
@@ -149,19 +188,17 @@ forwardWgmma(T* out, float* lse, const T* q, const T* k, const T* v, const int32
     for (int nt = 0; nt < kKeyTiles; ++nt)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        float x = scores[4 * nt + e] * scaleLog2;
-        if (partial && flags[nt * 8 + 2 * t + (e & 1)] == 0.0f) x = -INFINITY;
-        scores[4 * nt + e] = x;
-        tileMax[e >> 1] = fmaxf(tileMax[e >> 1], x);
+        if (partial && flags[nt * 8 + 2 * t + (e & 1)] == 0.0f) scores[4 * nt + e] = -INFINITY;
+        tileMax[e >> 1] = fmaxf(tileMax[e >> 1], scores[4 * nt + e]);
       }
     float base[2];
 #pragma unroll
-    for (int r = 0; r < 2; ++r) alpha[r] = rescaleRow(tileMax[r], m[r], l[r], base[r]);
+    for (int r = 0; r < 2; ++r) alpha[r] = rescaleRowLazily(tileMax[r] * scaleLog2, m[r], l[r], base[r]);
 #pragma unroll
     for (int nt = 0; nt < kKeyTiles; ++nt)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        scores[4 * nt + e] = exp2Approx(scores[4 * nt + e] - base[e >> 1]);
+        scores[4 * nt + e] = exp2Approx(fmaf(scores[4 * nt + e], scaleLog2, -base[e >> 1]));
         l[e >> 1] += scores[4 * nt + e];
       }
     // n-tiles 2 kk and 2 kk + 1 (registers 8 kk..8 kk + 7) as the A fragment of k-step kk (scoresAsA's packing).
@@ -172,42 +209,36 @@ forwardWgmma(T* out, float* lse, const T* q, const T* k, const T* v, const int32
   };
 
   // FlashAttention-3's overlap within a warpgroup: at tile j, S of tile j and O += P V of tile j - 1 are issued
-  // together, and tile j's softmax runs while the latter does; O is rescaled after it retires. Tile 0 has no
-  // O += P V before it: it is the loop's first turn written out, so that no wgmma and its wait sit under a
+  // together (O rescaled in between, while S runs), and tile j's softmax runs while the latter does. Tile 0 has
+  // no O += P V before it: it is the loop's first turn written out, so that no wgmma and its wait sit under a
   // condition (ptxas would serialize the kernel's wgmma: test/kernels/ptxasReport.test.ts).
   Probabilities p;
+  float alpha[2] = {1.0f, 1.0f};
   if (tiles > 0) {
     beginTile(0);
-    Scores scores = {};
+    Scores scores;
     issueScores(scores, 0);
     wgmma::wait<0>();
     wgmma::fenceRegisters(scores);
-    float alpha[2];
     softmax(scores, 0, p, alpha);  // o is still zero: alpha has nothing to scale
   }
   for (int64_t tile = 1; tile < tiles; ++tile) {
     const int buffer = static_cast<int>(tile & 1);
     beginTile(tile);
-    Scores scores = {};
+    Scores scores;
     issueScores(scores, buffer);
+    rescaleOutput(alpha);
     issueValues(p, buffer ^ 1);
     wgmma::wait<1>();
     wgmma::fenceRegisters(scores);
     Probabilities next;
-    float alpha[2];
     softmax(scores, tile, next, alpha);
+    wgmma::fenceRegisters(next);
     wgmma::wait<0>();
     wgmma::fenceRegisters(o);
     // Without it, nvcc writes the next P into this P's registers while O += P V still reads them (and ptxas then
     // serializes every wgmma: C7513).
     wgmma::fenceRegisters(p);
-#pragma unroll
-    for (int r = 0; r < 2; ++r)
-#pragma unroll
-      for (int nt = 0; nt < kDimTiles; ++nt) {
-        o[4 * nt + 2 * r] *= alpha[r];
-        o[4 * nt + 2 * r + 1] *= alpha[r];
-      }
 #pragma unroll
     for (int kk = 0; kk < S::kKeys / 16; ++kk)
 #pragma unroll
@@ -217,6 +248,7 @@ forwardWgmma(T* out, float* lse, const T* q, const T* k, const T* v, const int32
     waitAsync<0>();  // the last V tile
     wgmma::fenceProxyAsync();
     blockSync();
+    rescaleOutput(alpha);
     issueValues(p, static_cast<int>((tiles - 1) & 1));
     wgmma::wait<0>();
     wgmma::fenceRegisters(o);
@@ -346,7 +378,7 @@ backwardWgmma(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* 
     // the chain and its wait run too, on the unwritten buffer, their result unused: with both under a condition,
     // ptxas serializes every wgmma of the kernel (C7514, test/kernels/ptxasReport.test.ts).
     issueDq(tile - 1);
-    float s[4 * kQueryTiles] = {}, dp[4 * kQueryTiles] = {};
+    float s[4 * kQueryTiles], dp[4 * kQueryTiles];  // the first k-step overwrites them
     wgmma::fence();
 #pragma unroll
     for (int kk = 0; kk < kD / 16; ++kk)

@@ -47,11 +47,11 @@ struct Context {
   ScratchPool* scratch = nullptr;
   GemmState* gemm = nullptr;
   // Whether bf16 attention at head dims 64 and 128 may use the tensor-core kernels (the device option
-  // attentionKernels: "auto"), or every attention stays on the CUDA-core kernels ("simt").
+  // attentionKernels: "auto" or "mma.sync"), or every attention stays on the CUDA-core kernels ("simt").
   bool tensorCoreAttention = true;
-  // Whether bf16 attention's forward (and head dim 64 backward past 256 keys) runs on warpgroup tensor cores
-  // (attentionKernels: "wgmma"), where the device runs the build's sm_90a code (runsSm90a: compute capability
-  // 9.0 exactly).
+  // Whether bf16 attention's forward (and head dim 64 backward past 256 keys) runs on warpgroup tensor cores where
+  // the device runs the build's sm_90a code (runsSm90a: compute capability 9.0 exactly): attentionKernels "auto";
+  // "mma.sync" keeps it on the FlashAttention-2-style kernels.
   bool wgmmaAttention = false;
   bool runsSm90a = false;
   // Whether a GEMM plan times the cuBLASLt heuristic's first candidates on its first call and keeps the

@@ -14,6 +14,7 @@
 // and register q of lane l receives row l/4, columns 2(l%4), 2(l%4)+1 of matrix q; with .trans it receives
 // column l/4, rows 2(l%4), 2(l%4)+1 instead.
 #pragma once
+#include <cmath>
 #include <cstdint>
 
 #ifdef __CUDACC__
@@ -137,6 +138,17 @@ SELFE_DEVICE float shuffleXor(float value, int laneMask) {
   return __shfl_xor_sync(0xffffffffu, value, laneMask);
 #else
   return emulated::shuffleXor(value, laneMask);
+#endif
+}
+
+// Whether `value` holds on any lane of the warp; all 32 lanes call it.
+SELFE_DEVICE bool anyInWarp(bool value) {
+#ifdef __CUDACC__
+  return __any_sync(0xffffffffu, value);
+#else
+  float any = value ? 1.0f : 0.0f;
+  for (int laneMask = 1; laneMask < 32; laneMask <<= 1) any = fmaxf(any, emulated::shuffleXor(any, laneMask));
+  return any > 0.0f;
 #endif
 }
 

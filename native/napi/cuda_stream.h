@@ -23,7 +23,8 @@ struct CUevent_st;
 namespace selfe::napi {
 
 // The device options that choose between kernels: bf16 attention at head dims 64 and 128 on the tensor-core
-// kernels (else CUDA cores), its forward (and head dim 64 backward past 256 keys) on warpgroup tensor cores (wgmma, sm_90 only), GEMM plans
+// kernels (else CUDA cores), its forward (and head dim 64 backward past 256 keys) on warpgroup tensor cores (wgmma,
+// sm_90 only; else mma.sync), GEMM plans
 // timed among cuBLASLt's candidates (else the heuristic's first), and run-to-run determinism (no sums in an
 // order the hardware picks).
 struct CudaChoices {

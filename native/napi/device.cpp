@@ -138,11 +138,11 @@ Device::Device(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Device>(info) 
       if (!options.Get("threads").IsUndefined())
         throw OpError(ErrorCode::InvalidArgument, "Device", "option threads applies to the cpu backend only");
 #ifdef SELFE_WITH_CUDA
-      // Which kernels bf16 attention may use ("simt": CUDA-core kernels only; "wgmma": warpgroup tensor cores on
-      // sm_90), whether GEMM plans time cuBLASLt's candidates, and whether results must repeat from run to run
-      // (native/cuda/context.h).
-      const std::string attention = choiceOption(options, "attentionKernels", "SELFE_CUDA_ATTENTION", {"auto", "simt", "wgmma"});
-      const CudaChoices choices{attention != "simt", attention == "wgmma",
+      // Which kernels bf16 attention may use ("auto": warpgroup tensor cores where the GPU runs sm_90a, else mma.sync;
+      // "mma.sync": those alone; "simt": CUDA-core kernels only), whether GEMM plans time cuBLASLt's candidates, and
+      // whether results must repeat from run to run (native/cuda/context.h).
+      const std::string attention = choiceOption(options, "attentionKernels", "SELFE_CUDA_ATTENTION", {"auto", "mma.sync", "simt"});
+      const CudaChoices choices{attention != "simt", attention == "auto",
                                 choiceOption(options, "gemmAlgorithms", "SELFE_CUDA_GEMM", {"heuristic", "timed"}) == "timed",
                                 choiceOption(options, "determinism", "SELFE_CUDA_DETERMINISM", {"not-guaranteed", "run-to-run"}) == "run-to-run"};
       // Timing picks whichever candidate ran quickest this time, which another run may not.
@@ -405,7 +405,7 @@ Napi::Object Device::stats(Napi::Env env) {
     out.Set("deviceIndex", Napi::Number::New(env, cuda_->ordinal()));
     out.Set("pinnedBytes", Napi::Number::New(env, static_cast<double>(cuda_->pinnedBytes())));
     const CudaChoices choices = cuda_->choices();
-    out.Set("attentionKernels", Napi::String::New(env, !choices.tensorCoreAttention ? "simt" : choices.wgmmaAttention ? "wgmma" : "auto"));
+    out.Set("attentionKernels", Napi::String::New(env, !choices.tensorCoreAttention ? "simt" : choices.wgmmaAttention ? "auto" : "mma.sync"));
     out.Set("gemmAlgorithms", Napi::String::New(env, choices.timedGemmAlgorithms ? "timed" : "heuristic"));
     out.Set("determinism", Napi::String::New(env, choices.runToRun ? "run-to-run" : "not-guaranteed"));
     out.Set("failure", Napi::String::New(env, cuda_->failure()));

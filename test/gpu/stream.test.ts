@@ -36,7 +36,7 @@ describe("opening a CUDA device", () => {
 // The CUDA device options that choose between kernels: two or three values each, the first the default, by
 // default from an environment variable.
 const choiceOptions = [
-  { option: "attentionKernels", variable: "SELFE_CUDA_ATTENTION", values: ["auto", "simt", "wgmma"], bad: "tensor" },
+  { option: "attentionKernels", variable: "SELFE_CUDA_ATTENTION", values: ["auto", "mma.sync", "simt"], bad: "wgmma" },
   { option: "gemmAlgorithms", variable: "SELFE_CUDA_GEMM", values: ["heuristic", "timed"], bad: "fastest" },
   { option: "determinism", variable: "SELFE_CUDA_DETERMINISM", values: ["not-guaranteed", "run-to-run"], bad: "exact" }
 ] as const

@@ -27,8 +27,8 @@ const families = ["layernorm", "adaln", "optim", "activation", "elementwise", "r
 // OpenBLAS's headers), so it has no CPU twin to link.
 const cudaFiles = [...families, "matmul"] as const
 // The driver's runs: one per family, attention's tensor-core kernels against float64, and attention again on a
-// device whose attentionKernels is "simt" (CUDA cores only), on one whose is "wgmma" (sm_90 assumed) and on one
-// whose determinism is "run-to-run". The longest first: they run two or more at a time.
+// device whose attentionKernels is "simt" (CUDA cores only), on one whose is "auto" on an sm_90 GPU (wgmma) and
+// on one whose determinism is "run-to-run". The longest first: they run two or more at a time.
 const cpuTwin = "matches the CPU backend (f32 and bf16, ragged shapes)"
 const runs = [
   { name: "attention", check: cpuTwin },

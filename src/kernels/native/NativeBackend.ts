@@ -15,12 +15,13 @@ export interface NativeOptions {
   /** Cap on device memory in bytes; allocations beyond it fail with OutOfMemoryError (0 = none). */
   readonly memoryLimitBytes?: number | undefined
   /**
-   * cuda only: "auto" lets bf16 attention at head dims 64 and 128 run on the tensor-core kernels, "simt" keeps
-   * every attention on the CUDA-core kernels, "wgmma" is "auto" with the forward (and at head dim 64 past 256
-   * keys the backward's key kernel) on warpgroup tensor cores (sm_90 only; not yet run on a GPU, see
-   * docs/cuda.md). Default: the environment variable SELFE_CUDA_ATTENTION, else "auto".
+   * cuda only: "auto" lets bf16 attention at head dims 64 and 128 run on the tensor-core kernels, the forward
+   * (and at head dim 64 past 256 keys the backward's key kernel) on warpgroup tensor cores where the GPU is
+   * sm_90; "mma.sync" keeps the tensor-core kernels to the FlashAttention-2-style ones; "simt" keeps every
+   * attention on the CUDA-core kernels (docs/cuda.md). Default: the environment variable SELFE_CUDA_ATTENTION,
+   * else "auto".
    */
-  readonly attentionKernels?: "auto" | "simt" | "wgmma" | undefined
+  readonly attentionKernels?: "auto" | "mma.sync" | "simt" | undefined
   /**
    * cuda only: "heuristic" runs each GEMM problem on cuBLASLt's first algorithm; "timed" times up to 8 of its
    * candidates on the problem's first call (beta 0 only; it waits for the stream once per problem) and keeps

@@ -23,8 +23,8 @@ export interface NativeStats {
   /** CUDA only: the device ordinal and the pinned host memory held for staging reads and writes. */
   readonly deviceIndex?: number
   readonly pinnedBytes?: number
-  /** CUDA only: "auto" (bf16 attention at head dims 64 and 128 on tensor cores), "simt" (CUDA cores only) or "wgmma" ("auto" with the forward, and at head dim 64 past 256 keys the backward, on warpgroup tensor cores, sm_90). */
-  readonly attentionKernels?: "auto" | "simt" | "wgmma"
+  /** CUDA only: "auto" (bf16 attention at head dims 64 and 128 on tensor cores: warpgroup MMAs on sm_90, else mma.sync), "mma.sync" (tensor cores through mma.sync only) or "simt" (CUDA cores only). */
+  readonly attentionKernels?: "auto" | "mma.sync" | "simt"
   /** CUDA only: "heuristic" (cuBLASLt's first algorithm per GEMM problem) or "timed" (the quickest of its candidates). */
   readonly gemmAlgorithms?: "heuristic" | "timed"
   /** CUDA only: "not-guaranteed" (bf16 attention's backward adds dq with atomics) or "run-to-run" (the same bits every run). */
@@ -105,7 +105,7 @@ export interface NativeDeviceOptions {
   readonly deviceIndex?: number
   readonly threads?: number
   readonly memoryLimitBytes?: number
-  readonly attentionKernels?: "auto" | "simt" | "wgmma"
+  readonly attentionKernels?: "auto" | "mma.sync" | "simt"
   readonly gemmAlgorithms?: "heuristic" | "timed"
   readonly determinism?: "not-guaranteed" | "run-to-run"
 }

@@ -1183,8 +1183,8 @@ void attentionFloat64(const Float64Case& p, uint32_t seed) {
   };
   if (D == 64) launches(std::integral_constant<int, 64>{});
   else launches(std::integral_constant<int, 128>{});
-  // The warpgroup (wgmma) kernels, as attentionKernels "wgmma" launches them: the forward, and at head dim 64
-  // the backward's key kernel with dq added into a zeroed workspace.
+  // The warpgroup (wgmma) kernels, as attentionKernels "auto" launches them on an sm_90 GPU: the forward, and at
+  // head dim 64 the backward's key kernel with dq added into a zeroed workspace.
   using Wb = flash::WgmmaBackwardTiling;
   Device<bf16> outWgmma(nq), dkWgmma(nk), dvWgmma(nk);
   Device<float> lseWgmma(lse.size()), dqSumsWgmma(nq);
@@ -1561,7 +1561,7 @@ int main(int argc, char** argv) {
     run("attention bf16 (CUDA cores) 3x1 Lq 40 Lk 45 d 64", 1, [&] { attention<bf16>(3, 1, 40, 45, 64); });
     run("attention bf16 (CUDA cores) 3x1 Lq 33 Lk 40 d 128", 1, [&] { attention<bf16>(3, 1, 33, 40, 128); });
   }
-  // A device with attentionKernels "wgmma" on an sm_90 GPU: the forward (and at head dim 64 past 256 keys the
+  // A device with attentionKernels "auto" on an sm_90 GPU: the forward (and at head dim 64 past 256 keys the
   // backward's key kernel) on warpgroup tensor cores.
   if (only == "attention-wgmma") {
     context.wgmmaAttention = true;
