@@ -233,7 +233,7 @@ forwardWgmma(T* out, float* lse, const T* q, const T* k, const T* v, const int32
     wgmma::fenceRegisters(scores);
     Probabilities next;
     softmax(scores, tile, next, alpha);
-    wgmma::fenceRegisters(next);
+    wgmma::fenceRegisters(next);  // the softmax ahead of the wait in nvcc's output (ptxas moves the wait up: above)
     wgmma::wait<0>();
     wgmma::fenceRegisters(o);
     // Without it, nvcc writes the next P into this P's registers while O += P V still reads them (and ptxas then
