@@ -322,9 +322,10 @@ const stepConfig = smoke
   : stepBenchConfig()
 // Steps, rounds and warm-up steps of each timing.
 const stepRuns = smoke ? ([1, 1, 1] as const) : ([5, 3, 2] as const)
+const stepKernels = liftBackend(backend)
 const stepColumns = [
-  { title: "f32", kernels: liftBackend(backend), precision: "f32" },
-  { title: "bf16-mixed", kernels: liftBackend(backend), precision: "bf16-mixed" },
+  { title: "f32", kernels: stepKernels, precision: "f32" },
+  { title: "bf16-mixed", kernels: stepKernels, precision: "bf16-mixed" },
   { title: "bf16-mixed, mma.sync", kernels: liftBackend(mmaSyncBackend), precision: "bf16-mixed" }
 ] as const
 // A failure here (a kernel error in a whole step) is reported with the table, not instead of it.

@@ -122,16 +122,21 @@ SELFE_DEVICE void scoresAsA(uint32_t (&a)[4], const float (&left)[4], const floa
 }
 
 // One query row's online-softmax step over a key tile (the forwards'): the row's max over the tile (base 2, this
-// lane's part) is reduced over the quad of lanes that shares the row, and the running max m and sum l move to it.
-// Returns the factor for the row's earlier output and sum; `base` is what the tile's scores are taken from.
-SELFE_DEVICE float rescaleRow(float tileMax, float& m, float& l, float& base) {
+// lane's part) is reduced over the quad of lanes that shares the row, and the running max m and sum l move to it
+// when it passes m by more than `margin` (0: whenever it is larger). Returns the factor for the row's earlier
+// output and sum (exactly 1 where m stayed); `base` is what the tile's scores are taken from. A margin makes the
+// max lazy (FlashAttention-4's): most tiles then leave m, l and the output as they are, exact but for rounding,
+// with every p at most 2^margin.
+SELFE_DEVICE float rescaleRow(float tileMax, float& m, float& l, float& base, float margin = 0.0f) {
   tileMax = fmaxf(tileMax, shuffleXor(tileMax, 1));  // the 4 lanes of a quad share a row
   tileMax = fmaxf(tileMax, shuffleXor(tileMax, 2));
-  const float mNew = fmaxf(m, tileMax);
-  base = mNew == -INFINITY ? 0.0f : mNew;  // no key of the row attended yet: every p is exp2(-inf) = 0
-  const float alpha = exp2Approx(m - base);
-  m = mNew;
-  l *= alpha;
+  float alpha = 1.0f;
+  if (tileMax > m + margin) {  // false while the row has no key attended (both -inf)
+    alpha = exp2Approx(m - tileMax);  // 0 for the first tile with a key (m -inf)
+    m = tileMax;
+    l *= alpha;
+  }
+  base = m == -INFINITY ? 0.0f : m;  // no key of the row attended yet: every p is exp2(-inf) = 0
   return alpha;
 }
 

@@ -2,7 +2,7 @@
 // backward's key kernel (64) that the device option attentionKernels "auto" runs on an sm_90 GPU (attention.cu).
 // Same contracts as attention_mma.cuh's forward and Dq::Atomic backward (softmax in base 2, lse stored in natural
 // log, masked and missing keys out, a row with no key attended gives zeros and lse -inf); the forward's running
-// max is lazy (rescaleRowLazily) and it needs a positive scale.
+// max is lazy (rescaleRow with kLazyMax) and it needs a positive scale.
 //
 // Forward (head dims 64 and 128): a block is kGroups warpgroups over kGroups * 64 query rows; warpgroup w owns
 // rows 64w..64w+63 of the block's.
@@ -61,23 +61,9 @@ SELFE_DEVICE void loadSwizzledRows(unsigned char* tile, const T* base, int64_t r
   }
 }
 
-// rescaleRow with a lazy running max (FlashAttention-4's): m moves only when the tile's max passes it by more
-// than kLazyMax (base 2), so most tiles leave m, l and the output as they are (alpha exactly 1) and the caller can
-// skip the output's rescale. Exact but for rounding: scores are taken from the same m in P, l and the output,
-// and a P stays at most 2^kLazyMax (256: no overflow in bf16 or the f32 sums).
+// The forward's lazy running max (rescaleRow's margin, base 2): a p stays at most 2^8 = 256, no overflow in bf16
+// or the f32 sums.
 constexpr float kLazyMax = 8.0f;
-SELFE_DEVICE float rescaleRowLazily(float tileMax, float& m, float& l, float& base) {
-  tileMax = fmaxf(tileMax, shuffleXor(tileMax, 1));  // the 4 lanes of a quad share a row
-  tileMax = fmaxf(tileMax, shuffleXor(tileMax, 2));
-  float alpha = 1.0f;
-  if (tileMax > m + kLazyMax) {  // false while the row has no key attended (both -inf)
-    alpha = exp2Approx(m - tileMax);  // 0 for the first tile with a key (m -inf)
-    m = tileMax;
-    l *= alpha;
-  }
-  base = m == -INFINITY ? 0.0f : m;  // no key of the row attended yet: every p is exp2(-inf) = 0
-  return alpha;
-}
 
 // out [B, Lq, H, kD], lse [B, H, Lq]; grid (ceil(Lq / kRows), batch * heads slice at bhOffset).
 template <int kHeadDim, class T>
@@ -167,7 +153,7 @@ forwardWgmma(T* out, float* lse, const T* q, const T* k, const T* v, const int32
     wgmma::commit();
   };
   // O's rows times the factors the last softmax returned, before the next O += P V adds to them; skipped by a
-  // warp where every factor is 1 (most tiles, rescaleRowLazily).
+  // warp where every factor is 1 (most tiles, kLazyMax).
   const auto rescaleOutput = [&](const float (&alpha)[2]) {
     if (!anyInWarp(alpha[0] != 1.0f || alpha[1] != 1.0f)) return;
 #pragma unroll
@@ -193,7 +179,7 @@ forwardWgmma(T* out, float* lse, const T* q, const T* k, const T* v, const int32
       }
     float base[2];
 #pragma unroll
-    for (int r = 0; r < 2; ++r) alpha[r] = rescaleRowLazily(tileMax[r] * scaleLog2, m[r], l[r], base[r]);
+    for (int r = 0; r < 2; ++r) alpha[r] = rescaleRow(tileMax[r] * scaleLog2, m[r], l[r], base[r], kLazyMax);
 #pragma unroll
     for (int nt = 0; nt < kKeyTiles; ++nt)
 #pragma unroll

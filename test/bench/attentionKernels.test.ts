@@ -1,9 +1,8 @@
-import { execFile, spawnSync } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
-import { root } from "../helpers/cudaEmulatorBuild.ts"
+import { nvccUnavailable as reason, runNvcc } from "../helpers/nvcc.ts"
 
 /**
  * bench/attention_kernels.cu (the warpgroup attention kernels timed alone, run by hand on an H100/H200) is built
@@ -11,21 +10,13 @@ import { root } from "../helpers/cudaEmulatorBuild.ts"
  * compiles it for sm_90a wherever nvcc runs (no GPU needed).
  */
 
-const nvcc = process.env["NVCC"] ?? "nvcc"
-const probe = spawnSync(nvcc, ["--version"], { encoding: "utf8" })
-const reason = probe.error === undefined && probe.status === 0 ? undefined : `no nvcc (${nvcc}) can be run`
-
 describe.skipIf(reason !== undefined)(`bench/attention_kernels.cu${reason === undefined ? "" : ` — skipped: ${reason}`}`, () => {
   const folder = mkdtempSync(join(tmpdir(), "selfe-attention-kernels-"))
   afterAll(() => rmSync(folder, { recursive: true, force: true }))
 
   it("compiles against the kernels of native/cuda, warning-free", async () => {
     const args = ["-std=c++17", "-arch=sm_90a", "--expt-relaxed-constexpr", "-O3", "-I", "native/cuda", "-I", "native", "-I", "native/include"]
-    const output = await new Promise<{ failed: boolean; log: string }>((resolve) =>
-      execFile(nvcc, [...args, "-c", "bench/attention_kernels.cu", "-o", join(folder, "attention_kernels.o")], { cwd: root, encoding: "utf8" }, (error, stdout, stderr) =>
-        resolve({ failed: error !== null, log: stdout + stderr })
-      )
-    )
+    const output = await runNvcc([...args, "-c", "bench/attention_kernels.cu", "-o", join(folder, "attention_kernels.o")])
     expect(output.failed, output.log).toBe(false)
     expect(output.log).not.toMatch(/warning/i)
   }, 300_000)

@@ -1,9 +1,8 @@
-import { execFile, spawnSync } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { root } from "../helpers/cudaEmulatorBuild.ts"
+import { nvcc, nvccUnavailable as reason, runNvcc } from "../helpers/nvcc.ts"
 
 /**
  * What ptxas says of the warpgroup (wgmma) attention kernels when it compiles them for sm_90a, on any machine with
@@ -12,10 +11,6 @@ import { root } from "../helpers/cudaEmulatorBuild.ts"
  * kernel (info C7514) or injecting waits (C7517), and says so only in its verbose report; the kernels still
  * compute the right numbers (the emulator and the GPU suite pass), only slower. A spill is caught the same way.
  */
-
-const nvcc = process.env["NVCC"] ?? "nvcc"
-const probe = spawnSync(nvcc, ["--version"], { encoding: "utf8" })
-const reason = probe.error === undefined && probe.status === 0 ? undefined : `no nvcc (${nvcc}) can be run`
 
 interface KernelReport {
   name: string
@@ -80,11 +75,8 @@ describe.skipIf(reason !== undefined)(`ptxas on the wgmma attention kernels (sm_
   beforeAll(async () => {
     folder = mkdtempSync(join(tmpdir(), "selfe-ptxas-"))
     const args = ["-std=c++17", "-arch=sm_90a", "--expt-relaxed-constexpr", "-O3", "-Xptxas", "-v", "-I", "native/include", "-I", "native", "-c", "native/cuda/attention.cu", "-o", join(folder, "attention.o")]
-    const log = await new Promise<string>((resolve, reject) =>
-      execFile(nvcc, args, { cwd: root, encoding: "utf8", maxBuffer: 64 << 20 }, (error, stdout, stderr) =>
-        error === null ? resolve(stdout + stderr) : reject(new Error(`${nvcc} ${args.join(" ")} failed: ${stderr}`))
-      )
-    )
+    const { failed, log } = await runNvcc(args)
+    if (failed) throw new Error(`${nvcc} ${args.join(" ")} failed: ${log}`)
     kernels = parsePtxasReport(log).filter((kernel) => /Wgmma/.test(kernel.name))
   }, 300_000)
   afterAll(() => rmSync(folder, { recursive: true, force: true }))
