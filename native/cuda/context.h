@@ -34,7 +34,12 @@ class ScratchPool {
 
 // cuBLASLt handle, its workspace and the per-shape algorithm cache (matmul.cu, built only with cuBLAS).
 struct GemmState;
-GemmState* createGemmState(int ordinal);
+// The default of the device option gemmWorkspaceBytes: cuBLASLt's recommended workspace on Hopper.
+// (PyTorch's cuBLASLt path asks its heuristic with 1 MiB, CUBLASLT_WORKSPACE_SIZE's default.)
+constexpr size_t kDefaultGemmWorkspaceBytes = size_t{32} << 20;
+// workspaceBytes: the most device memory any algorithm may use; the heuristic is told it and only that much is
+// allocated (none at 0: only algorithms that need no workspace run).
+GemmState* createGemmState(int ordinal, size_t workspaceBytes);
 void destroyGemmState(GemmState* state);
 
 struct Context {

@@ -25,9 +25,6 @@
 namespace selfe::cuda {
 
 namespace {
-// cuBLASLt's recommended workspace on Hopper.
-constexpr size_t kWorkspaceBytes = size_t{32} << 20;
-
 void checkBlas(cublasStatus_t status, const char* what) {
   if (status == CUBLAS_STATUS_SUCCESS) return;
   const Error::Kind kind = status == CUBLAS_STATUS_ALLOC_FAILED ? Error::Kind::OutOfMemory : Error::Kind::Device;
@@ -119,7 +116,9 @@ struct Call {
 struct GemmState {
   int ordinal = 0;
   cublasLtHandle_t handle = nullptr;
-  void* workspace = nullptr;
+  // The device option gemmWorkspaceBytes (context.h): what the heuristic may plan for and every product is given.
+  size_t workspaceBytes = 0;
+  void* workspace = nullptr;  // nullptr when workspaceBytes is 0
   std::map<PlanKey, Plan> plans;
   std::set<PlanKey> refused;
 
@@ -158,7 +157,7 @@ struct GemmState {
   // Enqueues D = C = epilogue(alpha op(A) op(B) + beta C) with the plan's descriptors and the given algorithm.
   cublasStatus_t enqueue(Plan& plan, const cublasLtMatmulAlgo_t& algorithm, const Call& call) {
     return cublasLtMatmul(handle, plan.operation, &call.alpha, call.b, plan.a, call.a, plan.b, &call.beta, call.c, plan.c,
-                          call.c, plan.c, &algorithm, workspace, kWorkspaceBytes, call.stream);
+                          call.c, plan.c, &algorithm, workspace, workspaceBytes, call.stream);
   }
 
  private:
@@ -209,9 +208,9 @@ struct GemmState {
     cublasLtMatmulHeuristicResult_t results[kCandidates] = {};
     int found = 0;
     const cublasStatus_t status = [&] {
-      const uint64_t workspaceBytes = kWorkspaceBytes;
+      const uint64_t maxWorkspace = workspaceBytes;
       cublasStatus_t s = cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                                              &workspaceBytes, sizeof(workspaceBytes));
+                                                              &maxWorkspace, sizeof(maxWorkspace));
       const std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t> alignments[] = {
           {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, key.alignB},
           {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, key.alignA},
@@ -273,11 +272,12 @@ struct GemmState {
   }
 };
 
-GemmState* createGemmState(int ordinal) {
+GemmState* createGemmState(int ordinal, size_t workspaceBytes) {
   auto state = std::make_unique<GemmState>();
   state->ordinal = ordinal;
+  state->workspaceBytes = workspaceBytes;
   checkBlas(cublasLtCreate(&state->handle), "cublasLtCreate");
-  check(cudaMalloc(&state->workspace, kWorkspaceBytes), "matmul workspace");
+  if (workspaceBytes > 0) check(cudaMalloc(&state->workspace, workspaceBytes), "matmul workspace");
   return state.release();
 }
 

@@ -32,7 +32,7 @@ int CudaStream::deviceCount() {
   return count;
 }
 
-CudaStream::CudaStream(int ordinal, int64_t memoryLimitBytes, CudaChoices choices) {
+CudaStream::CudaStream(int ordinal, int64_t memoryLimitBytes, CudaChoices choices) : choices_(choices) {
   int count = 0;
   const cudaError_t found = cudaGetDeviceCount(&count);
   if (found != cudaSuccess) {
@@ -88,7 +88,7 @@ CudaStream::CudaStream(int ordinal, int64_t memoryLimitBytes, CudaChoices choice
                                  },
                                  [](void* ptr) { cudaFreeHost(ptr); }});
     context_.scratch = this;
-    context_.gemm = cuda::createGemmState(ordinal);
+    context_.gemm = cuda::createGemmState(ordinal, choices.gemmWorkspaceBytes);
     helper_ = std::thread([this] { completionLoop(); });
   } catch (const cuda::Error& error) {
     shutdown();

@@ -25,13 +25,14 @@ namespace selfe::napi {
 // The device options that choose between kernels: bf16 attention at head dims 64 and 128 on the tensor-core
 // kernels (else CUDA cores), its forward (and head dim 64 backward past 256 keys) on warpgroup tensor cores (wgmma,
 // sm_90 only; else mma.sync), GEMM plans
-// timed among cuBLASLt's candidates (else the heuristic's first), and run-to-run determinism (no sums in an
-// order the hardware picks).
+// timed among cuBLASLt's candidates (else the heuristic's first), run-to-run determinism (no sums in an
+// order the hardware picks), and the cuBLASLt workspace, which bounds the algorithms GEMM plans may pick.
 struct CudaChoices {
   bool tensorCoreAttention = true;
   bool wgmmaAttention = false;
   bool timedGemmAlgorithms = false;
   bool runToRun = false;
+  size_t gemmWorkspaceBytes = cuda::kDefaultGemmWorkspaceBytes;
 };
 
 class CudaStream : public cuda::ScratchPool {
@@ -74,9 +75,7 @@ class CudaStream : public cuda::ScratchPool {
   // Makes this device current on the calling thread (launches and allocations do it themselves).
   void makeCurrent();
   int ordinal() const { return context_.ordinal; }
-  CudaChoices choices() const {
-    return {context_.tensorCoreAttention, context_.wgmmaAttention, context_.timedGemmAlgorithms, context_.runToRun};
-  }
+  CudaChoices choices() const { return choices_; }
   int64_t pinnedBytes() const;
   // Drains the stream and the helper thread, then frees every CUDA resource. Idempotent.
   void shutdown();
@@ -103,6 +102,7 @@ class CudaStream : public cuda::ScratchPool {
   void completionLoop();
   std::string statusFailure();
 
+  const CudaChoices choices_;
   cuda::Context context_;
   cuda::Stream stream_{nullptr, &context_};
   cuda::DeviceStatus* status_ = nullptr;  // host address of the pinned failure record

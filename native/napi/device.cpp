@@ -1,5 +1,6 @@
 #include "device.h"
 
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -116,6 +117,24 @@ int optionInteger(const Napi::Object& options, const char* key, int64_t fallback
                 (fromEnv ? std::string(variable) : std::string("option ") + key) + " must be " + choices + ", got \"" +
                     choice + "\"");
 }
+
+// A CUDA device option counting bytes in [0, max], by default the environment variable `variable` (a decimal
+// integer; unset or empty: `fallback`). A bad value is refused naming the option or the variable it came from.
+[[maybe_unused]] int64_t bytesOption(const Napi::Object& options, const char* key, const char* variable, int64_t fallback,
+                                     int64_t max) {
+  const char* env = std::getenv(variable);
+  int64_t bytes = 0;
+  if (!options.Get(key).IsUndefined() || env == nullptr || *env == '\0') {
+    optionInteger(options, key, fallback, 0, max, &bytes);
+    return bytes;
+  }
+  const std::string text = env;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), bytes);
+  if (error != std::errc() || end != text.data() + text.size() || bytes < 0 || bytes > max)
+    throw OpError(ErrorCode::InvalidArgument, "Device",
+                  std::string(variable) + " must be an integer in [0, " + std::to_string(max) + "], got \"" + text + "\"");
+  return bytes;
+}
 }  // namespace
 
 Device::Device(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Device>(info) {
@@ -139,12 +158,14 @@ Device::Device(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Device>(info) 
         throw OpError(ErrorCode::InvalidArgument, "Device", "option threads applies to the cpu backend only");
 #ifdef SELFE_WITH_CUDA
       // Which kernels bf16 attention may use ("auto": warpgroup tensor cores where the GPU runs sm_90a, else mma.sync;
-      // "mma.sync": those alone; "simt": CUDA-core kernels only), whether GEMM plans time cuBLASLt's candidates, and
-      // whether results must repeat from run to run (native/cuda/context.h).
+      // "mma.sync": those alone; "simt": CUDA-core kernels only), whether GEMM plans time cuBLASLt's candidates,
+      // whether results must repeat from run to run, and how much workspace cuBLASLt gets (native/cuda/context.h).
       const std::string attention = choiceOption(options, "attentionKernels", "SELFE_CUDA_ATTENTION", {"auto", "mma.sync", "simt"});
       const CudaChoices choices{attention != "simt", attention == "auto",
                                 choiceOption(options, "gemmAlgorithms", "SELFE_CUDA_GEMM", {"heuristic", "timed"}) == "timed",
-                                choiceOption(options, "determinism", "SELFE_CUDA_DETERMINISM", {"not-guaranteed", "run-to-run"}) == "run-to-run"};
+                                choiceOption(options, "determinism", "SELFE_CUDA_DETERMINISM", {"not-guaranteed", "run-to-run"}) == "run-to-run",
+                                static_cast<size_t>(bytesOption(options, "gemmWorkspaceBytes", "SELFE_CUDA_GEMM_WORKSPACE",
+                                                                static_cast<int64_t>(cuda::kDefaultGemmWorkspaceBytes), int64_t{1} << 30))};
       // Timing picks whichever candidate ran quickest this time, which another run may not.
       if (choices.timedGemmAlgorithms && choices.runToRun)
         throw OpError(ErrorCode::InvalidArgument, "Device",
@@ -158,7 +179,7 @@ Device::Device(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Device>(info) 
                     "\"); `npm run build` builds it on a machine with CUDA 13 (nvcc) and cuBLAS(Lt)");
 #endif
     } else {
-      for (const char* cudaOnly : {"deviceIndex", "attentionKernels", "gemmAlgorithms", "determinism"})
+      for (const char* cudaOnly : {"deviceIndex", "attentionKernels", "gemmAlgorithms", "determinism", "gemmWorkspaceBytes"})
         if (!options.Get(cudaOnly).IsUndefined())
           throw OpError(ErrorCode::InvalidArgument, "Device", std::string("option ") + cudaOnly + " applies to the cuda backend only");
       queue_ = std::make_unique<WorkQueue>();
@@ -408,6 +429,7 @@ Napi::Object Device::stats(Napi::Env env) {
     out.Set("attentionKernels", Napi::String::New(env, !choices.tensorCoreAttention ? "simt" : choices.wgmmaAttention ? "auto" : "mma.sync"));
     out.Set("gemmAlgorithms", Napi::String::New(env, choices.timedGemmAlgorithms ? "timed" : "heuristic"));
     out.Set("determinism", Napi::String::New(env, choices.runToRun ? "run-to-run" : "not-guaranteed"));
+    out.Set("gemmWorkspaceBytes", Napi::Number::New(env, static_cast<double>(choices.gemmWorkspaceBytes)));
     out.Set("failure", Napi::String::New(env, cuda_->failure()));
     return out;
   }

@@ -460,3 +460,28 @@ describeCuda('GEMMs on a device with gemmAlgorithms "timed" match the CPU backen
   for (const name of ["matmul, shared weight and strided batches", "linear with bias", "linear + GELU, with and without bias"])
     it(`${name}, bf16`, () => compareBf16(name, bf16Cases[name]!))
 })
+
+// The same GEMMs on devices with less cuBLASLt workspace than the default 32 MiB: none (only algorithms that need
+// no workspace may run, the heuristic's first or timed ones) and PyTorch's 1 MiB. The algorithms change with it
+// (on the emulator's stand-in: split-K where its partial products fit), the products must not.
+const workspaceDevices = [
+  { gemmWorkspaceBytes: 0, gemmAlgorithms: "heuristic" },
+  { gemmWorkspaceBytes: 0, gemmAlgorithms: "timed" },
+  { gemmWorkspaceBytes: 1 << 20, gemmAlgorithms: "heuristic" }
+] as const
+for (const options of workspaceDevices)
+  describeCuda(`GEMMs on a device with gemmWorkspaceBytes ${options.gemmWorkspaceBytes} and gemmAlgorithms "${options.gemmAlgorithms}" match the CPU backend, f32 and bf16`, () => {
+    beforeAll(() => {
+      backends = makeCudaAndCpu(options)
+    })
+    afterAll(() => backends?.dispose())
+
+    it("reports its choices", () => {
+      const stats = backends.cudaBackend.stats() as NativeStats
+      expect([stats.gemmWorkspaceBytes, stats.gemmAlgorithms]).toEqual([options.gemmWorkspaceBytes, options.gemmAlgorithms])
+    })
+    const large = "matmul and linear at DiT widths"
+    it(`${large}, f32`, () => compareOutputs(large, largeCases[large]!, 1, largeCases[large]!.tol ?? F32))
+    for (const name of ["matmul, shared weight and strided batches", "linear with bias", "linear + GELU, with and without bias"])
+      it(`${name}, bf16`, () => compareBf16(name, bf16Cases[name]!))
+  })

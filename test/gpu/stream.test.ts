@@ -88,6 +88,62 @@ describe.each(choiceOptions)("the $option device option", ({ option, variable, v
   })
 })
 
+// The cuBLASLt workspace: bytes, 32 MiB by default, from SELFE_CUDA_GEMM_WORKSPACE where that is set.
+describe("the gemmWorkspaceBytes device option", () => {
+  const variable = "SELFE_CUDA_GEMM_WORKSPACE"
+  const refusal = (make: () => unknown) => {
+    try {
+      make()
+    } catch (cause) {
+      return cause as Error & { code?: string; reason?: string }
+    }
+    return undefined
+  }
+
+  it("is refused on the cpu backend, which has no cuBLASLt", () => {
+    const error = refusal(() => new (loadAddon().Device)({ gemmWorkspaceBytes: 1 << 20 }))
+    expect(error?.code).toBe("SELFE_INVALID_ARGUMENT")
+    expect(error?.reason).toBe("option gemmWorkspaceBytes applies to the cuda backend only")
+  })
+
+  it.skipIf(!cudaAvailability().available)(`takes bytes in [0, 2^30] on CUDA (default: ${variable}, else 33554432), naming a bad value's source`, () => {
+    const addon = loadAddon()
+    const saved = process.env[variable]
+    const workspaceOf = (options: { gemmWorkspaceBytes?: number }) => {
+      const device = new addon.Device({ backend: "cuda", ...options })
+      const bytes = addon.ops.stats(device).gemmWorkspaceBytes
+      addon.ops.dispose(device)
+      return bytes
+    }
+    try {
+      delete process.env[variable]
+      expect(workspaceOf({})).toBe(33554432)
+      for (const bytes of [0, 1 << 20, 12345, 2 ** 30]) expect(workspaceOf({ gemmWorkspaceBytes: bytes })).toBe(bytes)
+      for (const bad of [-1, 1.5, 2 ** 30 + 1, Number.NaN, "1048576"]) {
+        const error = refusal(() => workspaceOf({ gemmWorkspaceBytes: bad as number }))
+        expect(error?.code, String(bad)).toBe("SELFE_INVALID_ARGUMENT")
+        expect(error?.reason, String(bad)).toBe("option gemmWorkspaceBytes must be an integer in [0, 1073741824]")
+      }
+      process.env[variable] = "1048576"
+      expect(workspaceOf({})).toBe(1048576)
+      expect(workspaceOf({ gemmWorkspaceBytes: 0 })).toBe(0)
+      process.env[variable] = ""
+      expect(workspaceOf({})).toBe(33554432)
+      for (const bad of ["1MiB", "-1", "1073741825", " 1024", "1e6", "99999999999999999999"]) {
+        process.env[variable] = bad
+        const error = refusal(() => workspaceOf({}))
+        expect(error?.code, bad).toBe("SELFE_INVALID_ARGUMENT")
+        expect(error?.reason, bad).toBe(`${variable} must be an integer in [0, 1073741824], got "${bad}"`)
+        // An option given beats the variable, which is then not read.
+        expect(workspaceOf({ gemmWorkspaceBytes: 4096 }), bad).toBe(4096)
+      }
+    } finally {
+      if (saved === undefined) delete process.env[variable]
+      else process.env[variable] = saved
+    }
+  })
+})
+
 // Timing GEMM candidates picks whichever ran quickest this time: not run-to-run.
 it.skipIf(!cudaAvailability().available)('refuses determinism "run-to-run" with gemmAlgorithms "timed", however each was given', () => {
   const addon = loadAddon()

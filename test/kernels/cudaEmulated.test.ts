@@ -34,7 +34,7 @@ const runs = [
   { name: "attention", check: cpuTwin },
   { name: "attention-float64", check: "(wgmma products alone; tensor-core kernels, atomic and run-to-run dq) matches float64 (masked, ragged, sliced grids)" },
   ...families.filter((family) => family !== "attention").map((family) => ({ name: family, check: cpuTwin })),
-  { name: "matmul", check: "(on the cuBLASLt emulator) matches float64 products, fused epilogues and their fallbacks" },
+  { name: "matmul", check: "(on the cuBLASLt emulator) matches float64 products, fused epilogues and their fallbacks, workspace as the device says" },
   { name: "attention-simt", check: cpuTwin },
   { name: "attention-wgmma", check: cpuTwin },
   { name: "attention-run-to-run", check: cpuTwin }

@@ -36,6 +36,13 @@ export interface NativeOptions {
    * variable SELFE_CUDA_DETERMINISM, else "not-guaranteed".
    */
   readonly determinism?: "not-guaranteed" | "run-to-run" | undefined
+  /**
+   * cuda only: the cuBLASLt workspace in bytes, an integer in [0, 2^30]: allocated once per device, it bounds the
+   * algorithms cuBLASLt's heuristic may offer a GEMM (0: only those that need no workspace; PyTorch's cuBLASLt
+   * path asks with 1 MiB). Default: the environment variable SELFE_CUDA_GEMM_WORKSPACE (bytes), else 32 MiB,
+   * cuBLASLt's recommendation on Hopper.
+   */
+  readonly gemmWorkspaceBytes?: number | undefined
 }
 
 type H = number
@@ -80,7 +87,8 @@ export class NativeBackend implements Ops.Backend, TensorOwner {
       ...(options.memoryLimitBytes !== undefined ? { memoryLimitBytes: options.memoryLimitBytes } : {}),
       ...(options.attentionKernels !== undefined ? { attentionKernels: options.attentionKernels } : {}),
       ...(options.gemmAlgorithms !== undefined ? { gemmAlgorithms: options.gemmAlgorithms } : {}),
-      ...(options.determinism !== undefined ? { determinism: options.determinism } : {})
+      ...(options.determinism !== undefined ? { determinism: options.determinism } : {}),
+      ...(options.gemmWorkspaceBytes !== undefined ? { gemmWorkspaceBytes: options.gemmWorkspaceBytes } : {})
     })
   }
 

@@ -29,6 +29,8 @@ export interface NativeStats {
   readonly gemmAlgorithms?: "heuristic" | "timed"
   /** CUDA only: "not-guaranteed" (bf16 attention's backward adds dq with atomics) or "run-to-run" (the same bits every run). */
   readonly determinism?: "not-guaranteed" | "run-to-run"
+  /** CUDA only: the cuBLASLt workspace in bytes, the most device memory a GEMM algorithm may use. */
+  readonly gemmWorkspaceBytes?: number
 }
 
 export interface NativeOps {
@@ -108,6 +110,7 @@ export interface NativeDeviceOptions {
   readonly attentionKernels?: "auto" | "mma.sync" | "simt"
   readonly gemmAlgorithms?: "heuristic" | "timed"
   readonly determinism?: "not-guaranteed" | "run-to-run"
+  readonly gemmWorkspaceBytes?: number
 }
 
 export interface NativeAddon {

@@ -1,7 +1,7 @@
 // The CPU stand-in for cuBLASLt declared in include/cublasLt.h (what it computes and what it refuses is
 // described there). Products run as OpenBLAS SGEMMs on the same column-major layouts (bf16 operands widened
-// to f32), accumulating in fp32 as the library does; the epilogue follows in fp32, then one rounding to the
-// output type (f32, or bf16 to nearest-even).
+// to f32), accumulating in fp32 as the library does (split-K: one SGEMM per K slice into the workspace, then
+// their sum); the epilogue follows in fp32, then one rounding to the output type (f32, or bf16 to nearest-even).
 #include <cblas.h>
 #include <cublasLt.h>
 #include <cuda_bf16.h>
@@ -50,7 +50,9 @@ struct Choice {
   int64_t auxLd;
   cublasLtMatrixLayoutOpaque_t a, b, c, d;
   uint32_t alignA, alignB, alignC, alignD, alignBias, alignAux;
-  size_t algorithm;  // the index into cublasLtEmu::algorithmMilliseconds
+  size_t algorithm;  // the index into cublasLtEmu::algorithms
+  int splits;
+  size_t workspace;  // bytes the algorithm needs
 };
 std::vector<Choice> choices;
 constexpr uint64_t kAlgoTag = 0x5e1fe0c0b1a5u;
@@ -240,6 +242,7 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handle, cublasLtM
   ++cublasLtEmu::heuristicCalls;
   *count = 0;
   if (handle == nullptr) return refuse(CUBLAS_STATUS_NOT_INITIALIZED, "no handle");
+  cublasLtEmu::lastMaxWorkspaceBytes = preference->workspace;
   if (requested < 1) return refuse(CUBLAS_STATUS_INVALID_VALUE, "requestedAlgoCount below 1");
   if (const cublasStatus_t status = validate(*op, *a, *b, *c, *d); status != CUBLAS_STATUS_SUCCESS) return status;
   if ((cublasLtEmu::refuseBias && hasBias(op->epilogue)) || (cublasLtEmu::refuseGelu && hasGelu(op->epilogue)))
@@ -248,19 +251,30 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handle, cublasLtM
   for (const uint32_t alignment : {preference->alignA, preference->alignB, preference->alignC, preference->alignD})
     if (alignment < bytes || (alignment & (alignment - 1)) != 0)
       return refuse(CUBLAS_STATUS_NOT_SUPPORTED, "a minimum alignment of " + std::to_string(alignment) + " bytes");
-  const size_t offered = std::min(static_cast<size_t>(requested), cublasLtEmu::algorithmMilliseconds.size());
-  for (size_t i = 0; i < offered; ++i) {
+  const uint64_t k = op->transA == CUBLAS_OP_N ? a->cols : a->rows;
+  int offered = 0;
+  for (size_t i = 0; i < cublasLtEmu::algorithms.size() && offered < requested; ++i) {
+    const int splits = cublasLtEmu::algorithms[i].splits;
+    // Split-K keeps every slice's fp32 product of D's size in the workspace.
+    const size_t workspace =
+        splits > 1 ? static_cast<size_t>(splits) * d->rows * d->cols * static_cast<size_t>(d->batch) * sizeof(float) : 0;
+    if (k < static_cast<uint64_t>(splits) || workspace > preference->workspace) continue;
     // The bias's and aux's alignments come from the pointers the descriptor holds now (NULL: any alignment).
     choices.push_back(Choice{op->transA, op->transB, op->epilogue, op->auxLd, *a, *b, *c, *d, preference->alignA,
                              preference->alignB, preference->alignC, preference->alignD, alignmentOf(op->bias),
-                             alignmentOf(op->aux), i});
-    results[i] = cublasLtMatmulHeuristicResult_t{};
-    results[i].algo.data[0] = kAlgoTag;
-    results[i].algo.data[1] = choices.size() - 1;
-    results[i].state = CUBLAS_STATUS_SUCCESS;
-    results[i].wavesCount = 1.0f;
+                             alignmentOf(op->aux), i, splits, workspace});
+    results[offered] = cublasLtMatmulHeuristicResult_t{};
+    results[offered].algo.data[0] = kAlgoTag;
+    results[offered].algo.data[1] = choices.size() - 1;
+    results[offered].workspaceSize = workspace;
+    results[offered].state = CUBLAS_STATUS_SUCCESS;
+    results[offered].wavesCount = 1.0f;
+    ++offered;
   }
-  *count = static_cast<int>(offered);
+  if (offered == 0)
+    return refuse(CUBLAS_STATUS_NOT_SUPPORTED, "no algorithm needs at most MAX_WORKSPACE_BYTES = " +
+                                                   std::to_string(preference->workspace) + " bytes of workspace");
+  *count = offered;
   return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -280,8 +294,20 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t op, 
       chosen.auxLd != op->auxLd || !(chosen.a == a) || !(chosen.b == b) || !(chosen.c == c) || !(chosen.d == d))
     return refuse(CUBLAS_STATUS_INVALID_VALUE, "the algorithm was chosen for another problem");
   if (workspaceBytes > 0 && workspace == nullptr) return refuse(CUBLAS_STATUS_INVALID_VALUE, "workspace size without a workspace");
-  const double milliseconds = cublasLtEmu::algorithmMilliseconds.at(chosen.algorithm);
-  if (milliseconds < 0) return refuse(CUBLAS_STATUS_NOT_SUPPORTED, "this algorithm fails (cublasLtEmu::algorithmMilliseconds)");
+  if (chosen.workspace > workspaceBytes)
+    return refuse(CUBLAS_STATUS_INVALID_VALUE, "the algorithm needs " + std::to_string(chosen.workspace) +
+                                                   " bytes of workspace, workspaceSizeInBytes is " + std::to_string(workspaceBytes));
+  // The split-K kernel writes its partial products there; on a GPU, past the end of device memory it faults.
+  if (chosen.workspace > 0) {
+    const auto block = emu::allocationOf(workspace);
+    const auto* end = static_cast<const unsigned char*>(workspace) + chosen.workspace;
+    if (block.base == nullptr || end > static_cast<const unsigned char*>(block.base) + block.bytes)
+      return refuse(CUBLAS_STATUS_EXECUTION_FAILED, "the algorithm's " + std::to_string(chosen.workspace) +
+                                                        " bytes of workspace are not device memory (the block holding the "
+                                                        "workspace has " + std::to_string(block.bytes) + " bytes)");
+  }
+  const double milliseconds = cublasLtEmu::algorithms.at(chosen.algorithm).milliseconds;
+  if (milliseconds < 0) return refuse(CUBLAS_STATUS_NOT_SUPPORTED, "this algorithm fails (cublasLtEmu::algorithms)");
   const float alpha = *static_cast<const float*>(alphaPointer), beta = *static_cast<const float*>(betaPointer);
   const bool bias = hasBias(op->epilogue), gelu = hasGelu(op->epilogue);
   if ((bias && op->bias == nullptr) || (gelu && op->aux == nullptr))
@@ -308,7 +334,8 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t op, 
   const int64_t m = static_cast<int64_t>(d.rows), n = static_cast<int64_t>(d.cols);
   const int64_t k = static_cast<int64_t>(op->transA == CUBLAS_OP_N ? a.cols : a.rows);
   const cudaDataType_t type = d.type;
-  std::vector<float> out(static_cast<size_t>(m * n));
+  const size_t size = static_cast<size_t>(m * n);
+  std::vector<float> out(size);
   for (int32_t batch = 0; batch < d.batch; ++batch) {
     const auto* baseA = static_cast<const unsigned char*>(A) + batch * a.stride * elementBytes(type);
     const auto* baseB = static_cast<const unsigned char*>(B) + batch * b.stride * elementBytes(type);
@@ -318,12 +345,30 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t op, 
     std::vector<float> wideA, wideB;
     const float* opA = asFloats(type, baseA, a, wideA);
     const float* opB = asFloats(type, baseB, b, wideB);
-    if (k == 0 || m == 0 || n == 0) std::fill(out.begin(), out.end(), 0.0f);
-    else
+    // alpha op(A)[:, k0:k1] op(B)[k0:k1, :] into `into`.
+    const auto product = [&](int64_t k0, int64_t k1, float* into) {
+      if (k1 == k0 || m == 0 || n == 0) {
+        std::fill(into, into + size, 0.0f);
+        return;
+      }
       cblas_sgemm(CblasColMajor, op->transA == CUBLAS_OP_N ? CblasNoTrans : CblasTrans,
                   op->transB == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, static_cast<int>(m), static_cast<int>(n),
-                  static_cast<int>(k), alpha, opA, static_cast<int>(a.ld), opB, static_cast<int>(b.ld), 0.0f, out.data(),
-                  static_cast<int>(m));
+                  static_cast<int>(k1 - k0), alpha, opA + (op->transA == CUBLAS_OP_N ? k0 * a.ld : k0), static_cast<int>(a.ld),
+                  opB + (op->transB == CUBLAS_OP_N ? k0 : k0 * b.ld), static_cast<int>(b.ld), 0.0f, into, static_cast<int>(m));
+    };
+    if (chosen.splits == 1) {
+      product(0, k, out.data());
+    } else {
+      // Split-K: each slice's product into this batch's part of the workspace, then their sum in slice order.
+      const int64_t splits = chosen.splits;
+      float* partials = static_cast<float*>(workspace) + static_cast<size_t>(batch * splits) * size;
+      for (int64_t s = 0; s < splits; ++s) product(k * s / splits, k * (s + 1) / splits, partials + static_cast<size_t>(s) * size);
+      for (size_t i = 0; i < size; ++i) {
+        float sum = 0.0f;
+        for (int64_t s = 0; s < splits; ++s) sum += partials[static_cast<size_t>(s) * size + i];
+        out[i] = sum;
+      }
+    }
     // The epilogue, element by element; D is written after C's element is read, so D may be C.
     for (int64_t col = 0; col < n; ++col)
       for (int64_t row = 0; row < m; ++row) {
@@ -336,5 +381,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t op, 
   }
   emu::clockMilliseconds += milliseconds;
   cublasLtEmu::lastAlgorithm = static_cast<int>(chosen.algorithm);
+  cublasLtEmu::lastWorkspace = workspace;
+  cublasLtEmu::lastWorkspaceBytes = workspaceBytes;
   return CUBLAS_STATUS_SUCCESS;
 }

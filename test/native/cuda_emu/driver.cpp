@@ -6,9 +6,9 @@
 // same bf16-rounded inputs. attention.cu's tensor-core kernels run on mma_fragments_emu.cpp's ldmatrix and mma;
 // the family "attention-float64" also launches them directly (attention_mma.cuh, grids in (batch, head) slices)
 // and checks out, lse, dq, dk and dv against float64 attention. The family "matmul" runs matmul.cu on
-// cublaslt_emu.cpp's cuBLASLt against float64 products and counts its plans. Device buffers sit between guard
-// bytes that must stay untouched, outputs start as NaN (an element never written shows), scratch memory starts
-// as NaN too. Built and run by test/kernels/cudaEmulated.test.ts, one family per run (argv[1]); prints "all N
+// cublaslt_emu.cpp's cuBLASLt against float64 products and checks its plans and workspace. Device buffers sit
+// between guard bytes that must stay untouched, outputs start as NaN (an element never written shows), scratch
+// memory starts as NaN too. Built and run by test/kernels/cudaEmulated.test.ts, one family per run (argv[1]); prints "all N
 // checks passed" and exits 0, or lists the failures.
 #include <algorithm>
 #include <cmath>
@@ -917,8 +917,9 @@ void matmulPlans() {
 // would accumulate) keeps the heuristic's first.
 template <class E>
 void matmulTimed() {
+  const auto defaults = cublasLtEmu::algorithms;
   context.timedGemmAlgorithms = true;
-  cublasLtEmu::algorithmMilliseconds = {3.0, 1.0, -1.0, 0.5, 2.0};
+  cublasLtEmu::algorithms = {{3.0}, {1.0}, {-1.0}, {0.5}, {2.0}};
   long products = cublasLtEmu::matmulCalls;
   expectCount("heuristic calls, timed linear", linear<E>(29, 16, 24, true, false), 1);
   expectCount("algorithm of a timed linear", cublasLtEmu::lastAlgorithm, 3);
@@ -932,13 +933,13 @@ void matmulTimed() {
   gemm<E>(GemmCase{1, 7, 9, 5, false, false, -1, -1, -1, 1.0f, 0.5f});
   expectCount("algorithm of a gemm with beta 0.5", cublasLtEmu::lastAlgorithm, 0);
   // 2% quicker than the heuristic's first is within the margin; 4% is not.
-  cublasLtEmu::algorithmMilliseconds = {1.0, 0.98};
+  cublasLtEmu::algorithms = {{1.0}, {0.98}};
   linear<E>(35, 16, 24, true, false);
   expectCount("algorithm when the quickest is 2% quicker", cublasLtEmu::lastAlgorithm, 0);
-  cublasLtEmu::algorithmMilliseconds = {1.0, 0.96};
+  cublasLtEmu::algorithms = {{1.0}, {0.96}};
   linear<E>(37, 16, 24, true, false);
   expectCount("algorithm when the quickest is 4% quicker", cublasLtEmu::lastAlgorithm, 1);
-  cublasLtEmu::algorithmMilliseconds = {-1.0, -1.0};
+  cublasLtEmu::algorithms = {{-1.0}, {-1.0}};
   std::string refusal;
   try {
     linear<E>(31, 16, 24, false, false);
@@ -949,12 +950,54 @@ void matmulTimed() {
   if (refusal.find("none of cuBLASLt's 2 algorithms for m=31 n=24 k=16 batch=1 ran") == std::string::npos)
     failed("a problem no candidate runs threw \"" + refusal + "\"");
   context.timedGemmAlgorithms = false;
-  cublasLtEmu::algorithmMilliseconds = {3.0, 1.0};
+  cublasLtEmu::algorithms = {{3.0}, {1.0}};
   products = cublasLtEmu::matmulCalls;
   linear<E>(33, 16, 24, true, false);
   expectCount("algorithm on a heuristic device", cublasLtEmu::lastAlgorithm, 0);
   expectCount("products run on a heuristic device", cublasLtEmu::matmulCalls - products, 1);
-  cublasLtEmu::algorithmMilliseconds = {1.0};
+  cublasLtEmu::algorithms = defaults;
+}
+
+// A device's gemmWorkspaceBytes is the workspace matmul.cu allocates (none at 0), the MAX_WORKSPACE_BYTES its
+// heuristic asks with and the workspaceSizeInBytes every product gets, timed candidates included: a split-K
+// algorithm (4 slices of the 96 x 64 output, 98304 bytes), the heuristic's first and the quicker, runs where
+// that fits and the one that needs no workspace elsewhere.
+template <class E>
+void matmulWorkspace() {
+  selfe::cuda::GemmState* const state = context.gemm;
+  const auto defaults = cublasLtEmu::algorithms;
+  cublasLtEmu::algorithms = {{0.5, 4}, {1.0}};
+  constexpr size_t kSplitK = 4 * 96 * 64 * sizeof(float);
+  const struct {
+    size_t bytes;
+    bool timed;
+    int algorithm;
+  } cases[] = {{0, false, 1}, {kSplitK - 1, false, 1}, {kSplitK, false, 0}, {selfe::cuda::kDefaultGemmWorkspaceBytes, false, 0},
+               {0, true, 1}, {kSplitK - 1, true, 1}, {kSplitK, true, 0}};
+  for (const auto& c : cases) {
+    const std::string device = "workspace " + std::to_string(c.bytes) + (c.timed ? " timed" : "") + ": ";
+    context.gemm = selfe::cuda::createGemmState(0, c.bytes);
+    context.timedGemmAlgorithms = c.timed;
+    const long products = cublasLtEmu::matmulCalls;
+    linear<E>(64, 256, 96, true, false);
+    expectCount((device + "algorithm").c_str(), cublasLtEmu::lastAlgorithm, c.algorithm);
+    // Timed with both offered: each warms up and runs 3 rounds of 3, then the chosen one runs the call.
+    expectCount((device + "products run").c_str(), cublasLtEmu::matmulCalls - products,
+                c.timed && c.algorithm == 0 ? 2 * (1 + 3 * 3) + 1 : 1);
+    expectCount((device + "the heuristic's MAX_WORKSPACE_BYTES").c_str(), static_cast<long>(cublasLtEmu::lastMaxWorkspaceBytes),
+                static_cast<long>(c.bytes));
+    expectCount((device + "the product's workspaceSizeInBytes").c_str(), static_cast<long>(cublasLtEmu::lastWorkspaceBytes),
+                static_cast<long>(c.bytes));
+    expectCount((device + "bytes allocated for the workspace").c_str(),
+                static_cast<long>(emu::allocationOf(cublasLtEmu::lastWorkspace).bytes), static_cast<long>(c.bytes));
+    ++checks;
+    if ((cublasLtEmu::lastWorkspace == nullptr) != (c.bytes == 0))
+      failed(device + "the product's workspace pointer is " + (cublasLtEmu::lastWorkspace == nullptr ? "null" : "set"));
+    selfe::cuda::destroyGemmState(context.gemm);
+  }
+  context.gemm = state;
+  context.timedGemmAlgorithms = false;
+  cublasLtEmu::algorithms = defaults;
 }
 
 // ---- attention -------------------------------------------------------------------------------------------------
@@ -1451,7 +1494,7 @@ int main(int argc, char** argv) {
       run("timestepEmbedding " + std::to_string(s.batch) + "x" + std::to_string(s.dim), 2, [&] { timestepEmbedding(s.batch, s.dim); });
   }
   if (want("matmul")) {
-    context.gemm = selfe::cuda::createGemmState(0);
+    context.gemm = selfe::cuda::createGemmState(0, selfe::cuda::kDefaultGemmWorkspaceBytes);
     // Every transpose, batches (strided, shared weight folded into rows, shared weight under a transposed A,
     // padded strides), an empty sum (k = 0) with and without beta, empty outputs.
     const GemmCase cases[] = {{1, 5, 7, 3, false, false, -1, -1, -1, 1.0f, 0.0f},
@@ -1490,6 +1533,8 @@ int main(int argc, char** argv) {
     run("matmul plans bf16: cached, per alignment, refusals remembered", 1, [&] { matmulPlans<bf16>(); });
     run("matmul timed plans f32: the quickest candidate, failures skipped, beta != 0 untimed", 1, [&] { matmulTimed<float>(); });
     run("matmul timed plans bf16: the quickest candidate, failures skipped, beta != 0 untimed", 1, [&] { matmulTimed<bf16>(); });
+    run("matmul workspace f32: allocated, asked for and given as the device says", 1, [&] { matmulWorkspace<float>(); });
+    run("matmul workspace bf16: allocated, asked for and given as the device says", 1, [&] { matmulWorkspace<bf16>(); });
     selfe::cuda::destroyGemmState(context.gemm);
     context.gemm = nullptr;
   }

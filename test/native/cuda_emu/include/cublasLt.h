@@ -8,8 +8,12 @@
 // batch counts that disagree, a leading dimension below the rows, mixed types) and fails a cublasLtMatmul
 // whose pointers are less aligned than the algorithm was chosen for: the operands' from the preference's
 // MIN_ALIGNMENT attributes, the bias's and aux's from the pointers the descriptor held when the heuristic ran
-// (the library reads them for that). The heuristic returns up to the requested number of algorithms, each
-// taking a set time on the emulated clock that CUDA events read. Knobs and counters: `cublasLtEmu` below.
+// (the library reads them for that). The heuristic returns up to the requested number of algorithms whose
+// workspace need (the result's workspaceSize) is at most the preference's MAX_WORKSPACE_BYTES (default 0),
+// each taking a set time on the emulated clock that CUDA events read. A split-K algorithm keeps each K slice's
+// fp32 product in the workspace and sums them in slice order; cublasLtMatmul refuses (INVALID_VALUE) an
+// algorithm needing more workspace than workspaceSizeInBytes, and fails one whose workspace is not that much
+// device memory (on a GPU its kernel would fault). Knobs and counters: `cublasLtEmu` below.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -124,13 +128,25 @@ namespace cublasLtEmu {
 // GELU_AUX: the library has fused kernels for some problems only, and matmul.cu must fall back.
 inline bool refuseBias = false;
 inline bool refuseGelu = false;
-// The algorithms the heuristic offers, best guess first, as the milliseconds each product takes on the
-// emulated clock (emu::clockMilliseconds, which CUDA events read); one that fails at cublasLtMatmul
-// (CUBLAS_STATUS_NOT_SUPPORTED) is given as a negative time.
-inline std::vector<double> algorithmMilliseconds = {1.0};
+// An algorithm the heuristic may offer: the milliseconds its product takes on the emulated clock
+// (emu::clockMilliseconds, which CUDA events read; negative: it fails at cublasLtMatmul with
+// CUBLAS_STATUS_NOT_SUPPORTED), and the slices it splits K into. Split-K (splits > 1) needs splits * m * n * batch
+// floats of workspace and is offered only where K has at least `splits` elements.
+struct Algorithm {
+  double milliseconds;
+  int splits = 1;
+};
+// The algorithms, best guess first. By default a split-K one, then one without workspace: the workspace a device
+// gives cuBLASLt decides which of them a problem runs on.
+inline std::vector<Algorithm> algorithms = {{1.0, 4}, {1.0}};
 // Calls of the heuristic and of cublasLtMatmul since the program started, and the algorithm (its index
 // above) of the last product that ran.
 inline long heuristicCalls = 0;
 inline long matmulCalls = 0;
 inline int lastAlgorithm = -1;
+// The MAX_WORKSPACE_BYTES of the heuristic's last call, and the workspace (pointer and size) of the last product
+// that ran.
+inline uint64_t lastMaxWorkspaceBytes = 0;
+inline const void* lastWorkspace = nullptr;
+inline size_t lastWorkspaceBytes = 0;
 }  // namespace cublasLtEmu

@@ -9,6 +9,9 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
+#include <map>
+#include <mutex>
 #include <type_traits>
 
 #include "selfe_cuda_emu.h"
@@ -73,12 +76,38 @@ cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, Kernel, i
   return cudaSuccess;
 }
 
-// Device memory is host memory, 256-byte aligned as cudaMalloc's.
+// Device memory is host memory, 256-byte aligned as cudaMalloc's. Live blocks are listed with the size asked
+// for: a library stand-in checks that its kernels stay inside device memory (on a GPU they would fault outside
+// it), and a test sees how much a launcher allocated.
+namespace emu {
+struct Allocation {
+  const void* base;
+  size_t bytes;
+};
+inline std::mutex allocationsMutex;
+inline std::map<const void*, size_t> allocations;
+// The live block holding `pointer`, or {nullptr, 0}.
+inline Allocation allocationOf(const void* pointer) {
+  std::lock_guard<std::mutex> lock(allocationsMutex);
+  auto after = allocations.upper_bound(pointer);
+  if (after == allocations.begin()) return {nullptr, 0};
+  const auto& [base, bytes] = *std::prev(after);
+  const auto offset = static_cast<size_t>(static_cast<const unsigned char*>(pointer) - static_cast<const unsigned char*>(base));
+  return offset < bytes ? Allocation{base, bytes} : Allocation{nullptr, 0};
+}
+}  // namespace emu
 inline cudaError_t cudaMalloc(void** ptr, size_t bytes) {
   *ptr = std::aligned_alloc(256, (std::max<size_t>(bytes, 1) + 255) / 256 * 256);
-  return *ptr != nullptr ? cudaSuccess : cudaErrorMemoryAllocation;
+  if (*ptr == nullptr) return cudaErrorMemoryAllocation;
+  std::lock_guard<std::mutex> lock(emu::allocationsMutex);
+  emu::allocations[*ptr] = bytes;
+  return cudaSuccess;
 }
 inline cudaError_t cudaFree(void* ptr) {
+  {
+    std::lock_guard<std::mutex> lock(emu::allocationsMutex);
+    emu::allocations.erase(ptr);
+  }
   std::free(ptr);
   return cudaSuccess;
 }
