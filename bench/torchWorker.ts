@@ -1,27 +1,34 @@
 /**
- * PyTorch's side of bench:gpu as one long-lived worker process (bench/gpu_torch.py): a case goes out as a line of
- * JSON and its times come back as one, so bench/gpu.ts can time PyTorch and selfe on a row back to back.
+ * PyTorch's side of bench:gpu as one long-lived worker process (bench/gpu_torch.py): a request goes out as a
+ * line of JSON and its answer comes back as one. The worker holds one row at a time (prepare, rounds, release),
+ * so bench/gpu.ts can alternate PyTorch's rounds with selfe's round by round.
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { createInterface } from "node:readline"
 
-/** Seconds per call for each of PyTorch's variants of a row (null: that variant is unavailable there). */
-export type TorchTimes = Readonly<Record<string, number | null>>
+/** Seconds per call for each of PyTorch's variants of a row in one round. */
+export type TorchTimes = Readonly<Record<string, number>>
 
 export interface TorchWorker {
   readonly device: string
   readonly version: string
-  /** The case's times, or why there are none (the case failed, or the worker is gone). */
-  readonly time: (c: object) => Promise<TorchTimes | string>
+  /** Builds a row's inputs and warms its variants up: the variants that run here, or why the row cannot. */
+  readonly prepare: (c: object) => Promise<ReadonlyArray<string> | string>
+  /** One round of each variant of the prepared row, or why not (the row failed, or the worker is gone). */
+  readonly round: () => Promise<TorchTimes | string>
+  /** Drops the prepared row's inputs; resolves to why not where the worker is gone. */
+  readonly release: () => Promise<string | undefined>
   readonly close: () => void
 }
+
+type Answer = Record<string, unknown>
 
 /** Starts the worker (`python`, default python3 or SELFE_BENCH_PYTHON); resolves to why not where it cannot run. */
 export const startTorchWorker = (script: string, args: ReadonlyArray<string>, python = process.env["SELFE_BENCH_PYTHON"] ?? "python3") =>
   new Promise<TorchWorker | string>((resolveStart) => {
     const child: ChildProcess = spawn(python, [script, ...args], { stdio: ["pipe", "pipe", "inherit"] })
     // Answers arrive in request order; each waiting request is one entry here.
-    const waiting: Array<(answer: Record<string, unknown> | string) => void> = []
+    const waiting: Array<(answer: Answer | string) => void> = []
     let gone: string | undefined
     let started = false
     const finish = (why: string) => {
@@ -29,14 +36,21 @@ export const startTorchWorker = (script: string, args: ReadonlyArray<string>, py
       if (!started) resolveStart(why)
       for (const reply of waiting.splice(0)) reply(gone)
     }
+    /** The answer to a request, or why there is none (its error, or the worker's end). */
+    const request = (message: object) =>
+      new Promise<Answer | string>((resolve) => {
+        if (gone !== undefined) return resolve(gone)
+        waiting.push((answer) => resolve(typeof answer === "string" ? answer : typeof answer["error"] === "string" ? answer["error"] : answer))
+        child.stdin!.write(`${JSON.stringify(message)}\n`)
+      })
     child.on("error", (error) => finish(`${python} did not start: ${error.message}`))
     child.on("close", (code, signal) => finish(`PyTorch's worker exited (${signal ?? `status ${code}`})`))
     child.stdin?.on("error", (error) => finish(`PyTorch's worker stopped reading: ${error.message}`))
     const lines = createInterface({ input: child.stdout! })
     lines.on("line", (line) => {
-      let message: Record<string, unknown>
+      let message: Answer
       try {
-        message = JSON.parse(line) as Record<string, unknown>
+        message = JSON.parse(line) as Answer
       } catch {
         console.error(`PyTorch's worker printed a line that is not JSON, ignored: ${line.slice(0, 200)}`)
         return
@@ -51,14 +65,15 @@ export const startTorchWorker = (script: string, args: ReadonlyArray<string>, py
         resolveStart({
           device: String(message["device"]),
           version: String(message["torch"]),
-          time: (c) =>
-            new Promise((resolve) => {
-              if (gone !== undefined) return resolve(gone)
-              waiting.push((answer) =>
-                resolve(typeof answer === "string" ? answer : typeof answer["error"] === "string" ? answer["error"] : (answer as TorchTimes))
-              )
-              child.stdin!.write(`${JSON.stringify(c)}\n`)
-            }),
+          prepare: async (c) => {
+            const answer = await request({ op: "prepare", case: c })
+            return typeof answer === "string" ? answer : (answer["variants"] as ReadonlyArray<string>)
+          },
+          round: async () => (await request({ op: "round" })) as TorchTimes | string,
+          release: async () => {
+            const answer = await request({ op: "release" })
+            return typeof answer === "string" ? answer : undefined
+          },
           close: () => {
             gone ??= "closed"
             child.stdin?.end()

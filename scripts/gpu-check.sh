@@ -70,8 +70,24 @@ fi
 bench=0
 if wants bench; then
   echo "== bench:gpu (npm run bench:gpu)"
+  # The card's SM clock, power, temperature and clock-event (throttle) reasons every 100 ms while the benchmark
+  # runs, to $logs/gpu-clocks.csv: whether a GEMM ratio moved with the clocks (the benchmark stamps each row's
+  # start with the time of day). Skipped where nvidia-smi is missing or cannot answer the query.
+  query=timestamp,clocks.sm,power.draw,temperature.gpu,clocks_throttle_reasons.active
+  sampler=
+  if nvidia-smi --query-gpu="$query" --format=csv,noheader >/dev/null 2>&1; then
+    nvidia-smi --query-gpu="$query" --format=csv,noheader,nounits -lms 100 >"$logs/gpu-clocks.csv" 2>/dev/null &
+    sampler=$!
+  else
+    echo "gpu-check: nvidia-smi cannot sample the clocks here; no $logs/gpu-clocks.csv"
+  fi
   timeout "$(allowed "${GPU_CHECK_BENCH_SECONDS:-540}")" npm run --silent bench:gpu 2>&1 | tee "$logs/bench-gpu.log"
   bench=${PIPESTATUS[0]}
+  if [ -n "$sampler" ]; then
+    kill "$sampler" 2>/dev/null
+    wait "$sampler" 2>/dev/null
+    bash scripts/gpu-clocks-summary.sh "$logs/gpu-clocks.csv"
+  fi
 fi
 if [ "$tests" -ne 0 ]; then exit "$tests"; fi
 exit "$bench"

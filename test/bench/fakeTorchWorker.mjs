@@ -1,7 +1,9 @@
 // A stand-in for bench/gpu_torch.py in torchWorker.test.ts, run by node. argv[2] picks its behaviour:
-//   answer: times a case as {"torch": case.reps / 1000} ("fail" in the case's id: {"error"}), after a line that is not JSON
+//   answer: prepare answers {"variants": ["torch", "torch cuDNN"]} ("fail" in the case's id: {"error"}); a round
+//           times the prepared case as {"torch": reps / 1000, "torch cuDNN": 2 reps / 1000} (no case: {"error"});
+//           release answers {}; each answer after a line that is not JSON
 //   refuse: its first line is an error (no CUDA device)
-//   die:    answers the first case, then exits on the second without answering
+//   die:    answers the first request, then exits on the second without answering
 import { createInterface } from "node:readline"
 
 const mode = process.argv[2]
@@ -12,10 +14,24 @@ if (mode === "refuse") {
 }
 say({ device: "Fake GPU", torch: "0.0" })
 let answered = 0
+let prepared
+const answer = (request) => {
+  switch (request.op) {
+    case "prepare":
+      if (request.case.id.includes("fail")) return { error: `ValueError: ${request.case.id}` }
+      prepared = request.case
+      return { variants: ["torch", "torch cuDNN"] }
+    case "round":
+      return prepared === undefined ? { error: "ValueError: no row is prepared" } : { torch: prepared.reps / 1000, "torch cuDNN": (2 * prepared.reps) / 1000 }
+    case "release":
+      prepared = undefined
+      return {}
+  }
+  return { error: `ValueError: unknown op ${request.op}` }
+}
 for await (const line of createInterface({ input: process.stdin })) {
-  const c = JSON.parse(line)
   if (mode === "die" && answered === 1) process.exit(3)
   process.stdout.write("a warning that is not JSON\n")
-  say(c.id.includes("fail") ? { error: `ValueError: ${c.id}` } : { torch: c.reps / 1000, "torch cuDNN": null })
+  say(answer(JSON.parse(line)))
   answered++
 }

@@ -7,18 +7,25 @@ const fake = fileURLToPath(new URL("./fakeTorchWorker.mjs", import.meta.url))
 const start = (mode: string) => startTorchWorker(fake, [mode], process.execPath)
 
 describe("bench:gpu's PyTorch worker (bench/torchWorker.ts)", () => {
-  it("answers cases in the order they were sent, a failed case with its reason, lines that are not JSON skipped", async () => {
+  it("prepares a row, times its rounds and releases it, answers in request order, lines that are not JSON skipped", async () => {
     const worker = await start("answer")
     if (typeof worker === "string") throw new Error(worker)
     expect([worker.device, worker.version]).toEqual(["Fake GPU", "0.0"])
-    const answers = await Promise.all([
-      worker.time({ id: "a", reps: 5 }),
-      worker.time({ id: "fail-b", reps: 6 }),
-      worker.time({ id: "c", reps: 7 })
-    ])
-    expect(answers).toEqual([{ torch: 0.005, "torch cuDNN": null }, "ValueError: fail-b", { torch: 0.007, "torch cuDNN": null }])
+    const answers = await Promise.all([worker.prepare({ id: "a", reps: 5 }), worker.round(), worker.round(), worker.release()])
+    expect(answers).toEqual([["torch", "torch cuDNN"], { torch: 0.005, "torch cuDNN": 0.01 }, { torch: 0.005, "torch cuDNN": 0.01 }, undefined])
+    expect(await worker.round()).toBe("ValueError: no row is prepared")
     worker.close()
-    expect(await worker.time({ id: "d", reps: 1 })).toBe("closed")
+    expect(await worker.prepare({ id: "d", reps: 1 })).toBe("closed")
+    expect(await worker.round()).toBe("closed")
+  })
+
+  it("gives a row the worker cannot prepare its reason, and the next row still runs", async () => {
+    const worker = await start("answer")
+    if (typeof worker === "string") throw new Error(worker)
+    expect(await worker.prepare({ id: "fail-b", reps: 6 })).toBe("ValueError: fail-b")
+    expect(await worker.prepare({ id: "c", reps: 7 })).toEqual(["torch", "torch cuDNN"])
+    expect(await worker.round()).toEqual({ torch: 0.007, "torch cuDNN": 0.014 })
+    worker.close()
   })
 
   it("says why where the worker refuses to start or its interpreter is missing", async () => {
@@ -29,8 +36,8 @@ describe("bench:gpu's PyTorch worker (bench/torchWorker.ts)", () => {
   it("answers a request the worker died on, and every later one, with its exit", async () => {
     const worker = await start("die")
     if (typeof worker === "string") throw new Error(worker)
-    expect(await worker.time({ id: "a", reps: 2 })).toEqual({ torch: 0.002, "torch cuDNN": null })
-    expect(await worker.time({ id: "b", reps: 2 })).toBe("PyTorch's worker exited (status 3)")
-    expect(await worker.time({ id: "c", reps: 2 })).toBe("PyTorch's worker exited (status 3)")
+    expect(await worker.prepare({ id: "a", reps: 2 })).toEqual(["torch", "torch cuDNN"])
+    expect(await worker.round()).toBe("PyTorch's worker exited (status 3)")
+    expect(await worker.release()).toBe("PyTorch's worker exited (status 3)")
   })
 })
