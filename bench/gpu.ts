@@ -10,7 +10,8 @@
  * reverses every round; a side's time is its median round. The table comes last, then the GEMM rows on every
  * GEMM device (gemmAlgorithms "timed"; a 1 MiB cuBLASLt workspace, as PyTorch's), the attention rows on every
  * attention device ("mma.sync", determinism "run-to-run") beside PyTorch's, the optimizer's bandwidth, a whole
- * Self-E training step of DiT-S in f32 and in bf16-mixed (bench/trainStep.ts), and issue 5's targets.
+ * Self-E training step of DiT-S in f32 and in bf16-mixed (bench/trainStep.ts) beside its JS host path alone, and
+ * issue 5's targets.
  */
 import { fileURLToPath } from "node:url"
 import { liftBackend } from "../src/kernels/lift.ts"
@@ -18,6 +19,7 @@ import { type NativeStats, loadAddon } from "../src/kernels/native/binding.ts"
 import { NativeBackend } from "../src/kernels/native/NativeBackend.ts"
 import type { Tensor } from "../src/tensor/Tensor.ts"
 import type { DType, Shape } from "../src/tensor/dtype.ts"
+import { noopAddon } from "./noopAddon.ts"
 import { startTorchWorker } from "./torchWorker.ts"
 import { secondsPerStep, stepBenchConfig, stepSchedules } from "./trainStep.ts"
 
@@ -354,8 +356,11 @@ const ratioToTorch = (id: string, variant: string, statistic: "median" | "best" 
 }
 const fixed = (x: number | undefined, digits = 2) => (x === undefined ? "—" : x.toFixed(digits))
 
-// Whole Self-E training steps of DiT-S, f32 against bf16-mixed (the GPU default), side by side, and bf16-mixed
-// again with attention on "mma.sync": its bf16 attention is the one part of the step that kernel choice moves.
+// Whole Self-E training steps of DiT-S, f32 against bf16-mixed (the GPU default), side by side, bf16-mixed again
+// with attention on "mma.sync" (its bf16 attention is the one part of the step that kernel choice moves), and
+// bf16-mixed on ops that do nothing (bench/noopAddon.ts): the JS host path alone on this machine's CPU, a floor
+// under the step (a step near it is bound by the host; the host part alone cannot tell, as launches block once
+// the GPU's queue is full).
 const stepConfig = smoke
   ? stepBenchConfig({ data: { resolution: 32, batchSize: 2, prefetch: 0 }, model: { preset: "tiny" } })
   : stepBenchConfig()
@@ -365,7 +370,8 @@ const stepKernels = liftBackend(backend)
 const stepColumns = [
   { title: "f32", kernels: stepKernels, precision: "f32" },
   { title: "bf16-mixed", kernels: stepKernels, precision: "bf16-mixed" },
-  { title: "bf16-mixed, mma.sync", kernels: liftBackend(mmaSyncBackend), precision: "bf16-mixed" }
+  { title: "bf16-mixed, mma.sync", kernels: liftBackend(mmaSyncBackend), precision: "bf16-mixed" },
+  { title: "bf16-mixed, JS alone", kernels: liftBackend(new NativeBackend(noopAddon, { backend: "cuda" })), precision: "bf16-mixed" }
 ] as const
 // A failure here (a kernel error in a whole step) is reported with the table, not instead of it.
 const stepSeconds = await (async () => {
@@ -478,7 +484,7 @@ if (typeof stepSeconds === "string") console.log(`\n${stepTitle}: failed: ${step
 else {
   console.log(
     `\n${stepTitle} (ms per step, best of ${stepRuns[1]} rounds of ${stepRuns[0]}, the schedules interleaved; ` +
-      'the last column with attentionKernels "mma.sync")'
+      'the third column with attentionKernels "mma.sync", the last on ops that do nothing)'
   )
   console.log(`${pad("schedule", 34)}${stepColumns.map((column) => pad(column.title, 22)).join("")}bf16-mixed / f32`)
   const cell = (seconds: number) => pad(`${(seconds * 1e3).toFixed(1)} (${(images / seconds).toFixed(0)} img/s)`, 22)

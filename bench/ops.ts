@@ -2,7 +2,7 @@
  * npm run bench:ops — what an op costs the JS thread, GEMM throughput through the addon against OpenBLAS
  * called directly from C++ (bench/gemm-direct.cpp), and the fused ops against the op sequences they
  * replace, and whole training steps waited for against one in flight, each pair measured side by side in one
- * run.
+ * run; last, the JS host path of a whole step alone (bench/noopAddon.ts), for the tiny DiT and DiT-S.
  */
 import { execFileSync } from "node:child_process"
 import { existsSync, mkdirSync } from "node:fs"
@@ -13,6 +13,7 @@ import { Kernels } from "../src/kernels/Kernels.ts"
 import { liftBackend } from "../src/kernels/lift.ts"
 import { loadAddon } from "../src/kernels/native/binding.ts"
 import { NativeBackend } from "../src/kernels/native/NativeBackend.ts"
+import { noopAddon } from "./noopAddon.ts"
 import { secondsPerStep, stepBenchConfig } from "./trainStep.ts"
 
 const addon = loadAddon()
@@ -154,6 +155,14 @@ const stepConfig = stepBenchConfig({ model: { preset: "tiny" } })
 const stepSeconds = await secondsPerStep(liftBackend(backend), stepConfig, "f32", 5, 3, 2)
 backend.dispose()
 ops.dispose(device)
+// The same steps' JS host path alone, on ops that do nothing (bench/noopAddon.ts), for the tiny DiT and for
+// DiT-S, the GPU's default model, in f32 and bf16-mixed: a floor under a step of that model on this CPU.
+const noop = liftBackend(new NativeBackend(noopAddon, { backend: "cuda" }))
+const jsAlone = []
+for (const [preset, precision] of [["tiny", "f32"], ["S", "f32"], ["S", "bf16-mixed"]] as const) {
+  const times = await secondsPerStep(noop, stepBenchConfig({ model: { preset } }), precision, 5, 3, 2)
+  jsAlone.push({ preset, precision, seconds: times.seconds.get("one in flight") as number })
+}
 
 const pad = (s: string, w: number) => s.padEnd(w)
 console.log(`\nselfe bench:ops — ${cpus()[0]?.model ?? "cpu"} x${cpus().length}, node ${process.version}, ${new Date().toISOString().slice(0, 10)}`)
@@ -178,3 +187,6 @@ console.log(
   `  ${pad((waited * 1e3).toFixed(1), 20)}${pad((inFlight * 1e3).toFixed(1), 16)}${pad((inFlight / waited).toFixed(2), 21)}` +
     `${(stepSeconds.hostSeconds * 1e3).toFixed(1)}`
 )
+console.log(`\nThe same step's JS host path alone, ops doing nothing (bench/noopAddon.ts; ms per step, one in flight, best of 3 x 5)`)
+for (const row of jsAlone)
+  console.log(`  ${pad(`${row.preset === "tiny" ? "tiny DiT" : `DiT-${row.preset}`}, ${row.precision}`, 24)}${(row.seconds * 1e3).toFixed(1)}`)
