@@ -33,6 +33,16 @@ describe("opening a CUDA device", () => {
   })
 })
 
+/** The coded error `make` throws, or undefined where it throws none. */
+const refusal = (make: () => unknown) => {
+  try {
+    make()
+  } catch (cause) {
+    return cause as Error & { code?: string; reason?: string }
+  }
+  return undefined
+}
+
 // The CUDA device options that choose between kernels: two or three values each, the first the default, by
 // default from an environment variable.
 const choiceOptions = [
@@ -42,14 +52,6 @@ const choiceOptions = [
 ] as const
 
 describe.each(choiceOptions)("the $option device option", ({ option, variable, values, bad }) => {
-  const refusal = (make: () => unknown) => {
-    try {
-      make()
-    } catch (cause) {
-      return cause as Error & { code?: string; reason?: string }
-    }
-    return undefined
-  }
   const quoted = values.map((value) => `"${value}"`)
   const choices = `${quoted.slice(0, -1).join(", ")} or ${quoted.at(-1)}`
 
@@ -91,14 +93,6 @@ describe.each(choiceOptions)("the $option device option", ({ option, variable, v
 // The cuBLASLt workspace: bytes, 32 MiB by default, from SELFE_CUDA_GEMM_WORKSPACE where that is set.
 describe("the gemmWorkspaceBytes device option", () => {
   const variable = "SELFE_CUDA_GEMM_WORKSPACE"
-  const refusal = (make: () => unknown) => {
-    try {
-      make()
-    } catch (cause) {
-      return cause as Error & { code?: string; reason?: string }
-    }
-    return undefined
-  }
 
   it("is refused on the cpu backend, which has no cuBLASLt", () => {
     const error = refusal(() => new (loadAddon().Device)({ gemmWorkspaceBytes: 1 << 20 }))
@@ -149,27 +143,20 @@ it.skipIf(!cudaAvailability().available)('refuses determinism "run-to-run" with 
   const addon = loadAddon()
   const reason = 'determinism "run-to-run" and gemmAlgorithms "timed" exclude each other: a timed GEMM plan may pick another cuBLASLt algorithm on another run'
   const saved = { gemm: process.env["SELFE_CUDA_GEMM"], determinism: process.env["SELFE_CUDA_DETERMINISM"] }
-  const refusal = (options: Record<string, string>) => {
-    try {
-      addon.ops.dispose(new addon.Device({ backend: "cuda", ...options }))
-    } catch (cause) {
-      return cause as Error & { code?: string; reason?: string }
-    }
-    return undefined
-  }
+  const refusalOf = (options: Record<string, string>) => refusal(() => addon.ops.dispose(new addon.Device({ backend: "cuda", ...options })))
   try {
     delete process.env["SELFE_CUDA_GEMM"]
     delete process.env["SELFE_CUDA_DETERMINISM"]
-    const both = refusal({ determinism: "run-to-run", gemmAlgorithms: "timed" })
+    const both = refusalOf({ determinism: "run-to-run", gemmAlgorithms: "timed" })
     expect(both?.code).toBe("SELFE_INVALID_ARGUMENT")
     expect(both?.reason).toBe(reason)
     process.env["SELFE_CUDA_GEMM"] = "timed"
-    expect(refusal({ determinism: "run-to-run" })?.reason).toBe(reason)
+    expect(refusalOf({ determinism: "run-to-run" })?.reason).toBe(reason)
     // An explicit heuristic beats the variable, so the pair is fine.
-    expect(refusal({ determinism: "run-to-run", gemmAlgorithms: "heuristic" })).toBeUndefined()
+    expect(refusalOf({ determinism: "run-to-run", gemmAlgorithms: "heuristic" })).toBeUndefined()
     delete process.env["SELFE_CUDA_GEMM"]
     process.env["SELFE_CUDA_DETERMINISM"] = "run-to-run"
-    expect(refusal({ gemmAlgorithms: "timed" })?.reason).toBe(reason)
+    expect(refusalOf({ gemmAlgorithms: "timed" })?.reason).toBe(reason)
   } finally {
     for (const [variable, value] of [["SELFE_CUDA_GEMM", saved.gemm], ["SELFE_CUDA_DETERMINISM", saved.determinism]] as const)
       if (value === undefined) delete process.env[variable]
