@@ -5,7 +5,7 @@ import { emulatedAddonPath } from "./test/helpers/emulatedCudaAddon.ts"
 // The GPU suite's files that also run on the CUDA emulator (test/helpers/emulatedCudaAddon.ts): attention.test.ts
 // is left out to keep npm test short (it passes there, in 122 s on 2 cores; test/kernels/cudaEmulated.test.ts runs
 // the same kernels), torch.test.ts needs PyTorch.
-const emulatedGpuFiles = ["test/gpu/stream.test.ts", "test/gpu/ops.test.ts", "test/gpu/precision.test.ts", "test/gpu/training.test.ts", "test/kernels/fuzz.test.ts", "test/gpu/resume.test.ts"]
+const emulatedGpuFiles = ["test/gpu/stream.test.ts", "test/gpu/cublasLtTrace.test.ts", "test/gpu/ops.test.ts", "test/gpu/precision.test.ts", "test/gpu/training.test.ts", "test/kernels/fuzz.test.ts", "test/gpu/resume.test.ts"]
 
 export default defineConfig({
   test: {

@@ -19,6 +19,7 @@ import { type NativeStats, loadAddon } from "../src/kernels/native/binding.ts"
 import { NativeBackend } from "../src/kernels/native/NativeBackend.ts"
 import type { Tensor } from "../src/tensor/Tensor.ts"
 import type { DType, Shape } from "../src/tensor/dtype.ts"
+import { type GemmCase, gemmCases, gemmInputs, randomTensor } from "./gemmCases.ts"
 import { noopAddon } from "./noopAddon.ts"
 import { startTorchWorker } from "./torchWorker.ts"
 import { secondsPerStep, stepBenchConfig, stepSchedules } from "./trainStep.ts"
@@ -71,31 +72,9 @@ interface Case {
 const setsFor = (bytesPerSet: number) => Math.max(2, Math.min(16, Math.ceil((2 * L2_BYTES) / Math.max(1, bytesPerSet))))
 const repsFor = (flops: number, budget: number) => (smoke ? 2 : Math.max(2, Math.min(200, Math.round(budget / flops))))
 let seed = 1
-const random = (shape: Shape, dtype: DType, scale = 1, on: NativeBackend = backend): Tensor => {
-  const x = on.randomNormal(shape, { seed: seed++, offset: 0 })
-  const scaled = scale === 1 ? x : on.scale(x, scale)
-  if (scaled !== x) x.release()
-  if (dtype === "f32") return scaled
-  const cast = on.cast(scaled, dtype)
-  scaled.release()
-  return cast
-}
+const random = (shape: Shape, dtype: DType, scale = 1, on: NativeBackend = backend): Tensor => randomTensor(on, shape, dtype, scale, seed++)
 
-const cases: Array<Case> = []
-for (const dim of [384, 768, 1152])
-  for (const [name, k, n] of [
-    ["qkv", dim, 3 * dim],
-    ["proj", dim, dim],
-    ["mlp up", dim, 4 * dim],
-    ["mlp down", 4 * dim, dim]
-  ] as const)
-    for (const dtype of name === "mlp up" ? (["bf16", "f32"] as const) : (["bf16"] as const)) {
-      const flops = 2 * TOKENS * k * n
-      cases.push({ id: `gemm-${dim}-${name}-${dtype}`, kind: "gemm", label: `linear ${name} D=${dim} ${dtype} [${TOKENS}x${k}]x[${k}x${n}]`, m: TOKENS, k, n, dtype, flops, reps: repsFor(flops, dtype === "bf16" ? 2e13 : 2e12) })
-      // The MLP's first layer as the model runs it: GEMM + bias + GELU (cuBLASLt epilogue) vs torch's two ops.
-      if (name === "mlp up" && dtype === "bf16")
-        cases.push({ id: `gemm-${dim}-${name}-gelu`, kind: "gemm", gelu: true, label: `linear + GELU ${name} D=${dim} bf16`, m: TOKENS, k, n, dtype, flops, reps: repsFor(flops, 2e13) })
-    }
+const cases: Array<Case> = [...gemmCases(TOKENS, repsFor)]
 for (const length of smoke ? [64, 128] : [256, 1024, 4096])
   for (const headDim of [64, 128])
     for (const withBackward of [false, true]) {
@@ -140,19 +119,18 @@ interface Work {
 
 /** A GEMM row (the first call builds the problem's plan, during the warm-up). */
 const gemmWork = (c: Case, on: NativeBackend): Work => {
-  const { m, k, n, dtype, gelu } = c as unknown as { m: number; k: number; n: number; dtype: DType; gelu?: boolean }
-  const sets = setsFor((m * k + n * k) * (dtype === "bf16" ? 2 : 4))
-  const xs = Array.from({ length: sets }, () => random([m, k], dtype, 1, on))
-  const ws = Array.from({ length: sets }, () => random([n, k], dtype, 1 / Math.sqrt(k), on))
-  const bs = Array.from({ length: sets }, () => random([n], dtype, 1, on))
-  const run = gelu
+  const gemm = c as unknown as GemmCase
+  const sets = setsFor((gemm.m * gemm.k + gemm.n * gemm.k) * (gemm.dtype === "bf16" ? 2 : 4))
+  const inputs = Array.from({ length: sets }, () => gemmInputs(on, gemm, (seed += 3) - 3))
+  const run = gemm.gelu
     ? (i: number) => {
-        const { y, pre } = on.linearGelu(xs[i]!, ws[i]!, bs[i]!)
+        const { x, w, b } = inputs[i]!
+        const { y, pre } = on.linearGelu(x, w, b)
         y.release()
         pre.release()
       }
-    : (i: number) => on.linear(xs[i]!, ws[i]!, bs[i]!).release()
-  return { run, sets, release: () => [...xs, ...ws, ...bs].forEach((t) => t.release()) }
+    : (i: number) => on.linear(inputs[i]!.x, inputs[i]!.w, inputs[i]!.b).release()
+  return { run, sets, release: () => inputs.forEach(({ x, w, b }) => [x, w, b].forEach((t) => t.release())) }
 }
 
 /** An attention row: the forward, or the forward and the backward. */
@@ -377,7 +355,11 @@ const stepColumns = [
 const stepSeconds = await (async () => {
   try {
     const times = []
-    for (const column of stepColumns) times.push(await secondsPerStep(column.kernels, stepConfig, column.precision, ...stepRuns))
+    for (const column of stepColumns) {
+      // Stamped like a row, so that scripts/gpu-clocks-summary.sh gives the step its clocks and the GPU's busy time.
+      console.log(`${timeOfDay()} Self-E training step, ${column.title}`)
+      times.push(await secondsPerStep(column.kernels, stepConfig, column.precision, ...stepRuns))
+    }
     return times
   } catch (cause) {
     return reason(cause)

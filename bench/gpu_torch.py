@@ -7,6 +7,8 @@ one line of JSON:
                                     (a variant that cannot run here is left out, its reason on stderr), or {"error"}
   {"op": "round"}                   times one round of each variant of the prepared row: {variant: seconds per call}
   {"op": "release"}                 drops the row's inputs: {}
+  {"op": "library", "path"?: str}   the cuBLASLt library this process loaded (or the one at "path") and its version
+                                    (cublasLtGetVersion): {"path", "version"}, both null where none is loaded
 Holding a row between requests lets bench/gpu.ts alternate PyTorch's rounds with selfe's round by round, so a
 drift of the card's clocks (it heats under the largest GEMMs) falls on both sides alike. Same protocol as selfe's
 side: random inputs (never zeros), enough input sets to rotate through more memory than the L2 cache holds, a
@@ -16,7 +18,9 @@ With --smoke (bench:gpu --smoke) on a machine without CUDA it runs on the CPU, t
 its times then mean nothing.
 """
 import contextlib
+import ctypes
 import json
+import os
 import sys
 import time
 
@@ -128,6 +132,18 @@ def adamw_ema(case):
     return {"torch fused": Variant(lambda i: optimizer.step(), 1), "torch fused + foreach EMA": Variant(step_and_ema, 1)}
 
 
+def cublaslt_library(path=None):
+    """bench/gemmKernels.ts asks which cuBLASLt PyTorch runs on (a wheel may bring its own) and the version of selfe's."""
+    if path is None:
+        with open("/proc/self/maps") as maps:
+            path = next((line.split()[-1] for line in maps if "libcublasLt.so" in line), None)
+    if path is None:
+        return {"path": None, "version": None}
+    get_version = ctypes.CDLL(path).cublasLtGetVersion
+    get_version.restype = ctypes.c_size_t
+    return {"path": os.path.realpath(path), "version": get_version()}
+
+
 KINDS = {"gemm": gemm, "attention": attention, "layerNormModulate": layer_norm_modulate, "adamw": adamw, "adamwEma": adamw_ema}
 
 
@@ -186,6 +202,8 @@ def main():
                 answer(worker.round())
             elif request["op"] == "release":
                 answer(worker.release())
+            elif request["op"] == "library":
+                answer(cublaslt_library(request.get("path")))
             else:
                 raise ValueError(f"unknown op {request['op']!r}")
         except Exception as error:  # noqa: BLE001 - any failure is this row's, reported to bench/gpu.ts

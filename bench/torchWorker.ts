@@ -9,6 +9,12 @@ import { createInterface } from "node:readline"
 /** Seconds per call for each of PyTorch's variants of a row in one round. */
 export type TorchTimes = Readonly<Record<string, number>>
 
+/** A cuBLASLt library file and its version (cublasLtGetVersion: major * 10000 + minor * 100 + patch); null: none. */
+export interface CublasLtLibrary {
+  readonly path: string | null
+  readonly version: number | null
+}
+
 export interface TorchWorker {
   readonly device: string
   readonly version: string
@@ -18,15 +24,27 @@ export interface TorchWorker {
   readonly round: () => Promise<TorchTimes | string>
   /** Drops the prepared row's inputs; resolves to why not where the worker is gone. */
   readonly release: () => Promise<string | undefined>
-  readonly close: () => void
+  /** The cuBLASLt the worker loaded, or (given a path) that file's version; why not where it cannot say. */
+  readonly library: (path?: string) => Promise<CublasLtLibrary | string>
+  /** Ends the worker; resolves once its process has exited (files it writes at exit are complete then). */
+  readonly close: () => Promise<void>
 }
 
 type Answer = Record<string, unknown>
 
-/** Starts the worker (`python`, default python3 or SELFE_BENCH_PYTHON); resolves to why not where it cannot run. */
-export const startTorchWorker = (script: string, args: ReadonlyArray<string>, python = process.env["SELFE_BENCH_PYTHON"] ?? "python3") =>
+/**
+ * Starts the worker (`python`, default python3 or SELFE_BENCH_PYTHON) in the environment `env` (default this
+ * process's); resolves to why not where it cannot run.
+ */
+export const startTorchWorker = (
+  script: string,
+  args: ReadonlyArray<string>,
+  python = process.env["SELFE_BENCH_PYTHON"] ?? "python3",
+  env: NodeJS.ProcessEnv = process.env
+) =>
   new Promise<TorchWorker | string>((resolveStart) => {
-    const child: ChildProcess = spawn(python, [script, ...args], { stdio: ["pipe", "pipe", "inherit"] })
+    const child: ChildProcess = spawn(python, [script, ...args], { stdio: ["pipe", "pipe", "inherit"], env })
+    const exited = new Promise<void>((resolve) => child.on("close", () => resolve()))
     // Answers arrive in request order; each waiting request is one entry here.
     const waiting: Array<(answer: Answer | string) => void> = []
     let gone: string | undefined
@@ -74,9 +92,14 @@ export const startTorchWorker = (script: string, args: ReadonlyArray<string>, py
             const answer = await request({ op: "release" })
             return typeof answer === "string" ? answer : undefined
           },
+          library: async (path) => {
+            const answer = await request(path === undefined ? { op: "library" } : { op: "library", path })
+            return typeof answer === "string" ? answer : { path: (answer["path"] as string | null) ?? null, version: (answer["version"] as number | null) ?? null }
+          },
           close: () => {
             gone ??= "closed"
             child.stdin?.end()
+            return exited
           }
         })
         return

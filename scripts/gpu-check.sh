@@ -5,8 +5,9 @@
 # back), else /tmp/gpu-check/.
 #   here, once, after npm ci:  ../shared/device/stage
 #   then on the GPU machine:   bash .device/gpu 'bash scripts/gpu-check.sh'
-# Stages: `build`, `test`, `bench` (default: all three, in that order). A device call is limited to 600 s, so
-# where the three together may not fit, split them over two calls on the same warm machine (build/ stays):
+# Stages: `build`, `test`, `bench` (bench:gemm-kernels, then bench:gpu) (default: all three, in that order).
+# A device call is limited to 600 s, so where the three together may not fit, split them over two calls on the
+# same warm machine (build/ stays):
 #   bash .device/gpu 'bash scripts/gpu-check.sh build test'   then   bash .device/gpu 'bash scripts/gpu-check.sh bench'
 # Exit status: the build's if it failed, else the tests' (0 when they passed), the benchmark's otherwise.
 # GPU_CHECK_TEST_SECONDS and GPU_CHECK_BENCH_SECONDS bound the two runs (defaults 540 and 540), and
@@ -69,11 +70,22 @@ fi
 
 bench=0
 if wants bench; then
+  # Which cuBLASLt kernel PyTorch and each selfe GEMM device run for the plain GEMM rows, and from which library
+  # (cuBLASLt's own log; seconds): whether a GEMM ratio below comes from different kernels or from the timing.
+  # Reported, not counted in the status; the raw logs go to $logs/cublaslt/.
+  echo "== bench:gemm-kernels (npm run bench:gemm-kernels)"
+  if SELFE_GEMM_KERNELS_LOGS="$logs/cublaslt" timeout "$(allowed 120)" npm run --silent bench:gemm-kernels >"$logs/gemm-kernels.log" 2>&1; then
+    sed -n '/^cuBLASLt libraries/,$p' "$logs/gemm-kernels.log"
+  else
+    tail -n 30 "$logs/gemm-kernels.log"
+    echo "gpu-check: bench:gemm-kernels failed at ${SECONDS} s (full log: $logs/gemm-kernels.log)"
+  fi
   echo "== bench:gpu (npm run bench:gpu)"
-  # The card's SM clock, power, temperature and clock-event (throttle) reasons every 100 ms while the benchmark
-  # runs, to $logs/gpu-clocks.csv: whether a GEMM ratio moved with the clocks (the benchmark stamps each row's
-  # start with the time of day). Skipped where nvidia-smi is missing or cannot answer the query.
-  query=timestamp,clocks.sm,power.draw,temperature.gpu,clocks_throttle_reasons.active
+  # The card's SM clock, power, temperature, clock-event (throttle) reasons and utilization every 100 ms while the
+  # benchmark runs, to $logs/gpu-clocks.csv: whether a GEMM ratio moved with the clocks, and how busy the GPU was
+  # in a training step (the benchmark stamps each row's start with the time of day). Skipped where nvidia-smi is
+  # missing or cannot answer the query.
+  query=timestamp,clocks.sm,power.draw,temperature.gpu,clocks_throttle_reasons.active,utilization.gpu
   sampler=
   if nvidia-smi --query-gpu="$query" --format=csv,noheader >/dev/null 2>&1; then
     nvidia-smi --query-gpu="$query" --format=csv,noheader,nounits -lms 100 >"$logs/gpu-clocks.csv" 2>/dev/null &
@@ -86,7 +98,9 @@ if wants bench; then
   if [ -n "$sampler" ]; then
     kill "$sampler" 2>/dev/null
     wait "$sampler" 2>/dev/null
-    bash scripts/gpu-clocks-summary.sh "$logs/gpu-clocks.csv"
+    bash scripts/gpu-clocks-summary.sh "$logs/gpu-clocks.csv" "$logs/bench-gpu.log"
+    # Issue 5's targets once more, so that they stay the last lines of the output.
+    sed -n "/^issue 5's targets/,\$p" "$logs/bench-gpu.log"
   fi
 fi
 if [ "$tests" -ne 0 ]; then exit "$tests"; fi

@@ -1,9 +1,12 @@
 // A stand-in for bench/gpu_torch.py in torchWorker.test.ts, run by node. argv[2] picks its behaviour:
 //   answer: prepare answers {"variants": ["torch", "torch cuDNN"]} ("fail" in the case's id: {"error"}); a round
 //           times the prepared case as {"torch": reps / 1000, "torch cuDNN": 2 reps / 1000} (no case: {"error"});
-//           release answers {}; each answer after a line that is not JSON
+//           release answers {}; library answers the cuBLASLt at FAKE_CUBLASLT (version 130100), or given a
+//           path that path (version 130000); each answer after a line that is not JSON; at the end of its
+//           input, before it exits, it writes "exited" to FAKE_EXIT_FILE where that is set
 //   refuse: its first line is an error (no CUDA device)
 //   die:    answers the first request, then exits on the second without answering
+import { writeFileSync } from "node:fs"
 import { createInterface } from "node:readline"
 
 const mode = process.argv[2]
@@ -26,6 +29,8 @@ const answer = (request) => {
     case "release":
       prepared = undefined
       return {}
+    case "library":
+      return request.path === undefined ? { path: process.env.FAKE_CUBLASLT ?? null, version: process.env.FAKE_CUBLASLT ? 130100 : null } : { path: request.path, version: 130000 }
   }
   return { error: `ValueError: unknown op ${request.op}` }
 }
@@ -35,3 +40,4 @@ for await (const line of createInterface({ input: process.stdin })) {
   say(answer(JSON.parse(line)))
   answered++
 }
+if (process.env.FAKE_EXIT_FILE) writeFileSync(process.env.FAKE_EXIT_FILE, "exited")

@@ -1,3 +1,6 @@
+import { existsSync, mkdtempSync, readFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { describe, expect, it } from "vitest"
 import { startTorchWorker } from "../../bench/torchWorker.ts"
@@ -26,6 +29,26 @@ describe("bench:gpu's PyTorch worker (bench/torchWorker.ts)", () => {
     expect(await worker.prepare({ id: "c", reps: 7 })).toEqual(["torch", "torch cuDNN"])
     expect(await worker.round()).toEqual({ torch: 0.007, "torch cuDNN": 0.014 })
     worker.close()
+  })
+
+  it("runs in the environment it is given, says which cuBLASLt it loaded and a file's version, and closes once exited", async () => {
+    const exitFile = join(mkdtempSync(join(tmpdir(), "selfe-worker-")), "exit")
+    const env = { ...process.env, FAKE_CUBLASLT: "/wheel/libcublasLt.so.13", FAKE_EXIT_FILE: exitFile }
+    const worker = await startTorchWorker(fake, ["answer"], process.execPath, env)
+    if (typeof worker === "string") throw new Error(worker)
+    expect(await worker.library()).toEqual({ path: "/wheel/libcublasLt.so.13", version: 130100 })
+    expect(await worker.library("/toolkit/libcublasLt.so.13")).toEqual({ path: "/toolkit/libcublasLt.so.13", version: 130000 })
+    await worker.close()
+    expect(existsSync(exitFile) && readFileSync(exitFile, "utf8")).toBe("exited")
+    expect(await worker.library()).toBe("closed")
+  })
+
+  it("answers no library where the worker loaded none", async () => {
+    const { FAKE_CUBLASLT: _, ...env } = process.env
+    const worker = await startTorchWorker(fake, ["answer"], process.execPath, env)
+    if (typeof worker === "string") throw new Error(worker)
+    expect(await worker.library()).toEqual({ path: null, version: null })
+    await worker.close()
   })
 
   it("says why where the worker refuses to start or its interpreter is missing", async () => {

@@ -6,10 +6,14 @@
 #include <cublasLt.h>
 #include <cuda_bf16.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <memory>
 #include <string>
 #include <vector>
@@ -138,6 +142,59 @@ const float* asFloats(cudaDataType_t type, const void* base, const cublasLtMatri
       wide[static_cast<size_t>(at)] = load(type, base, at);
     }
   return wide.data();
+}
+
+// cuBLASLt's Trace log (CUBLASLT_LOG_LEVEL >= 2, or bit 2 of CUBLASLT_LOG_MASK): a line per product that ran, in
+// the library's format, appended to CUBLASLT_LOG_FILE (%i: the process id) or written to stdout. Read at every
+// call here; the library reads the variables once, when it starts.
+void traceMatmul(const cublasLtMatmulDescOpaque_t& op, const void* A, const cublasLtMatrixLayoutOpaque_t& a, const void* B,
+                 const cublasLtMatrixLayoutOpaque_t& b, const void* C, const cublasLtMatrixLayoutOpaque_t& c, const void* D,
+                 const cublasLtMatrixLayoutOpaque_t& d, size_t algorithm, int splits, const void* workspace,
+                 size_t workspaceBytes, float beta) {
+  const char* level = std::getenv("CUBLASLT_LOG_LEVEL");
+  const char* mask = std::getenv("CUBLASLT_LOG_MASK");
+  if (!((level != nullptr && std::atoi(level) >= 2) || (mask != nullptr && (std::atoi(mask) & 2) != 0))) return;
+  const auto layout = [](const cublasLtMatrixLayoutOpaque_t& l) {
+    std::string text = std::string("[type=") + (l.type == CUDA_R_32F ? "R_32F" : "R_16BF") + " rows=" + std::to_string(l.rows) +
+                       " cols=" + std::to_string(l.cols) + " ld=" + std::to_string(l.ld);
+    if (l.batch > 1) text += " batchCount=" + std::to_string(l.batch) + " stridedBatchOffset=" + std::to_string(l.stride);
+    return text + "]";
+  };
+  const auto pointer = [](const void* p) {
+    char text[32];
+    std::snprintf(text, sizeof(text), "0X%llX", static_cast<unsigned long long>(reinterpret_cast<uintptr_t>(p)));
+    return std::string(text);
+  };
+  std::string operation = "[computeType=COMPUTE_32F scaleType=R_32F";
+  if (op.transA == CUBLAS_OP_T) operation += " transa=OP_T";
+  if (op.transB == CUBLAS_OP_T) operation += " transb=OP_T";
+  if (op.epilogue == CUBLASLT_EPILOGUE_BIAS) operation += " epilogue=EPILOGUE_BIAS";
+  if (op.epilogue == CUBLASLT_EPILOGUE_GELU_AUX) operation += " epilogue=EPILOGUE_GELU_AUX";
+  if (op.epilogue == CUBLASLT_EPILOGUE_GELU_AUX_BIAS) operation += " epilogue=EPILOGUE_GELU_AUX_BIAS";
+  if (hasBias(op.epilogue)) operation += " biasPointer=" + pointer(op.bias);
+  operation += "]";
+  char when[32];
+  const std::time_t now = std::time(nullptr);
+  std::strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", std::localtime(&now));
+  char betaText[32];
+  std::snprintf(betaText, sizeof(betaText), "%g", beta);
+  const std::string line = std::string("[") + when + "][cublasLt][" + std::to_string(getpid()) + "][Trace][cublasLtMatmul] A=" +
+                           pointer(A) + " Adesc=" + layout(a) + " B=" + pointer(B) + " Bdesc=" + layout(b) + " C=" + pointer(C) +
+                           " Cdesc=" + layout(c) + " D=" + pointer(D) + " Ddesc=" + layout(d) + " computeDesc=" + operation +
+                           " algo=[algoId=" + std::to_string(algorithm) + " splitK=" + std::to_string(splits) +
+                           "] workSpace=" + pointer(workspace) + " workSpaceSizeInBytes=" + std::to_string(workspaceBytes) +
+                           " beta=" + betaText + " outOfPlace=" + (C == D ? "0" : "1") + " stream=0X0\n";
+  const char* file = std::getenv("CUBLASLT_LOG_FILE");
+  if (file == nullptr) {
+    std::fputs(line.c_str(), stdout);
+    return;
+  }
+  std::string path = file;
+  if (const size_t at = path.find("%i"); at != std::string::npos) path.replace(at, 2, std::to_string(getpid()));
+  if (std::FILE* out = std::fopen(path.c_str(), "a")) {
+    std::fputs(line.c_str(), out);
+    std::fclose(out);
+  }
 }
 
 float geluTanh(float x) {
@@ -379,6 +436,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t op, 
         store(type, baseD, row + col * d.ld, gelu ? geluTanh(value) : value);
       }
   }
+  traceMatmul(*op, A, a, B, b, C, c, D, d, chosen.algorithm, chosen.splits, workspace, workspaceBytes, beta);
   emu::clockMilliseconds += milliseconds;
   cublasLtEmu::lastAlgorithm = static_cast<int>(chosen.algorithm);
   cublasLtEmu::lastWorkspace = workspace;

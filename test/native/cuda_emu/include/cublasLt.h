@@ -13,7 +13,9 @@
 // each taking a set time on the emulated clock that CUDA events read. A split-K algorithm keeps each K slice's
 // fp32 product in the workspace and sums them in slice order; cublasLtMatmul refuses (INVALID_VALUE) an
 // algorithm needing more workspace than workspaceSizeInBytes, and fails one whose workspace is not that much
-// device memory (on a GPU its kernel would fault). Knobs and counters: `cublasLtEmu` below.
+// device memory (on a GPU its kernel would fault). A product that ran is logged as the library's Trace level logs
+// it (CUBLASLT_LOG_LEVEL, CUBLASLT_LOG_MASK, CUBLASLT_LOG_FILE; its algorithm as algoId = the index into
+// `cublasLtEmu::algorithms` and splitK). Knobs and counters: `cublasLtEmu` below.
 #pragma once
 #include <cstddef>
 #include <cstdint>
