@@ -11,7 +11,7 @@
  * GEMM device (gemmAlgorithms "timed"; a 1 MiB cuBLASLt workspace, as PyTorch's), the attention rows on every
  * attention device ("mma.sync", determinism "run-to-run") beside PyTorch's, the optimizer's bandwidth, a whole
  * Self-E training step of DiT-S in f32 and in bf16-mixed (bench/trainStep.ts) beside its JS host path alone, and
- * issue 5's targets.
+ * issue 5's targets. `--only gemm,attention,layernorm,optimizer,step` runs some families of rows only.
  */
 import { fileURLToPath } from "node:url"
 import { liftBackend } from "../src/kernels/lift.ts"
@@ -56,6 +56,19 @@ console.log(`attention kernels: ${attentionKernels}`)
 const smoke = process.argv.includes("--smoke")
 if (smoke) console.log("bench:gpu --smoke: toy sizes, the times mean nothing")
 
+// --only FAMILY[,FAMILY]: only those families of rows (gemm, attention, layernorm, optimizer, step: the training
+// steps), for a device call with time for some only; default all. Tables and targets of the others show "—".
+const familyOf = { gemm: "gemm", attention: "attention", layerNormModulate: "layernorm", adamw: "optimizer", adamwEma: "optimizer" } as const
+const allFamilies = ["gemm", "attention", "layernorm", "optimizer", "step"]
+const onlyAt = process.argv.indexOf("--only")
+const families = new Set(onlyAt < 0 ? allFamilies : (process.argv[onlyAt + 1] ?? "").split(","))
+const unknownFamilies = [...families].filter((f) => !allFamilies.includes(f))
+if (unknownFamilies.length > 0 || families.size === 0) {
+  console.error(`bench:gpu: --only takes families of rows separated by commas (${allFamilies.join(", ")}); got ${JSON.stringify(process.argv[onlyAt + 1] ?? "")}`)
+  process.exit(2)
+}
+if (onlyAt >= 0) console.log(`bench:gpu --only ${[...families].join(",")}: the other rows are not run`)
+
 const L2_BYTES = 64 << 20
 const TOKENS = smoke ? 256 : 65536
 
@@ -74,14 +87,14 @@ const repsFor = (flops: number, budget: number) => (smoke ? 2 : Math.max(2, Math
 let seed = 1
 const random = (shape: Shape, dtype: DType, scale = 1, on: NativeBackend = backend): Tensor => randomTensor(on, shape, dtype, scale, seed++)
 
-const cases: Array<Case> = [...gemmCases(TOKENS, repsFor)]
+const allCases: Array<Case> = [...gemmCases(TOKENS, repsFor)]
 for (const length of smoke ? [64, 128] : [256, 1024, 4096])
   for (const headDim of [64, 128])
     for (const withBackward of [false, true]) {
       const heads = smoke ? 2 : 1024 / headDim
       const batch = smoke ? 1 : 32768 / length
       const flops = 4 * batch * heads * length * length * headDim * (withBackward ? 3.5 : 1)
-      cases.push({
+      allCases.push({
         id: `attention-${length}-${headDim}-${withBackward ? "fwdbwd" : "fwd"}`,
         kind: "attention",
         label: `attention ${withBackward ? "fwd+bwd" : "fwd"} L=${length} d=${headDim} B=${batch} H=${heads} bf16`,
@@ -97,17 +110,18 @@ for (const length of smoke ? [64, 128] : [256, 1024, 4096])
     }
 // The fused op; f32 is what the model's residual stream runs in under bf16-mixed.
 for (const dtype of ["bf16", "f32"] as const)
-  cases.push({ id: `layernorm-modulate-${dtype}`, kind: "layerNormModulate", label: `LayerNorm + modulate (fused) [${smoke ? "2x64" : "64x1024"}x1152] ${dtype}`, batch: smoke ? 2 : 64, length: smoke ? 64 : 1024, dim: 1152, dtype, reps: smoke ? 2 : 50 })
+  allCases.push({ id: `layernorm-modulate-${dtype}`, kind: "layerNormModulate", label: `LayerNorm + modulate (fused) [${smoke ? "2x64" : "64x1024"}x1152] ${dtype}`, batch: smoke ? 2 : 64, length: smoke ? 64 : 1024, dim: 1152, dtype, reps: smoke ? 2 : 50 })
 // A DiT-B-sized parameter list: 12 blocks of qkv, proj, MLP and adaLN weights with their biases (~130M).
 const adamwShapes: Array<Shape> = []
 for (let block = 0; block < (smoke ? 1 : 12); block++)
   adamwShapes.push([2304, 768], [2304], [768, 768], [768], [3072, 768], [3072], [768, 3072], [768], [4608, 768], [4608], [768], [768])
 const adamwParams = adamwShapes.reduce((n, s) => n + s.reduce((a, b) => a * b, 1), 0)
-cases.push({ id: "adamw", kind: "adamw", label: `AdamW ${(adamwParams / 1e6).toFixed(0)}M params in ${adamwShapes.length} tensors f32`, shapes: adamwShapes, reps: 20 })
+allCases.push({ id: "adamw", kind: "adamw", label: `AdamW ${(adamwParams / 1e6).toFixed(0)}M params in ${adamwShapes.length} tensors f32`, shapes: adamwShapes, reps: 20 })
 // The training update's fused AdamW + EMA (adamwEma). PyTorch's side times fused AdamW alone (the issue's
 // reference: target <= 0.8x) and fused AdamW followed by a _foreach_lerp_ EMA (the same work).
 const emaDecay = 0.999
-cases.push({ id: "adamw-ema", kind: "adamwEma", label: `AdamW + EMA fused ${(adamwParams / 1e6).toFixed(0)}M params f32`, shapes: adamwShapes, emaDecay, reps: 20 })
+allCases.push({ id: "adamw-ema", kind: "adamwEma", label: `AdamW + EMA fused ${(adamwParams / 1e6).toFixed(0)}M params f32`, shapes: adamwShapes, emaDecay, reps: 20 })
+const cases = allCases.filter((c) => families.has(familyOf[c.kind]))
 
 
 /** A row's work on one selfe device: run(i) on input set i (of `sets`), and the release of its inputs. */
@@ -353,6 +367,7 @@ const stepColumns = [
 ] as const
 // A failure here (a kernel error in a whole step) is reported with the table, not instead of it.
 const stepSeconds = await (async () => {
+  if (!families.has("step")) return "not run (--only)"
   try {
     const times = []
     for (const column of stepColumns) {
@@ -462,7 +477,7 @@ if (optimizerRatio !== undefined)
 
 const images = stepConfig.data.batchSize
 const stepTitle = `Self-E training step, ${stepConfig.model.preset === "tiny" ? "the tiny DiT" : `DiT-${stepConfig.model.preset}`} on ${stepConfig.data.resolution}x${stepConfig.data.resolution} images, batch ${images}, fake score on`
-if (typeof stepSeconds === "string") console.log(`\n${stepTitle}: failed: ${stepSeconds}`)
+if (typeof stepSeconds === "string") console.log(`\n${stepTitle}: ${families.has("step") ? "failed: " : ""}${stepSeconds}`)
 else {
   console.log(
     `\n${stepTitle} (ms per step, best of ${stepRuns[1]} rounds of ${stepRuns[0]}, the schedules interleaved; ` +

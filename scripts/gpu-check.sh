@@ -10,6 +10,7 @@
 # same warm machine (build/ stays):
 #   bash .device/gpu 'bash scripts/gpu-check.sh build test'   then   bash .device/gpu 'bash scripts/gpu-check.sh bench'
 # Exit status: the build's if it failed, else the tests' (0 when they passed), the benchmark's otherwise.
+# GPU_CHECK_BENCH_ONLY (e.g. gemm,step) runs only those families of bench:gpu's rows (its --only).
 # GPU_CHECK_TEST_SECONDS and GPU_CHECK_BENCH_SECONDS bound the two runs (defaults 540 and 540), and
 # GPU_CHECK_SECONDS (default 570) bounds the whole script: a stage gets at most what is left of it, so a hang
 # cannot eat a device lease and one call of at most 600 s can hold all three stages.
@@ -93,7 +94,8 @@ if wants bench; then
   else
     echo "gpu-check: nvidia-smi cannot sample the clocks here; no $logs/gpu-clocks.csv"
   fi
-  timeout "$(allowed "${GPU_CHECK_BENCH_SECONDS:-540}")" npm run --silent bench:gpu 2>&1 | tee "$logs/bench-gpu.log"
+  timeout "$(allowed "${GPU_CHECK_BENCH_SECONDS:-540}")" npm run --silent bench:gpu -- ${GPU_CHECK_BENCH_ONLY:+--only "$GPU_CHECK_BENCH_ONLY"} 2>&1 |
+    tee "$logs/bench-gpu.log"
   bench=${PIPESTATUS[0]}
   if [ -n "$sampler" ]; then
     kill "$sampler" 2>/dev/null
