@@ -88,5 +88,46 @@ export const lastProduct = (
   return undefined
 }
 
+/** A problem as the benchmark names it: the row-major sizes and dtype, and its label. */
+export interface TracedProblem {
+  readonly label: string
+  readonly m: number
+  readonly n: number
+  readonly k: number
+  readonly dtype: string
+}
+
+/** One side's product of a problem, and whether its algorithm is the reference side's (undefined: not compared). */
+export interface SideProduct {
+  readonly side: string
+  readonly product: TracedProduct | undefined
+  readonly sameAsReference: boolean | undefined
+}
+
+/**
+ * Every side's last product of each problem beside the reference side's (PyTorch's in bench:gemm-kernels): per
+ * problem the sides in the map's order, how many problems the reference traced, and per other side how many of
+ * those ran the reference's algorithm. A side without a log (it did not run) has no product anywhere.
+ */
+export const compareKernels = (
+  problems: ReadonlyArray<TracedProblem>,
+  productsBySide: ReadonlyMap<string, ReadonlyArray<TracedProduct> | undefined>,
+  reference: string
+) => {
+  const rows = problems.map((problem) => {
+    const theirs = lastProduct(productsBySide.get(reference) ?? [], problem)
+    const sides: Array<SideProduct> = [...productsBySide.keys()].map((side) => {
+      const product = lastProduct(productsBySide.get(side) ?? [], problem)
+      const compared = side !== reference && product !== undefined && theirs !== undefined
+      return { side, product, sameAsReference: compared ? product.algorithm === theirs.algorithm : undefined }
+    })
+    return { problem, traced: theirs !== undefined, sides }
+  })
+  const same = new Map<string, number>()
+  for (const side of productsBySide.keys())
+    if (side !== reference) same.set(side, rows.filter((row) => row.sides.some((s) => s.side === side && s.sameAsReference === true)).length)
+  return { rows, traced: rows.filter((row) => row.traced).length, same }
+}
+
 /** An algorithm as the table shows it: cuBLASLt's enum prefixes dropped (MATMUL_TILE_128x256 reads 128x256). */
 export const shortAlgorithm = (algorithm: string) => algorithm.replace(/MATMUL_TILE_|MATMUL_STAGES_|MATMUL_CLUSTER_SHAPE_|CLUSTER_SHAPE_/g, "")

@@ -20,9 +20,9 @@ import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { loadAddon } from "../src/kernels/native/binding.ts"
 import { NativeBackend, type NativeOptions } from "../src/kernels/native/NativeBackend.ts"
-import { lastProduct, parseTrace, shortAlgorithm, type TracedProduct } from "./cublasLtTrace.ts"
-import { type GemmCase, gemmCases, gemmInputs } from "./gemmCases.ts"
-import { type CublasLtLibrary, startTorchWorker } from "./torchWorker.ts"
+import { compareKernels, parseTrace, shortAlgorithm, type TracedProduct } from "./cublasLtTrace.ts"
+import { gemmCases, gemmInputs } from "./gemmCases.ts"
+import { startTorchWorker } from "./torchWorker.ts"
 
 const smoke = process.argv.includes("--smoke")
 // The plain rows: the GEMM target counts them, and PyTorch's GELU row is the same product then a second op.
@@ -110,7 +110,8 @@ const selfeSide = (device: string, side: string, extra: NodeJS.ProcessEnv = {}) 
 // PyTorch first: bench:gpu's worker, each row prepared (its warm-up calls run the product) and released.
 const ran = new Map<string, Ran | string>([["torch", "PyTorch's worker did not finish"]])
 const torchWorker = await startTorchWorker(fileURLToPath(new URL("./gpu_torch.py", import.meta.url)), smoke ? ["--smoke"] : [], undefined, loggedEnv("torch"))
-let torchLibrary: CublasLtLibrary | string = "PyTorch's worker did not start"
+// The cuBLASLt file PyTorch loaded; null where it loaded none or cannot say.
+let torchPath: string | null = null
 if (typeof torchWorker === "string") ran.set("torch", torchWorker)
 else {
   console.log(`PyTorch: torch ${torchWorker.version} on ${torchWorker.device}`)
@@ -119,13 +120,14 @@ else {
     if (typeof variants === "string") console.error(`PyTorch could not run ${c.label}: ${variants}`)
     await torchWorker.release()
   }
-  torchLibrary = await torchWorker.library()
+  const library = await torchWorker.library()
+  if (typeof library === "string") console.error(`PyTorch's worker could not say which cuBLASLt it loaded: ${library}`)
+  else torchPath = library.path
 }
 
 for (const device of Object.keys(devices)) ran.set(device, await selfeSide(device, device))
 // selfe again on PyTorch's cuBLASLt, where that is another file (a wheel's copy rather than the toolkit's).
 const selfeRan = ran.get("selfe")
-const torchPath = typeof torchLibrary === "string" ? null : torchLibrary.path
 const onTorchLibrary = ["selfe", "selfe gemmWorkspaceBytes 1 MiB"] as const
 if (torchPath !== null && typeof selfeRan !== "string" && selfeRan !== undefined && selfeRan.library !== torchPath)
   for (const device of onTorchLibrary) {
@@ -159,29 +161,17 @@ const libraryLine = (side: string, r: Ran | string) => {
 }
 for (const [side, r] of ran) console.log(`  ${pad(side, 48)}${libraryLine(side, r)}`)
 
-const productOf = (side: string, c: GemmCase) => {
-  const r = ran.get(side)
-  return r === undefined || typeof r === "string" ? undefined : lastProduct(r.products, { m: c.m, n: c.n, k: c.k, dtype: c.dtype })
-}
+const comparison = compareKernels(cases, new Map([...ran].map(([side, r]) => [side, typeof r === "string" ? undefined : r.products])), "torch")
 console.log("\nGEMM kernels: each side's last product of the problem in cuBLASLt's Trace log: its workspace, epilogue and algorithm")
-const sames = new Map<string, number>()
-for (const c of cases) {
-  console.log(c.label)
-  const reference = productOf("torch", c)
-  for (const side of ran.keys()) {
-    const p = productOf(side, c)
-    let verdict = ""
-    if (side !== "torch" && p !== undefined && reference !== undefined) {
-      const same = p.algorithm === reference.algorithm
-      if (same) sames.set(side, (sames.get(side) ?? 0) + 1)
-      verdict = same ? "same as PyTorch" : "differs from PyTorch"
-    }
+for (const row of comparison.rows) {
+  console.log(row.problem.label)
+  for (const { side, product: p, sameAsReference } of row.sides) {
+    const verdict = sameAsReference === undefined ? "" : sameAsReference ? "same as PyTorch" : "differs from PyTorch"
     const line = p === undefined ? "no product in its log" : `${pad(mib(p.workspaceBytes), 8)}${pad(p.epilogue, 9)}${pad(shortAlgorithm(p.algorithm), 84)}${verdict}`
     console.log(`  ${pad(side, 48)}${line}`.trimEnd())
   }
 }
-const compared = cases.filter((c) => productOf("torch", c) !== undefined).length
 console.log(
-  `\nPyTorch's kernel on ${compared} of ${cases.length} plain GEMM problems traced in its log; ` +
-    [...ran.keys()].filter((s) => s !== "torch").map((s) => `${s}: ${sames.get(s) ?? 0} of ${compared} the same`).join("; ")
+  `\nPyTorch's kernel on ${comparison.traced} of ${cases.length} plain GEMM problems traced in its log; ` +
+    [...comparison.same].map(([side, count]) => `${side}: ${count} of ${comparison.traced} the same`).join("; ")
 )

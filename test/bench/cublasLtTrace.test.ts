@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest"
-import { lastProduct, parseTrace, parseTraceLine, shortAlgorithm } from "../../bench/cublasLtTrace.ts"
+import { compareKernels, lastProduct, parseTrace, parseTraceLine, shortAlgorithm } from "../../bench/cublasLtTrace.ts"
 
 // Lines in cuBLASLt's Trace format (CUBLASLT_LOG_LEVEL=2), for F.linear's y [65536, 384] = x [65536, 1536] W^T:
 // column-major D is 384 x 65536, A (W, transposed) is 1536 x 384.
@@ -49,6 +49,31 @@ describe("cuBLASLt's Trace log read back (bench/cublasLtTrace.ts)", () => {
     expect(lastProduct(products, { m: 65536, n: 384, k: 1536, dtype: "bf16" })?.algorithm).toMatch(/^algoId=66 /)
     expect(lastProduct(products, { m: 65536, n: 384, k: 1536, dtype: "f32" })?.algorithm).toMatch(/^algoId=21 /)
     expect(lastProduct(products, { m: 65536, n: 768, k: 1536, dtype: "bf16" })).toBeUndefined()
+  })
+
+  it("sets each side's kernel for a problem beside the reference side's, and counts the problems that match", () => {
+    const down = { label: "down", m: 65536, n: 384, k: 1536, dtype: "bf16" }
+    const downF32 = { label: "down f32", m: 65536, n: 384, k: 1536, dtype: "f32" }
+    const untraced = { label: "qkv", m: 65536, n: 1152, k: 384, dtype: "bf16" }
+    const other = bf16Bias.replace("algoId=66", "algoId=31")
+    const { rows, traced, same } = compareKernels(
+      [down, downF32, untraced],
+      new Map([
+        ["torch", parseTrace([bf16Bias, f32Plain].join("\n"))],
+        ["selfe", parseTrace([other, bf16Bias, f32Plain.replace("algoId=21", "algoId=20")].join("\n"))],
+        ["selfe 1 MiB", parseTrace(other)],
+        ["selfe timed", undefined]
+      ]),
+      "torch"
+    )
+    expect(traced).toBe(2)
+    expect(Object.fromEntries(same)).toEqual({ selfe: 1, "selfe 1 MiB": 0, "selfe timed": 0 })
+    const verdicts = rows.map((row) => row.sides.map((s) => [s.side, s.product?.algorithm.split(" ")[0], s.sameAsReference]))
+    expect(verdicts).toEqual([
+      [["torch", "algoId=66", undefined], ["selfe", "algoId=66", true], ["selfe 1 MiB", "algoId=31", false], ["selfe timed", undefined, undefined]],
+      [["torch", "algoId=21", undefined], ["selfe", "algoId=20", false], ["selfe 1 MiB", undefined, undefined], ["selfe timed", undefined, undefined]],
+      [["torch", undefined, undefined], ["selfe", undefined, undefined], ["selfe 1 MiB", undefined, undefined], ["selfe timed", undefined, undefined]]
+    ])
   })
 
   it("shortens the algorithm's enum names for the table", () => {
