@@ -175,20 +175,24 @@ describeCuda("training steps of a small DiT block on CUDA", () => {
 })
 
 // A device with determinism "run-to-run" (its attention's dq without atomics): the same training twice gives
-// the same bits. Meaningful on a GPU, where the default device's dq is added in an order the hardware picks.
-describeCuda('training steps on a device with determinism "run-to-run"', () => {
-  let deterministic: ReturnType<typeof makeCudaAndCpu>
-  beforeAll(() => {
-    deterministic = makeCudaAndCpu({ determinism: "run-to-run" })
-  })
-  afterAll(() => deterministic?.dispose())
+// the same bits. Meaningful on a GPU, where the default device's dq is added in an order the hardware picks. Also
+// with less cuBLASLt workspace than the default, where the heuristic may pick other (split-K) GEMM algorithms:
+// the cuBLAS guide has cublasLtMatmul repeat itself whatever the algorithm (docs/cuda.md, GEMM).
+for (const gemmWorkspaceBytes of [undefined, 1 << 20, 0]) {
+  describeCuda(`training steps on a device with determinism "run-to-run"${gemmWorkspaceBytes === undefined ? "" : ` and gemmWorkspaceBytes ${gemmWorkspaceBytes}`}`, () => {
+    let deterministic: ReturnType<typeof makeCudaAndCpu>
+    beforeAll(() => {
+      deterministic = makeCudaAndCpu({ determinism: "run-to-run", ...(gemmWorkspaceBytes === undefined ? {} : { gemmWorkspaceBytes }) })
+    })
+    afterAll(() => deterministic?.dispose())
 
-  it("repeat themselves bit for bit, in f32 and in mixed precision", async () => {
-    for (const dtype of ["f32", "bf16"] as const) {
-      const first = await train(deterministic.cuda, dtype, 3)
-      const second = await train(deterministic.cuda, dtype, 3)
-      expect(second.losses, `${dtype} losses`).toEqual(first.losses)
-      second.weights.forEach((w, i) => expect(w, `${dtype} weight ${i}`).toEqual(first.weights[i]))
-    }
+    it("repeat themselves bit for bit, in f32 and in mixed precision", async () => {
+      for (const dtype of ["f32", "bf16"] as const) {
+        const first = await train(deterministic.cuda, dtype, 3)
+        const second = await train(deterministic.cuda, dtype, 3)
+        expect(second.losses, `${dtype} losses`).toEqual(first.losses)
+        second.weights.forEach((w, i) => expect(w, `${dtype} weight ${i}`).toEqual(first.weights[i]))
+      }
+    })
   })
-})
+}
