@@ -1,5 +1,5 @@
-// The warpgroup attention kernels of native/cuda/attention_wgmma.cuh alone, without the addon: the forward at
-// head dims 64 and 128 and the head dim 64 backward key kernel, on random bf16 inputs (B·L = 32768; 16 heads at
+// The warpgroup attention kernels of native/cuda/attention_wgmma.cuh alone, without the addon: the forward and the
+// backward key kernel at head dims 64 and 128, on random bf16 inputs (B·L = 32768; 16 heads at
 // d = 64, 8 at 128), timed with cudaEvents, best of 20 launches after 3 warm-ups. It prints one line per shape,
 // with a checksum of part of the output so that two builds can be told apart or matched. To compare a change,
 // build it once against each version of the header (the first -I wins for attention_wgmma.cuh) and run the two
@@ -51,8 +51,8 @@ float best(F f) {
   return bestMs * 1000;
 }
 
-// One shape: the forward (its lse feeds the backward), then at d = 64 the backward key kernel (delta zero, dq
-// summed into an f32 workspace: timing only).
+// One shape: the forward (its lse feeds the backward), then the backward key kernel (delta zero, dq summed into an
+// f32 workspace: timing only).
 template <int kD>
 void run(int64_t L, int64_t B, int64_t H, const char* label) {
   const int64_t n = B * L * H * kD, rows = B * H * L;
@@ -77,16 +77,13 @@ void run(int64_t L, int64_t B, int64_t H, const char* label) {
   const dim3 forwardGrid((L + F::kRows - 1) / F::kRows, B * H);
   const float forwardUs =
       best([&] { forward<<<forwardGrid, F::kThreads, F::kShared>>>(out, lse, q, k, v, nullptr, 0, H, L, L, scale); });
-  float backwardUs = 0;
-  if (kD == 64) {
-    using W = WgmmaBackwardTiling;
-    const auto backward = backwardWgmma<__nv_bfloat16>;
-    CK(cudaFuncSetAttribute(backward, cudaFuncAttributeMaxDynamicSharedMemorySize, W::kShared));
-    const dim3 backwardGrid((L + W::kKeys - 1) / W::kKeys, B * H);
-    backwardUs = best([&] {
-      backward<<<backwardGrid, W::kThreads, W::kShared>>>(dk, dv, dq, dout, q, k, v, lse, delta, nullptr, 0, H, L, L, scale);
-    });
-  }
+  using W = WgmmaBackwardTiling<kD>;
+  const auto backward = backwardWgmma<kD, __nv_bfloat16>;
+  CK(cudaFuncSetAttribute(backward, cudaFuncAttributeMaxDynamicSharedMemorySize, W::kShared));
+  const dim3 backwardGrid((L + W::kKeys - 1) / W::kKeys, B * H);
+  const float backwardUs = best([&] {
+    backward<<<backwardGrid, W::kThreads, W::kShared>>>(dk, dv, dq, dout, q, k, v, lse, delta, nullptr, 0, H, L, L, scale);
+  });
   // A checksum of part of out, to match or tell apart two builds' results.
   std::vector<__nv_bfloat16> part(4096);
   CK(cudaMemcpy(part.data(), out + n / 2, part.size() * 2, cudaMemcpyDeviceToHost));

@@ -531,17 +531,17 @@ void backwardMma(__nv_bfloat16* dq, __nv_bfloat16* dk, __nv_bfloat16* dv, const 
   const size_t dqBytes = ordered ? 0 : static_cast<size_t>(dqCount) * sizeof(float);
   Scratch sums(stream, dqBytes);
   if (!ordered && dqCount > 0) check(cudaMemsetAsync(sums.as<float>(), 0, dqBytes, stream), "attentionBackward");
-  // attentionKernels "auto" on an sm_90 device: the head dim 64 key kernel on warpgroup tensor cores.
-  const bool wgmma = kD == 64 && !ordered && stream.context->wgmmaAttention && stream.context->runsSm90a;
-  using W = flash::WgmmaBackwardTiling;
+  // attentionKernels "auto" on an sm_90 device: the key kernel on warpgroup tensor cores.
+  const bool wgmma = !ordered && stream.context->wgmmaAttention && stream.context->runsSm90a;
+  using W = flash::WgmmaBackwardTiling<kD>;
   if (wgmma) {
     requireShared(stream, W::kShared, "attentionBackward");
-    allowSharedMemory(flash::backwardWgmma<__nv_bfloat16>, W::kShared, "attentionBackward");
+    allowSharedMemory(flash::backwardWgmma<kD, __nv_bfloat16>, W::kShared, "attentionBackward");
   }
   for (int64_t offset = 0; offset < batch * heads && lk > 0; offset += kMaxGridY) {
     const auto slice = static_cast<unsigned int>(std::min(kMaxGridY, batch * heads - offset));
     if (wgmma)
-      flash::backwardWgmma<__nv_bfloat16><<<dim3(blocksFor(lk, W::kKeys), slice), W::kThreads, W::kShared, stream>>>(
+      flash::backwardWgmma<kD, __nv_bfloat16><<<dim3(blocksFor(lk, W::kKeys), slice), W::kThreads, W::kShared, stream>>>(
           dk, dv, sums.as<float>(), dout, q, k, v, lse, delta, keyMask, offset, heads, lq, lk, scale);
     else
       kernel<<<dim3(blocksFor(lk, S::kKeys), slice), S::kThreads, S::kShared, stream>>>(

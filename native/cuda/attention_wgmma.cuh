@@ -1,5 +1,5 @@
-// Attention on warpgroup tensor cores (sm_90a wgmma), bf16 storage: the forward (head dims 64 and 128) and the
-// backward's key kernel (64) that the device option attentionKernels "auto" runs on an sm_90 GPU (attention.cu).
+// Attention on warpgroup tensor cores (sm_90a wgmma), bf16 storage: the forward and the backward's key kernel
+// (head dims 64 and 128) that the device option attentionKernels "auto" runs on an sm_90 GPU (attention.cu).
 // Same contracts as attention_mma.cuh's forward and Dq::Atomic backward (softmax in base 2, lse stored in natural
 // log, masked and missing keys out, a row with no key attended gives zeros and lse -inf); the forward's running
 // max is lazy (rescaleRow with kLazyMax) and it needs a positive scale.
@@ -254,42 +254,55 @@ forwardWgmma(T* out, float* lse, const T* q, const T* k, const T* v, const int32
 }
 
 
+template <int kHeadDim>
 struct WgmmaBackwardTiling {
-  static constexpr int kD = 64;
+  static_assert(kHeadDim == 64 || kHeadDim == 128, "wgmma backward at head dims 64 and 128");
+  static constexpr int kD = kHeadDim;
   static constexpr int kGroups = 2;  // warpgroups a block, 64 keys each
   static constexpr int kThreads = kGroups * wgmma::kWarpgroupThreads;
   static constexpr int kKeys = kGroups * 64;
-  static constexpr int kQueries = 64;           // queries a tile
-  static constexpr int kTileBytes = 64 * 128;   // 64 rows of 64 bf16
+  static constexpr int kQueries = 64;                             // queries a tile
+  static constexpr int kTileBytes = kD / 64 * kColumnBlockBytes;  // 64 rows of kD bf16
+  static constexpr int kScoreTileBytes = kColumnBlockBytes;        // 64 keys' rows of kQueries bf16 (dS^T)
+  static constexpr int kDqDims = kD / kGroups;                    // dQ's head-dim columns a warpgroup adds
   // K, V [kKeys] rows, Q, dO [2][kQueries] rows, dS^T [2][kKeys] rows of kQueries, all 128-byte swizzled; lse,
   // delta [2][kQueries] floats; and 1024 bytes to put the tiles on 1024.
-  static constexpr int kShared = (2 * kGroups + 4 + 2 * kGroups) * kTileBytes + 4 * 4 * kQueries + 1024;
+  static constexpr int kShared = (2 * kGroups + 4) * kTileBytes + 2 * kGroups * kScoreTileBytes + 4 * 4 * kQueries + 1024;
 };
 
-// The key side of attention's backward at head dim 64 on warpgroup tensor cores, dq added unscaled with atomics
-// into an f32 workspace (flash::backward's Dq::Atomic contract: dk, dv written; dqAccum [B, Lq, H, 64] +=; grid
-// (ceil(Lk / kKeys), batch * heads slice at bhOffset)). Warpgroup w owns keys 64w..64w+63 of the block's 128 and
-// walks the 64-query tiles: S^T = K Q^T and dP^T = V dO^T (wgmma, operands in shared memory), P^T from lse and
+// The key side of attention's backward at head dims 64 and 128 on warpgroup tensor cores, dq added unscaled with
+// atomics into an f32 workspace (flash::backward's Dq::Atomic contract: dk, dv written; dqAccum [B, Lq, H, kD] +=;
+// grid (ceil(Lk / kKeys), batch * heads slice at bhOffset)). Warpgroup w owns keys 64w..64w+63 of the block's 128
+// and walks the 64-query tiles: S^T = K Q^T and dP^T = V dO^T (wgmma, operands in shared memory), P^T from lse and
 // dS^T = P^T (dP^T - delta) in registers, dV += P^T dO and dK += dS^T Q (A from registers, dO and Q read
-// MN-major); dS^T goes to shared memory, and warpgroup w adds dQ's head-dim columns 32w..32w+31 = dS K over all
-// 128 keys (dS read MN-major from dS^T, K MN-major), one m64n32 product chain a tile. A tile's chain is issued at
-// the start of the next tile, ahead of that tile's S^T and dP^T products, and its atomics go out while those run
-// (so dS^T is double-buffered: a tile writes the buffer the tile before last read).
-template <class T>
-SELFE_KERNEL(WgmmaBackwardTiling::kThreads, 1)
+// MN-major); dS^T goes to shared memory, and warpgroup w adds dQ's head-dim columns kDqDims w..kDqDims (w + 1) - 1
+// = dS K over all 128 keys (dS read MN-major from dS^T, K MN-major), one m64n{kDqDims} product chain a tile. A
+// tile's chain is issued at the start of the next tile, ahead of that tile's S^T and dP^T products, and its
+// atomics go out while those run (so dS^T is double-buffered: a tile writes the buffer the tile before last read).
+template <int kHeadDim, class T>
+SELFE_KERNEL(WgmmaBackwardTiling<kHeadDim>::kThreads, 1)
 backwardWgmma(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* k, const T* v, const float* lse,
               const float* delta, const int32_t* keyMask, int64_t bhOffset, int64_t heads, int64_t lq, int64_t lk,
               float scale) {
-  using S = WgmmaBackwardTiling;
-  constexpr int kD = S::kD, kQ = S::kQueries, kTile = S::kTileBytes, kQueryTiles = kQ / 8, kDimTiles = kD / 8;
+  using S = WgmmaBackwardTiling<kHeadDim>;
+  constexpr int kD = S::kD, kQ = S::kQueries, kTile = S::kTileBytes, kDimTiles = kD / 8;
+  constexpr int kScores = S::kScoreTileBytes, kDqDims = S::kDqDims;
+  // Whether a tile's dQ atomics go out while the next tile's S^T and dP^T run. At head dim 128 the dQ accumulators
+  // would then be live beside S^T, dP^T, dK and dV (224 floats): ptxas spilled at the 255-register cap. There the
+  // chain is waited for and its atomics sent before S^T and dP^T are issued.
+  constexpr bool kOverlapDq = kD == 64;
+  // A tile's S^T and dP^T are computed in kParts parts of kPartQueries queries, each part's dV and dK products
+  // issued before the next part's S^T and dP^T: at head dim 128 whole ones (64 floats) beside dK and dV (128) and
+  // the A fragments still in flight spilled too.
+  constexpr int kParts = kD == 64 ? 1 : 2, kPartQueries = kQ / kParts, kPartTiles = kPartQueries / 8, kPartSteps = kPartQueries / 16;
   SELFE_SHARED_MEMORY(shared);
   unsigned char* ks = shared + ((1024 - (wgmma::sharedAddress(shared) & 1023)) & 1023);  // on 1024, as forwardWgmma
   unsigned char* vs = ks + S::kGroups * kTile;
   unsigned char* qs = vs + S::kGroups * kTile;    // [2]
   unsigned char* dos = qs + 2 * kTile;            // [2]
   unsigned char* dss = dos + 2 * kTile;           // dS^T [2], [key][query]
-  float* lses = reinterpret_cast<float*>(dss + 2 * S::kGroups * kTile);  // [2][kQ], base 2, +inf: no gradient
-  float* deltas = lses + 2 * kQ;                                     // [2][kQ]
+  float* lses = reinterpret_cast<float*>(dss + 2 * S::kGroups * kScores);  // [2][kQ], base 2, +inf: no gradient
+  float* deltas = lses + 2 * kQ;                                        // [2][kQ]
 
   const int tid = threadIndex(), group = tid / wgmma::kWarpgroupThreads, warp = (tid / 32) % 4;
   const int lane = tid & 31, g = lane >> 2, t = lane & 3;
@@ -299,13 +312,13 @@ backwardWgmma(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* 
   const int64_t queryBase = (b * lq * heads + h) * kD, keyBase = (b * lk * heads + h) * kD;
   const int64_t tiles = (lq + kQ - 1) / kQ;
   const auto loadQueries = [&](int64_t tile, int buffer) {
-    loadSwizzledRows<64, S::kThreads>(qs + buffer * kTile, q + queryBase, rowStride, tile * kQ, lq);
-    loadSwizzledRows<64, S::kThreads>(dos + buffer * kTile, dout + queryBase, rowStride, tile * kQ, lq);
+    loadSwizzledRows<kD, S::kThreads>(qs + buffer * kTile, q + queryBase, rowStride, tile * kQ, lq);
+    loadSwizzledRows<kD, S::kThreads>(dos + buffer * kTile, dout + queryBase, rowStride, tile * kQ, lq);
     loadQueryStats<kQ>(lses + buffer * kQ, deltas + buffer * kQ, lse, delta, bh, lq, tile);
   };
   for (int w = 0; w < S::kGroups; ++w) {
-    loadSwizzledRows<64, S::kThreads>(ks + w * kTile, k + keyBase, rowStride, firstKey + 64 * w, lk);
-    loadSwizzledRows<64, S::kThreads>(vs + w * kTile, v + keyBase, rowStride, firstKey + 64 * w, lk);
+    loadSwizzledRows<kD, S::kThreads>(ks + w * kTile, k + keyBase, rowStride, firstKey + 64 * w, lk);
+    loadSwizzledRows<kD, S::kThreads>(vs + w * kTile, v + keyBase, rowStride, firstKey + 64 * w, lk);
   }
   if (tiles > 0) loadQueries(0, 0);
   commitAsync();
@@ -319,17 +332,20 @@ backwardWgmma(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* 
   const unsigned char* kOwn = ks + group * kTile;
   const unsigned char* vOwn = vs + group * kTile;
   float dkAcc[4 * kDimTiles] = {}, dvAcc[4 * kDimTiles] = {};
-  // dQ columns 32 group..32 group + 31 of query tile `tile` = dS K over the block's 128 keys (k-step kk: keys
-  // 16 kk..16 kk + 15) into dqTile, and their atomics once retired. Register 4 nt + e: query 16 warp + g + 8 (e / 2)
-  // of the tile, dim 32 group + 8 nt + 2t + e % 2.
-  float dqTile[16];
+  // dQ columns kDqDims group.. of query tile `tile` = dS K over the block's 128 keys (k-step kk: keys 16 kk..16 kk
+  // + 15, rows 16 (kk % 4) of K tile kk / 4) into dqTile, and their atomics once retired. Register 4 nt + e: query
+  // 16 warp + g + 8 (e / 2) of the tile, dim kDqDims group + 8 nt + 2t + e % 2. The warpgroup's dims start in
+  // column block kDqDims group / 64, (kDqDims group) % 64 elements (64 bytes at head dim 64) into its rows.
+  float dqTile[4 * (kDqDims / 8)];
   const auto issueDq = [&](int64_t tile) {
-    const unsigned char* dst = dss + (tile & 1) * S::kGroups * kTile;  // tile -1: buffer 1
+    const unsigned char* kDqColumns = ks + (kDqDims * group / 64) * kColumnBlockBytes + 2 * ((kDqDims * group) % 64);
+    const unsigned char* dst = dss + (tile & 1) * S::kGroups * kScores;  // tile -1: buffer 1
     wgmma::fence();
 #pragma unroll
     for (int kk = 0; kk < S::kKeys / 16; ++kk)
-      wgmma::Mma<32>::shared<true, true>(dqTile, wgmma::descriptor(dst + 2048 * kk, 1024, 1024),
-                                         wgmma::descriptor(ks + 2048 * kk + 64 * group, 1024, 1024), kk > 0 ? 1 : 0);
+      wgmma::Mma<kDqDims>::template shared<true, true>(dqTile, wgmma::descriptor(dst + 2048 * kk, 1024, 1024),
+                                                       wgmma::descriptor(kDqColumns + (kk / 4) * kTile + 2048 * (kk % 4), 1024, 1024),
+                                                       kk > 0 ? 1 : 0);
     wgmma::commit();
   };
   const auto addDq = [&](int64_t tile) {
@@ -337,9 +353,9 @@ backwardWgmma(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* 
     for (int r = 0; r < 2; ++r) {
       const int64_t i = tile * kQ + 16 * warp + g + 8 * r;
       if (i >= lq) continue;
-      float* row = dqAccum + queryBase + i * rowStride + 32 * group + 2 * t;
+      float* row = dqAccum + queryBase + i * rowStride + kDqDims * group + 2 * t;
 #pragma unroll
-      for (int nt = 0; nt < 4; ++nt) atomicAddF32x2(row + 8 * nt, dqTile[4 * nt + 2 * r], dqTile[4 * nt + 2 * r + 1]);
+      for (int nt = 0; nt < kDqDims / 8; ++nt) atomicAddF32x2(row + 8 * nt, dqTile[4 * nt + 2 * r], dqTile[4 * nt + 2 * r + 1]);
     }
   };
 
@@ -359,72 +375,102 @@ backwardWgmma(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* 
     const float* tileLse = lses + buffer * kQ;
     const float* tileDelta = deltas + buffer * kQ;
 
-    // The tile before's dQ chain first, then S^T = K Q^T and dP^T = V dO^T for the warpgroup's keys (4 k-steps of
-    // 16 dims each, all operands K-major); the dQ atomics go out while S^T and dP^T are computed. At the first tile
-    // the chain and its wait run too, on the unwritten buffer, their result unused: with both under a condition,
-    // ptxas serializes every wgmma of the kernel (C7514, test/kernels/ptxasReport.test.ts).
+    // The tile before's dQ chain first, then S^T = K Q^T and dP^T = V dO^T for the warpgroup's keys (kD / 16
+    // k-steps of 16 dims, each 32 bytes further along a column block's swizzled rows; all operands K-major); the dQ
+    // atomics go out while S^T and dP^T are computed. At the first tile the chain and its wait run too, on the
+    // unwritten buffer, their result unused: with both under a condition, ptxas serializes every wgmma of the
+    // kernel (C7514, test/kernels/ptxasReport.test.ts).
     issueDq(tile - 1);
-    float s[4 * kQueryTiles], dp[4 * kQueryTiles];  // the first k-step overwrites them
-    wgmma::fence();
+    if constexpr (!kOverlapDq) {
+      wgmma::wait<0>();
+      wgmma::fenceRegisters(dqTile);
+      if (tile > 0) addDq(tile - 1);
+    }
+    // Each part's P^T and dS^T as the A fragments of its dV and dK products (k-step kk: queries 16 kk.. of the part).
+    uint32_t pa[kParts][kPartSteps][4], da[kParts][kPartSteps][4];
 #pragma unroll
-    for (int kk = 0; kk < kD / 16; ++kk)
-      wgmma::Mma<64>::shared<false, false>(s, wgmma::descriptor(kOwn + 32 * kk, 16, 1024), wgmma::descriptor(qt + 32 * kk, 16, 1024),
-                                           kk > 0 ? 1 : 0);
+    for (int part = 0; part < kParts; ++part) {
+      // The part's queries: rows kPartQueries part.. of the Q and dO tiles, 128 bytes a row in each column block.
+      const int partRows = kPartQueries * part * 128;
+      float s[4 * kPartTiles], dp[4 * kPartTiles];  // the first k-step overwrites them
+      wgmma::fence();
 #pragma unroll
-    for (int kk = 0; kk < kD / 16; ++kk)
-      wgmma::Mma<64>::shared<false, false>(dp, wgmma::descriptor(vOwn + 32 * kk, 16, 1024), wgmma::descriptor(dot + 32 * kk, 16, 1024),
-                                           kk > 0 ? 1 : 0);
-    wgmma::commit();
-    wgmma::wait<1>();
-    wgmma::fenceRegisters(dqTile);
-    if (tile > 0) addDq(tile - 1);
-    wgmma::wait<0>();
-    wgmma::fenceRegisters(s);
-    wgmma::fenceRegisters(dp);
-
-    // P^T = exp2(S^T scale log2 e - lse log2 e), dS^T = P^T (dP^T - delta); register 4 nt + e: key row
-    // g + 8 (e / 2), query 8 nt + 2t + e % 2. A masked key passes no gradient.
-#pragma unroll
-    for (int nt = 0; nt < kQueryTiles; ++nt)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int col = nt * 8 + 2 * t + (e & 1);
-        const float p = live[e >> 1] ? exp2Approx(s[4 * nt + e] * scaleLog2 - tileLse[col]) : 0.0f;
-        s[4 * nt + e] = p;
-        dp[4 * nt + e] = p * (dp[4 * nt + e] - tileDelta[col]);
+      for (int kk = 0; kk < kD / 16; ++kk) {
+        const int at = (kk / 4) * kColumnBlockBytes + 32 * (kk % 4);
+        wgmma::Mma<kPartQueries>::template shared<false, false>(s, wgmma::descriptor(kOwn + at, 16, 1024),
+                                                                wgmma::descriptor(qt + partRows + at, 16, 1024), kk > 0 ? 1 : 0);
       }
-    // Query n-tiles 2 kk and 2 kk + 1 as the A fragments of k-step kk.
-    uint32_t pa[kQ / 16][4], da[kQ / 16][4];
 #pragma unroll
-    for (int kk = 0; kk < kQ / 16; ++kk)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        pa[kk][i] = packBf16x2(s[8 * kk + 2 * i], s[8 * kk + 2 * i + 1]);
-        da[kk][i] = packBf16x2(dp[8 * kk + 2 * i], dp[8 * kk + 2 * i + 1]);
+      for (int kk = 0; kk < kD / 16; ++kk) {
+        const int at = (kk / 4) * kColumnBlockBytes + 32 * (kk % 4);
+        wgmma::Mma<kPartQueries>::template shared<false, false>(dp, wgmma::descriptor(vOwn + at, 16, 1024),
+                                                                wgmma::descriptor(dot + partRows + at, 16, 1024), kk > 0 ? 1 : 0);
+      }
+      wgmma::commit();
+      if constexpr (kOverlapDq) {
+        wgmma::wait<1>();
+        wgmma::fenceRegisters(dqTile);
+        if (tile > 0) addDq(tile - 1);
+      }
+      // Also retires the part before's dV and dK products, which ran beside these: their A fragments stay live (so
+      // unshared with the values computed meanwhile) until here.
+      wgmma::wait<0>();
+      wgmma::fenceRegisters(s);
+      wgmma::fenceRegisters(dp);
+      if (part > 0) {
+        wgmma::fenceRegisters(pa[part - 1]);
+        wgmma::fenceRegisters(da[part - 1]);
+        wgmma::fenceRegisters(dvAcc);
+        wgmma::fenceRegisters(dkAcc);
       }
 
-    // dV += P^T dO and dK += dS^T Q: k-step kk is queries 16 kk..16 kk + 15, rows 2048 bytes further.
-    wgmma::fenceRegisters(dvAcc);
-    wgmma::fenceRegisters(dkAcc);
-    wgmma::fence();
+      // P^T = exp2(S^T scale log2 e - lse log2 e), dS^T = P^T (dP^T - delta); register 4 nt + e: key row
+      // g + 8 (e / 2), query kPartQueries part + 8 nt + 2t + e % 2 of the tile. A masked key passes no gradient.
 #pragma unroll
-    for (int kk = 0; kk < kQ / 16; ++kk)
-      wgmma::Mma<64>::registers<true>(dvAcc, pa[kk], wgmma::descriptor(dot + 2048 * kk, 1024, 1024), 1);
+      for (int nt = 0; nt < kPartTiles; ++nt)
 #pragma unroll
-    for (int kk = 0; kk < kQ / 16; ++kk)
-      wgmma::Mma<64>::registers<true>(dkAcc, da[kk], wgmma::descriptor(qt + 2048 * kk, 1024, 1024), 1);
-    wgmma::commit();
+        for (int e = 0; e < 4; ++e) {
+          const int col = kPartQueries * part + nt * 8 + 2 * t + (e & 1);
+          const float p = live[e >> 1] ? exp2Approx(s[4 * nt + e] * scaleLog2 - tileLse[col]) : 0.0f;
+          s[4 * nt + e] = p;
+          dp[4 * nt + e] = p * (dp[4 * nt + e] - tileDelta[col]);
+        }
+      // Query n-tiles 2 kk and 2 kk + 1 of the part as the A fragments of its k-step kk.
+#pragma unroll
+      for (int kk = 0; kk < kPartSteps; ++kk)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          pa[part][kk][i] = packBf16x2(s[8 * kk + 2 * i], s[8 * kk + 2 * i + 1]);
+          da[part][kk][i] = packBf16x2(dp[8 * kk + 2 * i], dp[8 * kk + 2 * i + 1]);
+        }
 
-    // dS^T to its buffer while those run: key row rowKey + 8 r, queries 8 nt + 2t and + 1 (chunk nt). The buffer's
-    // last readers, the dQ chains of the tile before last, retired before this tile's blockSync.
-    unsigned char* dst = dss + buffer * S::kGroups * kTile;
+      // dV += P^T dO and dK += dS^T Q: k-step kk of the part is queries kPartQueries part + 16 kk.., rows 2048
+      // bytes further; dO's and Q's dims 64 at a time in column blocks, the leading byte offset apart (as
+      // forwardWgmma's O += P V reads V).
+      constexpr uint32_t kNextDims = kD == 64 ? 1024 : kColumnBlockBytes;
+      wgmma::fenceRegisters(dvAcc);
+      wgmma::fenceRegisters(dkAcc);
+      wgmma::fence();
 #pragma unroll
-    for (int nt = 0; nt < kQueryTiles; ++nt)
+      for (int kk = 0; kk < kPartSteps; ++kk)
+        wgmma::Mma<kD>::template registers<true>(dvAcc, pa[part][kk], wgmma::descriptor(dot + partRows + 2048 * kk, kNextDims, 1024), 1);
 #pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const int row = rowKey + 8 * r;
-        *reinterpret_cast<uint32_t*>(dst + wgmma::swizzled128(row, nt) + 4 * t) = packBf16x2(dp[4 * nt + 2 * r], dp[4 * nt + 2 * r + 1]);
-      }
+      for (int kk = 0; kk < kPartSteps; ++kk)
+        wgmma::Mma<kD>::template registers<true>(dkAcc, da[part][kk], wgmma::descriptor(qt + partRows + 2048 * kk, kNextDims, 1024), 1);
+      wgmma::commit();
+
+      // dS^T to its buffer while those run: key row rowKey + 8 r, queries 8 nt + 2t and + 1 of the part (chunk
+      // kPartTiles part + nt), already packed as A fragment register 2 (nt % 2) + r of k-step nt / 2. The buffer's
+      // last readers, the dQ chains of the tile before last, retired before this tile's blockSync.
+      unsigned char* dst = dss + buffer * S::kGroups * kScores;
+#pragma unroll
+      for (int nt = 0; nt < kPartTiles; ++nt)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const int row = rowKey + 8 * r;
+          *reinterpret_cast<uint32_t*>(dst + wgmma::swizzled128(row, kPartTiles * part + nt) + 4 * t) = da[part][nt / 2][2 * (nt % 2) + r];
+        }
+    }
     wgmma::wait<0>();
     wgmma::fenceRegisters(dvAcc);
     wgmma::fenceRegisters(dkAcc);

@@ -16,7 +16,7 @@ export interface NativeOptions {
   readonly memoryLimitBytes?: number | undefined
   /**
    * cuda only: "auto" lets bf16 attention at head dims 64 and 128 run on the tensor-core kernels, the forward
-   * (and at head dim 64 past 256 keys the backward's key kernel) on warpgroup tensor cores where the GPU is
+   * and the backward's key kernel (at head dim 64 past 256 keys, and at 128) on warpgroup tensor cores where the GPU is
    * sm_90; "mma.sync" keeps the tensor-core kernels to the FlashAttention-2-style ones; "simt" keeps every
    * attention on the CUDA-core kernels (docs/cuda.md). Default: the environment variable SELFE_CUDA_ATTENTION,
    * else "auto".

@@ -1226,9 +1226,8 @@ void attentionFloat64(const Float64Case& p, uint32_t seed) {
   };
   if (D == 64) launches(std::integral_constant<int, 64>{});
   else launches(std::integral_constant<int, 128>{});
-  // The warpgroup (wgmma) kernels, as attentionKernels "auto" launches them on an sm_90 GPU: the forward, and at
-  // head dim 64 the backward's key kernel with dq added into a zeroed workspace.
-  using Wb = flash::WgmmaBackwardTiling;
+  // The warpgroup (wgmma) kernels, as attentionKernels "auto" launches them on an sm_90 GPU: the forward, and the
+  // backward's key kernel with dq added into a zeroed workspace.
   Device<bf16> outWgmma(nq), dkWgmma(nk), dvWgmma(nk);
   Device<float> lseWgmma(lse.size()), dqSumsWgmma(nq);
   std::fill(dqSumsWgmma.data(), dqSumsWgmma.data() + nq, 0.0f);
@@ -1242,13 +1241,17 @@ void attentionFloat64(const Float64Case& p, uint32_t seed) {
   };
   if (D == 64) wgmmaForward(std::integral_constant<int, 64>{});
   else wgmmaForward(std::integral_constant<int, 128>{});
-  if (D == 64)
-    for (int offset = 0; offset < pairs; offset += p.sliceY) {
+  const auto wgmmaBackward = [&](auto dim) {
+    constexpr int kD = decltype(dim)::value;
+    using Wb = flash::WgmmaBackwardTiling<kD>;
+    for (int offset = 0; offset < pairs; offset += p.sliceY)
       ::emu::launch([&]() {
-        flash::backwardWgmma<__nv_bfloat16>(nv(dkWgmma), nv(dvWgmma), dqSumsWgmma.data(), nv(*doutd), nv(*qd), nv(*kd), nv(*vd),
-                                            lsed->data(), deltad->data(), maskPtr, offset, H, Lq, Lk, fscale);
+        flash::backwardWgmma<kD, __nv_bfloat16>(nv(dkWgmma), nv(dvWgmma), dqSumsWgmma.data(), nv(*doutd), nv(*qd), nv(*kd), nv(*vd),
+                                                lsed->data(), deltad->data(), maskPtr, offset, H, Lq, Lk, fscale);
       }, dim3((Lk + Wb::kKeys - 1) / Wb::kKeys, std::min(p.sliceY, pairs - offset)), Wb::kThreads, Wb::kShared);
-    }
+  };
+  if (D == 64) wgmmaBackward(std::integral_constant<int, 64>{});
+  else wgmmaBackward(std::integral_constant<int, 128>{});
   if (whole)
     for (int offset = 0; offset < pairs; offset += p.sliceY)
       ::emu::launch([&]() {
@@ -1263,11 +1266,9 @@ void attentionFloat64(const Float64Case& p, uint32_t seed) {
   expectCloseF64("lse", lse, [&](size_t i) { return static_cast<double>(lseOut[i]); }, 1e-5, 1e-5);
   expectCloseF64("out (wgmma)", out, wide(outWgmma), 2e-2, 2e-2);
   expectCloseF64("lse (wgmma)", lse, [&](size_t i) { return static_cast<double>(lseWgmma[i]); }, 1e-5, 1e-5);
-  if (D == 64) {
-    expectCloseF64("dq (wgmma)", dq, [&](size_t i) { return scale * dqSumsWgmma[i]; }, 2e-3, 5e-3);
-    expectCloseF64("dk (wgmma)", dk, wide(dkWgmma), 2e-3, 1e-2);
-    expectCloseF64("dv (wgmma)", dv, wide(dvWgmma), 2e-3, 1e-2);
-  }
+  expectCloseF64("dq (wgmma)", dq, [&](size_t i) { return scale * dqSumsWgmma[i]; }, 2e-3, 5e-3);
+  expectCloseF64("dk (wgmma)", dk, wide(dkWgmma), 2e-3, 1e-2);
+  expectCloseF64("dv (wgmma)", dv, wide(dvWgmma), 2e-3, 1e-2);
   // Against exact attention, the forward gets the GPU suite's bf16 tolerance; the gradients, computed from the
   // same bf16 P and dS, a tenth of it (what remains: f32 sums in another order, bf16 outputs). dq, summed in
   // f32, could be held tighter but for one thing: a dS whose f32 value (from the kernel's f32 P) and float64
@@ -1606,8 +1607,8 @@ int main(int argc, char** argv) {
     run("attention bf16 (CUDA cores) 3x1 Lq 40 Lk 45 d 64", 1, [&] { attention<bf16>(3, 1, 40, 45, 64); });
     run("attention bf16 (CUDA cores) 3x1 Lq 33 Lk 40 d 128", 1, [&] { attention<bf16>(3, 1, 33, 40, 128); });
   }
-  // A device with attentionKernels "auto" on an sm_90 GPU: the forward (and at head dim 64 past 256 keys the
-  // backward's key kernel) on warpgroup tensor cores.
+  // A device with attentionKernels "auto" on an sm_90 GPU: the forward and the backward's key kernel on warpgroup
+  // tensor cores (at head dim 64 past 256 keys; up to 256, the whole-keys kernel).
   if (only == "attention-wgmma") {
     context.wgmmaAttention = true;
     context.runsSm90a = true;
@@ -1615,7 +1616,8 @@ int main(int argc, char** argv) {
     run("attention bf16 (wgmma forward) 2x2 Lq 5 Lk 3 d 64", 1, [&] { attention<bf16>(2, 2, 5, 3, 64); });
     // Past 256 keys the backward's key kernel is the wgmma one too (up to 256, the whole-keys kernel).
     run("attention bf16 (wgmma forward and backward) 3x1 Lq 70 Lk 300 d 64", 1, [&] { attention<bf16>(3, 1, 70, 300, 64); });
-    run("attention bf16 (wgmma forward) 3x1 Lq 130 Lk 100 d 128", 1, [&] { attention<bf16>(3, 1, 130, 100, 128); });
+    run("attention bf16 (wgmma forward and backward) 3x1 Lq 130 Lk 100 d 128", 1, [&] { attention<bf16>(3, 1, 130, 100, 128); });
+    run("attention bf16 (wgmma forward and backward) 3x1 Lq 70 Lk 300 d 128", 1, [&] { attention<bf16>(3, 1, 70, 300, 128); });
   }
 
   if (failures > 0) {
