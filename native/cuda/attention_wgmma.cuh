@@ -334,11 +334,12 @@ backwardWgmma(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* 
   float dkAcc[4 * kDimTiles] = {}, dvAcc[4 * kDimTiles] = {};
   // dQ columns kDqDims group.. of query tile `tile` = dS K over the block's 128 keys (k-step kk: keys 16 kk..16 kk
   // + 15, rows 16 (kk % 4) of K tile kk / 4) into dqTile, and their atomics once retired. Register 4 nt + e: query
-  // 16 warp + g + 8 (e / 2) of the tile, dim kDqDims group + 8 nt + 2t + e % 2. The warpgroup's dims start in
-  // column block kDqDims group / 64, (kDqDims group) % 64 elements (64 bytes at head dim 64) into its rows.
+  // 16 warp + g + 8 (e / 2) of the tile, dim kDqDims group + 8 nt + 2t + e % 2.
   float dqTile[4 * (kDqDims / 8)];
   const auto issueDq = [&](int64_t tile) {
-    const unsigned char* kDqColumns = ks + (kDqDims * group / 64) * kColumnBlockBytes + 2 * ((kDqDims * group) % 64);
+    // 64 bytes into the rows at head dim 64, column block `group` at 128 (written per case: a general modulo
+    // form changed the d = 64 kernel's schedule).
+    const unsigned char* kDqColumns = ks + (kD == 64 ? 2 * kDqDims * group : group * kColumnBlockBytes);
     const unsigned char* dst = dss + (tile & 1) * S::kGroups * kScores;  // tile -1: buffer 1
     wgmma::fence();
 #pragma unroll
@@ -460,15 +461,17 @@ backwardWgmma(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* 
       wgmma::commit();
 
       // dS^T to its buffer while those run: key row rowKey + 8 r, queries 8 nt + 2t and + 1 of the part (chunk
-      // kPartTiles part + nt), already packed as A fragment register 2 (nt % 2) + r of k-step nt / 2. The buffer's
-      // last readers, the dQ chains of the tile before last, retired before this tile's blockSync.
+      // kPartTiles part + nt). At head dim 128 taken from the packed A fragments (register 2 (nt % 2) + r of
+      // k-step nt / 2), so that dP^T's floats die at the packing; at 64 packed again from them, which keeps that
+      // kernel's SASS as it was measured on the H200 (the same instructions in the same order). The buffer's last
+      // readers, the dQ chains of the tile before last, retired before this tile's blockSync.
       unsigned char* dst = dss + buffer * S::kGroups * kScores;
 #pragma unroll
       for (int nt = 0; nt < kPartTiles; ++nt)
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
           const int row = rowKey + 8 * r;
-          *reinterpret_cast<uint32_t*>(dst + wgmma::swizzled128(row, kPartTiles * part + nt) + 4 * t) = da[part][nt / 2][2 * (nt % 2) + r];
+          *reinterpret_cast<uint32_t*>(dst + wgmma::swizzled128(row, kPartTiles * part + nt) + 4 * t) = kParts == 1 ? packBf16x2(dp[4 * nt + 2 * r], dp[4 * nt + 2 * r + 1]) : da[part][nt / 2][2 * (nt % 2) + r];
         }
     }
     wgmma::wait<0>();
