@@ -11,8 +11,8 @@ import { describeCuda, makeCudaAndCpu, rms, roundToBf16 } from "./cuda.ts"
  * CUDA attention forward and backward against the CPU backend on ragged shapes (lengths off the tiles,
  * Lq != Lk, several batches and heads, head dims 64 and 128, masks including a batch with no key), f32 and
  * bf16 storage; once with the default kernels (attentionKernels "auto": tensor cores for bf16 at head dims 64
- * and 128, the forward and the head dim 64 backward past 256 keys on warpgroup tensor cores where the GPU is
- * sm_90), once on a device created with "mma.sync" (the FlashAttention-2-style tensor-core kernels alone) and
+ * and 128, the forward and the backward's key kernel (at head dim 64 past 256 keys, at 128 always) on warpgroup
+ * tensor cores where the GPU is sm_90), once on a device created with "mma.sync" (the FlashAttention-2-style tensor-core kernels alone) and
  * once with "simt" (CUDA cores for everything); bf16 again on a device with determinism "run-to-run", twice.
  */
 
