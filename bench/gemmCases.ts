@@ -4,7 +4,7 @@
  * `tokens` rows (y = x W^T + b, W stored [out, in], as PyTorch's F.linear), bf16, the MLP up also in f32 and with
  * its GELU fused.
  */
-import type { NativeBackend } from "../src/kernels/native/NativeBackend.ts"
+import type { NativeBackend, NativeOptions } from "../src/kernels/native/NativeBackend.ts"
 import type { Tensor } from "../src/tensor/Tensor.ts"
 import type { DType, Shape } from "../src/tensor/dtype.ts"
 
@@ -42,6 +42,17 @@ export const gemmCases = (tokens: number, repsFor: (flops: number, budget: numbe
   return cases
 }
 
+// selfe's GEMM devices, by the names both scripts give them: the table's (cuBLASLt's heuristic first choice within
+// the default 32 MiB workspace), one that times cuBLASLt's candidates per problem, and one with the 1 MiB
+// workspace PyTorch's cuBLASLt path asks with (by its source).
+export const timedGemmDevice = 'selfe gemmAlgorithms "timed"'
+export const smallWorkspaceDevice = "selfe gemmWorkspaceBytes 1 MiB"
+export const gemmDevices: Readonly<Record<string, NativeOptions>> = {
+  selfe: { backend: "cuda", gemmAlgorithms: "heuristic" },
+  [timedGemmDevice]: { backend: "cuda", gemmAlgorithms: "timed" },
+  [smallWorkspaceDevice]: { backend: "cuda", gemmWorkspaceBytes: 1 << 20 }
+}
+
 /** A random normal tensor (never zeros) of the dtype, times `scale`, from the seed. */
 export const randomTensor = (on: NativeBackend, shape: Shape, dtype: DType, scale: number, seed: number): Tensor => {
   const x = on.randomNormal(shape, { seed, offset: 0 })
@@ -53,9 +64,9 @@ export const randomTensor = (on: NativeBackend, shape: Shape, dtype: DType, scal
   return cast
 }
 
-/** A GEMM row's inputs on a device: x [m, k], W [n, k] scaled by 1/sqrt(k), b [n]; seeds from `seed` on. */
-export const gemmInputs = (on: NativeBackend, c: GemmCase, seed: number) => ({
-  x: randomTensor(on, [c.m, c.k], c.dtype, 1, seed),
-  w: randomTensor(on, [c.n, c.k], c.dtype, 1 / Math.sqrt(c.k), seed + 1),
-  b: randomTensor(on, [c.n], c.dtype, 1, seed + 2)
+/** A GEMM row's inputs on a device: x [m, k], W [n, k] scaled by 1/sqrt(k), b [n], each from the next seed. */
+export const gemmInputs = (on: NativeBackend, c: GemmCase, nextSeed: () => number) => ({
+  x: randomTensor(on, [c.m, c.k], c.dtype, 1, nextSeed()),
+  w: randomTensor(on, [c.n, c.k], c.dtype, 1 / Math.sqrt(c.k), nextSeed()),
+  b: randomTensor(on, [c.n], c.dtype, 1, nextSeed())
 })

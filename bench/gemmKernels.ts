@@ -19,21 +19,14 @@ import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { loadAddon } from "../src/kernels/native/binding.ts"
-import { NativeBackend, type NativeOptions } from "../src/kernels/native/NativeBackend.ts"
+import { NativeBackend } from "../src/kernels/native/NativeBackend.ts"
 import { compareKernels, parseTrace, shortAlgorithm, type TracedProduct } from "./cublasLtTrace.ts"
-import { gemmCases, gemmInputs } from "./gemmCases.ts"
+import { gemmCases, gemmDevices, gemmInputs, smallWorkspaceDevice } from "./gemmCases.ts"
 import { startTorchWorker } from "./torchWorker.ts"
 
 const smoke = process.argv.includes("--smoke")
 // The plain rows: the GEMM target counts them, and PyTorch's GELU row is the same product then a second op.
 const cases = gemmCases(smoke ? 256 : 65536, () => 1).filter((c) => c.gelu !== true)
-
-/** selfe's GEMM devices, as bench:gpu creates them. */
-const devices: Readonly<Record<string, NativeOptions>> = {
-  selfe: { backend: "cuda", gemmAlgorithms: "heuristic" },
-  "selfe gemmWorkspaceBytes 1 MiB": { backend: "cuda", gemmWorkspaceBytes: 1 << 20 },
-  'selfe gemmAlgorithms "timed"': { backend: "cuda", gemmAlgorithms: "timed" }
-}
 
 /** The cuBLASLt file this process has loaded (its memory map names it), or null. */
 const loadedCublasLt = (): string | null => {
@@ -44,13 +37,12 @@ const loadedCublasLt = (): string | null => {
 
 /** A selfe side's process: every problem twice on the device (the first call plans it), then the library. */
 const runSide = async (name: string) => {
-  const options = devices[name]
-  if (options === undefined) throw new Error(`bench:gemm-kernels: no side named ${JSON.stringify(name)} (${Object.keys(devices).join(", ")})`)
+  const options = gemmDevices[name]
+  if (options === undefined) throw new Error(`bench:gemm-kernels: no side named ${JSON.stringify(name)} (${Object.keys(gemmDevices).join(", ")})`)
   const on = new NativeBackend(loadAddon(), options)
   let seed = 1
   for (const c of cases) {
-    const { x, w, b } = gemmInputs(on, c, seed)
-    seed += 3
+    const { x, w, b } = gemmInputs(on, c, () => seed++)
     for (let call = 0; call < 2; call++) on.linear(x, w, b).release()
     await on.sync()
     for (const t of [x, w, b]) t.release()
@@ -125,10 +117,10 @@ else {
   else torchPath = library.path
 }
 
-for (const device of Object.keys(devices)) ran.set(device, await selfeSide(device, device))
+for (const device of Object.keys(gemmDevices)) ran.set(device, await selfeSide(device, device))
 // selfe again on PyTorch's cuBLASLt, where that is another file (a wheel's copy rather than the toolkit's).
 const selfeRan = ran.get("selfe")
-const onTorchLibrary = ["selfe", "selfe gemmWorkspaceBytes 1 MiB"] as const
+const onTorchLibrary = ["selfe", smallWorkspaceDevice]
 if (torchPath !== null && typeof selfeRan !== "string" && selfeRan !== undefined && selfeRan.library !== torchPath)
   for (const device of onTorchLibrary) {
     const ldPath = [dirname(torchPath), process.env["LD_LIBRARY_PATH"]].filter(Boolean).join(":")

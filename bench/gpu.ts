@@ -19,7 +19,7 @@ import { type NativeStats, loadAddon } from "../src/kernels/native/binding.ts"
 import { NativeBackend } from "../src/kernels/native/NativeBackend.ts"
 import type { Tensor } from "../src/tensor/Tensor.ts"
 import type { DType, Shape } from "../src/tensor/dtype.ts"
-import { type GemmCase, gemmCases, gemmInputs, randomTensor } from "./gemmCases.ts"
+import { type GemmCase, gemmCases, gemmDevices, gemmInputs, randomTensor, smallWorkspaceDevice, timedGemmDevice } from "./gemmCases.ts"
 import { noopAddon } from "./noopAddon.ts"
 import { startTorchWorker } from "./torchWorker.ts"
 import { secondsPerStep, stepBenchConfig, stepSchedules } from "./trainStep.ts"
@@ -31,12 +31,11 @@ if (!addon.build.backends.split(",").includes("cuda") || addon.cudaDeviceCount()
   )
   process.exit(1)
 }
-const backend = new NativeBackend(addon, { backend: "cuda", gemmAlgorithms: "heuristic" })
-// The GEMM rows run again on a device that times cuBLASLt's candidates per problem (gemmAlgorithms "timed").
-const timedGemmBackend = new NativeBackend(addon, { backend: "cuda", gemmAlgorithms: "timed" })
-// The GEMM rows run again on a device whose cuBLASLt workspace is 1 MiB, what PyTorch's cuBLASLt path asks its
-// heuristic with (CUBLASLT_WORKSPACE_SIZE's default), against the table device's 32 MiB.
-const smallWorkspaceBackend = new NativeBackend(addon, { backend: "cuda", gemmWorkspaceBytes: 1 << 20 })
+const backend = new NativeBackend(addon, gemmDevices["selfe"])
+// The GEMM rows run again on a device that times cuBLASLt's candidates per problem, and on one whose cuBLASLt
+// workspace is PyTorch's 1 MiB against the table device's 32 MiB.
+const timedGemmBackend = new NativeBackend(addon, gemmDevices[timedGemmDevice])
+const smallWorkspaceBackend = new NativeBackend(addon, gemmDevices[smallWorkspaceDevice])
 // The attention fwd+bwd rows run again on a device whose determinism is "run-to-run" (dq without atomics).
 const runToRunBackend = new NativeBackend(addon, { backend: "cuda", determinism: "run-to-run" })
 // The attention rows run again on a device whose attentionKernels is "mma.sync" (the FlashAttention-2-style
@@ -123,7 +122,6 @@ const emaDecay = 0.999
 allCases.push({ id: "adamw-ema", kind: "adamwEma", label: `AdamW + EMA fused ${(adamwParams / 1e6).toFixed(0)}M params f32`, shapes: adamwShapes, emaDecay, reps: 20 })
 const cases = allCases.filter((c) => families.has(familyOf[c.kind]))
 
-
 /** A row's work on one selfe device: run(i) on input set i (of `sets`), and the release of its inputs. */
 interface Work {
   readonly run: (set: number) => void
@@ -135,7 +133,7 @@ interface Work {
 const gemmWork = (c: Case, on: NativeBackend): Work => {
   const gemm = c as unknown as GemmCase
   const sets = setsFor((gemm.m * gemm.k + gemm.n * gemm.k) * (gemm.dtype === "bf16" ? 2 : 4))
-  const inputs = Array.from({ length: sets }, () => gemmInputs(on, gemm, (seed += 3) - 3))
+  const inputs = Array.from({ length: sets }, () => gemmInputs(on, gemm, () => seed++))
   const run = gemm.gelu
     ? (i: number) => {
         const { x, w, b } = inputs[i]!
@@ -273,8 +271,8 @@ const isBackward = (c: Case) => c.kind === "attention" && (c as unknown as { bac
 const sides: ReadonlyArray<Side> = [
   ...(typeof torchWorker === "string" ? [] : [torchSide(torchWorker)]),
   selfeSide("selfe", backend),
-  selfeSide('selfe gemmAlgorithms "timed"', timedGemmBackend, (c) => c.kind === "gemm"),
-  selfeSide("selfe gemmWorkspaceBytes 1 MiB", smallWorkspaceBackend, (c) => c.kind === "gemm"),
+  selfeSide(timedGemmDevice, timedGemmBackend, (c) => c.kind === "gemm"),
+  selfeSide(smallWorkspaceDevice, smallWorkspaceBackend, (c) => c.kind === "gemm"),
   selfeSide('selfe attentionKernels "mma.sync"', mmaSyncBackend, (c) => c.kind === "attention"),
   selfeSide('selfe determinism "run-to-run"', runToRunBackend, isBackward)
 ]
@@ -380,7 +378,7 @@ const stepSeconds = await (async () => {
     return reason(cause)
   }
 })()
-if (typeof torchWorker !== "string") torchWorker.close()
+if (typeof torchWorker !== "string") await torchWorker.close()
 // A device broken by a failed kernel may refuse to close; the tables below are what this run is for.
 for (const device of [backend, timedGemmBackend, smallWorkspaceBackend, runToRunBackend, mmaSyncBackend])
   try {
@@ -417,8 +415,6 @@ failuresOf(cases, ["selfe", "torch"])
 
 // The GEMM rows on each GEMM device: cuBLASLt's heuristic first choice with a 32 MiB workspace (the table above),
 // the quickest of its candidates, timed per problem (gemmAlgorithms "timed"), and its first choice within 1 MiB.
-const timedGemm = 'selfe gemmAlgorithms "timed"'
-const smallWorkspace = "selfe gemmWorkspaceBytes 1 MiB"
 console.log(
   `\nGEMM rows: cuBLASLt's heuristic first choice (the table, 32 MiB workspace), the quickest of its candidates ` +
     `(gemmAlgorithms "timed"), and its first choice within PyTorch's 1 MiB workspace`
@@ -427,11 +423,11 @@ console.log(`${pad("case", 62)}${pad("heuristic", 11)}${pad("timed", 11)}${pad("
 const gemms = cases.filter((c) => c.kind === "gemm")
 for (const c of gemms)
   console.log(
-    `${pad(c.label, 62)}${pad(ms(timeOf(c.id, "selfe")), 11)}${pad(ms(timeOf(c.id, timedGemm)), 11)}${pad(ms(timeOf(c.id, smallWorkspace)), 11)}` +
-      `${pad(ms(timeOf(c.id, "torch")), 11)}${pad(fixed(ratioToTorch(c.id, "selfe")), 8)}${pad(fixed(ratioToTorch(c.id, timedGemm)), 8)}` +
-      `${fixed(ratioToTorch(c.id, smallWorkspace))}`
+    `${pad(c.label, 62)}${pad(ms(timeOf(c.id, "selfe")), 11)}${pad(ms(timeOf(c.id, timedGemmDevice)), 11)}${pad(ms(timeOf(c.id, smallWorkspaceDevice)), 11)}` +
+      `${pad(ms(timeOf(c.id, "torch")), 11)}${pad(fixed(ratioToTorch(c.id, "selfe")), 8)}${pad(fixed(ratioToTorch(c.id, timedGemmDevice)), 8)}` +
+      `${fixed(ratioToTorch(c.id, smallWorkspaceDevice))}`
   )
-failuresOf(gemms, [timedGemm, smallWorkspace])
+failuresOf(gemms, [timedGemmDevice, smallWorkspaceDevice])
 
 // The attention rows on each attention device beside PyTorch's backends: the table's kernels, mma.sync, and (for
 // fwd+bwd) the run-to-run device, whose dq comes from a kernel of its own instead of atomics.
@@ -508,8 +504,8 @@ const verdict = (met: boolean) => (met ? "met" : "missed")
 console.log(`\nissue 5's targets on this card (selfe's throughput against PyTorch's, medians, from the tables above)`)
 console.log(
   `GEMM >= 0.98x PyTorch at the DiT shapes: ${gemmMet("median")} of ${plainGemms.length} plain GEMM rows ` +
-    `(by best rounds: ${gemmMet("best")}; gemmAlgorithms "timed": ${gemmMet("median", timedGemm)}; ` +
-    `gemmWorkspaceBytes 1 MiB: ${gemmMet("median", smallWorkspace)})`
+    `(by best rounds: ${gemmMet("best")}; gemmAlgorithms "timed": ${gemmMet("median", timedGemmDevice)}; ` +
+    `gemmWorkspaceBytes 1 MiB: ${gemmMet("median", smallWorkspaceDevice)})`
 )
 for (const length of [256, 1024]) {
   const id = `attention-${length}-64-fwdbwd`

@@ -11,10 +11,10 @@
 //
 // bf16 storage at head dims 64 and 128 runs instead on tensor cores (attention_mma.cuh, launched below),
 // unless the device was created with attentionKernels "simt" (Context::tensorCoreAttention); with "auto" on an
-// sm_90 device the forward (for a positive scale), and at head dim 64 the backward's key kernel past 256 keys, run
-// on warpgroup tensor cores instead (attention_wgmma.cuh; "mma.sync" keeps them off); f32 stays on CUDA cores
-// (TF32 or bf16 products would miss f32's tolerances). Their backward adds dq with atomics unless the device was
-// created with determinism "run-to-run" (Context::runToRun); the CUDA-core kernels never do.
+// sm_90 device the forward (for a positive scale) and the backward's key kernel (at head dim 64 past 256 keys, at
+// 128 always) run on warpgroup tensor cores instead (attention_wgmma.cuh; "mma.sync" keeps them off); f32 stays
+// on CUDA cores (TF32 or bf16 products would miss f32's tolerances). Their backward adds dq with atomics unless the
+// device was created with determinism "run-to-run" (Context::runToRun); the CUDA-core kernels never do.
 #include <cmath>
 #include <type_traits>
 

@@ -277,8 +277,9 @@ struct WgmmaBackwardTiling {
 // dS^T = P^T (dP^T - delta) in registers, dV += P^T dO and dK += dS^T Q (A from registers, dO and Q read
 // MN-major); dS^T goes to shared memory, and warpgroup w adds dQ's head-dim columns kDqDims w..kDqDims (w + 1) - 1
 // = dS K over all 128 keys (dS read MN-major from dS^T, K MN-major), one m64n{kDqDims} product chain a tile. A
-// tile's chain is issued at the start of the next tile, ahead of that tile's S^T and dP^T products, and its
-// atomics go out while those run (so dS^T is double-buffered: a tile writes the buffer the tile before last read).
+// tile's chain is issued at the start of the next tile (so dS^T is double-buffered: a tile writes the buffer the
+// tile before last read); at head dim 64 its atomics go out while that tile's S^T and dP^T run, at 128 before
+// them (kOverlapDq), where S^T and dP^T also come in two parts of 32 queries (kParts).
 template <int kHeadDim, class T>
 SELFE_KERNEL(WgmmaBackwardTiling<kHeadDim>::kThreads, 1)
 backwardWgmma(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* k, const T* v, const float* lse,
@@ -377,10 +378,10 @@ backwardWgmma(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* 
     const float* tileDelta = deltas + buffer * kQ;
 
     // The tile before's dQ chain first, then S^T = K Q^T and dP^T = V dO^T for the warpgroup's keys (kD / 16
-    // k-steps of 16 dims, each 32 bytes further along a column block's swizzled rows; all operands K-major); the dQ
-    // atomics go out while S^T and dP^T are computed. At the first tile the chain and its wait run too, on the
-    // unwritten buffer, their result unused: with both under a condition, ptxas serializes every wgmma of the
-    // kernel (C7514, test/kernels/ptxasReport.test.ts).
+    // k-steps of 16 dims, each 32 bytes further along a column block's swizzled rows; all operands K-major); at head
+    // dim 64 the dQ atomics go out while S^T and dP^T are computed. At the first tile the chain and its wait run
+    // too, on the unwritten buffer, their result unused: with both under a condition, ptxas serializes every wgmma
+    // of the kernel (C7514, test/kernels/ptxasReport.test.ts).
     issueDq(tile - 1);
     if constexpr (!kOverlapDq) {
       wgmma::wait<0>();
@@ -471,7 +472,8 @@ backwardWgmma(T* dk, T* dv, float* dqAccum, const T* dout, const T* q, const T* 
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
           const int row = rowKey + 8 * r;
-          *reinterpret_cast<uint32_t*>(dst + wgmma::swizzled128(row, kPartTiles * part + nt) + 4 * t) = kParts == 1 ? packBf16x2(dp[4 * nt + 2 * r], dp[4 * nt + 2 * r + 1]) : da[part][nt / 2][2 * (nt % 2) + r];
+          const uint32_t ds = kParts == 1 ? packBf16x2(dp[4 * nt + 2 * r], dp[4 * nt + 2 * r + 1]) : da[part][nt / 2][2 * (nt % 2) + r];
+          *reinterpret_cast<uint32_t*>(dst + wgmma::swizzled128(row, kPartTiles * part + nt) + 4 * t) = ds;
         }
     }
     wgmma::wait<0>();

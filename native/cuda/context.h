@@ -35,7 +35,7 @@ class ScratchPool {
 // cuBLASLt handle, its workspace and the per-shape algorithm cache (matmul.cu, built only with cuBLAS).
 struct GemmState;
 // The default of the device option gemmWorkspaceBytes: cuBLASLt's recommended workspace on Hopper.
-// (PyTorch's cuBLASLt path asks its heuristic with 1 MiB, CUBLASLT_WORKSPACE_SIZE's default.)
+// (PyTorch's cuBLASLt path asks its heuristic with 1 MiB by its source, CUBLASLT_WORKSPACE_SIZE's default.)
 constexpr size_t kDefaultGemmWorkspaceBytes = size_t{32} << 20;
 // workspaceBytes: the most device memory any algorithm may use; the heuristic is told it and only that much is
 // allocated (none at 0: only algorithms that need no workspace run).
@@ -54,9 +54,9 @@ struct Context {
   // Whether bf16 attention at head dims 64 and 128 may use the tensor-core kernels (the device option
   // attentionKernels: "auto" or "mma.sync"), or every attention stays on the CUDA-core kernels ("simt").
   bool tensorCoreAttention = true;
-  // Whether bf16 attention's forward (and head dim 64 backward past 256 keys) runs on warpgroup tensor cores where
-  // the device runs the build's sm_90a code (runsSm90a: compute capability 9.0 exactly): attentionKernels "auto";
-  // "mma.sync" keeps it on the FlashAttention-2-style kernels.
+  // Whether bf16 attention's forward and backward key kernel (at head dim 64 past 256 keys, at 128 always) run on
+  // warpgroup tensor cores where the device runs the build's sm_90a code (runsSm90a: compute capability 9.0
+  // exactly): attentionKernels "auto"; "mma.sync" keeps them on the FlashAttention-2-style kernels.
   bool wgmmaAttention = false;
   bool runsSm90a = false;
   // Whether a GEMM plan times the cuBLASLt heuristic's first candidates on its first call and keeps the

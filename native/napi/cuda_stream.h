@@ -23,10 +23,10 @@ struct CUevent_st;
 namespace selfe::napi {
 
 // The device options that choose between kernels: bf16 attention at head dims 64 and 128 on the tensor-core
-// kernels (else CUDA cores), its forward (and head dim 64 backward past 256 keys) on warpgroup tensor cores (wgmma,
-// sm_90 only; else mma.sync), GEMM plans
-// timed among cuBLASLt's candidates (else the heuristic's first), run-to-run determinism (no sums in an
-// order the hardware picks), and the cuBLASLt workspace, which bounds the algorithms GEMM plans may pick.
+// kernels (else CUDA cores), its forward and backward key kernel on warpgroup tensor cores (wgmma, sm_90 only;
+// else mma.sync), GEMM plans timed among cuBLASLt's candidates (else the heuristic's first), run-to-run
+// determinism (no sums in an order the hardware picks), and the cuBLASLt workspace, which bounds the algorithms
+// GEMM plans may pick.
 struct CudaChoices {
   bool tensorCoreAttention = true;
   bool wgmmaAttention = false;

@@ -39,7 +39,7 @@ export interface NativeOptions {
   /**
    * cuda only: the cuBLASLt workspace in bytes, an integer in [0, 2^30]: allocated once per device, it bounds the
    * algorithms cuBLASLt's heuristic may offer a GEMM (0: only those that need no workspace; PyTorch's cuBLASLt
-   * path asks with 1 MiB). Default: the environment variable SELFE_CUDA_GEMM_WORKSPACE (bytes), else 32 MiB,
+   * path asks with 1 MiB, by its source). Default: the environment variable SELFE_CUDA_GEMM_WORKSPACE (bytes), else 32 MiB,
    * cuBLASLt's recommendation on Hopper.
    */
   readonly gemmWorkspaceBytes?: number | undefined
