@@ -8,13 +8,18 @@
 import type { NativeAddon } from "../src/kernels/native/binding.ts"
 
 let next = 1
-/** An opaque handle that also destructures into fresh ones, as the ops that return several are read. */
-const handle = (): unknown => ({
-  id: next++,
-  *[Symbol.iterator]() {
-    for (;;) yield handle()
+/**
+ * An opaque handle that also destructures into fresh ones, as the ops that return several are read. The
+ * iterator is the class's, not a closure per handle: making a handle should cost about what the real
+ * addon's number does, or the floor reads high.
+ */
+class Handle {
+  readonly id = next++;
+  *[Symbol.iterator](): Generator<Handle> {
+    for (;;) yield new Handle()
   }
-})
+}
+const handle = (): unknown => new Handle()
 const silent = new Set(["release", "write", "assign", "emptyCache", "dispose"])
 const ops = new Proxy(
   {},

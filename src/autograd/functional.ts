@@ -1,10 +1,11 @@
-import { Effect, type Scope } from "effect"
+import { Context, Effect, type Scope } from "effect"
 import type { KernelError } from "../kernels/errors.ts"
 import { Kernels, type KernelsService } from "../kernels/Kernels.ts"
 import type { AttentionOptions, ImageGeometry, LayerNormOptions, MatmulOptions } from "../kernels/ops.ts"
 import type { DType, Shape } from "../tensor/dtype.ts"
 import type { Tensor } from "../tensor/Tensor.ts"
-import { record } from "./tape.ts"
+import { GradEnabled } from "../tensor/gradMode.ts"
+import { CurrentTape, type Note, noteOn } from "./tape.ts"
 
 /**
  * Differentiable ops (torch.nn.functional's role): each runs its kernel and, when a tape records, leaves
@@ -13,79 +14,83 @@ import { record } from "./tape.ts"
  */
 export type Op<A = Tensor> = Effect.Effect<A, KernelError, Kernels | Scope.Scope>
 
-const withKernels = <A>(f: (k: KernelsService) => Effect.Effect<A, KernelError, Scope.Scope>): Op<A> =>
-  Effect.flatMap(Kernels, f)
+/**
+ * An op's kernel call and its tape entry: the Kernels service, the tape and grad mode are read from the fiber
+ * in one runtime step, and `note` appends the node synchronously. Each differentiable op is host time on a
+ * host-bound GPU step (about 5,000 of them in a DiT-S training step), so this path is kept short.
+ */
+const withKernels = <A>(f: (k: KernelsService, note: Note) => Effect.Effect<A, KernelError, Scope.Scope>): Op<A> =>
+  Effect.withFiberRuntime((fiber) =>
+    f(Context.unsafeGet(fiber.currentContext, Kernels), noteOn(fiber.getFiberRef(CurrentTape), fiber.getFiberRef(GradEnabled)))
+  )
 
 export const add = (a: Tensor, b: Tensor): Op =>
-  withKernels((k) => Effect.tap(k.add(a, b), (y) => record("add", { inputs: [a, b], saved: {}, attrs: {} }, y)))
+  withKernels((k, note) => Effect.map(k.add(a, b), (y) => note("add", { inputs: [a, b], saved: {}, attrs: {} }, y)))
 
 export const sub = (a: Tensor, b: Tensor): Op =>
-  withKernels((k) => Effect.tap(k.sub(a, b), (y) => record("sub", { inputs: [a, b], saved: {}, attrs: {} }, y)))
+  withKernels((k, note) => Effect.map(k.sub(a, b), (y) => note("sub", { inputs: [a, b], saved: {}, attrs: {} }, y)))
 
 export const mul = (a: Tensor, b: Tensor): Op =>
-  withKernels((k) => Effect.tap(k.mul(a, b), (y) => record("mul", { inputs: [a, b], saved: {}, attrs: {} }, y)))
+  withKernels((k, note) => Effect.map(k.mul(a, b), (y) => note("mul", { inputs: [a, b], saved: {}, attrs: {} }, y)))
 
 /** x * s with one factor per row (s's shape a prefix of x's), e.g. per-sample times or loss weights. */
 export const mulRows = (x: Tensor, s: Tensor): Op =>
-  withKernels((k) => Effect.tap(k.mulRows(x, s), (y) => record("mulRows", { inputs: [x, s], saved: {}, attrs: {} }, y)))
+  withKernels((k, note) => Effect.map(k.mulRows(x, s), (y) => note("mulRows", { inputs: [x, s], saved: {}, attrs: {} }, y)))
 
 export const affine = (x: Tensor, alpha: number, beta: number): Op =>
-  withKernels((k) => Effect.tap(k.affine(x, alpha, beta), (y) => record("affine", { inputs: [x], saved: {}, attrs: { alpha } }, y)))
+  withKernels((k, note) => Effect.map(k.affine(x, alpha, beta), (y) => note("affine", { inputs: [x], saved: {}, attrs: { alpha } }, y)))
 
 export const scale = (x: Tensor, alpha: number): Op => affine(x, alpha, 0)
 
 export const axpy = (alpha: number, x: Tensor, y: Tensor): Op =>
-  withKernels((k) => Effect.tap(k.axpy(alpha, x, y), (out) => record("axpy", { inputs: [x, y], saved: {}, attrs: { alpha } }, out)))
+  withKernels((k, note) => Effect.map(k.axpy(alpha, x, y), (out) => note("axpy", { inputs: [x, y], saved: {}, attrs: { alpha } }, out)))
 
 export const rowDot = (a: Tensor, b: Tensor, prefixRank: number): Op =>
-  withKernels((k) => Effect.tap(k.rowDot(a, b, prefixRank), (y) => record("rowDot", { inputs: [a, b], saved: {}, attrs: {} }, y)))
+  withKernels((k, note) => Effect.map(k.rowDot(a, b, prefixRank), (y) => note("rowDot", { inputs: [a, b], saved: {}, attrs: {} }, y)))
 
 export const gelu = (x: Tensor): Op =>
-  withKernels((k) => Effect.tap(k.gelu(x), (y) => record("gelu", { inputs: [x], saved: {}, attrs: {} }, y)))
+  withKernels((k, note) => Effect.map(k.gelu(x), (y) => note("gelu", { inputs: [x], saved: {}, attrs: {} }, y)))
 
 export const silu = (x: Tensor): Op =>
-  withKernels((k) => Effect.tap(k.silu(x), (y) => record("silu", { inputs: [x], saved: {}, attrs: {} }, y)))
+  withKernels((k, note) => Effect.map(k.silu(x), (y) => note("silu", { inputs: [x], saved: {}, attrs: {} }, y)))
 
 export const layerNorm = (x: Tensor, options: LayerNormOptions): Op =>
-  withKernels((k) =>
-    Effect.flatMap(k.layerNorm(x, options), ({ y, mean, rstd }) =>
-      Effect.as(record("layerNorm", { inputs: [x, options.weight, options.bias], saved: { mean, rstd }, attrs: {} }, y), y)
+  withKernels((k, note) =>
+    Effect.map(k.layerNorm(x, options), ({ y, mean, rstd }) =>
+      note("layerNorm", { inputs: [x, options.weight, options.bias], saved: { mean, rstd }, attrs: {} }, y)
     )
   )
 
 export const modulate = (x: Tensor, shift: Tensor, scaleBy: Tensor): Op =>
-  withKernels((k) =>
-    Effect.tap(k.modulate(x, shift, scaleBy), (y) => record("modulate", { inputs: [x, shift, scaleBy], saved: {}, attrs: {} }, y))
+  withKernels((k, note) =>
+    Effect.map(k.modulate(x, shift, scaleBy), (y) => note("modulate", { inputs: [x, shift, scaleBy], saved: {}, attrs: {} }, y))
   )
 
 /** adaLN's LayerNorm (no affine) and modulation in one kernel: LN(x) (1 + scale) + shift. */
 export const layerNormModulate = (x: Tensor, shift: Tensor, scaleBy: Tensor, eps: number): Op =>
-  withKernels((k) =>
-    Effect.flatMap(k.layerNormModulate(x, shift, scaleBy, eps), ({ y, mean, rstd }) =>
-      Effect.as(record("layerNormModulate", { inputs: [x, shift, scaleBy], saved: { mean, rstd }, attrs: {} }, y), y)
+  withKernels((k, note) =>
+    Effect.map(k.layerNormModulate(x, shift, scaleBy, eps), ({ y, mean, rstd }) =>
+      note("layerNormModulate", { inputs: [x, shift, scaleBy], saved: { mean, rstd }, attrs: {} }, y)
     )
   )
 
 export const gatedResidual = (x: Tensor, gate: Tensor, branch: Tensor): Op =>
-  withKernels((k) =>
-    Effect.tap(k.gatedResidual(x, gate, branch), (y) => record("gatedResidual", { inputs: [x, gate, branch], saved: {}, attrs: {} }, y))
+  withKernels((k, note) =>
+    Effect.map(k.gatedResidual(x, gate, branch), (y) => note("gatedResidual", { inputs: [x, gate, branch], saved: {}, attrs: {} }, y))
   )
 
 export const attention = (q: Tensor, kk: Tensor, v: Tensor, options: AttentionOptions = {}): Op =>
-  withKernels((k) =>
-    Effect.flatMap(k.attention(q, kk, v, options), ({ out, lse }) => {
+  withKernels((k, note) =>
+    Effect.map(k.attention(q, kk, v, options), ({ out, lse }) => {
       const scaleUsed = options.scale ?? 1 / Math.sqrt(Math.max(1, q.shape[3] ?? 1))
-      return Effect.as(
-        record("attention", { inputs: [q, kk, v], saved: { out, lse, keyMask: options.keyMask }, attrs: { scale: scaleUsed } }, out),
-        out
-      )
+      return note("attention", { inputs: [q, kk, v], saved: { out, lse, keyMask: options.keyMask }, attrs: { scale: scaleUsed } }, out)
     })
   )
 
 export const matmul = (a: Tensor, b: Tensor, options: MatmulOptions = {}): Op =>
-  withKernels((k) =>
-    Effect.tap(k.matmul(a, b, options), (y) =>
-      record("matmul", {
+  withKernels((k, note) =>
+    Effect.map(k.matmul(a, b, options), (y) =>
+      note("matmul", {
         inputs: [a, b],
         saved: {},
         attrs: { transA: options.transA ?? false, transB: options.transB ?? false, alpha: options.alpha ?? 1 }
@@ -94,65 +99,65 @@ export const matmul = (a: Tensor, b: Tensor, options: MatmulOptions = {}): Op =>
   )
 
 export const linear = (x: Tensor, weight: Tensor, bias?: Tensor): Op =>
-  withKernels((k) => Effect.tap(k.linear(x, weight, bias), (y) => record("linear", { inputs: [x, weight, bias], saved: {}, attrs: {} }, y)))
+  withKernels((k, note) => Effect.map(k.linear(x, weight, bias), (y) => note("linear", { inputs: [x, weight, bias], saved: {}, attrs: {} }, y)))
 
 /** gelu(linear(x, weight, bias)) in one kernel (a GEMM epilogue on CUDA); the pre-activation is saved. */
 export const linearGelu = (x: Tensor, weight: Tensor, bias?: Tensor): Op =>
-  withKernels((k) =>
-    Effect.flatMap(k.linearGelu(x, weight, bias), ({ y, pre }) =>
-      Effect.as(record("linearGelu", { inputs: [x, weight, bias], saved: { pre }, attrs: {} }, y), y)
+  withKernels((k, note) =>
+    Effect.map(k.linearGelu(x, weight, bias), ({ y, pre }) =>
+      note("linearGelu", { inputs: [x, weight, bias], saved: { pre }, attrs: {} }, y)
     )
   )
 
 /** A reshape that gradients flow through. */
 export const view = (x: Tensor, shape: Shape): Op =>
-  withKernels((k) => Effect.tap(k.view(x, shape), (y) => record("view", { inputs: [x], saved: {}, attrs: {} }, y)))
+  withKernels((k, note) => Effect.map(k.view(x, shape), (y) => note("view", { inputs: [x], saved: {}, attrs: {} }, y)))
 
 /** x as another dtype, gradients flowing back converted: mixed precision's bf16 copies of f32 weights. */
 export const cast = (x: Tensor, dtype: DType): Op =>
-  withKernels((k) => Effect.tap(k.cast(x, dtype), (y) => record("cast", { inputs: [x], saved: {}, attrs: {} }, y)))
+  withKernels((k, note) => Effect.map(k.cast(x, dtype), (y) => note("cast", { inputs: [x], saved: {}, attrs: {} }, y)))
 
 export const patchify = (x: Tensor, patch: number): Op =>
-  withKernels((k) =>
-    Effect.tap(k.patchify(x, patch), (y) => {
+  withKernels((k, note) =>
+    Effect.map(k.patchify(x, patch), (y) => {
       const [, channels, height, width] = x.shape as [number, number, number, number]
-      return record("patchify", { inputs: [x], saved: {}, attrs: { image: { channels, height, width, patch } } }, y)
+      return note("patchify", { inputs: [x], saved: {}, attrs: { image: { channels, height, width, patch } } }, y)
     })
   )
 
 export const unpatchify = (tokens: Tensor, image: ImageGeometry): Op =>
-  withKernels((k) =>
-    Effect.tap(k.unpatchify(tokens, image), (y) => record("unpatchify", { inputs: [tokens], saved: {}, attrs: { patch: image.patch } }, y))
+  withKernels((k, note) =>
+    Effect.map(k.unpatchify(tokens, image), (y) => note("unpatchify", { inputs: [tokens], saved: {}, attrs: { patch: image.patch } }, y))
   )
 
 export const concat = (tensors: ReadonlyArray<Tensor>, axis: number): Op =>
-  withKernels((k) => Effect.tap(k.concat(tensors, axis), (y) => record("concat", { inputs: [...tensors], saved: {}, attrs: { axis } }, y)))
+  withKernels((k, note) => Effect.map(k.concat(tensors, axis), (y) => note("concat", { inputs: [...tensors], saved: {}, attrs: { axis } }, y)))
 
 export const narrow = (x: Tensor, axis: number, start: number, length: number): Op =>
-  withKernels((k) =>
-    Effect.tap(k.narrow(x, axis, start, length), (y) => record("narrow", { inputs: [x], saved: {}, attrs: { axis, start } }, y))
+  withKernels((k, note) =>
+    Effect.map(k.narrow(x, axis, start, length), (y) => note("narrow", { inputs: [x], saved: {}, attrs: { axis, start } }, y))
   )
 
 export const pad = (x: Tensor, axis: number, before: number, after: number): Op =>
-  withKernels((k) => Effect.tap(k.pad(x, axis, before, after), (y) => record("pad", { inputs: [x], saved: {}, attrs: { axis, before } }, y)))
+  withKernels((k, note) => Effect.map(k.pad(x, axis, before, after), (y) => note("pad", { inputs: [x], saved: {}, attrs: { axis, before } }, y)))
 
 export const embedding = (table: Tensor, ids: Tensor): Op =>
-  withKernels((k) => Effect.tap(k.embedding(table, ids), (y) => record("embedding", { inputs: [table], saved: { ids }, attrs: {} }, y)))
+  withKernels((k, note) => Effect.map(k.embedding(table, ids), (y) => note("embedding", { inputs: [table], saved: { ids }, attrs: {} }, y)))
 
 export const sum = (x: Tensor): Op =>
-  withKernels((k) => Effect.tap(k.sum(x), (y) => record("sum", { inputs: [x], saved: {}, attrs: {} }, y)))
+  withKernels((k, note) => Effect.map(k.sum(x), (y) => note("sum", { inputs: [x], saved: {}, attrs: {} }, y)))
 
 export const mean = (x: Tensor): Op =>
-  withKernels((k) => Effect.tap(k.mean(x), (y) => record("mean", { inputs: [x], saved: {}, attrs: {} }, y)))
+  withKernels((k, note) => Effect.map(k.mean(x), (y) => note("mean", { inputs: [x], saved: {}, attrs: {} }, y)))
 
 export const sumAxis = (x: Tensor, axis: number): Op =>
-  withKernels((k) => Effect.tap(k.sumAxis(x, axis), (y) => record("sumAxis", { inputs: [x], saved: {}, attrs: { axis, shape: x.shape } }, y)))
+  withKernels((k, note) => Effect.map(k.sumAxis(x, axis), (y) => note("sumAxis", { inputs: [x], saved: {}, attrs: { axis, shape: x.shape } }, y)))
 
 export const mse = (a: Tensor, b: Tensor): Op =>
-  withKernels((k) => Effect.tap(k.mse(a, b), (y) => record("mse", { inputs: [a, b], saved: {}, attrs: {} }, y)))
+  withKernels((k, note) => Effect.map(k.mse(a, b), (y) => note("mse", { inputs: [a, b], saved: {}, attrs: {} }, y)))
 
 export const mseRows = (a: Tensor, b: Tensor, prefixRank: number): Op =>
-  withKernels((k) => Effect.tap(k.mseRows(a, b, prefixRank), (y) => record("mseRows", { inputs: [a, b], saved: {}, attrs: { prefixRank } }, y)))
+  withKernels((k, note) => Effect.map(k.mseRows(a, b, prefixRank), (y) => note("mseRows", { inputs: [a, b], saved: {}, attrs: { prefixRank } }, y)))
 
 /** The same values, cut from the tape: gradients stop here (sg[.] in the paper). */
 export const stopGradient = (x: Tensor): Op => withKernels((k) => k.view(x, x.shape))

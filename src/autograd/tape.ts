@@ -36,14 +36,28 @@ export const withTape = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect
 export const noGrad = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   Effect.locally(effect, GradEnabled, false)
 
-/** Appends a node for `output` when recording applies. */
-export const record = <K extends DiffOp>(op: K, rec: OpRecord<K>, output: Tensor): Effect.Effect<void> =>
+/** Appends a node for `output` to the tape it was made for when recording applies, and returns `output`. */
+export type Note = <K extends DiffOp>(op: K, rec: OpRecord<K>, output: Tensor) => Tensor
+
+const skip: Note = (_op, _rec, output) => output
+
+/** The Note for a fiber's tape and grad mode: a node when a tape records and an input needs a gradient. */
+export const noteOn = (tape: Tape | undefined, enabled: boolean): Note =>
+  tape === undefined || !enabled
+    ? skip
+    : (op, rec, output) => {
+        if ((rec.inputs as ReadonlyArray<Tensor | undefined>).some((t) => tape.requiresGrad(t))) tape.push(op, rec, output)
+        return output
+      }
+
+/**
+ * Appends a node for `output` when recording applies, at most one per output on a tape: a value several uses
+ * share (a weight's bf16 copy, see src/model/weightCopies.ts) gets one node, and the backward pass sums the
+ * uses' gradients before it.
+ */
+export const recordOnce = <K extends DiffOp>(op: K, rec: OpRecord<K>, output: Tensor): Effect.Effect<void> =>
   FiberRef.getWith(CurrentTape, (tape) =>
-    tape === undefined
+    tape === undefined || tape.requiresGrad(output)
       ? Effect.void
-      : FiberRef.getWith(GradEnabled, (enabled) => {
-          if (enabled && (rec.inputs as ReadonlyArray<Tensor | undefined>).some((t) => tape.requiresGrad(t)))
-            tape.push(op, rec, output)
-          return Effect.void
-        })
+      : FiberRef.getWith(GradEnabled, (enabled) => Effect.sync(() => void noteOn(tape, enabled)(op, rec, output)))
   )

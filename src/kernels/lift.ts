@@ -1,4 +1,4 @@
-import { Effect, Scope } from "effect"
+import { Context, Effect, Scope } from "effect"
 import { adopt } from "../tensor/lifetime.ts"
 import { Tensor } from "../tensor/Tensor.ts"
 import { InvalidArgumentError, type KernelError, toKernelError } from "./errors.ts"
@@ -29,15 +29,17 @@ const liftOp = (backend: Backend, name: keyof TensorOps) => {
           return Effect.fail(toKernelError(name, cause))
         }
       })
+  // The Scope is read from the fiber in the same runtime step as the call: every op is host time on a
+  // host-bound GPU step.
   return (...args: Array<unknown>) =>
-    Effect.flatMap(Scope.Scope, (scope) => {
+    Effect.withFiberRuntime<unknown, KernelError, Scope.Scope>((fiber) => {
       let result: unknown
       try {
         result = op.apply(backend, args)
       } catch (cause) {
         return Effect.fail(toKernelError(name, cause))
       }
-      return Effect.as(adopt(scope, outputsOf(result)), result)
+      return adopt(Context.unsafeGet(fiber.currentContext, Scope.Scope), outputsOf(result), result)
     })
 }
 

@@ -4,14 +4,15 @@ import type { ParamSet } from "../nn/params.ts"
 import type { DType } from "../tensor/dtype.ts"
 import type { Tensor } from "../tensor/Tensor.ts"
 import { castTo } from "./precision.ts"
+import { castWeight } from "./weightCopies.ts"
 
 /** Shared pieces of the text encoder and the DiT: named linear layers, multi-head attention, MLPs. */
 
-/** A named layer's weight and bias in `dtype`: the f32 masters, cast (on the tape) for a bf16 input. */
+/** A named layer's weight and bias in `dtype`: the f32 masters, cast (on the tape, shared by a region's passes) for a bf16 input. */
 const layerWeights = (params: ParamSet, name: string, dtype: DType) =>
   Effect.gen(function* () {
-    const weight = yield* castTo(params.get(`${name}.weight`), dtype)
-    const bias = params.has(`${name}.bias`) ? yield* castTo(params.get(`${name}.bias`), dtype) : undefined
+    const weight = yield* castWeight(params.get(`${name}.weight`), dtype)
+    const bias = params.has(`${name}.bias`) ? yield* castWeight(params.get(`${name}.bias`), dtype) : undefined
     return { weight, bias }
   })
 

@@ -4,6 +4,7 @@ import { withTape } from "../autograd/tape.ts"
 import type { Batch } from "../data/stream.ts"
 import type { KernelError } from "../kernels/errors.ts"
 import { Kernels } from "../kernels/Kernels.ts"
+import { withWeightCopies } from "../model/weightCopies.ts"
 import { tauAt } from "../selfe/timeSampling.ts"
 import type { Tensor } from "../tensor/Tensor.ts"
 import type { RunContext } from "./context.ts"
@@ -56,18 +57,21 @@ export const enqueueTrainStep = (ctx: RunContext, state: TrainState, batch: Batc
       const tau = tauAt(state.step, ctx.config.steps, ctx.config.objective.tauRampFraction)
       const fakeOn = fakeScoreActive(ctx.config.objective, state.step, ctx.config.steps)
       const prepared = yield* prepareBatch(ctx.model.spec, ctx.config.objective, ctx.config.seed, batch, tau)
+      // The four forward passes share their bf16 weight copies; the region ends before the update changes the weights.
       const [losses, tape] = yield* withTape(
-        Effect.gen(function* () {
-          const landed = yield* landing(ctx, state, prepared)
-          const judged = yield* critique(ctx, state, prepared, landed, fakeOn)
-          const rowLoss = yield* F.mseRows(landed.velocity, judged.target, 1)
-          const dataLoss = yield* F.mean(rowLoss)
-          const total =
-            judged.fakeLoss === undefined
-              ? dataLoss
-              : yield* F.add(dataLoss, yield* F.scale(judged.fakeLoss, ctx.config.objective.fakeScore.lossWeight))
-          return { total, rowLoss, judged }
-        })
+        withWeightCopies(
+          Effect.gen(function* () {
+            const landed = yield* landing(ctx, state, prepared)
+            const judged = yield* critique(ctx, state, prepared, landed, fakeOn)
+            const rowLoss = yield* F.mseRows(landed.velocity, judged.target, 1)
+            const dataLoss = yield* F.mean(rowLoss)
+            const total =
+              judged.fakeLoss === undefined
+                ? dataLoss
+                : yield* F.add(dataLoss, yield* F.scale(judged.fakeLoss, ctx.config.objective.fakeScore.lossWeight))
+            return { total, rowLoss, judged }
+          })
+        )
       )
       const updated = yield* update(ctx, state, losses.total, tape, stepNumber)
       // The reads are queued now, behind the step; the tensors may be released (the Scope closes) before they land.

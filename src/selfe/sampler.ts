@@ -4,6 +4,7 @@ import type { KernelError } from "../kernels/errors.ts"
 import { Kernels } from "../kernels/Kernels.ts"
 import { type HostPrompts, type TextInputs, nullPrompts, textInputs } from "../model/inputs.ts"
 import type { Model } from "../model/model.ts"
+import { withWeightCopies } from "../model/weightCopies.ts"
 import type { ParamSet } from "../nn/params.ts"
 import { keepIn } from "../tensor/lifetime.ts"
 import type { Tensor } from "../tensor/Tensor.ts"
@@ -55,32 +56,40 @@ export const sample = (
       )
       const noFake = yield* k.zeros([rows, 1])
       const imageShape = [batch, spec.channels, spec.resolution, spec.resolution]
-      let x = yield* k.randomNormal(imageShape, streamFor(config.seed, draw, "sample"))
+      const start = yield* k.randomNormal(imageShape, streamFor(config.seed, draw, "sample"))
       const grid = timeGrid(config.steps, config.timeShift)
       const landing = landingTimes(config)
-      for (let step = 0; step < config.steps; step++) {
-        const tNow = grid[step] as number
-        const tNext = grid[step + 1] as number
-        const sNow = landing[step] as number
-        x = yield* Effect.scoped(
+      // The passes share their bf16 weight copies (src/model/weightCopies.ts), released when the loop ends.
+      return yield* Effect.scoped(
+        withWeightCopies(
           Effect.gen(function* () {
-            const input = guided ? yield* k.concat([x, x], 0) : x
-            const v = yield* model.velocity(params, { x: input, t: yield* rowsOf(k, tNow, rows), gap: yield* rowsOf(k, tNow - sNow, rows), text, fake: noFake })
-            const velocity = guided ? yield* guide(k, v, batch, config) : v
-            const next =
-              config.eta === 0
-                ? yield* k.axpy(-(tNow - tNext), velocity, x)
-                : yield* Effect.gen(function* () {
-                    const x0 = yield* k.axpy(-tNow, velocity, x)
-                    if (tNext === 0) return x0
-                    const noise = yield* k.randomNormal(imageShape, streamFor(config.seed, draw * MAX_STEPS + step, "sampleRenoise"))
-                    return yield* k.axpy(tNext, noise, yield* k.scale(x0, 1 - tNext))
-                  })
-            return yield* keepIn(outer, next)
+            let x = start
+            for (let step = 0; step < config.steps; step++) {
+              const tNow = grid[step] as number
+              const tNext = grid[step + 1] as number
+              const sNow = landing[step] as number
+              x = yield* Effect.scoped(
+                Effect.gen(function* () {
+                  const input = guided ? yield* k.concat([x, x], 0) : x
+                  const v = yield* model.velocity(params, { x: input, t: yield* rowsOf(k, tNow, rows), gap: yield* rowsOf(k, tNow - sNow, rows), text, fake: noFake })
+                  const velocity = guided ? yield* guide(k, v, batch, config) : v
+                  const next =
+                    config.eta === 0
+                      ? yield* k.axpy(-(tNow - tNext), velocity, x)
+                      : yield* Effect.gen(function* () {
+                          const x0 = yield* k.axpy(-tNow, velocity, x)
+                          if (tNext === 0) return x0
+                          const noise = yield* k.randomNormal(imageShape, streamFor(config.seed, draw * MAX_STEPS + step, "sampleRenoise"))
+                          return yield* k.axpy(tNext, noise, yield* k.scale(x0, 1 - tNext))
+                        })
+                  return yield* keepIn(outer, next)
+                })
+              )
+            }
+            return x
           })
         )
-      }
-      return x
+      )
     })
   )
 

@@ -33,18 +33,19 @@ const place = (arena: Set<Tensor>, tensor: Tensor) => {
   arena.add(tensor)
 }
 
-/** Hands tensors to `scope`: they are released when it closes. */
-export const adopt = (scope: Scope.Scope, tensors: Iterable<Tensor>): Effect.Effect<void> => {
+/** Hands tensors to `scope`: they are released when it closes. Succeeds with `value` (the op's result). */
+export const adopt = <A = void>(scope: Scope.Scope, tensors: Iterable<Tensor>, value?: A): Effect.Effect<A> => {
   const existing = arenas.get(scope)
   if (existing !== undefined) {
     for (const tensor of tensors) place(existing, tensor)
-    return Effect.void
+    return Effect.succeed(value as A)
   }
   return Effect.map(arenaOf(scope), (arena) => {
     for (const tensor of tensors) place(arena, tensor)
+    return value as A
   })
 }
 
 /** Moves a tensor to an outer scope, e.g. the sample a sampling step produced, out of the step's scope. */
 export const keepIn = (scope: Scope.Scope, tensor: Tensor): Effect.Effect<Tensor> =>
-  Effect.as(adopt(scope, [tensor]), tensor)
+  adopt(scope, [tensor], tensor)

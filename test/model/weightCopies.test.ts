@@ -1,0 +1,151 @@
+import { it } from "@effect/vitest"
+import { Effect, Schema } from "effect"
+import { describe, expect } from "vitest"
+import * as F from "../../src/autograd/functional.ts"
+import { backward } from "../../src/autograd/backward.ts"
+import { noGrad, withTape } from "../../src/autograd/tape.ts"
+import { Kernels } from "../../src/kernels/Kernels.ts"
+import { batchRenderer } from "../../src/data/stream.ts"
+import { nullPrompts } from "../../src/model/inputs.ts"
+import { makeModel } from "../../src/model/model.ts"
+import { withWeightCopies } from "../../src/model/weightCopies.ts"
+import type { ParamSet } from "../../src/nn/params.ts"
+import { freshState } from "../../src/pipeline/state.ts"
+import { enqueueTrainStep } from "../../src/pipeline/step.ts"
+import { modelSpecFor } from "../../src/pipeline/train.ts"
+import { SamplerConfig } from "../../src/selfe/config.ts"
+import { sample } from "../../src/selfe/sampler.ts"
+import type { Tensor } from "../../src/tensor/Tensor.ts"
+import { KernelTrace, Recording, Reference } from "../../src/testing.ts"
+import { modelInputs, randomParams, relativeError, spec } from "../helpers/mixedPrecision.ts"
+import { tinyConfig } from "../helpers/tinyRun.ts"
+
+const emulatingBf16 = Reference({ precision: "f32", storesBf16: true })
+const weight = "blocks.0.attn.q.weight"
+
+/** The casts of a named master weight in the trace so far. */
+const castsOf = (name: string) =>
+  Effect.map(KernelTrace, (trace) => trace.entries().filter((e) => e.op === "cast" && e.inputs[0]?.name === name).length)
+
+/** Gradients of mse(V, 0) summed over `passes` forward passes with gradient, and the passes' velocities. */
+const gradientsOf = (params: ParamSet, passes: number, shared: boolean, noGradFirst = false) =>
+  Effect.gen(function* () {
+    const k = yield* Kernels
+    const model = yield* makeModel(spec, "bf16-mixed")
+    const inputs = yield* modelInputs
+    const body = Effect.gen(function* () {
+      if (noGradFirst) yield* noGrad(model.velocity(params, inputs))
+      const velocities: Array<Tensor> = []
+      let loss: Tensor | undefined
+      for (let i = 0; i < passes; i++) {
+        const v = yield* model.velocity(params, { ...inputs, x: yield* k.affine(inputs.x, 1 + i, 0) })
+        velocities.push(v)
+        const term = yield* F.mse(v, yield* k.zeros(v.shape))
+        loss = loss === undefined ? term : yield* F.add(loss, term)
+      }
+      return { velocities, loss: loss as Tensor }
+    })
+    const [{ velocities, loss }, tape] = yield* withTape(shared ? withWeightCopies(body) : body)
+    const grads = yield* backward(loss, tape)
+    const host = (t: Tensor) => Effect.map(k.read(t), (d) => Array.from(d))
+    return {
+      velocities: yield* Effect.forEach(velocities, host),
+      grads: (yield* Effect.forEach(params.tensors, (p) => host(grads.get(p) as Tensor))).flat()
+    }
+  })
+
+describe("shared bf16 weight copies (withWeightCopies)", () => {
+  it.scoped("cast each master weight once per region, however many passes read it", () =>
+    Effect.gen(function* () {
+      const params = yield* randomParams
+      const model = yield* makeModel(spec, "bf16-mixed")
+      const inputs = yield* modelInputs
+      yield* model.velocity(params, inputs)
+      yield* model.velocity(params, inputs)
+      expect(yield* castsOf(weight)).toBe(2)
+      const trace = yield* KernelTrace
+      trace.clear()
+      yield* withWeightCopies(
+        Effect.gen(function* () {
+          // The first pass in a scope of its own: the copies it makes belong to the region's scope and outlive it.
+          yield* Effect.scoped(model.velocity(params, inputs))
+          yield* model.velocity(params, inputs)
+          yield* noGrad(model.velocity(params, inputs))
+        })
+      )
+      expect(yield* castsOf(weight)).toBe(1)
+      // Every cast the region made is a distinct master's (no weight cast twice); activations are not shared.
+      const castNames = trace.entries().filter((e) => e.op === "cast" && e.inputs[0]?.name !== undefined).map((e) => e.inputs[0]?.name)
+      expect(castNames.length).toBeGreaterThan(10)
+      expect(new Set(castNames).size).toBe(castNames.length)
+    }).pipe(Effect.provide(Recording.layer(emulatingBf16)))
+  )
+
+  it.scoped("give the same velocities bit for bit, and gradients to bf16 accumulation, as a cast per pass", () =>
+    Effect.gen(function* () {
+      const params = yield* randomParams
+      const perPass = yield* gradientsOf(params, 2, false)
+      const shared = yield* gradientsOf(params, 2, true)
+      expect(shared.velocities).toEqual(perPass.velocities)
+      // Two passes' gradients of a shared copy sum in bf16 before the one cast back (PyTorch autocast's cache
+      // does the same); a cast per pass sums them in f32. The difference is of bf16's rounding, not zero.
+      const error = relativeError(shared.grads, perPass.grads)
+      expect(error).toBeGreaterThan(0)
+      expect(error).toBeLessThan(5e-3)
+    }).pipe(Effect.provide(emulatingBf16))
+  )
+
+  it.scoped("record the copy on the tape at its first use with gradient, after passes without", () =>
+    Effect.gen(function* () {
+      const params = yield* randomParams
+      const alone = yield* gradientsOf(params, 1, false)
+      const afterNoGrad = yield* gradientsOf(params, 1, true, true)
+      // One pass with gradient: the shared copy's gradient is that pass's, cast back once, as without sharing.
+      expect(afterNoGrad.grads).toEqual(alone.grads)
+      expect(alone.grads.some((g) => g !== 0)).toBe(true)
+    }).pipe(Effect.provide(emulatingBf16))
+  )
+
+  it.scoped("serve a training step's four passes: one copy of each online weight, one of each EMA weight", () =>
+    Effect.gen(function* () {
+      const config = tinyConfig({ data: { resolution: 16, batchSize: 12, prefetch: 0 }, objective: { tauRampFraction: 0, fakeScore: { enabled: true, startFraction: 0 } } })
+      const model = yield* makeModel(modelSpecFor(config), "bf16-mixed")
+      const state = yield* freshState(model, config.seed)
+      const trace = yield* KernelTrace
+      trace.clear()
+      const metrics = yield* Effect.flatMap(enqueueTrainStep({ model, config }, state, batchRenderer(config.data).render(0)), (step) => step.metrics)
+      expect(metrics.critiqueRows).toBeGreaterThan(0)
+      expect(metrics.fakeLoss).toBeDefined()
+      // Landing, fake and unconditional passes read the online weights, the conditional pass the EMA's.
+      expect(trace.entries().filter((e) => e.op === "embedding" && e.inputs[0]?.name === "text.embed").length).toBe(3)
+      expect(yield* castsOf(weight)).toBe(1)
+      expect(yield* castsOf(`ema.${weight}`)).toBe(1)
+      expect(Number.isFinite(metrics.loss) && Number.isFinite(metrics.gradNorm) && metrics.gradNorm > 0).toBe(true)
+    }).pipe(Effect.provide(Recording.layer(emulatingBf16)))
+  )
+
+  it.scoped("serve a sampler's passes, released when it returns", () =>
+    Effect.gen(function* () {
+      const k = yield* Kernels
+      const params = yield* randomParams
+      const model = yield* makeModel(spec, "bf16-mixed")
+      const prompts = nullPrompts(spec, 2)
+      const f32Model = yield* makeModel(spec, "f32")
+      const liveAfter = (steps: number, precision: "f32" | "bf16-mixed") =>
+        Effect.scoped(
+          Effect.gen(function* () {
+            const before = (yield* k.stats()).liveTensors
+            const config = Schema.decodeUnknownSync(SamplerConfig)({ steps, guidance: "cfg" })
+            yield* sample(precision === "f32" ? f32Model : model, params, prompts, config)
+            return (yield* k.stats()).liveTensors - before
+          })
+        )
+      const trace = yield* KernelTrace
+      trace.clear()
+      const mixed = yield* liveAfter(3, "bf16-mixed")
+      expect(yield* castsOf(weight)).toBe(1)
+      // What a sample leaves in its caller's scope is what an f32 sample (no copies) leaves.
+      expect(mixed).toBe(yield* liveAfter(3, "f32"))
+    }).pipe(Effect.provide(Recording.layer(emulatingBf16)))
+  )
+})
