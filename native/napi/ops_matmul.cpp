@@ -1,11 +1,12 @@
 // Bindings: matmul (batched, b shared across the batch when rank 2), linear (x W^T + bias), linearGelu
-// (x, weight, bias?) -> [gelu(x W^T + bias), x W^T + bias]. Operands share one dtype: f32, or bf16 on CUDA
+// (x, weight, bias?) -> [gelu(x W^T + bias), x W^T + bias], linearBackward. Operands share one dtype: f32, or bf16 on CUDA
 // (fp32 accumulation either way).
 #include <limits>
 
 #include "call.h"
 #include "ops.h"
 #include "selfe/kernels/matmul.h"
+#include "selfe/kernels/reduce.h"
 
 namespace selfe::napi {
 
@@ -113,12 +114,60 @@ Napi::Value linearGelu(Call& call) {
   return handles(call.env(), {yId, preId});
 }
 
+// (dy, x, weight, dx?, dweight?, dbias?) -> [dx | null, dweight | null, dbias | null]: linear's backward on the
+// flattened rows in one call (two GEMMs and a column sum), where the autograd rule took six calls and views.
+Napi::Value linearBackward(Call& call) {
+  const TensorRef dy = call.tensor(1, "dy");
+  const TensorRef x = call.tensor(2, "x");
+  const TensorRef weight = call.tensor(3, "weight");
+  const bool wantDx = call.flag(4, "dx"), wantDweight = call.flag(5, "dweight"), wantDbias = call.flag(6, "dbias");
+  call.expectFloating(x, "x");
+  call.expectDtype(weight, x.dtype, "weight");
+  call.expectDtype(dy, x.dtype, "dy");
+  call.expect(x.shape.rank >= 1, ErrorCode::Shape, "x must have rank >= 1, got shape " + x.shape.str());
+  call.expectRank(weight, 2, "weight");
+  const int64_t in = x.shape.last(), out = weight.shape[0];
+  call.expect(weight.shape[1] == in, ErrorCode::Shape,
+              "weight " + weight.shape.str() + " must be [out, " + std::to_string(in) + "] for x " + x.shape.str());
+  Shape dyShape = x.shape;
+  dyShape.dims[dyShape.rank - 1] = out;
+  call.expectShape(dy, dyShape, "dy");
+  const int64_t rows = x.shape.span(0, x.shape.rank - 1);
+  expectBlasSize(call, rows, "rows");
+  expectBlasSize(call, in, "in");
+  expectBlasSize(call, out, "out");
+  TensorRef dx, dweight, dbias;
+  const double dxId = wantDx ? call.output(x.shape, x.dtype, &dx) : 0;
+  const double dweightId = wantDweight ? call.output(weight.shape, x.dtype, &dweight) : 0;
+  const double dbiasId = wantDbias ? call.output(makeShape({out}), x.dtype, &dbias) : 0;
+  call.device().launchFloating("linearBackward", x.dtype, [=](auto&& stream, auto element) {
+    using T = typename decltype(element)::type;
+    // dx [rows, in] = dy [rows, out] W [out, in]; dweight [out, in] = dy^T x, dy stored [rows, out].
+    if (wantDx)
+      gemm(dx.as<T>(), dy.as<T>(), weight.as<T>(), 1, rows, in, out, false, false, rows * out, 0, rows * in, 1.0f, 0.0f,
+           stream);
+    if (wantDweight)
+      gemm(dweight.as<T>(), dy.as<T>(), x.as<T>(), 1, out, in, rows, true, false, rows * out, 0, out * in, 1.0f, 0.0f,
+           stream);
+    if (wantDbias) sum_axis(dbias.as<T>(), dy.as<T>(), 1, rows, out, stream);
+  });
+  Napi::Array result = Napi::Array::New(call.env(), 3);
+  const auto handleOrNull = [&](bool wanted, double id) {
+    return wanted ? Napi::Value(Napi::Number::New(call.env(), id)) : call.env().Null();
+  };
+  result.Set(0u, handleOrNull(wantDx, dxId));
+  result.Set(1u, handleOrNull(wantDweight, dweightId));
+  result.Set(2u, handleOrNull(wantDbias, dbiasId));
+  return result;
+}
+
 }  // namespace
 
 void registerMatmulOps(Napi::Env env, Napi::Object ops) {
   defineOp(env, ops, "matmul", matmul);
   defineOp(env, ops, "linear", linear);
   defineOp(env, ops, "linearGelu", linearGelu);
+  defineOp(env, ops, "linearBackward", linearBackward);
 }
 
 }  // namespace selfe::napi

@@ -66,23 +66,17 @@ const matmulGrads: BackwardRule<"matmul"> = ({ inputs: [a, b], attrs: { transA, 
   return Effect.all([da, db])
 }
 
-/** Gradients of x W^T + bias for the inputs [x, weight, bias] that need one. */
+/** Gradients of x W^T + bias for the inputs [x, weight, bias] that need one, in one kernel call. */
 const linearGrads = (
   [x, weight, bias]: readonly [Tensor, Tensor, Tensor | undefined],
   g: Tensor,
   k: KernelsService,
   needs: (i: number) => boolean
 ) =>
-  Effect.gen(function* () {
-    const [outFeatures, inFeatures] = weight.shape as [number, number]
-    const rows = x.numel / inFeatures
-    const g2 = yield* k.view(g, [rows, outFeatures])
-    const x2 = yield* k.view(x, [rows, inFeatures])
-    const dx = needs(0) ? yield* k.view(yield* k.matmul(g2, weight), x.shape) : undefined
-    const dw = needs(1) ? yield* k.matmul(g2, x2, { transA: true }) : undefined
-    const db = bias !== undefined && needs(2) ? yield* k.sumAxis(g2, 0) : undefined
-    return [dx, dw, db]
-  })
+  Effect.map(
+    k.linearBackward(g, x, weight, { dx: needs(0), dweight: needs(1), dbias: bias !== undefined && needs(2) }),
+    (r) => [r.dx, r.dweight, r.dbias]
+  )
 
 const concatGrads: BackwardRule<"concat"> = ({ inputs, attrs: { axis } }, g, k, needs) => {
   let offset = 0

@@ -91,6 +91,11 @@ export interface TensorOps {
    * one GEMM writes both (cuBLASLt's GELU_AUX epilogue).
    */
   linearGelu(x: Tensor, weight: Tensor, bias?: Tensor): LinearGeluResult
+  /**
+   * linear's gradients from dy [..., Out]: dx = dy W [..., In], dweight = dy^T x over every row [Out, In] and
+   * dbias = dy summed over the rows [Out], each only where `options` asks; one call for a layer's backward.
+   */
+  linearBackward(dy: Tensor, x: Tensor, weight: Tensor, options: LinearBackwardOptions): LinearGrads
 
   // ---- layout -------------------------------------------------------------------------------------
   /** Image [B, C, H, W] to patch tokens [B, (H/p)(W/p), p*p*C], vector order (py, px, c). */
@@ -180,6 +185,17 @@ export interface LayerNormBackwardOptions {
 }
 export interface LayerNormGrads {
   readonly dx: Tensor
+  readonly dweight: Tensor | undefined
+  readonly dbias: Tensor | undefined
+}
+/** Which of linear's gradients to compute. */
+export interface LinearBackwardOptions {
+  readonly dx: boolean
+  readonly dweight: boolean
+  readonly dbias: boolean
+}
+export interface LinearGrads {
+  readonly dx: Tensor | undefined
   readonly dweight: Tensor | undefined
   readonly dbias: Tensor | undefined
 }
@@ -295,7 +311,7 @@ export const tensorOpNames = Object.keys({
   gelu: 0, geluBackward: 0, silu: 0, siluBackward: 0,
   layerNorm: 0, layerNormBackward: 0, modulate: 0, modulateBackward: 0, layerNormModulate: 0, layerNormModulateBackward: 0,
   gatedResidual: 0, gatedResidualBackward: 0,
-  attention: 0, attentionBackward: 0, matmul: 0, linear: 0, linearGelu: 0,
+  attention: 0, attentionBackward: 0, matmul: 0, linear: 0, linearGelu: 0, linearBackward: 0,
   patchify: 0, unpatchify: 0, concat: 0, narrow: 0, pad: 0,
   embedding: 0, embeddingBackward: 0, timestepEmbedding: 0,
   sum: 0, mean: 0, sumAxis: 0, mse: 0, mseRows: 0,

@@ -198,6 +198,15 @@ export const linear = (x: Tensor, weight: Tensor, bias: Tensor | undefined, op =
   return { rows, inFeatures, outFeatures, out: [...x.shape.slice(0, -1), outFeatures] as Shape }
 }
 
+/** dy [..., Out], x [..., In] (the same leading dimensions) and weight [Out, In] of linearBackward. */
+export const linearBackward = (dy: Tensor, x: Tensor, weight: Tensor) => {
+  const op = "linearBackward"
+  const s = linear(x, weight, undefined, op)
+  expectDtype(op, "dy", dy, x.dtype)
+  expectShape(op, "dy", dy, s.out)
+  return s
+}
+
 export const patchify = (x: Tensor, patch: number) => {
   const op = "patchify"
   expectDtype(op, "x", x)

@@ -125,8 +125,10 @@ const largeCases: Record<string, Case> = {
         const narrowWeight = yield* normal(g, [384, 64])
         const up = yield* normal(g, [1536, 384], 0.05)
         const upBias = yield* normal(g, [1536])
+        const dy = yield* normal(g, [4, 128, 1152])
         return [
           yield* k$((k) => k.linear(x, w, bias)),
+          yield* k$((k) => k.linearBackward(dy, x, w, { dx: true, dweight: true, dbias: true })),
           yield* k$((k) => k.linearGelu(x, up, upBias)),
           yield* k$((k) => k.matmul(x, w, { transB: true })),
           yield* k$((k) => k.matmul(a, b, { transB: true, alpha: 0.5 })),
@@ -374,6 +376,14 @@ const bf16Cases: Record<string, Bf16Case> = {
     inputs: (g) => [floats(g, [512, 384]), floats(g, [1152, 384], 0.05), floats(g, [1152])],
     run: (k, xs) => k.linear(at(xs, 0), at(xs, 1), at(xs, 2))
   },
+  "linear backward, every gradient and the weight's alone": {
+    inputs: (g) => [floats(g, [4, 128, 384]), floats(g, [1152, 384], 0.05), floats(g, [4, 128, 1152])],
+    run: (k, xs) =>
+      Effect.all([
+        k.linearBackward(at(xs, 2), at(xs, 0), at(xs, 1), { dx: true, dweight: true, dbias: true }),
+        k.linearBackward(at(xs, 2), at(xs, 0), at(xs, 1), { dx: false, dweight: true, dbias: false })
+      ])
+  },
   "linear + GELU, with and without bias": {
     inputs: (g) => [floats(g, [512, 384]), floats(g, [1536, 384], 0.05), floats(g, [1536])],
     run: (k, xs) => Effect.all([k.linearGelu(at(xs, 0), at(xs, 1), at(xs, 2)), k.linearGelu(at(xs, 0), at(xs, 1))])
@@ -444,6 +454,14 @@ describeCuda("bf16 storage on CUDA matches f32 on the CPU for the same bf16-roun
   })
 })
 
+/** The bf16 cases that run cuBLASLt, repeated on the devices with other GEMM options below. */
+const gemmBf16Cases = [
+  "matmul, shared weight and strided batches",
+  "linear with bias",
+  "linear backward, every gradient and the weight's alone",
+  "linear + GELU, with and without bias"
+]
+
 // The same GEMMs on a device that times cuBLASLt's candidates per problem (gemmAlgorithms "timed"): whichever
 // algorithm wins, the products must not change.
 describeCuda('GEMMs on a device with gemmAlgorithms "timed" match the CPU backend, f32 and bf16', () => {
@@ -457,7 +475,7 @@ describeCuda('GEMMs on a device with gemmAlgorithms "timed" match the CPU backen
   it(`${large}, f32`, async () => {
     for (const seed of [1, 2]) await compareOutputs(large, largeCases[large]!, seed, largeCases[large]!.tol ?? F32)
   })
-  for (const name of ["matmul, shared weight and strided batches", "linear with bias", "linear + GELU, with and without bias"])
+  for (const name of gemmBf16Cases)
     it(`${name}, bf16`, () => compareBf16(name, bf16Cases[name]!))
 })
 
@@ -482,6 +500,6 @@ for (const options of workspaceDevices)
     })
     const large = "matmul and linear at DiT widths"
     it(`${large}, f32`, () => compareOutputs(large, largeCases[large]!, 1, largeCases[large]!.tol ?? F32))
-    for (const name of ["matmul, shared weight and strided batches", "linear with bias", "linear + GELU, with and without bias"])
+    for (const name of gemmBf16Cases)
       it(`${name}, bf16`, () => compareBf16(name, bf16Cases[name]!))
   })

@@ -281,6 +281,20 @@ export const opCases: { readonly [K in keyof TensorOps]: Case } = {
       }),
     tol: LOOSE
   },
+  linearBackward: {
+    run: (g) =>
+      Effect.gen(function* () {
+        // Leading dimensions of any rank, zero rows included; each gradient asked or not.
+        const [inF, outF] = [g.int(1, 40), g.int(1, 40)]
+        const leading = g.int(0, 4) === 0 ? [0, g.int(1, 3)] : g.shape(g.int(0, 2))
+        const x = yield* tensor(g, [...leading, inF])
+        const w = yield* tensor(g, [outF, inF])
+        const dy = yield* tensor(g, [...x.shape.slice(0, -1), outF])
+        const options = { dx: g.int(0, 3) > 0, dweight: g.int(0, 3) > 0, dbias: g.int(0, 1) === 1 }
+        return yield* op((k) => k.linearBackward(dy, x, w, options))
+      }),
+    tol: LOOSE
+  },
   patchify: {
     run: (g) =>
       Effect.gen(function* () {

@@ -328,6 +328,16 @@ export class NativeBackend implements Ops.Backend, TensorOwner {
     const [y, pre] = this.#ops.linearGelu(this.#dev, this.#h(op, "x", x), this.#h(op, "weight", weight), this.#opt(op, "bias", bias))
     return { y: this.#t(y, s.out, x.dtype), pre: this.#t(pre, s.out, x.dtype) }
   }
+  linearBackward(dy: Tensor, x: Tensor, weight: Tensor, options: Ops.LinearBackwardOptions): Ops.LinearGrads {
+    const op = "linearBackward"
+    const s = S.linearBackward(dy, x, weight)
+    const [dx, dweight, dbias] = this.#ops.linearBackward(this.#dev, this.#h(op, "dy", dy), this.#h(op, "x", x), this.#h(op, "weight", weight), options.dx, options.dweight, options.dbias)
+    return {
+      dx: dx === null ? undefined : this.#t(dx, x.shape, x.dtype),
+      dweight: dweight === null ? undefined : this.#t(dweight, weight.shape, x.dtype),
+      dbias: dbias === null ? undefined : this.#t(dbias, [s.outFeatures], x.dtype)
+    }
+  }
 
   // ---- layout ----
   patchify(x: Tensor, patch: number): Tensor {

@@ -73,6 +73,7 @@ export interface NativeOps {
   matmul(d: NativeDevice, a: H, b: H, transA: boolean, transB: boolean, alpha: number): H
   linear(d: NativeDevice, x: H, weight: H, bias: Opt): H
   linearGelu(d: NativeDevice, x: H, weight: H, bias: Opt): [H, H]
+  linearBackward(d: NativeDevice, dy: H, x: H, weight: H, dx: boolean, dweight: boolean, dbias: boolean): [H | null, H | null, H | null]
   patchify(d: NativeDevice, x: H, patch: number): H
   unpatchify(d: NativeDevice, tokens: H, channels: number, height: number, width: number, patch: number): H
   concat(d: NativeDevice, tensors: Array<H>, axis: number): H

@@ -470,6 +470,27 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
     const pre = this.#compute(op, s.out, (h) => Matmul.linear(h, floats(x), floats(weight), optionalFloats(bias), s.rows, s.inFeatures, s.outFeatures), x.dtype)
     return { y: this.#compute(op, s.out, (y) => Activation.gelu(y, floats(pre)), x.dtype), pre }
   }
+  linearBackward(dy: Tensor, x: Tensor, weight: Tensor, options: Ops.LinearBackwardOptions): Ops.LinearGrads {
+    const op = "linearBackward"
+    const s = S.linearBackward(dy, x, weight)
+    this.#check(op, "dy", dy)
+    this.#check(op, "x", x)
+    this.#check(op, "weight", weight)
+    V.expectFlag(op, "dx", options.dx)
+    V.expectFlag(op, "dweight", options.dweight)
+    V.expectFlag(op, "dbias", options.dbias)
+    const { rows, inFeatures, outFeatures } = s
+    // The rows flattened: dx = dy [rows, out] W [out, in]; dweight = dy^T [out, rows] x [rows, in].
+    const product = (m: number, n: number, k: number) => ({ batch: 1, m, n, k, sharedB: false })
+    const dx = !options.dx
+      ? undefined
+      : this.#compute(op, x.shape, (out) => Matmul.matmul(out, floats(dy), floats(weight), product(rows, inFeatures, outFeatures), false, false, 1), x.dtype)
+    const dweight = !options.dweight
+      ? undefined
+      : this.#compute(op, weight.shape, (out) => Matmul.matmul(out, floats(dy), floats(x), product(outFeatures, inFeatures, rows), true, false, 1), x.dtype)
+    const dbias = !options.dbias ? undefined : this.#compute(op, [outFeatures], (out) => Reduce.sumAxis(out, floats(dy), 1, rows, outFeatures), x.dtype)
+    return { dx, dweight, dbias }
+  }
 
   // ---- layout ----
   patchify(x: Tensor, patch: number): Tensor {
