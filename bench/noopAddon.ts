@@ -20,7 +20,7 @@ class Handle {
   }
 }
 const handle = (): unknown => new Handle()
-const silent = new Set(["release", "write", "assign", "emptyCache", "dispose"])
+const silent = new Set(["release", "releaseAll", "write", "assign", "emptyCache", "dispose"])
 const ops = new Proxy(
   {},
   {

@@ -1,5 +1,6 @@
 #include "device.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -7,6 +8,7 @@
 #include <functional>
 #include <initializer_list>
 #include <thread>
+#include <vector>
 
 #include "addon_data.h"
 #include "call.h"
@@ -316,7 +318,31 @@ double Device::view(const Napi::Value& handle, const Shape& shape, const std::st
 
 void Device::release(const Napi::Value& handle, const std::string& op) {
   uint32_t index;
-  Slot& slot = slotFor(handle, op, "x", &index);
+  slotFor(handle, op, "x", &index);
+  releaseSlot(index);
+}
+
+void Device::releaseAll(const Napi::Array& handles, const std::string& op) {
+  const uint32_t count = handles.Length();
+  std::vector<uint32_t> indices(count);
+  for (uint32_t i = 0; i < count; ++i) {
+    try {
+      slotFor(handles.Get(i), op, "it", &indices[i]);
+    } catch (const OpError& error) {
+      // The position is named only on failure: building it for every handle would cost the whole call.
+      throw OpError(error.code(), op, "handles[" + std::to_string(i) + "]: " + error.reason());
+    }
+  }
+  // A handle listed twice would be released, then found stale, halfway through: refused before any release.
+  std::vector<uint32_t> sorted = indices;
+  std::sort(sorted.begin(), sorted.end());
+  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end())
+    throw OpError(ErrorCode::InvalidArgument, op, "handles lists a tensor twice");
+  for (const uint32_t index : indices) releaseSlot(index);
+}
+
+void Device::releaseSlot(uint32_t index) {
+  Slot& slot = slots_[index];
   Storage* storage = slot.storage;
   slot.live = false;
   slot.storage = nullptr;

@@ -67,6 +67,8 @@ class Device : public Napi::ObjectWrap<Device> {
   // A second handle on the same storage with another shape of the same size.
   double view(const Napi::Value& handle, const Shape& shape, const std::string& op);
   void release(const Napi::Value& handle, const std::string& op);
+  // Releases every handle of a JS array; all are checked (live, listed once) before any is released.
+  void releaseAll(const Napi::Array& handles, const std::string& op);
 
   // Enqueues work(stream) on the device's stream: stream is cpu::Pool& (the worker runs it later) or
   // cuda::Stream (it runs now, enqueuing kernels). Kernel calls inside `work` are written unqualified and
@@ -134,6 +136,7 @@ class Device : public Napi::ObjectWrap<Device> {
   double newHandle(Storage* storage, const Shape& shape, DType dtype);
   Slot& slotFor(const Napi::Value& handle, const std::string& op, const char* arg, uint32_t* index);
   void releaseStorage(Storage* storage);
+  void releaseSlot(uint32_t index);
   Napi::Promise completion(Napi::Env env, const TensorRef* source);
   void requireOpen(const std::string& op) const;
   static void onEnvironmentCleanup(void* device);

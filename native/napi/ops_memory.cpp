@@ -1,5 +1,5 @@
-// Tensor lifetime and host transfer: empty, full, upload, write, read, view, release, shapeOf, stats, sync,
-// emptyCache, dispose.
+// Tensor lifetime and host transfer: empty, full, upload, write, read, view, release, releaseAll, shapeOf,
+// stats, sync, emptyCache, dispose.
 #include <cmath>
 #include <cstring>
 
@@ -104,6 +104,14 @@ Napi::Value release(Call& call) {
   return call.env().Undefined();
 }
 
+// One call for the many tensors a closing Scope releases: each N-API call is host time on a GPU step.
+Napi::Value releaseAll(Call& call) {
+  if (call.length() < 2 || !call.arg(1).IsArray())
+    call.fail(ErrorCode::InvalidArgument, "handles must be an array of tensor handles");
+  call.device().releaseAll(call.arg(1).As<Napi::Array>(), call.op());
+  return call.env().Undefined();
+}
+
 Napi::Value shapeOf(Call& call) {
   const TensorRef t = call.tensor(1, "x");
   Napi::Array dims = Napi::Array::New(call.env(), t.shape.rank);
@@ -138,6 +146,7 @@ void registerMemoryOps(Napi::Env env, Napi::Object ops) {
   defineOp(env, ops, "read", read);
   defineOp(env, ops, "view", view);
   defineOp(env, ops, "release", release);
+  defineOp(env, ops, "releaseAll", releaseAll);
   defineOp(env, ops, "shapeOf", shapeOf);
   defineOp(env, ops, "stats", stats);
   defineOp(env, ops, "sync", sync);

@@ -1,5 +1,5 @@
 import { Effect, Scope } from "effect"
-import type { Tensor } from "./Tensor.ts"
+import { Tensor } from "./Tensor.ts"
 
 /**
  * Tensors belong to the Effect Scope they were created in: a training step's activations to the step's
@@ -10,13 +10,10 @@ const arenas = new WeakMap<Scope.Scope, Set<Tensor>>()
 
 const releaseArena = (arena: Set<Tensor>) =>
   Effect.sync(() => {
-    // Newest first, the reverse of creation, as a stack of activations unwinds.
+    // Newest first, the reverse of creation, as a stack of activations unwinds; one addon call for them all.
     const tensors = [...arena].reverse()
     arena.clear()
-    for (const tensor of tensors) {
-      tensor.arena = undefined
-      tensor.release()
-    }
+    Tensor.releaseAll(tensors)
   })
 
 const arenaOf = (scope: Scope.Scope): Effect.Effect<Set<Tensor>> => {

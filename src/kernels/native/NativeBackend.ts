@@ -96,6 +96,10 @@ export class NativeBackend implements Ops.Backend, TensorOwner {
     if (!this.#disposed) this.#ops.release(this.#dev, handle as H)
   }
 
+  releaseHandles(handles: ReadonlyArray<unknown>): void {
+    if (!this.#disposed && handles.length > 0) this.#ops.releaseAll(this.#dev, handles as ReadonlyArray<H>)
+  }
+
   /** The handle of an argument, after checking it is live and lives here. */
   #h(op: string, name: string, t: Tensor): H {
     if (!(t instanceof Tensor)) throw new InvalidArgumentError({ op, reason: `${name} must be a Tensor` })

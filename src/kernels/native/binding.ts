@@ -41,6 +41,7 @@ export interface NativeOps {
   read(d: NativeDevice, x: H): Promise<Float32Array | Int32Array>
   view(d: NativeDevice, x: H, shape: Shape): H
   release(d: NativeDevice, x: H): void
+  releaseAll(d: NativeDevice, handles: ReadonlyArray<H>): void
   shapeOf(d: NativeDevice, x: H): { shape: Array<number>; dtype: number }
   stats(d: NativeDevice): NativeStats
   sync(d: NativeDevice): Promise<void>

@@ -78,6 +78,10 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
     this.#ledger.tensorReleased(h.storage)
   }
 
+  releaseHandles(handles: ReadonlyArray<unknown>): void {
+    for (const handle of handles) this.releaseHandle(handle)
+  }
+
   /** Checks an argument is a live tensor of this backend. */
   #check(op: string, name: string, t: Tensor): void {
     if (!(t instanceof Tensor)) throw new InvalidArgumentError({ op, reason: `${name} must be a Tensor` })
