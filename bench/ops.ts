@@ -41,6 +41,12 @@ const rawEnqueue = await perCall(() => {
 const rawRelease = await perCall(() => {
   ops.release(device, ops.view(device, x, [64]))
 })
+// A closing Scope's way: the views made one by one, released in batches of 1000 with one call each.
+const pendingViews: Array<number> = []
+const rawReleaseAll = await perCall(() => {
+  pendingViews.push(ops.view(device, x, [64]))
+  if (pendingViews.length === 1000) ops.releaseAll(device, pendingViews.splice(0))
+})
 
 const backend = new NativeBackend(addon)
 const kernels = liftBackend(backend)
@@ -169,6 +175,7 @@ console.log(`\nselfe bench:ops — ${cpus()[0]?.model ?? "cpu"} x${cpus().length
 console.log("\nJS-thread time per enqueued op (µs, best of 5 x 200k ops; the worker drains concurrently)")
 console.log(`${pad("  raw binding: affine + release (2 N-API calls)", 58)}${rawEnqueue.toFixed(3)}`)
 console.log(`${pad("  raw binding: view + release (2 N-API calls)", 58)}${rawRelease.toFixed(3)}`)
+console.log(`${pad("  raw binding: view, then releaseAll of 1000 at a time", 58)}${rawReleaseAll.toFixed(3)}`)
 console.log(`${pad("  NativeBackend.affine + release (shape rules + binding)", 58)}${backendEnqueue.toFixed(3)}`)
 console.log(`${pad("  Kernels service (Effect + Scope) affine + release", 58)}${serviceEnqueue.toFixed(3)}`)
 console.log("\nGEMM f32 n×n×n, best of 3 rounds of back-to-back runs (GFLOP/s)")

@@ -10,7 +10,7 @@ import type { Tensor } from "../tensor/Tensor.ts"
  * The bf16 copies of f32 master weights a region's forward passes share, PyTorch autocast's weight cast
  * cache: a training step's four passes (landing, fake, unconditional, conditional) or a sampler's passes
  * cast each weight once instead of once per pass, and the step's backward casts each weight's gradient
- * once. Each launch saved is host time on a host-bound GPU step (docs/cuda.md, Mixed precision).
+ * once. Each launch saved is host time on a host-bound GPU step (docs/cuda.md, bf16 and mixed precision).
  */
 class WeightCopies {
   readonly #copies = new Map<DType, Map<Tensor, Tensor>>()
