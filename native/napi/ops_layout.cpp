@@ -1,7 +1,7 @@
 // Bindings: patchify (x [B,C,H,W], patch), unpatchify (tokens, channels, height, width, patch), concat
-// (tensors, axis), narrow (x, axis, start, length), pad (x, axis, before, after). concat, narrow and pad move
-// elements of any dtype (f32, i32, bf16 on CUDA) and take an axis in [0, rank - 1]; negative axes are not
-// accepted.
+// (tensors, axis), narrow (x, axis, start, length), split (x, axis, count), pad (x, axis, before, after).
+// concat, narrow, split and pad move elements of any dtype (f32, i32, bf16 on CUDA) and take an axis in
+// [0, rank - 1]; negative axes are not accepted.
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -138,6 +138,32 @@ Napi::Value narrow(Call& call) {
   return Napi::Number::New(call.env(), id);
 }
 
+// (x, axis, count) -> count handles: x's axis cut into equal parts, one N-API call for all of them.
+Napi::Value split(Call& call) {
+  const TensorRef x = call.tensor(1, "x");
+  const int64_t axis = axisArg(call, 2, x, "x");
+  const int64_t size = x.shape[axis];
+  const int64_t count = call.integer(3, "count", 1, std::max<int64_t>(1, size));
+  call.expect(size % count == 0, ErrorCode::Shape,
+              "x " + x.shape.str() + " has " + std::to_string(size) + " along axis " + std::to_string(axis) +
+                  ", not a multiple of count " + std::to_string(count));
+  Shape shape = x.shape;
+  shape.dims[axis] = size / count;
+  std::vector<TensorRef> parts(static_cast<size_t>(count));
+  Napi::Array result = Napi::Array::New(call.env(), static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i)
+    result.Set(static_cast<uint32_t>(i), Napi::Number::New(call.env(), call.output(shape, x.dtype, &parts[i])));
+  if (parts[0].numel() == 0) return result;
+  const int64_t outer = shape.span(0, static_cast<int>(axis)), inner = shape.span(static_cast<int>(axis) + 1, shape.rank);
+  const int64_t length = shape[axis];
+  call.device().launchFloating("split", x.dtype, [=](auto&& stream, auto element) {
+    using T = typename decltype(element)::type;
+    for (int64_t i = 0; i < count; ++i)
+      slice_axis(parts[i].as<T>(), x.as<T>(), outer, size, length, i * length, inner, stream);
+  });
+  return result;
+}
+
 Napi::Value pad(Call& call) {
   const TensorRef x = call.tensor(1, "x");
   const int64_t axis = axisArg(call, 2, x, "x");
@@ -170,6 +196,7 @@ void registerLayoutOps(Napi::Env env, Napi::Object ops) {
   defineOp(env, ops, "unpatchify", unpatchify);
   defineOp(env, ops, "concat", concat);
   defineOp(env, ops, "narrow", narrow);
+  defineOp(env, ops, "split", split);
   defineOp(env, ops, "pad", pad);
 }
 

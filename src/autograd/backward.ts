@@ -2,7 +2,7 @@ import { Effect, type Scope } from "effect"
 import type { KernelError } from "../kernels/errors.ts"
 import { Kernels } from "../kernels/Kernels.ts"
 import type { Tensor } from "../tensor/Tensor.ts"
-import type { DiffOp, Node } from "./records.ts"
+import { type DiffOp, type Node, nodeOutputs } from "./records.ts"
 import { type BackwardRule, backwardRules } from "./rules.ts"
 import type { Tape } from "./tape.ts"
 
@@ -32,11 +32,12 @@ export const backward = (loss: Tensor, tape: Tape): Effect.Effect<Gradients, Ker
     hold(seed)
     for (let i = tape.nodes.length - 1; i >= 0; i--) {
       const node = tape.nodes[i] as Node
-      const g = grads.get(node.output)
-      if (g === undefined) continue
+      const outputs = nodeOutputs(node)
+      if (!outputs.some((output) => grads.has(output))) continue
+      const g = grads.get(node.output) ?? (yield* k.zeros(node.output.shape, node.output.dtype))
       const inputs = node.inputs as ReadonlyArray<Tensor | undefined>
       const rule = backwardRules[node.op] as BackwardRule<DiffOp>
-      const inputGrads = yield* rule(node as never, g, k, (j) => tape.requiresGrad(inputs[j]))
+      const inputGrads = yield* rule(node as never, g, k, (j) => tape.requiresGrad(inputs[j]), (output) => grads.get(output))
       for (let j = 0; j < inputs.length; j++) {
         const input = inputs[j]
         const ig = inputGrads[j]
@@ -52,9 +53,11 @@ export const backward = (loss: Tensor, tape: Tape): Effect.Effect<Gradients, Ker
           drop(existing)
         }
       }
-      if (!node.output.requiresGrad) {
-        grads.delete(node.output)
-        drop(g)
+      for (const output of outputs) {
+        const og = grads.get(output)
+        if (og === undefined || output.requiresGrad) continue
+        grads.delete(output)
+        drop(og)
       }
     }
     return new Map([...grads].filter(([t]) => t.requiresGrad))

@@ -138,6 +138,15 @@ export const narrow = (x: Tensor, axis: number, start: number, length: number): 
     Effect.map(k.narrow(x, axis, start, length), (y) => note("narrow", { inputs: [x], saved: {}, attrs: { axis, start } }, y))
   )
 
+/** x cut along axis into `count` equal parts: one node, whose backward concatenates the parts' gradients. */
+export const split = (x: Tensor, axis: number, count: number): Op<ReadonlyArray<Tensor>> =>
+  withKernels((k, note) =>
+    Effect.map(k.split(x, axis, count), (parts) => {
+      note("split", { inputs: [x], saved: {}, attrs: { axis, parts } }, parts[0] as Tensor)
+      return parts
+    })
+  )
+
 export const pad = (x: Tensor, axis: number, before: number, after: number): Op =>
   withKernels((k, note) => Effect.map(k.pad(x, axis, before, after), (y) => note("pad", { inputs: [x], saved: {}, attrs: { axis, before } }, y)))
 

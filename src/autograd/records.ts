@@ -40,6 +40,8 @@ export interface OpRecords {
   unpatchify: { inputs: readonly [Tensor]; saved: None; attrs: { patch: number } }
   concat: { inputs: ReadonlyArray<Tensor>; saved: None; attrs: { axis: number } }
   narrow: { inputs: readonly [Tensor]; saved: None; attrs: { axis: number; start: number } }
+  /** The one op with several outputs: the node's `output` is parts[0] (see nodeOutputs). */
+  split: { inputs: readonly [Tensor]; saved: None; attrs: { axis: number; parts: ReadonlyArray<Tensor> } }
   pad: { inputs: readonly [Tensor]; saved: None; attrs: { axis: number; before: number } }
   embedding: { inputs: readonly [Tensor]; saved: { ids: Tensor }; attrs: None }
   sum: { inputs: readonly [Tensor]; saved: None; attrs: None }
@@ -54,3 +56,6 @@ export type DiffOp = keyof OpRecords
 export type OpRecord<K extends DiffOp> = OpRecords[K]
 
 export type Node<K extends DiffOp = DiffOp> = K extends DiffOp ? { readonly op: K; readonly output: Tensor } & OpRecords[K] : never
+
+/** Every tensor a node produced: split's parts, else its output. */
+export const nodeOutputs = (node: Node): ReadonlyArray<Tensor> => (node.op === "split" ? node.attrs.parts : [node.output])

@@ -11,9 +11,12 @@ export type InputGrads = ReadonlyArray<Tensor | undefined>
 
 export type BackwardRule<K extends DiffOp> = (
   node: Node<K>,
+  /** The gradient of node.output (zeros where a split's first part got none). */
   g: Tensor,
   k: KernelsService,
-  needs: (input: number) => boolean
+  needs: (input: number) => boolean,
+  /** The gradient reached so far for another output of the node (split's parts), if any. */
+  gradOf: (output: Tensor) => Tensor | undefined
 ) => Effect.Effect<InputGrads, KernelError, Scope.Scope>
 
 const none = Effect.succeed(undefined)
@@ -138,6 +141,14 @@ export const backwardRules: { readonly [K in DiffOp]: BackwardRule<K> } = {
   concat: concatGrads,
   narrow: ({ inputs: [x], output, attrs: { axis, start } }, g, k) =>
     Effect.all([k.pad(g, axis, start, (x.shape[axis] as number) - start - (output.shape[axis] as number))]),
+  // g is parts[0]'s gradient; a part no op used has none, and counts as zeros.
+  split: ({ attrs: { axis, parts } }, g, k, _needs, gradOf) =>
+    Effect.all([
+      Effect.flatMap(
+        Effect.forEach(parts, (part, i) => (i === 0 ? Effect.succeed(g) : Effect.suspend(() => { const pg = gradOf(part); return pg === undefined ? k.zeros(part.shape, part.dtype) : Effect.succeed(pg) }))),
+        (grads) => k.concat(grads, axis)
+      )
+    ]),
   pad: ({ inputs: [x], attrs: { axis, before } }, g, k) => Effect.all([k.narrow(g, axis, before, x.shape[axis] as number)]),
   embedding: ({ inputs: [table], saved: { ids } }, g, k) => Effect.all([k.embeddingBackward(g, ids, table.shape[0] as number)]),
   sum: ({ inputs: [x] }, g, k) => Effect.all([broadcastScalar(k, g, x.shape, 1)]),

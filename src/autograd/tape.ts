@@ -1,7 +1,7 @@
 import { Effect, FiberRef } from "effect"
 import { GradEnabled } from "../tensor/gradMode.ts"
 import type { Tensor } from "../tensor/Tensor.ts"
-import type { DiffOp, Node, OpRecord } from "./records.ts"
+import { type DiffOp, type Node, type OpRecord, nodeOutputs } from "./records.ts"
 
 /**
  * The reverse-mode tape: differentiable ops (functional.ts) append a node when a tape is active, grad
@@ -18,8 +18,9 @@ export class Tape {
   }
 
   push<K extends DiffOp>(op: K, record: OpRecord<K>, output: Tensor): void {
-    this.nodes.push({ op, output, ...record } as unknown as Node)
-    this.#tracked.add(output)
+    const node = { op, output, ...record } as unknown as Node
+    this.nodes.push(node)
+    for (const produced of nodeOutputs(node)) this.#tracked.add(produced)
   }
 }
 

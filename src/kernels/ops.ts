@@ -104,6 +104,8 @@ export interface TensorOps {
   concat(tensors: ReadonlyArray<Tensor>, axis: number): Tensor
   /** x[..., start:start+length, ...] along axis (a copy). */
   narrow(x: Tensor, axis: number, start: number, length: number): Tensor
+  /** x cut along axis into `count` equal parts, in order (copies; torch.chunk of a divisible axis). */
+  split(x: Tensor, axis: number, count: number): ReadonlyArray<Tensor>
   /** Zeros around x along axis (narrow's backward). */
   pad(x: Tensor, axis: number, before: number, after: number): Tensor
 
@@ -312,7 +314,7 @@ export const tensorOpNames = Object.keys({
   layerNorm: 0, layerNormBackward: 0, modulate: 0, modulateBackward: 0, layerNormModulate: 0, layerNormModulateBackward: 0,
   gatedResidual: 0, gatedResidualBackward: 0,
   attention: 0, attentionBackward: 0, matmul: 0, linear: 0, linearGelu: 0, linearBackward: 0,
-  patchify: 0, unpatchify: 0, concat: 0, narrow: 0, pad: 0,
+  patchify: 0, unpatchify: 0, concat: 0, narrow: 0, split: 0, pad: 0,
   embedding: 0, embeddingBackward: 0, timestepEmbedding: 0,
   sum: 0, mean: 0, sumAxis: 0, mse: 0, mseRows: 0,
   classifierScoreDirection: 0, fakeScoreMix: 0, energyPreservingRenorm: 0, velocityTarget: 0,

@@ -268,6 +268,17 @@ export const narrow = (x: Tensor, axis: number, start: number, length: number) =
   return x.shape.map((d, j) => (j === axis ? length : d)) as Shape
 }
 
+/** The part shape of split: x's axis divided by count. */
+export const split = (x: Tensor, axis: number, count: number) => {
+  const op = "split"
+  if (x.shape.length === 0) fail(op, "cannot split a scalar")
+  expectAxis(op, x, axis)
+  const size = x.shape[axis] as number
+  expectInteger(op, "count", count, 1, Math.max(1, size))
+  if (size % count !== 0) fail(op, `x ${formatShape(x.shape)} has ${size} along axis ${axis}, not a multiple of count ${count}`)
+  return x.shape.map((d, j) => (j === axis ? size / count : d)) as Shape
+}
+
 export const pad = (x: Tensor, axis: number, before: number, after: number) => {
   const op = "pad"
   if (x.shape.length === 0) fail(op, "cannot pad a scalar")

@@ -55,8 +55,5 @@ export const selfAttention = (params: ParamSet, name: string, x: Tensor, heads: 
 export const geluMlp = (params: ParamSet, name: string, x: Tensor, dtype: DType) =>
   inDtype(dtype, x, (h) => Effect.flatMap(linearGelu(params, `${name}.fc1`, h), (a) => linear(params, `${name}.fc2`, a)))
 
-/** The i-th of `count` equal chunks of the last axis of [B, count * D]. */
-export const chunk = (x: Tensor, i: number, count: number) => {
-  const width = (x.shape[1] as number) / count
-  return F.narrow(x, 1, i * width, width)
-}
+/** The `count` equal chunks of the last axis of [B, count * D]: one split, one node on the tape. */
+export const chunks = (x: Tensor, count: number) => F.split(x, 1, count)

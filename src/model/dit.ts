@@ -3,7 +3,7 @@ import * as F from "../autograd/functional.ts"
 import { Kernels } from "../kernels/Kernels.ts"
 import type { ParamSet } from "../nn/params.ts"
 import type { Tensor } from "../tensor/Tensor.ts"
-import { adaLayerNorm, chunk, geluMlp, linear, selfAttention } from "./blocks.ts"
+import { adaLayerNorm, chunks, geluMlp, linear, selfAttention } from "./blocks.ts"
 import { type ModelSpec, imageTokens } from "./config.ts"
 import type { ModelInputs } from "./inputs.ts"
 import { type Precision, branchDtype } from "./precision.ts"
@@ -38,9 +38,7 @@ const ditBlock = (params: ParamSet, spec: ModelSpec, precision: Precision, index
     const dtype = branchDtype(precision)
     const name = `blocks.${index}`
     const mods = yield* linear(params, `${name}.adaLN`, activeE)
-    const [shiftAttn, scaleAttn, gateAttn, shiftMlp, scaleMlp, gateMlp] = yield* Effect.all(
-      Array.from({ length: 6 }, (_, i) => chunk(mods, i, 6))
-    )
+    const [shiftAttn, scaleAttn, gateAttn, shiftMlp, scaleMlp, gateMlp] = yield* chunks(mods, 6)
     const attnIn = yield* adaLayerNorm(z, shiftAttn!, scaleAttn!)
     const attended = yield* selfAttention(params, `${name}.attn`, attnIn, spec.heads, jointMask, dtype)
     const afterAttn = yield* F.gatedResidual(z, gateAttn!, attended)
@@ -66,7 +64,8 @@ export const velocity = (params: ParamSet, spec: ModelSpec, precision: Precision
     for (let i = 0; i < spec.depth; i++) z = yield* ditBlock(params, spec, precision, i, z, activeE, inputs.text.jointMask)
     const imageOut = yield* F.narrow(z, 1, spec.maxTokens, imageTokens(spec))
     const finalMods = yield* linear(params, "final.adaLN", activeE)
-    const modulated = yield* adaLayerNorm(imageOut, yield* chunk(finalMods, 0, 2), yield* chunk(finalMods, 1, 2))
+    const [finalShift, finalScale] = yield* chunks(finalMods, 2)
+    const modulated = yield* adaLayerNorm(imageOut, finalShift!, finalScale!)
     const out = yield* linear(params, "final.linear", modulated)
     return yield* F.unpatchify(out, { channels: spec.channels, height: spec.resolution, width: spec.resolution, patch: spec.patch })
   })

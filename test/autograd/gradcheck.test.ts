@@ -92,6 +92,17 @@ const cases: { readonly [K in DiffOp]: ReadonlyArray<GradCase> } = {
   unpatchify: [{ f: (xs) => F.unpatchify(at(xs, 0), { channels: 2, height: 4, width: 2, patch: 2 }), inputs: (g) => [real(g, [1, 2, 8])] }],
   concat: [{ f: (xs) => F.concat([at(xs, 0), at(xs, 1), at(xs, 0)], 1), inputs: (g) => [real(g, [2, 1, 3]), real(g, [2, 2, 3])] }],
   narrow: [{ f: (xs) => F.narrow(at(xs, 0), 1, 1, 2), inputs: (g) => [real(g, [2, 4, 2])] }],
+  split: [
+    // Every part used, one nonlinearly.
+    {
+      f: (xs) => Effect.flatMap(F.split(at(xs, 0), 1, 3), ([a, b, c]) => Effect.flatMap(F.mul(a as Tensor, c as Tensor), (ac) => F.add(ac, b as Tensor))),
+      inputs: (g) => [real(g, [2, 6, 2])]
+    },
+    // The first part unused (its gradient is zeros), the last used twice.
+    { f: (xs) => Effect.flatMap(F.split(at(xs, 0), 0, 3), ([, b, c]) => Effect.flatMap(F.mul(c as Tensor, c as Tensor), (cc) => F.sub(cc, b as Tensor))), inputs: (g) => [real(g, [3, 4])] },
+    // A middle part unused.
+    { f: (xs) => Effect.flatMap(F.split(at(xs, 0), 2, 4), ([a, , , d]) => F.mul(a as Tensor, d as Tensor)), inputs: (g) => [real(g, [2, 2, 8])] }
+  ],
   pad: [{ f: (xs) => F.pad(at(xs, 0), 0, 1, 2), inputs: (g) => [real(g, [2, 3])] }],
   embedding: [{ f: (xs) => F.embedding(at(xs, 0), at(xs, 1)), inputs: (g) => [real(g, [5, 3]), ids(g, [2, 4], 5)] }],
   sum: [{ f: (xs) => F.sum(at(xs, 0)), inputs: (g) => [real(g, [3, 4])] }],

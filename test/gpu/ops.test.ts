@@ -389,9 +389,16 @@ const bf16Cases: Record<string, Bf16Case> = {
     run: (k, xs) => Effect.all([k.linearGelu(at(xs, 0), at(xs, 1), at(xs, 2)), k.linearGelu(at(xs, 0), at(xs, 1))])
   },
   sumAxis: { inputs: (g) => [floats(g, [700, 3, 40])], run: (k, xs) => Effect.all([k.sumAxis(at(xs, 0), 0), k.sumAxis(at(xs, 0), 2)]) },
-  "concat, narrow, pad": {
-    inputs: (g) => [floats(g, [3, 5, 7]), floats(g, [3, 2, 7])],
-    run: (k, xs) => Effect.all([k.concat([at(xs, 0), at(xs, 1)], 1), k.narrow(at(xs, 0), 2, 1, 5), k.pad(at(xs, 1), 0, 2, 1)])
+  "concat, narrow, split, pad": {
+    inputs: (g) => [floats(g, [3, 5, 7]), floats(g, [3, 2, 7]), floats(g, [64, 2304])],
+    run: (k, xs) =>
+      Effect.all([
+        k.concat([at(xs, 0), at(xs, 1)], 1),
+        k.narrow(at(xs, 0), 2, 1, 5),
+        k.pad(at(xs, 1), 0, 2, 1),
+        k.split(at(xs, 2), 1, 6),
+        k.split(at(xs, 0), 1, 5)
+      ])
   }
 }
 

@@ -331,6 +331,16 @@ export const opCases: { readonly [K in keyof TensorOps]: Case } = {
         return yield* op((k) => k.narrow(x, axis, start, g.int(0, (x.shape[axis] as number) - start)))
       })
   },
+  split: {
+    run: (g) =>
+      Effect.gen(function* () {
+        const count = g.int(1, 6)
+        const shape = g.shape(g.int(1, 3))
+        const axis = g.int(0, shape.length - 1)
+        const x = yield* tensor(g, shape.map((d, j) => (j === axis ? d * count : d)))
+        return yield* op((k) => k.split(x, axis, count))
+      })
+  },
   pad: {
     run: (g) =>
       Effect.gen(function* () {

@@ -360,6 +360,10 @@ export class NativeBackend implements Ops.Backend, TensorOwner {
     const shape = S.narrow(x, axis, start, length)
     return this.#t(this.#ops.narrow(this.#dev, this.#h("narrow", "x", x), axis, start, length), shape, x.dtype)
   }
+  split(x: Tensor, axis: number, count: number): ReadonlyArray<Tensor> {
+    const shape = S.split(x, axis, count)
+    return this.#ops.split(this.#dev, this.#h("split", "x", x), axis, count).map((handle) => this.#t(handle, shape, x.dtype))
+  }
   pad(x: Tensor, axis: number, before: number, after: number): Tensor {
     const shape = S.pad(x, axis, before, after)
     return this.#t(this.#ops.pad(this.#dev, this.#h("pad", "x", x), axis, before, after), shape, x.dtype)

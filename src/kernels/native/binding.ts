@@ -79,6 +79,7 @@ export interface NativeOps {
   unpatchify(d: NativeDevice, tokens: H, channels: number, height: number, width: number, patch: number): H
   concat(d: NativeDevice, tensors: Array<H>, axis: number): H
   narrow(d: NativeDevice, x: H, axis: number, start: number, length: number): H
+  split(d: NativeDevice, x: H, axis: number, count: number): Array<H>
   pad(d: NativeDevice, x: H, axis: number, before: number, after: number): H
   embedding(d: NativeDevice, table: H, ids: H): H
   embeddingBackward(d: NativeDevice, dout: H, ids: H, vocab: number): H

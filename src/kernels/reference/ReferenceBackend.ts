@@ -528,6 +528,17 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
     Layout.sliceAxis(words(out), words(x), outer, axisLength, length, start, inner)
     return out
   }
+  split(x: Tensor, axis: number, count: number): ReadonlyArray<Tensor> {
+    const shape = S.split(x, axis, count)
+    this.#check("split", "x", x)
+    const { outer, axisLength, inner } = S.aroundAxis(x.shape, axis)
+    const length = shape[axis] as number
+    return Array.from({ length: count }, (_, i) => {
+      const out = this.#alloc("split", shape, x.dtype)
+      Layout.sliceAxis(words(out), words(x), outer, axisLength, length, i * length, inner)
+      return out
+    })
+  }
   pad(x: Tensor, axis: number, before: number, after: number): Tensor {
     const shape = S.pad(x, axis, before, after)
     this.#check("pad", "x", x)
