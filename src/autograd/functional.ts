@@ -17,7 +17,7 @@ export type Op<A = Tensor> = Effect.Effect<A, KernelError, Kernels | Scope.Scope
 /**
  * An op's kernel call and its tape entry: the Kernels service, the tape and grad mode are read from the fiber
  * in one runtime step, and `note` appends the node synchronously. Each differentiable op is host time on a
- * host-bound GPU step (about 5,000 of them in a DiT-S training step), so this path is kept short.
+ * host-bound GPU step (thousands of them in a DiT-S training step), so this path is kept short.
  */
 const withKernels = <A>(f: (k: KernelsService, note: Note) => Effect.Effect<A, KernelError, Scope.Scope>): Op<A> =>
   Effect.withFiberRuntime((fiber) =>

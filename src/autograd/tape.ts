@@ -17,6 +17,12 @@ export class Tape {
     return t !== undefined && (t.requiresGrad || this.#tracked.has(t))
   }
 
+  /** Appends a node when an input needs a gradient (one function per tape, not one per op call). */
+  readonly note: Note = (op, rec, output) => {
+    if ((rec.inputs as ReadonlyArray<Tensor | undefined>).some((t) => this.requiresGrad(t))) this.push(op, rec, output)
+    return output
+  }
+
   push<K extends DiffOp>(op: K, record: OpRecord<K>, output: Tensor): void {
     const node = { op, output, ...record } as unknown as Node
     this.nodes.push(node)
@@ -43,13 +49,7 @@ export type Note = <K extends DiffOp>(op: K, rec: OpRecord<K>, output: Tensor) =
 const skip: Note = (_op, _rec, output) => output
 
 /** The Note for a fiber's tape and grad mode: a node when a tape records and an input needs a gradient. */
-export const noteOn = (tape: Tape | undefined, enabled: boolean): Note =>
-  tape === undefined || !enabled
-    ? skip
-    : (op, rec, output) => {
-        if ((rec.inputs as ReadonlyArray<Tensor | undefined>).some((t) => tape.requiresGrad(t))) tape.push(op, rec, output)
-        return output
-      }
+export const noteOn = (tape: Tape | undefined, enabled: boolean): Note => (tape === undefined || !enabled ? skip : tape.note)
 
 /**
  * Appends a node for `output` when recording applies, at most one per output on a tape: a value several uses
