@@ -1,6 +1,9 @@
 // Bindings: attention (softmax attention forward, saving the log-sum-exp), attentionBackward. q, k, v, out
 // and the gradients share one dtype (f32, or bf16 on CUDA); lse is f32. The CUDA kernels take head dims up
-// to 256.
+// to 256. A heads argument > 0 takes q, k, v as [B, L, heads·D].
+#include <limits>
+#include <string>
+
 #include "call.h"
 #include "ops.h"
 #include "selfe/kernels/attention.h"
@@ -9,21 +12,33 @@ namespace selfe::napi {
 
 namespace {
 
-// The sizes every attention tensor is checked against: q [B, Lq, H, D], k and v [B, Lk, H, D].
+// The sizes every attention tensor is checked against: q [B, Lq, H, D], k and v [B, Lk, H, D]; or, with
+// heads > 0, q [B, Lq, H·D] and k, v [B, Lk, H·D] (the same memory as the rank-4 layout).
 struct AttentionDims {
   int64_t batch, lq, heads, headDim, lk;
 };
 
 AttentionDims checkInputs(Call& call, const TensorRef& q, const TensorRef& k, const TensorRef& v,
-                          const std::optional<TensorRef>& keyMask) {
+                          const std::optional<TensorRef>& keyMask, int64_t heads) {
   call.expectFloating(q, "q");
   call.expectDtype(k, q.dtype, "k");
   call.expectDtype(v, q.dtype, "v");
-  call.expectRank(q, 4, "q");
-  call.expectRank(k, 4, "k");
-  const AttentionDims dims{q.shape[0], q.shape[1], q.shape[2], q.shape[3], k.shape[1]};
-  call.expect(k.shape[0] == dims.batch && k.shape[2] == dims.heads && k.shape[3] == dims.headDim, ErrorCode::Shape,
-              "k " + k.shape.str() + " must be [B, Lk, H, D] with B, H, D of q " + q.shape.str());
+  AttentionDims dims{};
+  if (heads == 0) {
+    call.expectRank(q, 4, "q");
+    call.expectRank(k, 4, "k");
+    dims = AttentionDims{q.shape[0], q.shape[1], q.shape[2], q.shape[3], k.shape[1]};
+    call.expect(k.shape[0] == dims.batch && k.shape[2] == dims.heads && k.shape[3] == dims.headDim, ErrorCode::Shape,
+                "k " + k.shape.str() + " must be [B, Lk, H, D] with B, H, D of q " + q.shape.str());
+  } else {
+    call.expectRank(q, 3, "q");
+    call.expectRank(k, 3, "k");
+    call.expect(q.shape[2] % heads == 0, ErrorCode::Shape,
+                "q " + q.shape.str() + "'s last dimension is not a multiple of heads " + std::to_string(heads));
+    dims = AttentionDims{q.shape[0], q.shape[1], heads, q.shape[2] / heads, k.shape[1]};
+    call.expect(k.shape[0] == dims.batch && k.shape[2] == q.shape[2], ErrorCode::Shape,
+                "k " + k.shape.str() + " must be [B, Lk, H·D] with B, H·D of q " + q.shape.str());
+  }
   call.expectShape(v, k.shape, "v");
   call.expect(!call.device().isCuda() || dims.headDim <= 256, ErrorCode::Shape,
               "head dim " + std::to_string(dims.headDim) + " of q " + q.shape.str() + " exceeds 256, the CUDA kernels' limit");
@@ -40,7 +55,7 @@ Napi::Value attention(Call& call) {
   const TensorRef v = call.tensor(3, "v");
   const std::optional<TensorRef> keyMask = call.optionalTensor(4, "keyMask");
   const float scale = static_cast<float>(call.number(5, "scale"));
-  const AttentionDims d = checkInputs(call, q, k, v, keyMask);
+  const AttentionDims d = checkInputs(call, q, k, v, keyMask, call.integer(6, "heads", 0, std::numeric_limits<int32_t>::max()));
   TensorRef out, lse;
   const double outId = call.output(q.shape, q.dtype, &out);
   const double lseId = call.output(makeShape({d.batch, d.heads, d.lq}), DType::F32, &lse);
@@ -62,7 +77,7 @@ Napi::Value attentionBackward(Call& call) {
   const TensorRef lse = call.tensor(6, "lse");
   const std::optional<TensorRef> keyMask = call.optionalTensor(7, "keyMask");
   const float scale = static_cast<float>(call.number(8, "scale"));
-  const AttentionDims d = checkInputs(call, q, k, v, keyMask);
+  const AttentionDims d = checkInputs(call, q, k, v, keyMask, call.integer(9, "heads", 0, std::numeric_limits<int32_t>::max()));
   call.expectDtype(dout, q.dtype, "dout");
   call.expectDtype(out, q.dtype, "out");
   call.expectDtype(lse, DType::F32, "lse");

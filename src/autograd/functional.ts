@@ -82,8 +82,10 @@ export const gatedResidual = (x: Tensor, gate: Tensor, branch: Tensor): Op =>
 export const attention = (q: Tensor, kk: Tensor, v: Tensor, options: AttentionOptions = {}): Op =>
   withKernels((k, note) =>
     Effect.map(k.attention(q, kk, v, options), ({ out, lse }) => {
-      const scaleUsed = options.scale ?? 1 / Math.sqrt(Math.max(1, q.shape[3] ?? 1))
-      return note("attention", { inputs: [q, kk, v], saved: { out, lse, keyMask: options.keyMask }, attrs: { scale: scaleUsed } }, out)
+      const headDim = options.heads === undefined ? (q.shape[3] ?? 1) : (q.shape[2] ?? 0) / options.heads
+      const scaleUsed = options.scale ?? 1 / Math.sqrt(Math.max(1, headDim))
+      const attrs = { scale: scaleUsed, heads: options.heads }
+      return note("attention", { inputs: [q, kk, v], saved: { out, lse, keyMask: options.keyMask }, attrs }, out)
     })
   )
 

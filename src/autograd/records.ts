@@ -29,7 +29,7 @@ export interface OpRecords {
   attention: {
     inputs: readonly [Tensor, Tensor, Tensor]
     saved: { out: Tensor; lse: Tensor; keyMask: Tensor | undefined }
-    attrs: { scale: number }
+    attrs: { scale: number; heads: number | undefined }
   }
   matmul: { inputs: readonly [Tensor, Tensor]; saved: None; attrs: { transA: boolean; transB: boolean; alpha: number } }
   linear: { inputs: readonly [Tensor, Tensor, Tensor | undefined]; saved: None; attrs: None }

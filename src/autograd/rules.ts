@@ -127,8 +127,8 @@ export const backwardRules: { readonly [K in DiffOp]: BackwardRule<K> } = {
     Effect.map(k.layerNormModulateBackward(g, x, saved, scale), (r) => [r.dx, r.dshift, r.dscale]),
   gatedResidual: ({ inputs: [, gate, branch] }, g, k) =>
     Effect.map(k.gatedResidualBackward(g, gate, branch), (r) => [g, r.dgate, r.dbranch]),
-  attention: ({ inputs: [q, kk, v], saved: { out, lse, keyMask }, attrs: { scale } }, g, k) =>
-    Effect.map(k.attentionBackward(g, q, kk, v, { out, lse }, { keyMask, scale }), (r) => [r.dq, r.dk, r.dv]),
+  attention: ({ inputs: [q, kk, v], saved: { out, lse, keyMask }, attrs: { scale, heads } }, g, k) =>
+    Effect.map(k.attentionBackward(g, q, kk, v, { out, lse }, { keyMask, scale, heads }), (r) => [r.dq, r.dk, r.dv]),
   matmul: matmulGrads,
   linear: ({ inputs }, g, k, needs) => linearGrads(inputs, g, k, needs),
   // GELU's backward on the saved pre-activation, then linear's.

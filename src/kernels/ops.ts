@@ -77,8 +77,9 @@ export interface TensorOps {
 
   // ---- attention and matrix products --------------------------------------------------------------
   /**
-   * Softmax attention, q [B, Lq, H, D], k and v [B, Lk, H, D] -> out [B, Lq, H, D] and lse [B, H, Lq].
-   * keyMask (i32 [B, Lk], nonzero = attend) pads keys; a query with no keys gets 0.
+   * Softmax attention, q [B, Lq, H, D], k and v [B, Lk, H, D] -> out [B, Lq, H, D] and lse [B, H, Lq]
+   * (or [B, L, H·D] with options.heads). keyMask (i32 [B, Lk], nonzero = attend) pads keys; a query with no
+   * keys gets 0.
    */
   attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions): AttentionResult
   attentionBackward(dout: Tensor, q: Tensor, k: Tensor, v: Tensor, saved: AttentionResult, options: AttentionOptions): AttentionGrads
@@ -219,6 +220,11 @@ export interface AttentionOptions {
   readonly keyMask?: Tensor | undefined
   /** Defaults to 1 / sqrt(head dim). */
   readonly scale?: number | undefined
+  /**
+   * Set, q is [B, Lq, H·D] and k, v [B, Lk, H·D] with H = heads (a linear layer's output as it is: the same
+   * memory as [B, L, H, D], no reshape), and out and the gradients take their shapes.
+   */
+  readonly heads?: number | undefined
 }
 export interface AttentionResult {
   readonly out: Tensor

@@ -135,17 +135,27 @@ export const layerNormModulate = (x: Tensor, shift: Tensor, scale: Tensor, eps: 
   return { ...sizes, stats: [sizes.batch, sizes.tokens] as Shape }
 }
 
-export const attention = (q: Tensor, k: Tensor, v: Tensor, keyMask: Tensor | undefined, scale: number | undefined) => {
+/** q [B, Lq, H, D], k and v [B, Lk, H, D]; or, with `heads`, [B, L, H·D] each. */
+export const attention = (q: Tensor, k: Tensor, v: Tensor, keyMask: Tensor | undefined, scale: number | undefined, headsOption?: number) => {
   const op = "attention"
   expectFloating(op, "q", q)
+  const rank = headsOption === undefined ? 4 : 3
   for (const [name, t] of [["q", q], ["k", k], ["v", v]] as const) {
     expectDtype(op, name, t, q.dtype)
-    expectRank(op, name, t, 4)
+    expectRank(op, name, t, rank)
   }
-  const [batch, lq, heads, headDim] = q.shape as [number, number, number, number]
+  if (headsOption !== undefined) {
+    const width = q.shape[2] as number
+    expectInteger(op, "heads", headsOption, 1, Math.max(1, width))
+    if (width % headsOption !== 0) fail(op, `q ${formatShape(q.shape)}'s last dimension is not a multiple of heads ${headsOption}`)
+  }
+  const [batch, lq] = q.shape as [number, number]
   const lk = k.shape[1] as number
-  expectShape(op, "k", k, [batch, lk, heads, headDim])
-  expectShape(op, "v", v, [batch, lk, heads, headDim])
+  const heads = headsOption ?? (q.shape[2] as number)
+  const headDim = headsOption === undefined ? (q.shape[3] as number) : (q.shape[2] as number) / headsOption
+  const kvShape = headsOption === undefined ? [batch, lk, heads, headDim] : [batch, lk, heads * headDim]
+  expectShape(op, "k", k, kvShape)
+  expectShape(op, "v", v, kvShape)
   if (keyMask !== undefined) {
     expectDtype(op, "keyMask", keyMask, "i32")
     expectShape(op, "keyMask", keyMask, [batch, lk])

@@ -37,17 +37,17 @@ export const layerNorm = (params: ParamSet, name: string, x: Tensor) =>
 /** adaLN: LayerNorm without affine, modulated by the conditioning's shift and scale (one fused kernel). */
 export const adaLayerNorm = (x: Tensor, shift: Tensor, scale: Tensor) => F.layerNormModulate(x, shift, scale, 1e-6)
 
-/** Multi-head self-attention over x [B, L, D] with a key padding mask [B, L] (i32), computed in `dtype`. */
+/**
+ * Multi-head self-attention over x [B, L, D] with a key padding mask [B, L] (i32), computed in `dtype`. The
+ * projections go to attention as [B, L, D] with `heads`: no reshapes on the tape.
+ */
 export const selfAttention = (params: ParamSet, name: string, x: Tensor, heads: number, keyMask: Tensor, dtype: DType) =>
   inDtype(dtype, x, (h) =>
     Effect.gen(function* () {
-      const [batch, tokens, dim] = h.shape as [number, number, number]
-      const split = [batch, tokens, heads, dim / heads]
-      const q = yield* F.view(yield* linear(params, `${name}.q`, h), split)
-      const k = yield* F.view(yield* linear(params, `${name}.k`, h), split)
-      const v = yield* F.view(yield* linear(params, `${name}.v`, h), split)
-      const attended = yield* F.attention(q, k, v, { keyMask })
-      return yield* linear(params, `${name}.out`, yield* F.view(attended, [batch, tokens, dim]))
+      const q = yield* linear(params, `${name}.q`, h)
+      const k = yield* linear(params, `${name}.k`, h)
+      const v = yield* linear(params, `${name}.v`, h)
+      return yield* linear(params, `${name}.out`, yield* F.attention(q, k, v, { keyMask, heads }))
     })
   )
 

@@ -61,6 +61,8 @@ const cases: { readonly [K in DiffOp]: ReadonlyArray<GradCase> } = {
   ],
   attention: [
     { f: (xs) => F.attention(at(xs, 0), at(xs, 1), at(xs, 2)), inputs: (g) => [real(g, [1, 3, 2, 4]), real(g, [1, 4, 2, 4]), real(g, [1, 4, 2, 4])] },
+    // The [B, L, H·D] layout: 2 heads of 4.
+    { f: (xs) => F.attention(at(xs, 0), at(xs, 1), at(xs, 2), { heads: 2 }), inputs: (g) => [real(g, [2, 3, 8]), real(g, [2, 4, 8]), real(g, [2, 4, 8])] },
     {
       f: (xs) => F.attention(at(xs, 0), at(xs, 1), at(xs, 2), { keyMask: at(xs, 3), scale: 0.8 }),
       inputs: (g) => [

@@ -348,6 +348,15 @@ const bf16Cases: Record<string, Bf16Case> = {
     inputs: (g) => [floats(g, [2, 130, 4, 64]), floats(g, [2, 97, 4, 64]), floats(g, [2, 97, 4, 64])],
     run: (k, xs) => k.attention(at(xs, 0), at(xs, 1), at(xs, 2), {})
   },
+  "attention and backward in the [B, L, H·D] layout, 6 heads of 64 (DiT-S)": {
+    inputs: (g) => [floats(g, [2, 272, 384]), floats(g, [2, 272, 384]), floats(g, [2, 272, 384]), floats(g, [2, 272, 384])],
+    run: (k, xs) =>
+      Effect.gen(function* () {
+        const options = { heads: 6 }
+        const saved = yield* k.attention(at(xs, 0), at(xs, 1), at(xs, 2), options)
+        return [saved, yield* k.attentionBackward(at(xs, 3), at(xs, 0), at(xs, 1), at(xs, 2), saved, options)]
+      })
+  },
   "attention and backward, head dim 128, masked": {
     inputs: (g) => [
       floats(g, [2, 64, 2, 128]),

@@ -55,14 +55,18 @@ const layerNormModulateInputs = (g: Gen) =>
     return { x, shift: yield* tensor(g, [b, d]), scale: yield* tensor(g, [b, d]), eps: g.pick([1e-5, 1e-6, 0.1]) }
   })
 
+/** Rank-4 q, k, v, or (half the time) the [B, L, H·D] layout with `heads`. */
 const attentionInputs = (g: Gen) =>
   Effect.gen(function* () {
     const [b, lq, lk, h, d] = [g.int(1, 3), g.int(1, 9), g.int(1, 9), g.int(1, 3), g.pick([1, 4, 8, 16])]
-    const q = yield* tensor(g, [b, lq, h, d])
-    const kk = yield* tensor(g, [b, lk, h, d])
-    const v = yield* tensor(g, [b, lk, h, d])
+    const packed = g.int(0, 1) === 1
+    const layout = (l: number) => (packed ? [b, l, h * d] : [b, l, h, d])
+    const q = yield* tensor(g, layout(lq))
+    const kk = yield* tensor(g, layout(lk))
+    const v = yield* tensor(g, layout(lk))
     const keyMask = g.int(0, 1) === 0 ? undefined : yield* ints(g, [b, lk], 0, 1)
-    return { q, k: kk, v, options: { keyMask, scale: g.int(0, 1) === 0 ? undefined : g.uniform() } }
+    const scale = g.int(0, 1) === 0 ? undefined : g.uniform()
+    return { q, k: kk, v, options: { keyMask, scale, ...(packed ? { heads: h } : {}) } }
   })
 
 const scoreRows = (g: Gen) => [g.int(1, 4), ...g.shape(g.int(1, 3))] as Shape

@@ -302,17 +302,17 @@ export class NativeBackend implements Ops.Backend, TensorOwner {
   // ---- attention and matrix products ----
   attention(q: Tensor, k: Tensor, v: Tensor, options: Ops.AttentionOptions): Ops.AttentionResult {
     const op = "attention"
-    const s = S.attention(q, k, v, options.keyMask, options.scale)
-    const [out, lse] = this.#ops.attention(this.#dev, this.#h(op, "q", q), this.#h(op, "k", k), this.#h(op, "v", v), this.#opt(op, "keyMask", options.keyMask), s.scale)
+    const s = S.attention(q, k, v, options.keyMask, options.scale, options.heads)
+    const [out, lse] = this.#ops.attention(this.#dev, this.#h(op, "q", q), this.#h(op, "k", k), this.#h(op, "v", v), this.#opt(op, "keyMask", options.keyMask), s.scale, options.heads ?? 0)
     return { out: this.#t(out, s.out, q.dtype), lse: this.#t(lse, s.lse) }
   }
   attentionBackward(dout: Tensor, q: Tensor, k: Tensor, v: Tensor, saved: Ops.AttentionResult, options: Ops.AttentionOptions): Ops.AttentionGrads {
     const op = "attentionBackward"
-    const s = S.attention(q, k, v, options.keyMask, options.scale)
+    const s = S.attention(q, k, v, options.keyMask, options.scale, options.heads)
     S.expectShape(op, "dout", dout, s.out)
     S.expectShape(op, "out", saved.out, s.out)
     S.expectShape(op, "lse", saved.lse, s.lse)
-    const [dq, dk, dv] = this.#ops.attentionBackward(this.#dev, this.#h(op, "dout", dout), this.#h(op, "q", q), this.#h(op, "k", k), this.#h(op, "v", v), this.#h(op, "out", saved.out), this.#h(op, "lse", saved.lse), this.#opt(op, "keyMask", options.keyMask), s.scale)
+    const [dq, dk, dv] = this.#ops.attentionBackward(this.#dev, this.#h(op, "dout", dout), this.#h(op, "q", q), this.#h(op, "k", k), this.#h(op, "v", v), this.#h(op, "out", saved.out), this.#h(op, "lse", saved.lse), this.#opt(op, "keyMask", options.keyMask), s.scale, options.heads ?? 0)
     return { dq: this.#t(dq, q.shape, q.dtype), dk: this.#t(dk, k.shape, q.dtype), dv: this.#t(dv, v.shape, q.dtype) }
   }
   matmul(a: Tensor, b: Tensor, options: Ops.MatmulOptions = {}): Tensor {

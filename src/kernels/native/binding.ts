@@ -69,8 +69,9 @@ export interface NativeOps {
   layerNormModulateBackward(d: NativeDevice, dy: H, x: H, mean: H, rstd: H, scale: H): [H, H, H]
   gatedResidual(d: NativeDevice, x: H, gate: H, branch: H): H
   gatedResidualBackward(d: NativeDevice, dout: H, gate: H, branch: H): [H, H]
-  attention(d: NativeDevice, q: H, k: H, v: H, keyMask: Opt, scale: number): [H, H]
-  attentionBackward(d: NativeDevice, dout: H, q: H, k: H, v: H, out: H, lse: H, keyMask: Opt, scale: number): [H, H, H]
+  /** heads 0: q, k, v are [B, L, H, D]; else [B, L, heads·D]. */
+  attention(d: NativeDevice, q: H, k: H, v: H, keyMask: Opt, scale: number, heads: number): [H, H]
+  attentionBackward(d: NativeDevice, dout: H, q: H, k: H, v: H, out: H, lse: H, keyMask: Opt, scale: number, heads: number): [H, H, H]
   matmul(d: NativeDevice, a: H, b: H, transA: boolean, transB: boolean, alpha: number): H
   linear(d: NativeDevice, x: H, weight: H, bias: Opt): H
   linearGelu(d: NativeDevice, x: H, weight: H, bias: Opt): [H, H]

@@ -411,7 +411,7 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
   // ---- attention and matrix products ----
   attention(q: Tensor, k: Tensor, v: Tensor, options: Ops.AttentionOptions): Ops.AttentionResult {
     const op = "attention"
-    const s = S.attention(q, k, v, options.keyMask, options.scale)
+    const s = S.attention(q, k, v, options.keyMask, options.scale, options.heads)
     this.#check(op, "q", q)
     this.#check(op, "k", k)
     this.#check(op, "v", v)
@@ -424,7 +424,7 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
   }
   attentionBackward(dout: Tensor, q: Tensor, k: Tensor, v: Tensor, saved: Ops.AttentionResult, options: Ops.AttentionOptions): Ops.AttentionGrads {
     const op = "attentionBackward"
-    const s = S.attention(q, k, v, options.keyMask, options.scale)
+    const s = S.attention(q, k, v, options.keyMask, options.scale, options.heads)
     S.expectShape(op, "dout", dout, s.out)
     S.expectShape(op, "out", saved.out, s.out)
     S.expectShape(op, "lse", saved.lse, s.lse)
