@@ -58,7 +58,31 @@ Napi::Value matmul(Call& call) {
   return Napi::Number::New(call.env(), id);
 }
 
-// The operands of y = x W^T + bias, validated; `out` gets x's shape with its last dimension replaced.
+// The sizes of y = x W^T for x [..., in] and weight [out, in], validated; outShape is x's with its last
+// dimension replaced by out.
+struct LinearShapes {
+  int64_t rows, in, out;
+  Shape outShape;
+};
+
+LinearShapes linearShapes(Call& call, const TensorRef& x, const TensorRef& weight) {
+  call.expectFloating(x, "x");
+  call.expectDtype(weight, x.dtype, "weight");
+  call.expect(x.shape.rank >= 1, ErrorCode::Shape, "x must have rank >= 1, got shape " + x.shape.str());
+  call.expectRank(weight, 2, "weight");
+  const int64_t in = x.shape.last(), outFeatures = weight.shape[0];
+  call.expect(weight.shape[1] == in, ErrorCode::Shape,
+              "weight " + weight.shape.str() + " must be [out, " + std::to_string(in) + "] for x " + x.shape.str());
+  const int64_t rows = x.shape.span(0, x.shape.rank - 1);
+  expectBlasSize(call, rows, "rows");
+  expectBlasSize(call, in, "in");
+  expectBlasSize(call, outFeatures, "out");
+  Shape outShape = x.shape;
+  outShape.dims[outShape.rank - 1] = outFeatures;
+  return {rows, in, outFeatures, outShape};
+}
+
+// The operands of y = x W^T + bias, validated.
 struct LinearProblem {
   TensorRef x, weight;
   const void* bias;
@@ -70,24 +94,12 @@ LinearProblem linearProblem(Call& call) {
   const TensorRef x = call.tensor(1, "x");
   const TensorRef weight = call.tensor(2, "weight");
   const std::optional<TensorRef> bias = call.optionalTensor(3, "bias");
-  call.expectFloating(x, "x");
-  call.expectDtype(weight, x.dtype, "weight");
-  call.expect(x.shape.rank >= 1, ErrorCode::Shape, "x must have rank >= 1, got shape " + x.shape.str());
-  call.expectRank(weight, 2, "weight");
-  const int64_t in = x.shape.last(), outFeatures = weight.shape[0];
-  call.expect(weight.shape[1] == in, ErrorCode::Shape,
-              "weight " + weight.shape.str() + " must be [out, " + std::to_string(in) + "] for x " + x.shape.str());
+  const LinearShapes s = linearShapes(call, x, weight);
   if (bias) {
     call.expectDtype(*bias, x.dtype, "bias");
-    call.expectShape(*bias, makeShape({outFeatures}), "bias");
+    call.expectShape(*bias, makeShape({s.out}), "bias");
   }
-  const int64_t rows = x.shape.span(0, x.shape.rank - 1);
-  expectBlasSize(call, rows, "rows");
-  expectBlasSize(call, in, "in");
-  expectBlasSize(call, outFeatures, "out");
-  Shape outShape = x.shape;
-  outShape.dims[outShape.rank - 1] = outFeatures;
-  return {x, weight, bias ? bias->data : nullptr, rows, in, outFeatures, outShape};
+  return {x, weight, bias ? bias->data : nullptr, s.rows, s.in, s.out, s.outShape};
 }
 
 Napi::Value linear(Call& call) {
@@ -121,21 +133,10 @@ Napi::Value linearBackward(Call& call) {
   const TensorRef x = call.tensor(2, "x");
   const TensorRef weight = call.tensor(3, "weight");
   const bool wantDx = call.flag(4, "dx"), wantDweight = call.flag(5, "dweight"), wantDbias = call.flag(6, "dbias");
-  call.expectFloating(x, "x");
-  call.expectDtype(weight, x.dtype, "weight");
+  const LinearShapes s = linearShapes(call, x, weight);
   call.expectDtype(dy, x.dtype, "dy");
-  call.expect(x.shape.rank >= 1, ErrorCode::Shape, "x must have rank >= 1, got shape " + x.shape.str());
-  call.expectRank(weight, 2, "weight");
-  const int64_t in = x.shape.last(), out = weight.shape[0];
-  call.expect(weight.shape[1] == in, ErrorCode::Shape,
-              "weight " + weight.shape.str() + " must be [out, " + std::to_string(in) + "] for x " + x.shape.str());
-  Shape dyShape = x.shape;
-  dyShape.dims[dyShape.rank - 1] = out;
-  call.expectShape(dy, dyShape, "dy");
-  const int64_t rows = x.shape.span(0, x.shape.rank - 1);
-  expectBlasSize(call, rows, "rows");
-  expectBlasSize(call, in, "in");
-  expectBlasSize(call, out, "out");
+  call.expectShape(dy, s.outShape, "dy");
+  const int64_t rows = s.rows, in = s.in, out = s.out;
   TensorRef dx, dweight, dbias;
   const double dxId = wantDx ? call.output(x.shape, x.dtype, &dx) : 0;
   const double dweightId = wantDweight ? call.output(weight.shape, x.dtype, &dweight) : 0;

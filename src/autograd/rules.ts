@@ -145,7 +145,10 @@ export const backwardRules: { readonly [K in DiffOp]: BackwardRule<K> } = {
   split: ({ attrs: { axis, parts } }, g, k, _needs, gradOf) =>
     Effect.all([
       Effect.flatMap(
-        Effect.forEach(parts, (part, i) => (i === 0 ? Effect.succeed(g) : Effect.suspend(() => { const pg = gradOf(part); return pg === undefined ? k.zeros(part.shape, part.dtype) : Effect.succeed(pg) }))),
+        Effect.forEach(parts, (part, i) => {
+          const pg = i === 0 ? g : gradOf(part)
+          return pg === undefined ? k.zeros(part.shape, part.dtype) : Effect.succeed(pg)
+        }),
         (grads) => k.concat(grads, axis)
       )
     ]),
