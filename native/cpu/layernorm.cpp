@@ -66,11 +66,11 @@ void normalise(float* y, float* mean, float* rstd, const float* x, Affine affine
   });
 }
 
-// Writes (=) dx. With g = dy * (the affine's scale) and xhat = (x - mean) rstd:
-// dx = rstd (g - mean_j g - xhat mean_j(g xhat)).
+// Writes (=) dx = base + the gradient (base nullable). With g = dy * (the affine's scale) and
+// xhat = (x - mean) rstd, the gradient is rstd (g - mean_j g - xhat mean_j(g xhat)).
 template <class Affine>
-void normaliseBackwardInput(float* dx, const float* dy, const float* x, const float* mean, const float* rstd,
-                            Affine affine, int64_t rows, int64_t dim, Pool& pool) {
+void normaliseBackwardInput(float* dx, const float* base, const float* dy, const float* x, const float* mean,
+                            const float* rstd, Affine affine, int64_t rows, int64_t dim, Pool& pool) {
   pool.parallelFor(rows, rowGrain(dim), [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const float* xr = x + r * dim;
@@ -80,7 +80,11 @@ void normaliseBackwardInput(float* dx, const float* dy, const float* x, const fl
       const double meanG = rowSum(dim, g) / static_cast<double>(dim);
       const double meanGX = rowSum(dim, [&](int64_t j) { return g(j) * ((xr[j] - m) * s); }) / static_cast<double>(dim);
       float* dxr = dx + r * dim;
-      for (int64_t j = 0; j < dim; ++j) dxr[j] = static_cast<float>(s * (g(j) - meanG - (xr[j] - m) * s * meanGX));
+      const float* baser = base != nullptr ? base + r * dim : nullptr;
+      for (int64_t j = 0; j < dim; ++j) {
+        const double gradient = s * (g(j) - meanG - (xr[j] - m) * s * meanGX);
+        dxr[j] = static_cast<float>(baser != nullptr ? baser[j] + gradient : gradient);
+      }
     }
   });
 }
@@ -119,11 +123,12 @@ void layernorm_forward(float* y, float* mean, float* rstd, const float* x, const
   normalise(y, mean, rstd, x, PlainAffine{weight, bias}, rows, dim, eps, pool);
 }
 
-// Writes (=) dx, and dweight = sum_rows dy xhat, dbias = sum_rows dy when they are not null.
+// Writes (=) dx (dx_base + the gradient where dx_base is not null), and dweight = sum_rows dy xhat,
+// dbias = sum_rows dy when they are not null.
 void layernorm_backward(float* dx, float* dweight, float* dbias, const float* dy, const float* x,
-                        const float* mean, const float* rstd, const float* weight, int64_t rows, int64_t dim,
-                        Stream pool) {
-  normaliseBackwardInput(dx, dy, x, mean, rstd, PlainAffine{weight, nullptr}, rows, dim, pool);
+                        const float* mean, const float* rstd, const float* weight, const float* dx_base, int64_t rows,
+                        int64_t dim, Stream pool) {
+  normaliseBackwardInput(dx, dx_base, dy, x, mean, rstd, PlainAffine{weight, nullptr}, rows, dim, pool);
   affineGrads(dweight, dbias, dy, x, mean, rstd, 1, rows, dim, pool);
 }
 
@@ -134,9 +139,10 @@ void layernorm_modulate_forward(float* y, float* mean, float* rstd, const float*
 }
 
 void layernorm_modulate_backward(float* dx, float* dshift, float* dscale, const float* dy, const float* x,
-                                 const float* mean, const float* rstd, const float* scale, int64_t batch,
-                                 int64_t tokens, int64_t dim, Stream pool) {
-  normaliseBackwardInput(dx, dy, x, mean, rstd, Modulation{nullptr, scale, tokens, dim}, batch * tokens, dim, pool);
+                                 const float* mean, const float* rstd, const float* scale, const float* dx_base,
+                                 int64_t batch, int64_t tokens, int64_t dim, Stream pool) {
+  normaliseBackwardInput(dx, dx_base, dy, x, mean, rstd, Modulation{nullptr, scale, tokens, dim}, batch * tokens, dim,
+                         pool);
   affineGrads(dscale, dshift, dy, x, mean, rstd, batch, tokens, dim, pool);
 }
 

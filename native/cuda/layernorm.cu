@@ -55,10 +55,11 @@ __global__ void normalise(T* y, float* mean, float* rstd, const T* x, Affine aff
   }
 }
 
-// dx = rstd (g - mean_j g - xhat mean_j(g xhat)), g = dy * (the affine's scale), xhat = (x - mean) rstd.
+// dx = base + rstd (g - mean_j g - xhat mean_j(g xhat)) (base nullable), g = dy * (the affine's scale),
+// xhat = (x - mean) rstd.
 template <class T, class Affine>
-__global__ void normaliseBackwardInput(T* dx, const T* dy, const T* x, const float* mean, const float* rstd,
-                                       Affine affine, int64_t rows, int64_t dim) {
+__global__ void normaliseBackwardInput(T* dx, const T* base, const T* dy, const T* x, const float* mean,
+                                       const float* rstd, Affine affine, int64_t rows, int64_t dim) {
   const int lane = threadIdx.x & 31;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + (threadIdx.x >> 5);
   if (row >= rows) return;
@@ -74,9 +75,11 @@ __global__ void normaliseBackwardInput(T* dx, const T* dy, const T* x, const flo
   const float meanG = warpSum(sumG) / static_cast<float>(dim);
   const float meanGX = warpSum(sumGX) / static_cast<float>(dim);
   T* dxr = dx + row * dim;
+  const T* baser = base != nullptr ? base + row * dim : nullptr;
   for (int64_t j = lane; j < dim; j += 32) {
     const float g = toFloat(dyr[j]) * affine.scaleAt(row, j);
-    dxr[j] = fromFloat<T>(s * (g - meanG - (toFloat(xr[j]) - m) * s * meanGX));
+    const float gradient = s * (g - meanG - (toFloat(xr[j]) - m) * s * meanGX);
+    dxr[j] = fromFloat<T>(baser != nullptr ? toFloat(baser[j]) + gradient : gradient);
   }
 }
 
@@ -116,13 +119,15 @@ void forward(T* y, float* mean, float* rstd, const T* x, Affine affine, int64_t 
   checkLaunch(name);
 }
 
-// dx, then first = sum dy xhat and second = sum dy per sample (batch samples of `tokens` rows each).
+// dx (base + the gradient, base nullable), then first = sum dy xhat and second = sum dy per sample (batch
+// samples of `tokens` rows each).
 template <class T, class Affine>
-void backward(T* dx, T* first, T* second, const T* dy, const T* x, const float* mean, const float* rstd, Affine affine,
-              int64_t batch, int64_t tokens, int64_t dim, Stream stream, const char* name) {
+void backward(T* dx, const T* base, T* first, T* second, const T* dy, const T* x, const float* mean, const float* rstd,
+              Affine affine, int64_t batch, int64_t tokens, int64_t dim, Stream stream, const char* name) {
   const int64_t rows = batch * tokens;
   if (rows > 0) {
-    normaliseBackwardInput<<<blocksFor(rows, kWarps), kWarps * 32, 0, stream>>>(dx, dy, x, mean, rstd, affine, rows, dim);
+    normaliseBackwardInput<<<blocksFor(rows, kWarps), kWarps * 32, 0, stream>>>(dx, base, dy, x, mean, rstd, affine, rows,
+                                                                                 dim);
     checkLaunch(name);
   }
   if (first == nullptr && second == nullptr) return;
@@ -141,16 +146,18 @@ void layernorm_forward(bf16* y, float* mean, float* rstd, const bf16* x, const b
           "layerNorm");
 }
 
-// Writes (=) dx, and dweight/dbias when they are not null.
+// Writes (=) dx (dx_base + the gradient where dx_base is not null), and dweight/dbias when they are not null.
 void layernorm_backward(float* dx, float* dweight, float* dbias, const float* dy, const float* x, const float* mean,
-                        const float* rstd, const float* weight, int64_t rows, int64_t dim, Stream stream) {
-  backward(dx, dweight, dbias, dy, x, mean, rstd, PlainAffine<float>{weight, nullptr}, 1, rows, dim, stream,
+                        const float* rstd, const float* weight, const float* dx_base, int64_t rows, int64_t dim,
+                        Stream stream) {
+  backward(dx, dx_base, dweight, dbias, dy, x, mean, rstd, PlainAffine<float>{weight, nullptr}, 1, rows, dim, stream,
            "layerNormBackward");
 }
 void layernorm_backward(bf16* dx, bf16* dweight, bf16* dbias, const bf16* dy, const bf16* x, const float* mean,
-                        const float* rstd, const bf16* weight, int64_t rows, int64_t dim, Stream stream) {
-  backward(dev(dx), dev(dweight), dev(dbias), dev(dy), dev(x), mean, rstd, PlainAffine<__nv_bfloat16>{dev(weight), nullptr},
-           1, rows, dim, stream, "layerNormBackward");
+                        const float* rstd, const bf16* weight, const bf16* dx_base, int64_t rows, int64_t dim,
+                        Stream stream) {
+  backward(dev(dx), dev(dx_base), dev(dweight), dev(dbias), dev(dy), dev(x), mean, rstd,
+           PlainAffine<__nv_bfloat16>{dev(weight), nullptr}, 1, rows, dim, stream, "layerNormBackward");
 }
 
 void layernorm_modulate_forward(float* y, float* mean, float* rstd, const float* x, const float* shift,
@@ -165,17 +172,18 @@ void layernorm_modulate_forward(bf16* y, float* mean, float* rstd, const bf16* x
           eps, stream, "layerNormModulate");
 }
 
-// Writes (=) dx, dshift[b] = sum_tokens dy and dscale[b] = sum_tokens dy xhat.
+// Writes (=) dx (dx_base + the gradient where dx_base is not null), dshift[b] = sum_tokens dy and
+// dscale[b] = sum_tokens dy xhat.
 void layernorm_modulate_backward(float* dx, float* dshift, float* dscale, const float* dy, const float* x,
-                                 const float* mean, const float* rstd, const float* scale, int64_t batch,
-                                 int64_t tokens, int64_t dim, Stream stream) {
-  backward(dx, dscale, dshift, dy, x, mean, rstd, Modulation<float>{nullptr, scale, tokens, dim}, batch, tokens, dim,
-           stream, "layerNormModulateBackward");
+                                 const float* mean, const float* rstd, const float* scale, const float* dx_base,
+                                 int64_t batch, int64_t tokens, int64_t dim, Stream stream) {
+  backward(dx, dx_base, dscale, dshift, dy, x, mean, rstd, Modulation<float>{nullptr, scale, tokens, dim}, batch, tokens,
+           dim, stream, "layerNormModulateBackward");
 }
 void layernorm_modulate_backward(bf16* dx, bf16* dshift, bf16* dscale, const bf16* dy, const bf16* x, const float* mean,
-                                 const float* rstd, const bf16* scale, int64_t batch, int64_t tokens, int64_t dim,
-                                 Stream stream) {
-  backward(dev(dx), dev(dscale), dev(dshift), dev(dy), dev(x), mean, rstd,
+                                 const float* rstd, const bf16* scale, const bf16* dx_base, int64_t batch, int64_t tokens,
+                                 int64_t dim, Stream stream) {
+  backward(dev(dx), dev(dx_base), dev(dscale), dev(dshift), dev(dy), dev(x), mean, rstd,
            Modulation<__nv_bfloat16>{nullptr, dev(scale), tokens, dim}, batch, tokens, dim, stream,
            "layerNormModulateBackward");
 }

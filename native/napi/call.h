@@ -38,6 +38,15 @@ class Call {
     return device().lookup(info_[i], op_, name);
   }
   std::vector<TensorRef> tensorList(size_t i, const char* name);
+  // An optional tensor a gradient is added to (autograd's accumulation): absent, an empty TensorRef (its
+  // data nullptr, which the launchers read as no base); present, it must have the gradient's dtype and shape.
+  TensorRef base(size_t i, const char* name, DType dtype, const Shape& shape) {
+    const std::optional<TensorRef> found = optionalTensor(i, name);
+    if (!found) return TensorRef{};
+    expectDtype(*found, dtype, name);
+    expectShape(*found, shape, name);
+    return *found;
+  }
 
   double number(size_t i, const char* name) {
     requireArg(i, name);

@@ -1,6 +1,7 @@
 // Bindings: modulate (x [B,L,D], shift [B,D], scale [B,D]), modulateBackward (dy, x, scale) -> [dx, dshift,
 // dscale], layerNormModulate (x, shift, scale, eps) -> [y, mean, rstd] and layerNormModulateBackward (dy,
-// x, mean, rstd, scale) -> [dx, dshift, dscale] (LayerNorm without affine fused with the modulation),
+// x, mean, rstd, scale, addTo.dx?) -> [dx, dshift, dscale] (LayerNorm without affine fused with the
+// modulation; dx is added to addTo.dx when given),
 // gatedResidual (x [B,L,D], gate [B,D], branch [B,L,D]), gatedResidualBackward (dout, gate, branch) ->
 // [dgate, dbranch]. Every tensor of a call shares one dtype, f32 or bf16 on CUDA, except the f32 row
 // statistics mean and rstd [B,L].
@@ -107,6 +108,7 @@ Napi::Value layerNormModulateBackward(Call& call) {
     call.expectShape(t, makeShape({batch, tokens}), name);
   }
   expectPerSample(call, scale, x, "scale");
+  const TensorRef dxBase = call.base(6, "addTo.dx", x.dtype, x.shape);
   TensorRef dx, dshift, dscale;
   const double dxId = call.output(x.shape, x.dtype, &dx);
   const double dshiftId = call.output(scale.shape, x.dtype, &dshift);
@@ -114,7 +116,7 @@ Napi::Value layerNormModulateBackward(Call& call) {
   call.device().launchFloating("layerNormModulateBackward", x.dtype, [=](auto&& stream, auto element) {
     using T = typename decltype(element)::type;
     layernorm_modulate_backward(dx.as<T>(), dshift.as<T>(), dscale.as<T>(), dy.as<T>(), x.as<T>(), mean.f32(), rstd.f32(),
-                                scale.as<T>(), batch, tokens, dim, stream);
+                                scale.as<T>(), dxBase.as<T>(), batch, tokens, dim, stream);
   });
   return handles(call.env(), {dxId, dshiftId, dscaleId});
 }

@@ -1,6 +1,6 @@
 // Bindings: layerNorm (x, weight?, bias?, eps) -> [y, mean, rstd] and layerNormBackward (dy, x, mean,
-// rstd, weight?, withBias) -> [dx, dweight | null, dbias | null]. Weight and bias are independent: either
-// may be given without the other. x, weight, bias and the gradients share one dtype (f32, or bf16 on
+// rstd, weight?, withBias, addTo.dx?) -> [dx, dweight | null, dbias | null], dx added to addTo.dx when
+// given. Weight and bias are independent: either may be given without the other. x, weight, bias and the gradients share one dtype (f32, or bf16 on
 // CUDA); mean and rstd are always f32.
 #include "call.h"
 #include "ops.h"
@@ -73,6 +73,7 @@ Napi::Value layerNormBackward(Call& call) {
   const std::optional<TensorRef> weight = call.optionalTensor(5, "weight");
   expectAffine(call, weight, x.dtype, dim, "weight");
   const bool withBias = call.flag(6, "withBias");
+  const TensorRef dxBase = call.base(7, "addTo.dx", x.dtype, x.shape);
   TensorRef dx, dweight{}, dbias{};
   const double dxId = call.output(x.shape, x.dtype, &dx);
   const double dweightId = weight ? call.output(makeShape({dim}), x.dtype, &dweight) : 0;
@@ -82,7 +83,7 @@ Napi::Value layerNormBackward(Call& call) {
   call.device().launchFloating("layerNormBackward", x.dtype, [=](auto&& stream, auto element) {
     using T = typename decltype(element)::type;
     layernorm_backward(dx.as<T>(), dweight.as<T>(), dbias.as<T>(), dy.as<T>(), x.as<T>(), mean.f32(), rstd.f32(),
-                       static_cast<const T*>(w), rows, dim, stream);
+                       static_cast<const T*>(w), dxBase.as<T>(), rows, dim, stream);
   });
   Napi::Env env = call.env();
   Napi::Array out = Napi::Array::New(env, 3);

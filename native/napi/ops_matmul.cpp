@@ -2,9 +2,11 @@
 // (x, weight, bias?) -> [gelu(x W^T + bias), x W^T + bias], linearBackward. Operands share one dtype: f32, or bf16 on CUDA
 // (fp32 accumulation either way).
 #include <limits>
+#include <tuple>
 
 #include "call.h"
 #include "ops.h"
+#include "selfe/kernels/elementwise.h"
 #include "selfe/kernels/matmul.h"
 #include "selfe/kernels/reduce.h"
 
@@ -126,8 +128,11 @@ Napi::Value linearGelu(Call& call) {
   return handles(call.env(), {yId, preId});
 }
 
-// (dy, x, weight, dx?, dweight?, dbias?) -> [dx | null, dweight | null, dbias | null]: linear's backward on the
-// flattened rows in one call (two GEMMs and a column sum), where the autograd rule took six calls and views.
+// (dy, x, weight, dx?, dweight?, dbias?, addTo.dx?, addTo.dweight?, addTo.dbias?) -> [dx | null, dweight | null,
+// dbias | null]: linear's backward on the flattened rows in one call (two GEMMs and a column sum), where the
+// autograd rule took six calls and views. A gradient with an addTo tensor is that tensor plus the gradient
+// (autograd's accumulation of a tensor used more than once): the GEMMs add it with beta = 1, the column sum
+// with one add.
 Napi::Value linearBackward(Call& call) {
   const TensorRef dy = call.tensor(1, "dy");
   const TensorRef x = call.tensor(2, "x");
@@ -137,20 +142,42 @@ Napi::Value linearBackward(Call& call) {
   call.expectDtype(dy, x.dtype, "dy");
   call.expectShape(dy, s.outShape, "dy");
   const int64_t rows = s.rows, in = s.in, out = s.out;
+  const TensorRef dxBase = call.base(7, "addTo.dx", x.dtype, x.shape);
+  const TensorRef dweightBase = call.base(8, "addTo.dweight", x.dtype, weight.shape);
+  const TensorRef dbiasBase = call.base(9, "addTo.dbias", x.dtype, makeShape({out}));
+  for (const auto& [base, wanted, name] : {std::tuple{dxBase, wantDx, "dx"}, std::tuple{dweightBase, wantDweight, "dweight"},
+                                           std::tuple{dbiasBase, wantDbias, "dbias"}})
+    call.expect(base.data == nullptr || wanted, ErrorCode::InvalidArgument,
+                std::string("addTo.") + name + " is given but " + name + " is not asked for");
   TensorRef dx, dweight, dbias;
   const double dxId = wantDx ? call.output(x.shape, x.dtype, &dx) : 0;
   const double dweightId = wantDweight ? call.output(weight.shape, x.dtype, &dweight) : 0;
   const double dbiasId = wantDbias ? call.output(makeShape({out}), x.dtype, &dbias) : 0;
+  const int64_t elementBytes = static_cast<int64_t>(dtypeSize(x.dtype));
   call.device().launchFloating("linearBackward", x.dtype, [=](auto&& stream, auto element) {
     using T = typename decltype(element)::type;
+    // The output starts as its base, which the GEMM then adds to (beta = 1), or is overwritten (beta = 0).
+    const auto startFrom = [&](const TensorRef& target, const TensorRef& base, int64_t count) {
+      if (base.data == nullptr) return 0.0f;
+      copy_bytes(target.data, base.data, count * elementBytes, stream);
+      return 1.0f;
+    };
     // dx [rows, in] = dy [rows, out] W [out, in]; dweight [out, in] = dy^T x, dy stored [rows, out].
-    if (wantDx)
-      gemm(dx.as<T>(), dy.as<T>(), weight.as<T>(), 1, rows, in, out, false, false, rows * out, 0, rows * in, 1.0f, 0.0f,
+    if (wantDx) {
+      const float beta = startFrom(dx, dxBase, rows * in);
+      gemm(dx.as<T>(), dy.as<T>(), weight.as<T>(), 1, rows, in, out, false, false, rows * out, 0, rows * in, 1.0f, beta,
            stream);
-    if (wantDweight)
-      gemm(dweight.as<T>(), dy.as<T>(), x.as<T>(), 1, out, in, rows, true, false, rows * out, 0, out * in, 1.0f, 0.0f,
+    }
+    if (wantDweight) {
+      const float beta = startFrom(dweight, dweightBase, out * in);
+      gemm(dweight.as<T>(), dy.as<T>(), x.as<T>(), 1, out, in, rows, true, false, rows * out, 0, out * in, 1.0f, beta,
            stream);
-    if (wantDbias) sum_axis(dbias.as<T>(), dy.as<T>(), 1, rows, out, stream);
+    }
+    if (wantDbias) {
+      sum_axis(dbias.as<T>(), dy.as<T>(), 1, rows, out, stream);
+      if (dbiasBase.data != nullptr)
+        binary_forward(dbias.as<T>(), dbias.as<T>(), dbiasBase.as<T>(), out, out, BinaryOp::Add, Broadcast::Same, stream);
+    }
   });
   Napi::Array result = Napi::Array::New(call.env(), 3);
   const auto handleOrNull = [&](bool wanted, double id) {

@@ -13,6 +13,9 @@ export type Gradients = ReadonlyMap<Tensor, Tensor>
  * Reverse pass over the tape: seeds d(loss) = 1 (for a non-scalar loss, the gradient of its sum), applies
  * each node's rule, accumulates gradients of inputs used more than once, and releases an intermediate
  * gradient as soon as nothing refers to it. Everything it allocates belongs to the caller's Scope.
+ *
+ * A rule whose kernel can add its gradient to another tensor (linear's, LayerNorm's) asks for the input's
+ * gradient so far (`baseOf`) and returns the total; every other accumulation is one `add`.
  */
 export const backward = (loss: Tensor, tape: Tape): Effect.Effect<Gradients, KernelError, Kernels | Scope.Scope> =>
   Effect.gen(function* () {
@@ -37,20 +40,34 @@ export const backward = (loss: Tensor, tape: Tape): Effect.Effect<Gradients, Ker
       const g = grads.get(node.output) ?? (yield* k.zeros(node.output.shape, node.output.dtype))
       const inputs = node.inputs as ReadonlyArray<Tensor | undefined>
       const rule = backwardRules[node.op] as BackwardRule<DiffOp>
-      const inputGrads = yield* rule(node as never, g, k, (j) => tape.requiresGrad(inputs[j]), (output) => grads.get(output))
+      // Inputs whose gradient so far the rule took as a base: what it returns for them is the total.
+      const based = new Set<number>()
+      const baseOf = (j: number) => {
+        const input = inputs[j]
+        // An input the node reads twice keeps the engine's adds, so its gradient so far is counted once.
+        if (input === undefined || inputs.some((other, i) => i !== j && other === input)) return undefined
+        const existing = grads.get(input)
+        if (existing !== undefined) based.add(j)
+        return existing
+      }
+      const inputGrads = yield* rule(node as never, g, k, (j) => tape.requiresGrad(inputs[j]), (output) => grads.get(output), baseOf)
       for (let j = 0; j < inputs.length; j++) {
         const input = inputs[j]
         const ig = inputGrads[j]
         if (input === undefined || ig === undefined || !tape.requiresGrad(input)) continue
         const existing = grads.get(input)
-        if (existing === undefined) {
+        if (existing === undefined || based.has(j)) {
           grads.set(input, ig)
           hold(ig)
+          if (existing !== undefined) drop(existing)
         } else {
           const total = yield* k.add(existing, ig)
           grads.set(input, total)
           hold(total)
           drop(existing)
+          // The part is spent once added, unless it is another gradient (a rule's pass-through) or goes on
+          // to another input of this node.
+          if (!uses.has(ig) && inputGrads.indexOf(ig, j + 1) === -1) ig.release()
         }
       }
       for (const output of outputs) {

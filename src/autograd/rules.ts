@@ -16,7 +16,13 @@ export type BackwardRule<K extends DiffOp> = (
   k: KernelsService,
   needs: (input: number) => boolean,
   /** The gradient reached so far for another output of the node (split's parts), if any. */
-  gradOf: (output: Tensor) => Tensor | undefined
+  gradOf: (output: Tensor) => Tensor | undefined,
+  /**
+   * The gradient input j has reached so far, handed to a rule whose kernel adds its own gradient to it (ops.ts
+   * GradientBases): once a rule asks, the gradient it returns for j is the total, and the backward pass makes no
+   * add. Ask only for an input the rule computes a gradient for.
+   */
+  baseOf: (input: number) => Tensor | undefined
 ) => Effect.Effect<InputGrads, KernelError, Scope.Scope>
 
 const none = Effect.succeed(undefined)
@@ -69,17 +75,21 @@ const matmulGrads: BackwardRule<"matmul"> = ({ inputs: [a, b], attrs: { transA, 
   return Effect.all([da, db])
 }
 
-/** Gradients of x W^T + bias for the inputs [x, weight, bias] that need one, in one kernel call. */
+/**
+ * Gradients of x W^T + bias for the inputs [x, weight, bias] that need one, in one kernel call, each added to
+ * the input's gradient so far.
+ */
 const linearGrads = (
   [x, weight, bias]: readonly [Tensor, Tensor, Tensor | undefined],
   g: Tensor,
   k: KernelsService,
-  needs: (i: number) => boolean
-) =>
-  Effect.map(
-    k.linearBackward(g, x, weight, { dx: needs(0), dweight: needs(1), dbias: bias !== undefined && needs(2) }),
-    (r) => [r.dx, r.dweight, r.dbias]
-  )
+  needs: (i: number) => boolean,
+  baseOf: (i: number) => Tensor | undefined
+) => {
+  const [dx, dweight, dbias] = [needs(0), needs(1), bias !== undefined && needs(2)]
+  const addTo = { dx: dx ? baseOf(0) : undefined, dweight: dweight ? baseOf(1) : undefined, dbias: dbias ? baseOf(2) : undefined }
+  return Effect.map(k.linearBackward(g, x, weight, { dx, dweight, dbias, addTo }), (r) => [r.dx, r.dweight, r.dbias])
+}
 
 const concatGrads: BackwardRule<"concat"> = ({ inputs, attrs: { axis } }, g, k, needs) => {
   let offset = 0
@@ -119,20 +129,25 @@ export const backwardRules: { readonly [K in DiffOp]: BackwardRule<K> } = {
     Effect.all([when(needs(0), () => k.mulRows(b, g)), when(needs(1), () => k.mulRows(a, g))]),
   gelu: ({ inputs: [x] }, g, k) => Effect.all([k.geluBackward(g, x)]),
   silu: ({ inputs: [x] }, g, k) => Effect.all([k.siluBackward(g, x)]),
-  layerNorm: ({ inputs: [x, weight, bias], saved }, g, k) =>
-    Effect.map(k.layerNormBackward(g, x, saved, { weight, withBias: bias !== undefined }), (r) => [r.dx, r.dweight, r.dbias]),
+  layerNorm: ({ inputs: [x, weight, bias], saved }, g, k, _needs, _gradOf, baseOf) =>
+    Effect.map(k.layerNormBackward(g, x, saved, { weight, withBias: bias !== undefined, addTo: { dx: baseOf(0) } }), (r) => [
+      r.dx,
+      r.dweight,
+      r.dbias
+    ]),
   modulate: ({ inputs: [x, , scale] }, g, k) =>
     Effect.map(k.modulateBackward(g, x, scale), (r) => [r.dx, r.dshift, r.dscale]),
-  layerNormModulate: ({ inputs: [x, , scale], saved }, g, k) =>
-    Effect.map(k.layerNormModulateBackward(g, x, saved, scale), (r) => [r.dx, r.dshift, r.dscale]),
+  layerNormModulate: ({ inputs: [x, , scale], saved }, g, k, _needs, _gradOf, baseOf) =>
+    Effect.map(k.layerNormModulateBackward(g, x, saved, scale, { dx: baseOf(0) }), (r) => [r.dx, r.dshift, r.dscale]),
   gatedResidual: ({ inputs: [, gate, branch] }, g, k) =>
     Effect.map(k.gatedResidualBackward(g, gate, branch), (r) => [g, r.dgate, r.dbranch]),
   attention: ({ inputs: [q, kk, v], saved: { out, lse, keyMask }, attrs: { scale, heads } }, g, k) =>
     Effect.map(k.attentionBackward(g, q, kk, v, { out, lse }, { keyMask, scale, heads }), (r) => [r.dq, r.dk, r.dv]),
   matmul: matmulGrads,
-  linear: ({ inputs }, g, k, needs) => linearGrads(inputs, g, k, needs),
+  linear: ({ inputs }, g, k, needs, _gradOf, baseOf) => linearGrads(inputs, g, k, needs, baseOf),
   // GELU's backward on the saved pre-activation, then linear's.
-  linearGelu: ({ inputs, saved: { pre } }, g, k, needs) => Effect.flatMap(k.geluBackward(g, pre), (dpre) => linearGrads(inputs, dpre, k, needs)),
+  linearGelu: ({ inputs, saved: { pre } }, g, k, needs, _gradOf, baseOf) =>
+    Effect.flatMap(k.geluBackward(g, pre), (dpre) => linearGrads(inputs, dpre, k, needs, baseOf)),
   view: ({ inputs: [x] }, g, k) => Effect.all([k.view(g, x.shape)]),
   // The gradient goes back in the input's dtype (a bf16 weight copy's gradient reaches its f32 master).
   cast: ({ inputs: [x] }, g, k) => Effect.all([k.cast(g, x.dtype)]),

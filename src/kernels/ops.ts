@@ -69,7 +69,8 @@ export interface TensorOps {
    * in one pass; mean and rstd [B, L] are saved for the backward.
    */
   layerNormModulate(x: Tensor, shift: Tensor, scale: Tensor, eps: number): LayerNormResult
-  layerNormModulateBackward(dy: Tensor, x: Tensor, saved: LayerNormSaved, scale: Tensor): ModulateGrads
+  /** With addTo.dx, dx is addTo.dx plus the gradient (out of place; autograd's accumulation, without an add). */
+  layerNormModulateBackward(dy: Tensor, x: Tensor, saved: LayerNormSaved, scale: Tensor, addTo?: GradientBases<"dx">): ModulateGrads
   /** adaLN-Zero residual: x [B, L, D] + gate [B, D] * branch [B, L, D]. */
   gatedResidual(x: Tensor, gate: Tensor, branch: Tensor): Tensor
   /** Gradients for gate and branch (the residual's dx is dout itself). */
@@ -185,17 +186,25 @@ export interface LayerNormBackwardOptions {
   readonly weight?: Tensor | undefined
   /** Whether the forward had a bias (dbias is computed only then). */
   readonly withBias: boolean
+  readonly addTo?: GradientBases<"dx"> | undefined
 }
+/**
+ * Tensors the named gradients are added to: each returned gradient is its base plus the gradient, a new
+ * tensor (the base is unchanged), with the gradient's shape and dtype. The backward pass passes a tensor's
+ * gradient so far, so that one used more than once needs no separate add (`src/autograd/backward.ts`).
+ */
+export type GradientBases<K extends string> = { readonly [G in K]?: Tensor | undefined }
 export interface LayerNormGrads {
   readonly dx: Tensor
   readonly dweight: Tensor | undefined
   readonly dbias: Tensor | undefined
 }
-/** Which of linear's gradients to compute. */
+/** Which of linear's gradients to compute, and what to add them to (a base needs its gradient asked for). */
 export interface LinearBackwardOptions {
   readonly dx: boolean
   readonly dweight: boolean
   readonly dbias: boolean
+  readonly addTo?: GradientBases<"dx" | "dweight" | "dbias"> | undefined
 }
 export interface LinearGrads {
   readonly dx: Tensor | undefined

@@ -33,6 +33,13 @@ export const expectShape = (op: string, name: string, x: Tensor, shape: Shape) =
   if (!sameShape(x.shape, shape)) fail(op, `${name} must have shape ${formatShape(shape)}, got ${formatShape(x.shape)}`)
 }
 
+/** A gradient's base (ops.ts GradientBases), when given: the gradient's shape and dtype. */
+export const expectBase = (op: string, name: string, base: Tensor | undefined, shape: Shape, dtype: DType) => {
+  if (base === undefined) return
+  expectShape(op, name, base, shape)
+  expectDtype(op, name, base, dtype)
+}
+
 export const expectRank = (op: string, name: string, x: Tensor, rank: number) => {
   if (x.shape.length !== rank) fail(op, `${name} must have rank ${rank}, got shape ${formatShape(x.shape)}`)
 }

@@ -50,11 +50,18 @@ const cases: { readonly [K in DiffOp]: ReadonlyArray<GradCase> } = {
   layerNorm: [
     { f: (xs) => F.layerNorm(at(xs, 0), { eps: 1e-5 }), inputs: (g) => [real(g, [3, 5])] },
     { f: (xs) => F.layerNorm(at(xs, 0), { weight: at(xs, 1), bias: at(xs, 2), eps: 1e-5 }), inputs: (g) => [real(g, [2, 2, 6], 2), real(g, [6]), real(g, [6])] },
-    { f: (xs) => F.layerNorm(at(xs, 0), { weight: at(xs, 1), eps: 1e-3 }), inputs: (g) => [real(g, [2, 4]), real(g, [4])] }
+    { f: (xs) => F.layerNorm(at(xs, 0), { weight: at(xs, 1), eps: 1e-3 }), inputs: (g) => [real(g, [2, 4]), real(g, [4])] },
+    // A residual around it: x's gradient from the add is the base LayerNorm's backward adds dx to.
+    { f: (xs) => Effect.flatMap(F.layerNorm(at(xs, 0), { weight: at(xs, 1), eps: 1e-5 }), (y) => F.add(at(xs, 0), y)), inputs: (g) => [real(g, [3, 5], 2), real(g, [5])] }
   ],
   modulate: [{ f: (xs) => F.modulate(at(xs, 0), at(xs, 1), at(xs, 2)), inputs: (g) => [real(g, [2, 3, 4]), real(g, [2, 4]), real(g, [2, 4])] }],
   layerNormModulate: [
-    { f: (xs) => F.layerNormModulate(at(xs, 0), at(xs, 1), at(xs, 2), 1e-5), inputs: (g) => [real(g, [2, 3, 5], 2), real(g, [2, 5]), real(g, [2, 5])] }
+    { f: (xs) => F.layerNormModulate(at(xs, 0), at(xs, 1), at(xs, 2), 1e-5), inputs: (g) => [real(g, [2, 3, 5], 2), real(g, [2, 5]), real(g, [2, 5])] },
+    // adaLN's residual: x's gradient so far is the base of dx.
+    {
+      f: (xs) => Effect.flatMap(F.layerNormModulate(at(xs, 0), at(xs, 1), at(xs, 2), 1e-5), (y) => F.gatedResidual(at(xs, 0), at(xs, 1), y)),
+      inputs: (g) => [real(g, [2, 3, 5], 2), real(g, [2, 5]), real(g, [2, 5])]
+    }
   ],
   gatedResidual: [
     { f: (xs) => F.gatedResidual(at(xs, 0), at(xs, 1), at(xs, 2)), inputs: (g) => [real(g, [2, 3, 4]), real(g, [2, 4]), real(g, [2, 3, 4])] }
@@ -82,11 +89,24 @@ const cases: { readonly [K in DiffOp]: ReadonlyArray<GradCase> } = {
   ],
   linear: [
     { f: (xs) => F.linear(at(xs, 0), at(xs, 1), at(xs, 2)), inputs: (g) => [real(g, [2, 3, 4]), real(g, [5, 4]), real(g, [5])] },
-    { f: (xs) => F.linear(at(xs, 0), at(xs, 1)), inputs: (g) => [real(g, [3, 4]), real(g, [2, 4])] }
+    { f: (xs) => F.linear(at(xs, 0), at(xs, 1)), inputs: (g) => [real(g, [3, 4]), real(g, [2, 4])] },
+    // x read by two layers and a weight and bias by two calls: each later gradient is added to the one before.
+    {
+      f: (xs) =>
+        Effect.gen(function* () {
+          const twice = yield* F.linear(yield* F.linear(at(xs, 0), at(xs, 1), at(xs, 2)), at(xs, 1), at(xs, 2))
+          return yield* F.add(twice, yield* F.linear(at(xs, 0), at(xs, 3)))
+        }),
+      inputs: (g) => [real(g, [2, 3, 4]), real(g, [4, 4]), real(g, [4]), real(g, [4, 4])]
+    },
+    // One call reads x as both input and weight: the backward pass adds its two gradients itself.
+    { f: (xs) => Effect.flatMap(F.linear(at(xs, 0), at(xs, 0)), (y) => F.add(y, at(xs, 0))), inputs: (g) => [real(g, [4, 4])] }
   ],
   linearGelu: [
     { f: (xs) => F.linearGelu(at(xs, 0), at(xs, 1), at(xs, 2)), inputs: (g) => [real(g, [2, 3, 4]), real(g, [5, 4]), real(g, [5])] },
-    { f: (xs) => F.linearGelu(at(xs, 0), at(xs, 1)), inputs: (g) => [real(g, [3, 4], 2), real(g, [2, 4])] }
+    { f: (xs) => F.linearGelu(at(xs, 0), at(xs, 1)), inputs: (g) => [real(g, [3, 4], 2), real(g, [2, 4])] },
+    // Its weight shared with a plain linear, whose gradient is the base.
+    { f: (xs) => Effect.flatMap(F.linear(at(xs, 0), at(xs, 1)), (y) => F.linearGelu(y, at(xs, 1))), inputs: (g) => [real(g, [3, 4], 2), real(g, [4, 4])] }
   ],
   view: [{ f: (xs) => Effect.flatMap(F.view(at(xs, 0), [6, 2]), (v) => F.mul(v, v)), inputs: (g) => [real(g, [3, 4])] }],
   cast: [{ f: (xs) => Effect.flatMap(F.cast(at(xs, 0), "f32"), (c) => F.mul(c, c)), inputs: (g) => [real(g, [3, 4])] }],

@@ -313,11 +313,14 @@ const bf16Cases: Record<string, Bf16Case> = {
     inputs: (g) => [floats(g, [300, 384], 2), floats(g, [384]), floats(g, [384])],
     run: (k, xs) => k.layerNorm(at(xs, 0), { weight: at(xs, 1), bias: at(xs, 2), eps: 1e-6 })
   },
-  layerNormBackward: {
-    inputs: (g) => [floats(g, [300, 384], 2), floats(g, [384]), floats(g, [300, 384])],
+  "layerNormBackward, alone and added to a base": {
+    inputs: (g) => [floats(g, [300, 384], 2), floats(g, [384]), floats(g, [300, 384]), floats(g, [300, 384])],
     run: (k, xs) =>
       Effect.flatMap(k.layerNorm(at(xs, 0), { weight: at(xs, 1), eps: 1e-6 }), (saved) =>
-        k.layerNormBackward(at(xs, 2), at(xs, 0), saved, { weight: at(xs, 1), withBias: true })
+        Effect.all([
+          k.layerNormBackward(at(xs, 2), at(xs, 0), saved, { weight: at(xs, 1), withBias: true }),
+          k.layerNormBackward(at(xs, 2), at(xs, 0), saved, { weight: at(xs, 1), withBias: false, addTo: { dx: at(xs, 3) } })
+        ])
       )
   },
   modulate: { inputs: (g) => [floats(g, [2, 100, 64]), floats(g, [2, 64]), floats(g, [2, 64])], run: (k, xs) => k.modulate(at(xs, 0), at(xs, 1), at(xs, 2)) },
@@ -329,11 +332,14 @@ const bf16Cases: Record<string, Bf16Case> = {
     inputs: (g) => [floats(g, [2, 150, 384], 2), floats(g, [2, 384]), floats(g, [2, 384])],
     run: (k, xs) => k.layerNormModulate(at(xs, 0), at(xs, 1), at(xs, 2), 1e-6)
   },
-  layerNormModulateBackward: {
-    inputs: (g) => [floats(g, [2, 150, 384], 2), floats(g, [2, 384]), floats(g, [2, 150, 384])],
+  "layerNormModulateBackward, alone and added to a base": {
+    inputs: (g) => [floats(g, [2, 150, 384], 2), floats(g, [2, 384]), floats(g, [2, 150, 384]), floats(g, [2, 150, 384])],
     run: (k, xs) =>
       Effect.flatMap(k.layerNormModulate(at(xs, 0), at(xs, 1), at(xs, 1), 1e-6), (saved) =>
-        k.layerNormModulateBackward(at(xs, 2), at(xs, 0), saved, at(xs, 1))
+        Effect.all([
+          k.layerNormModulateBackward(at(xs, 2), at(xs, 0), saved, at(xs, 1)),
+          k.layerNormModulateBackward(at(xs, 2), at(xs, 0), saved, at(xs, 1), { dx: at(xs, 3) })
+        ])
       )
   },
   gatedResidual: {
@@ -385,12 +391,25 @@ const bf16Cases: Record<string, Bf16Case> = {
     inputs: (g) => [floats(g, [512, 384]), floats(g, [1152, 384], 0.05), floats(g, [1152])],
     run: (k, xs) => k.linear(at(xs, 0), at(xs, 1), at(xs, 2))
   },
-  "linear backward, every gradient and the weight's alone": {
-    inputs: (g) => [floats(g, [4, 128, 384]), floats(g, [1152, 384], 0.05), floats(g, [4, 128, 1152])],
+  "linear backward, every gradient, the weight's alone, and added to bases": {
+    inputs: (g) => [
+      floats(g, [4, 128, 384]),
+      floats(g, [1152, 384], 0.05),
+      floats(g, [4, 128, 1152]),
+      floats(g, [4, 128, 384]),
+      floats(g, [1152, 384], 4),
+      floats(g, [1152], 8)
+    ],
     run: (k, xs) =>
       Effect.all([
         k.linearBackward(at(xs, 2), at(xs, 0), at(xs, 1), { dx: true, dweight: true, dbias: true }),
-        k.linearBackward(at(xs, 2), at(xs, 0), at(xs, 1), { dx: false, dweight: true, dbias: false })
+        k.linearBackward(at(xs, 2), at(xs, 0), at(xs, 1), { dx: false, dweight: true, dbias: false }),
+        k.linearBackward(at(xs, 2), at(xs, 0), at(xs, 1), {
+          dx: true,
+          dweight: true,
+          dbias: true,
+          addTo: { dx: at(xs, 3), dweight: at(xs, 4), dbias: at(xs, 5) }
+        })
       ])
   },
   "linear + GELU, with and without bias": {
@@ -474,7 +493,7 @@ describeCuda("bf16 storage on CUDA matches f32 on the CPU for the same bf16-roun
 const gemmBf16Cases = [
   "matmul, shared weight and strided batches",
   "linear with bias",
-  "linear backward, every gradient and the weight's alone",
+  "linear backward, every gradient, the weight's alone, and added to bases",
   "linear + GELU, with and without bias"
 ]
 

@@ -176,7 +176,9 @@ export const opCases: { readonly [K in keyof TensorOps]: Case } = {
         const { x, weight, bias, eps } = yield* layerNormInputs(g)
         const saved = yield* op((k) => k.layerNorm(x, { weight, bias, eps }))
         const dy = yield* tensor(g, x.shape)
-        return yield* op((k) => k.layerNormBackward(dy, x, saved, { weight, withBias: bias !== undefined }))
+        // Half the time dx is added to a base (autograd's accumulation).
+        const addTo = g.int(0, 1) === 1 ? { dx: yield* tensor(g, x.shape) } : undefined
+        return yield* op((k) => k.layerNormBackward(dy, x, saved, { weight, withBias: bias !== undefined, addTo }))
       }),
     tol: LOOSE
   },
@@ -209,7 +211,8 @@ export const opCases: { readonly [K in keyof TensorOps]: Case } = {
         const { x, shift, scale, eps } = yield* layerNormModulateInputs(g)
         const saved = yield* op((k) => k.layerNormModulate(x, shift, scale, eps))
         const dy = yield* tensor(g, x.shape)
-        return yield* op((k) => k.layerNormModulateBackward(dy, x, saved, scale))
+        const addTo = g.int(0, 1) === 1 ? { dx: yield* tensor(g, x.shape) } : undefined
+        return yield* op((k) => k.layerNormModulateBackward(dy, x, saved, scale, addTo))
       }),
     tol: LOOSE
   },
@@ -294,8 +297,11 @@ export const opCases: { readonly [K in keyof TensorOps]: Case } = {
         const x = yield* tensor(g, [...leading, inF])
         const w = yield* tensor(g, [outF, inF])
         const dy = yield* tensor(g, [...x.shape.slice(0, -1), outF])
-        const options = { dx: g.int(0, 3) > 0, dweight: g.int(0, 3) > 0, dbias: g.int(0, 1) === 1 }
-        return yield* op((k) => k.linearBackward(dy, x, w, options))
+        const asked = { dx: g.int(0, 3) > 0, dweight: g.int(0, 3) > 0, dbias: g.int(0, 1) === 1 }
+        // Each asked gradient added to a base half the time (autograd's accumulation).
+        const base = (wanted: boolean, shape: ReadonlyArray<number>) => (wanted && g.int(0, 1) === 1 ? tensor(g, shape) : Effect.succeed(undefined))
+        const addTo = { dx: yield* base(asked.dx, x.shape), dweight: yield* base(asked.dweight, w.shape), dbias: yield* base(asked.dbias, [outF]) }
+        return yield* op((k) => k.linearBackward(dy, x, w, { ...asked, addTo }))
       }),
     tol: LOOSE
   },

@@ -245,7 +245,7 @@ export class NativeBackend implements Ops.Backend, TensorOwner {
     S.expectShape(op, "dy", dy, x.shape)
     S.expectShape(op, "mean", saved.mean, s.stats)
     S.expectShape(op, "rstd", saved.rstd, s.stats)
-    const [dx, dw, db] = this.#ops.layerNormBackward(this.#dev, this.#h(op, "dy", dy), this.#h(op, "x", x), this.#h(op, "mean", saved.mean), this.#h(op, "rstd", saved.rstd), this.#opt(op, "weight", options.weight), options.withBias)
+    const [dx, dw, db] = this.#ops.layerNormBackward(this.#dev, this.#h(op, "dy", dy), this.#h(op, "x", x), this.#h(op, "mean", saved.mean), this.#h(op, "rstd", saved.rstd), this.#opt(op, "weight", options.weight), options.withBias, this.#opt(op, "addTo.dx", options.addTo?.dx))
     return {
       dx: this.#t(dx, x.shape, x.dtype),
       dweight: dw === null ? undefined : this.#t(dw, [s.dim], x.dtype),
@@ -269,7 +269,7 @@ export class NativeBackend implements Ops.Backend, TensorOwner {
     const [y, mean, rstd] = this.#ops.layerNormModulate(this.#dev, this.#h(op, "x", x), this.#h(op, "shift", shift), this.#h(op, "scale", scale), eps)
     return { y: this.#t(y, x.shape, x.dtype), mean: this.#t(mean, s.stats), rstd: this.#t(rstd, s.stats) }
   }
-  layerNormModulateBackward(dy: Tensor, x: Tensor, saved: Ops.LayerNormSaved, scale: Tensor): Ops.ModulateGrads {
+  layerNormModulateBackward(dy: Tensor, x: Tensor, saved: Ops.LayerNormSaved, scale: Tensor, addTo?: Ops.GradientBases<"dx">): Ops.ModulateGrads {
     const op = "layerNormModulateBackward"
     const { batch, tokens, dim } = S.perSample(op, x, ["scale"], [scale])
     S.expectShape(op, "dy", dy, x.shape)
@@ -281,7 +281,8 @@ export class NativeBackend implements Ops.Backend, TensorOwner {
       this.#h(op, "x", x),
       this.#h(op, "mean", saved.mean),
       this.#h(op, "rstd", saved.rstd),
-      this.#h(op, "scale", scale)
+      this.#h(op, "scale", scale),
+      this.#opt(op, "addTo.dx", addTo?.dx)
     )
     return { dx: this.#t(dx, x.shape, x.dtype), dshift: this.#t(dshift, [batch, dim], x.dtype), dscale: this.#t(dscale, [batch, dim], x.dtype) }
   }
@@ -335,7 +336,8 @@ export class NativeBackend implements Ops.Backend, TensorOwner {
   linearBackward(dy: Tensor, x: Tensor, weight: Tensor, options: Ops.LinearBackwardOptions): Ops.LinearGrads {
     const op = "linearBackward"
     const s = S.linearBackward(dy, x, weight)
-    const [dx, dweight, dbias] = this.#ops.linearBackward(this.#dev, this.#h(op, "dy", dy), this.#h(op, "x", x), this.#h(op, "weight", weight), options.dx, options.dweight, options.dbias)
+    const [dx, dweight, dbias] = this.#ops.linearBackward(this.#dev, this.#h(op, "dy", dy), this.#h(op, "x", x), this.#h(op, "weight", weight), options.dx, options.dweight, options.dbias,
+      this.#opt(op, "addTo.dx", options.addTo?.dx), this.#opt(op, "addTo.dweight", options.addTo?.dweight), this.#opt(op, "addTo.dbias", options.addTo?.dbias))
     return {
       dx: dx === null ? undefined : this.#t(dx, x.shape, x.dtype),
       dweight: dweight === null ? undefined : this.#t(dweight, weight.shape, x.dtype),

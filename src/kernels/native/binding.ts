@@ -62,11 +62,11 @@ export interface NativeOps {
   silu(d: NativeDevice, x: H): H
   siluBackward(d: NativeDevice, dy: H, x: H): H
   layerNorm(d: NativeDevice, x: H, weight: Opt, bias: Opt, eps: number): [H, H, H]
-  layerNormBackward(d: NativeDevice, dy: H, x: H, mean: H, rstd: H, weight: Opt, withBias: boolean): [H, H | null, H | null]
+  layerNormBackward(d: NativeDevice, dy: H, x: H, mean: H, rstd: H, weight: Opt, withBias: boolean, dxBase: Opt): [H, H | null, H | null]
   modulate(d: NativeDevice, x: H, shift: H, scale: H): H
   modulateBackward(d: NativeDevice, dy: H, x: H, scale: H): [H, H, H]
   layerNormModulate(d: NativeDevice, x: H, shift: H, scale: H, eps: number): [H, H, H]
-  layerNormModulateBackward(d: NativeDevice, dy: H, x: H, mean: H, rstd: H, scale: H): [H, H, H]
+  layerNormModulateBackward(d: NativeDevice, dy: H, x: H, mean: H, rstd: H, scale: H, dxBase: Opt): [H, H, H]
   gatedResidual(d: NativeDevice, x: H, gate: H, branch: H): H
   gatedResidualBackward(d: NativeDevice, dout: H, gate: H, branch: H): [H, H]
   /** heads 0: q, k, v are [B, L, H, D]; else [B, L, heads·D]. */
@@ -75,7 +75,8 @@ export interface NativeOps {
   matmul(d: NativeDevice, a: H, b: H, transA: boolean, transB: boolean, alpha: number): H
   linear(d: NativeDevice, x: H, weight: H, bias: Opt): H
   linearGelu(d: NativeDevice, x: H, weight: H, bias: Opt): [H, H]
-  linearBackward(d: NativeDevice, dy: H, x: H, weight: H, dx: boolean, dweight: boolean, dbias: boolean): [H | null, H | null, H | null]
+  /** A gradient with a base (dxBase, dweightBase, dbiasBase) is the base plus the gradient. */
+  linearBackward(d: NativeDevice, dy: H, x: H, weight: H, dx: boolean, dweight: boolean, dbias: boolean, dxBase: Opt, dweightBase: Opt, dbiasBase: Opt): [H | null, H | null, H | null]
   patchify(d: NativeDevice, x: H, patch: number): H
   unpatchify(d: NativeDevice, tokens: H, channels: number, height: number, width: number, patch: number): H
   concat(d: NativeDevice, tensors: Array<H>, axis: number): H

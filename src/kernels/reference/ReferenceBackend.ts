@@ -45,6 +45,13 @@ const stored = (t: Tensor): Tensor => {
   return t
 }
 
+/** out += base elementwise, where a gradient has a base (ops.ts GradientBases). */
+const addBase = (out: Floats, base: Tensor | undefined) => {
+  if (base === undefined) return
+  const b = floats(base)
+  for (let i = 0; i < out.length; i++) out[i] = (out[i] as number) + (b[i] as number)
+}
+
 const truncateToInt32 = (value: number): number =>
   Number.isNaN(value) ? 0 : value >= 2147483648 ? 2147483647 : value <= -2147483648 ? -2147483648 : Math.trunc(value)
 
@@ -131,6 +138,14 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
     const out = this.#alloc(op, shape, dtype)
     kernel(floats(out))
     return stored(out)
+  }
+
+  /** A gradient's base (ops.ts GradientBases) when given, checked: live, here, the gradient's shape and dtype. */
+  #base(op: string, name: string, base: Tensor | undefined, shape: Shape, dtype: DType): Tensor | undefined {
+    if (base === undefined) return undefined
+    this.#check(op, name, base)
+    S.expectBase(op, name, base, shape, dtype)
+    return base
   }
 
   read(x: Tensor): Promise<Float32Array | Float64Array | Int32Array> {
@@ -323,10 +338,12 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
     S.expectDtype(op, "mean", saved.mean)
     S.expectDtype(op, "rstd", saved.rstd)
     V.expectFlag(op, "withBias", options.withBias)
+    const base = this.#base(op, "addTo.dx", options.addTo?.dx, x.shape, x.dtype)
     const dx = this.#alloc(op, x.shape, x.dtype)
     const dweight = options.weight === undefined ? undefined : this.#alloc(op, [s.dim], x.dtype)
     const dbias = options.withBias ? this.#alloc(op, [s.dim], x.dtype) : undefined
     LayerNorm.layerNormBackward(floats(dx), optionalFloats(dweight), optionalFloats(dbias), floats(dy), floats(x), floats(saved.mean), floats(saved.rstd), optionalFloats(options.weight), s.dim)
+    addBase(floats(dx), base)
     return { dx: stored(dx), dweight: dweight && stored(dweight), dbias: dbias && stored(dbias) }
   }
   modulate(x: Tensor, shift: Tensor, scale: Tensor): Tensor {
@@ -363,7 +380,7 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
     AdaLN.layerNormModulate(floats(y), floats(mean), floats(rstd), floats(x), floats(shift), floats(scale), eps, s)
     return { y: stored(y), mean, rstd }
   }
-  layerNormModulateBackward(dy: Tensor, x: Tensor, saved: Ops.LayerNormSaved, scale: Tensor): Ops.ModulateGrads {
+  layerNormModulateBackward(dy: Tensor, x: Tensor, saved: Ops.LayerNormSaved, scale: Tensor, addTo?: Ops.GradientBases<"dx">): Ops.ModulateGrads {
     const op = "layerNormModulateBackward"
     const sizes = S.perSample(op, x, ["scale"], [scale])
     S.expectShape(op, "dy", dy, x.shape)
@@ -378,10 +395,12 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
     S.expectDtype(op, "dy", dy, x.dtype)
     S.expectDtype(op, "mean", saved.mean)
     S.expectDtype(op, "rstd", saved.rstd)
+    const base = this.#base(op, "addTo.dx", addTo?.dx, x.shape, x.dtype)
     const dx = this.#alloc(op, x.shape, x.dtype)
     const dshift = this.#alloc(op, [sizes.batch, sizes.dim], x.dtype)
     const dscale = this.#alloc(op, [sizes.batch, sizes.dim], x.dtype)
     AdaLN.layerNormModulateBackward(floats(dx), floats(dshift), floats(dscale), floats(dy), floats(x), floats(saved.mean), floats(saved.rstd), floats(scale), sizes)
+    addBase(floats(dx), base)
     return { dx: stored(dx), dshift: stored(dshift), dscale: stored(dscale) }
   }
   gatedResidual(x: Tensor, gate: Tensor, branch: Tensor): Tensor {
@@ -484,15 +503,22 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
     V.expectFlag(op, "dweight", options.dweight)
     V.expectFlag(op, "dbias", options.dbias)
     const { rows, inFeatures, outFeatures } = s
+    const bases = {
+      dx: this.#base(op, "addTo.dx", options.addTo?.dx, x.shape, x.dtype),
+      dweight: this.#base(op, "addTo.dweight", options.addTo?.dweight, weight.shape, x.dtype),
+      dbias: this.#base(op, "addTo.dbias", options.addTo?.dbias, [outFeatures], x.dtype)
+    }
+    for (const name of ["dx", "dweight", "dbias"] as const)
+      if (bases[name] !== undefined && !options[name]) throw new InvalidArgumentError({ op, reason: `addTo.${name} is given but ${name} is not asked for` })
     // The rows flattened: dx = dy [rows, out] W [out, in]; dweight = dy^T [out, rows] x [rows, in].
     const product = (m: number, n: number, k: number) => ({ batch: 1, m, n, k, sharedB: false })
     const dx = !options.dx
       ? undefined
-      : this.#compute(op, x.shape, (out) => Matmul.matmul(out, floats(dy), floats(weight), product(rows, inFeatures, outFeatures), false, false, 1), x.dtype)
+      : this.#compute(op, x.shape, (out) => (Matmul.matmul(out, floats(dy), floats(weight), product(rows, inFeatures, outFeatures), false, false, 1), addBase(out, bases.dx)), x.dtype)
     const dweight = !options.dweight
       ? undefined
-      : this.#compute(op, weight.shape, (out) => Matmul.matmul(out, floats(dy), floats(x), product(outFeatures, inFeatures, rows), true, false, 1), x.dtype)
-    const dbias = !options.dbias ? undefined : this.#compute(op, [outFeatures], (out) => Reduce.sumAxis(out, floats(dy), 1, rows, outFeatures), x.dtype)
+      : this.#compute(op, weight.shape, (out) => (Matmul.matmul(out, floats(dy), floats(x), product(outFeatures, inFeatures, rows), true, false, 1), addBase(out, bases.dweight)), x.dtype)
+    const dbias = !options.dbias ? undefined : this.#compute(op, [outFeatures], (out) => (Reduce.sumAxis(out, floats(dy), 1, rows, outFeatures), addBase(out, bases.dbias)), x.dtype)
     return { dx, dweight, dbias }
   }
 

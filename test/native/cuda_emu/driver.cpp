@@ -201,13 +201,17 @@ void layerNorm(int64_t rows, int64_t dim, bool affine) {
   const size_t n = static_cast<size_t>(rows * dim);
   const auto x = inputs<E>(n, 2.0f, 0.5f), dy = inputs<E>(n);
   const auto w = inputs<E>(affine ? dim : 0, 0.5f, 1.0f), b = inputs<E>(affine ? dim : 0);
+  // The gradient dx is added to (autograd's accumulation), given with the affine cases only.
+  const auto base = inputs<E>(affine ? n : 0, 0.5f);
   // CPU, f32, on the same (rounded) values.
   std::vector<float> y(n), mean(rows), rstd(rows), dx(n), dw(affine ? dim : 0), db(affine ? dim : 0);
   selfe::cpu::layernorm_forward(y.data(), mean.data(), rstd.data(), x.data(), affine ? w.data() : nullptr,
                                 affine ? b.data() : nullptr, rows, dim, 1e-5f, pool);
   selfe::cpu::layernorm_backward(dx.data(), affine ? dw.data() : nullptr, affine ? db.data() : nullptr, dy.data(), x.data(),
-                                 mean.data(), rstd.data(), affine ? w.data() : nullptr, rows, dim, pool);
-  std::unique_ptr<Device<E>> dX(upload<E>(x)), dDy(upload<E>(dy)), dW(upload<E>(w)), dB(upload<E>(b));
+                                 mean.data(), rstd.data(), affine ? w.data() : nullptr, affine ? base.data() : nullptr,
+                                 rows, dim, pool);
+  std::unique_ptr<Device<E>> dX(upload<E>(x)), dDy(upload<E>(dy)), dW(upload<E>(w)), dB(upload<E>(b)),
+      dBase(upload<E>(base));
   Device<E> dY(n), dDx(n), dDw(affine ? dim : 0), dDb(affine ? dim : 0);
   Device<float> dMean(rows), dRstd(rows);
   selfe::cuda::layernorm_forward(dY.data(), dMean.data(), dRstd.data(), dX->data(), affine ? dW->data() : nullptr,
@@ -218,7 +222,8 @@ void layerNorm(int64_t rows, int64_t dim, bool affine) {
   // The backward reads the CPU's statistics, so that it is checked on its own.
   std::unique_ptr<Device<float>> cMean(upload<float>(mean)), cRstd(upload<float>(rstd));
   selfe::cuda::layernorm_backward(dDx.data(), affine ? dDw.data() : nullptr, affine ? dDb.data() : nullptr, dDy->data(),
-                                  dX->data(), cMean->data(), cRstd->data(), affine ? dW->data() : nullptr, rows, dim, stream);
+                                  dX->data(), cMean->data(), cRstd->data(), affine ? dW->data() : nullptr,
+                                  affine ? dBase->data() : nullptr, rows, dim, stream);
   expectClose("layerNormBackward dx", download(dDx), dx, tolerance<E>());
   if (affine) {
     expectClose("layerNormBackward dweight", download(dDw), dw, tolerance<E>());
@@ -231,12 +236,14 @@ void layerNormModulate(int64_t batch, int64_t tokens, int64_t dim) {
   const int64_t rows = batch * tokens;
   const size_t n = static_cast<size_t>(rows * dim), per = static_cast<size_t>(batch * dim);
   const auto x = inputs<E>(n, 1.5f, -0.3f), dy = inputs<E>(n), shift = inputs<E>(per), scale = inputs<E>(per, 0.3f);
+  const auto base = inputs<E>(n, 0.5f);  // what dx is added to
   std::vector<float> y(n), mean(rows), rstd(rows), dx(n), dshift(per), dscale(per);
   selfe::cpu::layernorm_modulate_forward(y.data(), mean.data(), rstd.data(), x.data(), shift.data(), scale.data(), batch,
                                          tokens, dim, 1e-6f, pool);
   selfe::cpu::layernorm_modulate_backward(dx.data(), dshift.data(), dscale.data(), dy.data(), x.data(), mean.data(),
-                                          rstd.data(), scale.data(), batch, tokens, dim, pool);
-  std::unique_ptr<Device<E>> dX(upload<E>(x)), dDy(upload<E>(dy)), dShift(upload<E>(shift)), dScale(upload<E>(scale));
+                                          rstd.data(), scale.data(), base.data(), batch, tokens, dim, pool);
+  std::unique_ptr<Device<E>> dX(upload<E>(x)), dDy(upload<E>(dy)), dShift(upload<E>(shift)), dScale(upload<E>(scale)),
+      dBase(upload<E>(base));
   Device<E> dY(n), dDx(n), dDshift(per), dDscale(per);
   Device<float> dMean(rows), dRstd(rows);
   selfe::cuda::layernorm_modulate_forward(dY.data(), dMean.data(), dRstd.data(), dX->data(), dShift->data(),
@@ -246,7 +253,8 @@ void layerNormModulate(int64_t batch, int64_t tokens, int64_t dim) {
   expectClose("layerNormModulate rstd", download(dRstd), rstd, kF32);
   std::unique_ptr<Device<float>> cMean(upload<float>(mean)), cRstd(upload<float>(rstd));
   selfe::cuda::layernorm_modulate_backward(dDx.data(), dDshift.data(), dDscale.data(), dDy->data(), dX->data(),
-                                           cMean->data(), cRstd->data(), dScale->data(), batch, tokens, dim, stream);
+                                           cMean->data(), cRstd->data(), dScale->data(), dBase->data(), batch, tokens, dim,
+                                           stream);
   expectClose("layerNormModulateBackward dx", download(dDx), dx, tolerance<E>());
   expectClose("layerNormModulateBackward dshift", download(dDshift), dshift, tolerance<E>());
   expectClose("layerNormModulateBackward dscale", download(dDscale), dscale, tolerance<E>());

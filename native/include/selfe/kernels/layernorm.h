@@ -1,6 +1,7 @@
 // LayerNorm over the last dimension, with optional affine weight/bias (nullptr when absent).
 // Forward saves per-row mean and reciprocal std for the backward. Backward writes (=) dx, dweight, dbias
-// (dweight/dbias may be nullptr when there is no affine).
+// (dweight/dbias may be nullptr when there is no affine); dx = dx_base + the gradient where dx_base is not
+// nullptr (autograd's accumulation of a tensor's gradients, without an add of its own).
 //
 // layernorm_modulate is adaLN's LayerNorm (no affine) fused with its modulation, per sample b of
 // [batch, tokens, dim]: y = xhat (1 + scale[b]) + shift[b], xhat = (x - mean) rstd; one pass over x
@@ -16,15 +17,15 @@
   void layernorm_forward(float* y, float* mean, float* rstd, const float* x, const float* weight,  \
                          const float* bias, int64_t rows, int64_t dim, float eps, Stream stream);   \
   void layernorm_backward(float* dx, float* dweight, float* dbias, const float* dy, const float* x, \
-                          const float* mean, const float* rstd, const float* weight, int64_t rows,  \
-                          int64_t dim, Stream stream);                                               \
+                          const float* mean, const float* rstd, const float* weight,                \
+                          const float* dx_base, int64_t rows, int64_t dim, Stream stream);          \
   void layernorm_modulate_forward(float* y, float* mean, float* rstd, const float* x, const float* shift, \
                                   const float* scale, int64_t batch, int64_t tokens, int64_t dim,        \
                                   float eps, Stream stream);                                             \
   void layernorm_modulate_backward(float* dx, float* dshift, float* dscale, const float* dy,             \
                                    const float* x, const float* mean, const float* rstd,                 \
-                                   const float* scale, int64_t batch, int64_t tokens, int64_t dim,       \
-                                   Stream stream);
+                                   const float* scale, const float* dx_base, int64_t batch,              \
+                                   int64_t tokens, int64_t dim, Stream stream);
 
 SELFE_DECLARE_FOR_BACKENDS(SELFE_LAYERNORM_KERNELS)
 
@@ -33,13 +34,14 @@ SELFE_DECLARE_FOR_BACKENDS(SELFE_LAYERNORM_KERNELS)
   void layernorm_forward(bf16* y, float* mean, float* rstd, const bf16* x, const bf16* weight,     \
                          const bf16* bias, int64_t rows, int64_t dim, float eps, Stream stream);   \
   void layernorm_backward(bf16* dx, bf16* dweight, bf16* dbias, const bf16* dy, const bf16* x,     \
-                          const float* mean, const float* rstd, const bf16* weight, int64_t rows,  \
-                          int64_t dim, Stream stream);                                              \
+                          const float* mean, const float* rstd, const bf16* weight,                \
+                          const bf16* dx_base, int64_t rows, int64_t dim, Stream stream);          \
   void layernorm_modulate_forward(bf16* y, float* mean, float* rstd, const bf16* x, const bf16* shift,  \
                                   const bf16* scale, int64_t batch, int64_t tokens, int64_t dim,       \
                                   float eps, Stream stream);                                           \
   void layernorm_modulate_backward(bf16* dx, bf16* dshift, bf16* dscale, const bf16* dy, const bf16* x, \
                                    const float* mean, const float* rstd, const bf16* scale,            \
-                                   int64_t batch, int64_t tokens, int64_t dim, Stream stream);
+                                   const bf16* dx_base, int64_t batch, int64_t tokens, int64_t dim,    \
+                                   Stream stream);
 
 SELFE_DECLARE_FOR_CUDA(SELFE_LAYERNORM_BF16_KERNELS)
