@@ -1,5 +1,6 @@
-// CUDA adaLN-Zero kernels (see selfe/kernels/adaln.h), f32 and bf16 storage, fp32 arithmetic. The per-sample
-// sums of the backwards (over tokens) go through the deterministic two-pass column sums.
+// CUDA adaLN-Zero kernels (see selfe/kernels/adaln.h), f32 and bf16 storage, fp32 arithmetic; the gated
+// residual also adds a bf16 branch to an f32 stream (mixed precision). The per-sample sums of the backwards
+// (over tokens) go through the deterministic two-pass column sums.
 #include "check.cuh"
 #include "column_sum.cuh"
 #include "selfe/kernels/adaln.h"
@@ -25,8 +26,9 @@ __global__ void modulateBackwardInput(T* dx, const T* dy, const T* scale, int64_
   }
 }
 
-template <class T>
-__global__ void gatedResidualForward(T* out, const T* x, const T* gate, const T* branch, int64_t tokens, int64_t dim,
+// The stream (out, x, gate) in T, the branch in B: T, or bf16 under an f32 stream.
+template <class T, class B>
+__global__ void gatedResidualForward(T* out, const T* x, const T* gate, const B* branch, int64_t tokens, int64_t dim,
                                      int64_t n) {
   SELFE_GRID_STRIDE(i, n) {
     const int64_t vector = (i / (tokens * dim)) * dim + i % dim;
@@ -34,12 +36,12 @@ __global__ void gatedResidualForward(T* out, const T* x, const T* gate, const T*
   }
 }
 
-template <class T>
-__global__ void gatedResidualBackwardBranch(T* dbranch, const T* dout, const T* gate, int64_t tokens, int64_t dim,
+template <class T, class B>
+__global__ void gatedResidualBackwardBranch(B* dbranch, const T* dout, const T* gate, int64_t tokens, int64_t dim,
                                             int64_t n) {
   SELFE_GRID_STRIDE(i, n) {
     const int64_t vector = (i / (tokens * dim)) * dim + i % dim;
-    dbranch[i] = fromFloat<T>(toFloat(dout[i]) * toFloat(gate[vector]));
+    dbranch[i] = fromFloat<B>(toFloat(dout[i]) * toFloat(gate[vector]));
   }
 }
 
@@ -58,10 +60,10 @@ struct ModulateTerms {
 };
 
 // dgate[b] = sum_tokens dout branch.
-template <class T>
+template <class T, class B>
 struct GateTerms {
   const T* dout;
-  const T* branch;
+  const B* branch;
   int64_t tokens, dim;
   __device__ void operator()(int64_t b, int64_t l, int64_t c, float* terms) const {
     const int64_t i = (b * tokens + l) * dim + c;
@@ -101,8 +103,8 @@ void modulateBackwardLaunch(T* dx, T* dshift, T* dscale, const T* dy, const T* x
                 "modulateBackward");
 }
 
-template <class T>
-void gatedResidualForwardLaunch(T* out, const T* x, const T* gate, const T* branch, int64_t batch, int64_t tokens,
+template <class T, class B>
+void gatedResidualForwardLaunch(T* out, const T* x, const T* gate, const B* branch, int64_t batch, int64_t tokens,
                                 int64_t dim, Stream stream) {
   const int64_t n = batch * tokens * dim;
   if (n == 0) return;
@@ -110,16 +112,16 @@ void gatedResidualForwardLaunch(T* out, const T* x, const T* gate, const T* bran
   checkLaunch("gatedResidual");
 }
 
-template <class T>
-void gatedResidualBackwardLaunch(T* dgate, T* dbranch, const T* dout, const T* gate, const T* branch, int64_t batch,
+template <class T, class B>
+void gatedResidualBackwardLaunch(T* dgate, B* dbranch, const T* dout, const T* gate, const B* branch, int64_t batch,
                                  int64_t tokens, int64_t dim, Stream stream) {
   const int64_t n = batch * tokens * dim;
   if (n > 0) {
     gatedResidualBackwardBranch<<<gridFor(stream, n, kThreads), kThreads, 0, stream>>>(dbranch, dout, gate, tokens, dim, n);
     checkLaunch("gatedResidualBackward");
   }
-  columnSums<1>(GateTerms<T>{dout, branch, tokens, dim}, PerSampleStore<T>{dgate, dgate, dim}, batch, tokens, dim, stream,
-                "gatedResidualBackward");
+  columnSums<1>(GateTerms<T, B>{dout, branch, tokens, dim}, PerSampleStore<T>{dgate, dgate, dim}, batch, tokens, dim,
+                stream, "gatedResidualBackward");
 }
 }  // namespace
 
@@ -159,6 +161,16 @@ void gated_residual_backward(float* dgate, float* dbranch, const float* dout, co
 void gated_residual_backward(bf16* dgate, bf16* dbranch, const bf16* dout, const bf16* gate, const bf16* branch,
                              int64_t batch, int64_t tokens, int64_t dim, Stream stream) {
   gatedResidualBackwardLaunch(dev(dgate), dev(dbranch), dev(dout), dev(gate), dev(branch), batch, tokens, dim, stream);
+}
+
+// An f32 stream and gate with a bf16 branch (mixed precision): the branch's cast back to f32 folded in.
+void gated_residual_forward(float* out, const float* x, const float* gate, const bf16* branch, int64_t batch,
+                            int64_t tokens, int64_t dim, Stream stream) {
+  gatedResidualForwardLaunch(out, x, gate, dev(branch), batch, tokens, dim, stream);
+}
+void gated_residual_backward(float* dgate, bf16* dbranch, const float* dout, const float* gate, const bf16* branch,
+                             int64_t batch, int64_t tokens, int64_t dim, Stream stream) {
+  gatedResidualBackwardLaunch(dgate, dev(dbranch), dout, gate, dev(branch), batch, tokens, dim, stream);
 }
 
 }  // namespace selfe::cuda

@@ -1,7 +1,8 @@
 // CUDA LayerNorm over the last dimension, plain or fused with adaLN's modulation (see
 // selfe/kernels/layernorm.h): one warp per row, two passes over the row for the statistics (mean, then
 // centred squares), fp32 throughout; f32 or bf16 storage. Both run the same row kernels, differing only in
-// the affine map applied to the normalised row.
+// the affine map applied to the normalised row. LayerNorm + modulate may also read f32 and write bf16 (the
+// input of a bf16 branch in mixed precision), its backward then taking a bf16 dy.
 #include "check.cuh"
 #include "column_sum.cuh"
 #include "selfe/kernels/layernorm.h"
@@ -30,8 +31,9 @@ struct Modulation {
   __device__ float shiftAt(int64_t r, int64_t j) const { return toFloat(shift[(r / tokens) * dim + j]); }
 };
 
-template <class T, class Affine>
-__global__ void normalise(T* y, float* mean, float* rstd, const T* x, Affine affine, int64_t rows, int64_t dim,
+// x and its statistics' storage T, y's Y (T, or bf16 for a bf16 branch).
+template <class T, class Y, class Affine>
+__global__ void normalise(Y* y, float* mean, float* rstd, const T* x, Affine affine, int64_t rows, int64_t dim,
                           float eps) {
   const int lane = threadIdx.x & 31;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + (threadIdx.x >> 5);
@@ -46,9 +48,9 @@ __global__ void normalise(T* y, float* mean, float* rstd, const T* x, Affine aff
     squares += centred * centred;
   }
   const float s = 1.0f / sqrtf(warpSum(squares) / static_cast<float>(dim) + eps);
-  T* yr = y + row * dim;
+  Y* yr = y + row * dim;
   for (int64_t j = lane; j < dim; j += 32)
-    yr[j] = fromFloat<T>((toFloat(xr[j]) - m) * s * affine.scaleAt(row, j) + affine.shiftAt(row, j));
+    yr[j] = fromFloat<Y>((toFloat(xr[j]) - m) * s * affine.scaleAt(row, j) + affine.shiftAt(row, j));
   if (lane == 0) {
     mean[row] = m;
     rstd[row] = s;
@@ -56,15 +58,15 @@ __global__ void normalise(T* y, float* mean, float* rstd, const T* x, Affine aff
 }
 
 // dx = base + rstd (g - mean_j g - xhat mean_j(g xhat)) (base nullable), g = dy * (the affine's scale),
-// xhat = (x - mean) rstd.
-template <class T, class Affine>
-__global__ void normaliseBackwardInput(T* dx, const T* base, const T* dy, const T* x, const float* mean,
+// xhat = (x - mean) rstd. dy's storage D is x's T, or bf16 for a bf16 output.
+template <class T, class D, class Affine>
+__global__ void normaliseBackwardInput(T* dx, const T* base, const D* dy, const T* x, const float* mean,
                                        const float* rstd, Affine affine, int64_t rows, int64_t dim) {
   const int lane = threadIdx.x & 31;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + (threadIdx.x >> 5);
   if (row >= rows) return;
   const T* xr = x + row * dim;
-  const T* dyr = dy + row * dim;
+  const D* dyr = dy + row * dim;
   const float m = mean[row], s = rstd[row];
   float sumG = 0.0f, sumGX = 0.0f;
   for (int64_t j = lane; j < dim; j += 32) {
@@ -84,9 +86,9 @@ __global__ void normaliseBackwardInput(T* dx, const T* base, const T* dy, const 
 }
 
 // Column terms over the tokens of sample o: sum dy xhat (dweight, or dscale) and sum dy (dbias, or dshift).
-template <class T>
+template <class T, class D>
 struct AffineGradTerms {
-  const T* dy;
+  const D* dy;
   const T* x;
   const float* mean;
   const float* rstd;
@@ -111,8 +113,8 @@ struct AffineGradStore {
   }
 };
 
-template <class T, class Affine>
-void forward(T* y, float* mean, float* rstd, const T* x, Affine affine, int64_t rows, int64_t dim, float eps,
+template <class T, class Y, class Affine>
+void forward(Y* y, float* mean, float* rstd, const T* x, Affine affine, int64_t rows, int64_t dim, float eps,
              Stream stream, const char* name) {
   if (rows == 0) return;
   normalise<<<blocksFor(rows, kWarps), kWarps * 32, 0, stream>>>(y, mean, rstd, x, affine, rows, dim, eps);
@@ -121,8 +123,8 @@ void forward(T* y, float* mean, float* rstd, const T* x, Affine affine, int64_t 
 
 // dx (base + the gradient, base nullable), then first = sum dy xhat and second = sum dy per sample (batch
 // samples of `tokens` rows each).
-template <class T, class Affine>
-void backward(T* dx, const T* base, T* first, T* second, const T* dy, const T* x, const float* mean, const float* rstd,
+template <class T, class D, class Affine>
+void backward(T* dx, const T* base, T* first, T* second, const D* dy, const T* x, const float* mean, const float* rstd,
               Affine affine, int64_t batch, int64_t tokens, int64_t dim, Stream stream, const char* name) {
   const int64_t rows = batch * tokens;
   if (rows > 0) {
@@ -131,8 +133,8 @@ void backward(T* dx, const T* base, T* first, T* second, const T* dy, const T* x
     checkLaunch(name);
   }
   if (first == nullptr && second == nullptr) return;
-  columnSums<2>(AffineGradTerms<T>{dy, x, mean, rstd, tokens, dim}, AffineGradStore<T>{first, second, dim}, batch, tokens,
-                dim, stream, name);
+  columnSums<2>(AffineGradTerms<T, D>{dy, x, mean, rstd, tokens, dim}, AffineGradStore<T>{first, second, dim}, batch,
+                tokens, dim, stream, name);
 }
 }  // namespace
 
@@ -186,6 +188,21 @@ void layernorm_modulate_backward(bf16* dx, bf16* dshift, bf16* dscale, const bf1
   backward(dev(dx), dev(dx_base), dev(dscale), dev(dshift), dev(dy), dev(x), mean, rstd,
            Modulation<__nv_bfloat16>{nullptr, dev(scale), tokens, dim}, batch, tokens, dim, stream,
            "layerNormModulateBackward");
+}
+
+// f32 x, shift and scale with a bf16 y (the input of a bf16 branch): the LayerNorm, the modulation and the
+// cast in one pass.
+void layernorm_modulate_forward(bf16* y, float* mean, float* rstd, const float* x, const float* shift,
+                                const float* scale, int64_t batch, int64_t tokens, int64_t dim, float eps,
+                                Stream stream) {
+  forward(dev(y), mean, rstd, x, Modulation<float>{shift, scale, tokens, dim}, batch * tokens, dim, eps, stream,
+          "layerNormModulate");
+}
+void layernorm_modulate_backward(float* dx, float* dshift, float* dscale, const bf16* dy, const float* x,
+                                 const float* mean, const float* rstd, const float* scale, const float* dx_base,
+                                 int64_t batch, int64_t tokens, int64_t dim, Stream stream) {
+  backward(dx, dx_base, dscale, dshift, dev(dy), x, mean, rstd, Modulation<float>{nullptr, scale, tokens, dim}, batch,
+           tokens, dim, stream, "layerNormModulateBackward");
 }
 
 }  // namespace selfe::cuda

@@ -75,6 +75,13 @@ class Call {
     if (t.dtype != DType::F32 && t.dtype != DType::BF16)
       fail(ErrorCode::DType, std::string(name) + " must be f32 or bf16, got " + dtypeName(t.dtype));
   }
+  // The dtype of a tensor that may be bf16 beside f32 ones (mixed precision): `dtype` itself, or bf16 when
+  // `dtype` is f32.
+  void expectDtypeOrBf16(const TensorRef& t, DType dtype, const char* name) const {
+    if (t.dtype != dtype && !(dtype == DType::F32 && t.dtype == DType::BF16))
+      fail(ErrorCode::DType, std::string(name) + " must be " + dtypeName(dtype) +
+                                 (dtype == DType::F32 ? " or bf16" : "") + ", got " + dtypeName(t.dtype));
+  }
   void expectShape(const TensorRef& t, const Shape& shape, const char* name) const {
     if (t.shape != shape)
       fail(ErrorCode::Shape, std::string(name) + " must have shape " + shape.str() + ", got " + t.shape.str());

@@ -101,6 +101,30 @@ class Device : public Napi::ObjectWrap<Device> {
     (void)dtype;
     enqueueCpu(op, [work = std::forward<Work>(work)](cpu::Pool& pool) mutable { work(pool, Element<float>{}); });
   }
+  // As launchFloating, for ops over two storage types: work(stream, Element<T>{}, Element<U>{}) for (f32, f32),
+  // (bf16, bf16) or (f32, bf16), the last a bf16 tensor beside f32 ones in mixed precision; the binding has
+  // refused (bf16, f32) before. The CPU path is (float, float).
+  template <class Work>
+  void launchFloatingPair(const char* op, DType dtype, DType second, Work&& work) {
+#ifdef SELFE_WITH_CUDA
+    if (cuda_ != nullptr) {
+      cuda_->launch(op, [&](cuda::Stream stream) {
+        if (dtype == DType::BF16)
+          work(stream, Element<bf16>{}, Element<bf16>{});
+        else if (second == DType::BF16)
+          work(stream, Element<float>{}, Element<bf16>{});
+        else
+          work(stream, Element<float>{}, Element<float>{});
+      });
+      return;
+    }
+#endif
+    (void)dtype;
+    (void)second;
+    enqueueCpu(op, [work = std::forward<Work>(work)](cpu::Pool& pool) mutable {
+      work(pool, Element<float>{}, Element<float>{});
+    });
+  }
   // Copies host bytes (a JS typed array's, valid during the call) into a tensor in stream order; a bf16
   // tensor receives f32 values, rounded.
   void write(const TensorRef& target, const void* data, size_t bytes, const std::string& op);

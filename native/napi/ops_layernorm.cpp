@@ -1,7 +1,7 @@
 // Bindings: layerNorm (x, weight?, bias?, eps) -> [y, mean, rstd] and layerNormBackward (dy, x, mean,
 // rstd, weight?, withBias, addTo.dx?) -> [dx, dweight | null, dbias | null], dx added to addTo.dx when
-// given. Weight and bias are independent: either may be given without the other. x, weight, bias and the gradients share one dtype (f32, or bf16 on
-// CUDA); mean and rstd are always f32.
+// given. Weight and bias are independent: either may be given without the other. x, weight, bias and the
+// gradients share one dtype (f32, or bf16 on CUDA); mean and rstd are always f32.
 #include "call.h"
 #include "ops.h"
 #include "selfe/kernels/layernorm.h"

@@ -66,14 +66,18 @@ export const modulate = (x: Tensor, shift: Tensor, scaleBy: Tensor): Op =>
     Effect.map(k.modulate(x, shift, scaleBy), (y) => note("modulate", { inputs: [x, shift, scaleBy], saved: {}, attrs: {} }, y))
   )
 
-/** adaLN's LayerNorm (no affine) and modulation in one kernel: LN(x) (1 + scale) + shift. */
-export const layerNormModulate = (x: Tensor, shift: Tensor, scaleBy: Tensor, eps: number): Op =>
+/**
+ * adaLN's LayerNorm (no affine) and modulation in one kernel: LN(x) (1 + scale) + shift, in `dtype` (x's, or
+ * bf16 from an f32 x: a bf16 branch's input; the gradient comes back in x's dtype).
+ */
+export const layerNormModulate = (x: Tensor, shift: Tensor, scaleBy: Tensor, eps: number, dtype: DType = x.dtype): Op =>
   withKernels((k, note) =>
-    Effect.map(k.layerNormModulate(x, shift, scaleBy, eps), ({ y, mean, rstd }) =>
+    Effect.map(k.layerNormModulate(x, shift, scaleBy, eps, dtype), ({ y, mean, rstd }) =>
       note("layerNormModulate", { inputs: [x, shift, scaleBy], saved: { mean, rstd }, attrs: {} }, y)
     )
   )
 
+/** x + gate branch in x's dtype; the branch may be bf16 beside an f32 x (a bf16 branch's output, its gradient bf16). */
 export const gatedResidual = (x: Tensor, gate: Tensor, branch: Tensor): Op =>
   withKernels((k, note) =>
     Effect.map(k.gatedResidual(x, gate, branch), (y) => note("gatedResidual", { inputs: [x, gate, branch], saved: {}, attrs: {} }, y))

@@ -66,14 +66,21 @@ export interface TensorOps {
   modulateBackward(dy: Tensor, x: Tensor, scale: Tensor): ModulateGrads
   /**
    * adaLN's LayerNorm (no affine, over D) fused with the modulation: LN(x) (1 + scale) + shift for x [B, L, D]
-   * in one pass; mean and rstd [B, L] are saved for the backward.
+   * in one pass; mean and rstd [B, L] are saved for the backward. y is in `dtype`: x's by default, or bf16
+   * from an f32 x (the input of a bf16 branch in mixed precision, without a cast of its own).
    */
-  layerNormModulate(x: Tensor, shift: Tensor, scale: Tensor, eps: number): LayerNormResult
-  /** With addTo.dx, dx is addTo.dx plus the gradient (out of place; autograd's accumulation, without an add). */
+  layerNormModulate(x: Tensor, shift: Tensor, scale: Tensor, eps: number, dtype?: DType): LayerNormResult
+  /**
+   * dy in y's dtype (bf16 beside an f32 x after a bf16 y); dx, dshift, dscale in x's. With addTo.dx, dx is
+   * addTo.dx plus the gradient (out of place; autograd's accumulation, without an add).
+   */
   layerNormModulateBackward(dy: Tensor, x: Tensor, saved: LayerNormSaved, scale: Tensor, addTo?: GradientBases<"dx">): ModulateGrads
-  /** adaLN-Zero residual: x [B, L, D] + gate [B, D] * branch [B, L, D]. */
+  /**
+   * adaLN-Zero residual: x [B, L, D] + gate [B, D] * branch [B, L, D], in x's dtype. The branch may be bf16
+   * beside an f32 x and gate (a bf16 branch's output, without a cast back of its own).
+   */
   gatedResidual(x: Tensor, gate: Tensor, branch: Tensor): Tensor
-  /** Gradients for gate and branch (the residual's dx is dout itself). */
+  /** Gradients for gate (dout's dtype) and branch (the branch's dtype); the residual's dx is dout itself. */
   gatedResidualBackward(dout: Tensor, gate: Tensor, branch: Tensor): GatedResidualGrads
 
   // ---- attention and matrix products --------------------------------------------------------------

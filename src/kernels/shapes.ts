@@ -33,6 +33,15 @@ export const expectShape = (op: string, name: string, x: Tensor, shape: Shape) =
   if (!sameShape(x.shape, shape)) fail(op, `${name} must have shape ${formatShape(shape)}, got ${formatShape(x.shape)}`)
 }
 
+/**
+ * The dtype of a tensor that may be bf16 beside f32 ones (a bf16 branch's edge in mixed precision): `dtype`
+ * itself, or bf16 when `dtype` is f32.
+ */
+export const expectDtypeOrBf16 = (op: string, name: string, x: Tensor, dtype: DType) => {
+  if (x.dtype !== dtype && !(dtype === "f32" && x.dtype === "bf16"))
+    throw new DTypeError({ op, reason: `${name} must be ${dtype}${dtype === "f32" ? " or bf16" : ""}, got ${x.dtype}` })
+}
+
 /** A gradient's base (ops.ts GradientBases), when given: the gradient's shape and dtype. */
 export const expectBase = (op: string, name: string, base: Tensor | undefined, shape: Shape, dtype: DType) => {
   if (base === undefined) return
@@ -132,13 +141,19 @@ export const perSample = (op: string, x: Tensor, names: ReadonlyArray<string>, v
   return { batch, tokens, dim }
 }
 
-/** adaLN's fused LayerNorm + modulation: x [B, L, D], shift and scale [B, D] of x's dtype; stats [B, L]. */
-export const layerNormModulate = (x: Tensor, shift: Tensor, scale: Tensor, eps: number) => {
+/**
+ * adaLN's fused LayerNorm + modulation: x [B, L, D], shift and scale [B, D] of x's dtype; stats [B, L]; y in
+ * `dtype`, x's or bf16 from an f32 x.
+ */
+export const layerNormModulate = (x: Tensor, shift: Tensor, scale: Tensor, eps: number, dtype: DType = x.dtype) => {
   const op = "layerNormModulate"
   const sizes = perSample(op, x, ["shift", "scale"], [shift, scale])
   if (sizes.dim === 0) fail(op, `x must have a last dimension > 0, got ${formatShape(x.shape)}`)
   expectFinite(op, "eps", eps)
   if (eps <= 0) invalid(op, `eps must be > 0, got ${eps}`)
+  expectDtypeName(op, "dtype", dtype)
+  if (dtype !== x.dtype && !(x.dtype === "f32" && dtype === "bf16"))
+    throw new DTypeError({ op, reason: `dtype must be x's (${x.dtype})${x.dtype === "f32" ? " or bf16" : ""}, got ${dtype}` })
   return { ...sizes, stats: [sizes.batch, sizes.tokens] as Shape }
 }
 

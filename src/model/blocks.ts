@@ -24,7 +24,10 @@ export const linear = (params: ParamSet, name: string, x: Tensor) =>
 const linearGelu = (params: ParamSet, name: string, x: Tensor) =>
   Effect.flatMap(layerWeights(params, name, x.dtype), ({ weight, bias }) => F.linearGelu(x, weight, bias))
 
-/** A residual branch computed in `dtype`: its input is cast to it and its output back to the stream's dtype. */
+/**
+ * A residual branch computed in `dtype`: its input is cast to it and its output back to the input's dtype (no
+ * casts for an input already in `dtype`, as adaLN hands the DiT's branches theirs).
+ */
 const inDtype = (dtype: DType, x: Tensor, branch: (x: Tensor) => F.Op) =>
   Effect.gen(function* () {
     const out = yield* branch(yield* castTo(x, dtype))
@@ -34,8 +37,12 @@ const inDtype = (dtype: DType, x: Tensor, branch: (x: Tensor) => F.Op) =>
 export const layerNorm = (params: ParamSet, name: string, x: Tensor) =>
   F.layerNorm(x, { weight: params.get(`${name}.weight`), bias: params.get(`${name}.bias`), eps: 1e-5 })
 
-/** adaLN: LayerNorm without affine, modulated by the conditioning's shift and scale (one fused kernel). */
-export const adaLayerNorm = (x: Tensor, shift: Tensor, scale: Tensor) => F.layerNormModulate(x, shift, scale, 1e-6)
+/**
+ * adaLN: LayerNorm without affine, modulated by the conditioning's shift and scale, written in `dtype` (a bf16
+ * branch's input in mixed precision): one fused kernel.
+ */
+export const adaLayerNorm = (x: Tensor, shift: Tensor, scale: Tensor, dtype: DType = x.dtype) =>
+  F.layerNormModulate(x, shift, scale, 1e-6, dtype)
 
 /**
  * Multi-head self-attention over x [B, L, D] with a key padding mask [B, L] (i32), computed in `dtype`. The

@@ -32,17 +32,21 @@ const conditioning = (params: ParamSet, spec: ModelSpec, inputs: ModelInputs, po
     return yield* F.add(yield* F.add(yield* F.add(current, jump), pooledText), fake)
   })
 
-/** One DiT block with adaLN-Zero over the joint [text; image] stream. */
+/**
+ * One DiT block with adaLN-Zero over the joint [text; image] stream. A branch's input leaves adaLN in the
+ * branch's dtype and its output joins the stream in the gated residual, so mixed precision takes no casts of
+ * activations here.
+ */
 const ditBlock = (params: ParamSet, spec: ModelSpec, precision: Precision, index: number, z: Tensor, activeE: Tensor, jointMask: Tensor) =>
   Effect.gen(function* () {
     const dtype = branchDtype(precision)
     const name = `blocks.${index}`
     const mods = yield* linear(params, `${name}.adaLN`, activeE)
     const [shiftAttn, scaleAttn, gateAttn, shiftMlp, scaleMlp, gateMlp] = yield* chunks(mods, 6)
-    const attnIn = yield* adaLayerNorm(z, shiftAttn!, scaleAttn!)
+    const attnIn = yield* adaLayerNorm(z, shiftAttn!, scaleAttn!, dtype)
     const attended = yield* selfAttention(params, `${name}.attn`, attnIn, spec.heads, jointMask, dtype)
     const afterAttn = yield* F.gatedResidual(z, gateAttn!, attended)
-    const mlpIn = yield* adaLayerNorm(afterAttn, shiftMlp!, scaleMlp!)
+    const mlpIn = yield* adaLayerNorm(afterAttn, shiftMlp!, scaleMlp!, dtype)
     return yield* F.gatedResidual(afterAttn, gateMlp!, yield* geluMlp(params, `${name}.mlp`, mlpIn, dtype))
   })
 

@@ -468,6 +468,38 @@ describeCuda("bf16 storage on CUDA matches f32 on the CPU for the same bf16-roun
 
   for (const [name, c] of Object.entries(bf16Cases)) it(name, () => compareBf16(name, c))
 
+  it("joins a bf16 branch to an f32 stream: adaLN writes bf16, the gated residual adds it, their backwards", async () => {
+    const g = new Gen(21)
+    const [x, shift, scale, gate, dout] = [[4, 272, 384], [4, 384], [4, 384], [4, 384], [4, 272, 384]].map((shape) => floats(g, shape))
+    // The branch values (dy of adaLN's output, the branch itself) are bf16-representable on both sides.
+    const [dy, branch] = [floats(g, [4, 272, 384]), floats(g, [4, 272, 384])].map((input) => ({ ...input, data: input.data.map(roundToBf16) }))
+    const edges = (k: KernelsService, branchDtype: "f32" | "bf16") =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const f32 = (input: Input) => k.fromArray(input.data, input.shape)
+          const inBranch = (input: Input) => k.fromArray(input.data, input.shape, branchDtype)
+          const [xs, shifts, scales, gates, douts] = yield* Effect.forEach([x, shift, scale, gate, dout], (input) => f32(input!))
+          const saved = yield* k.layerNormModulate(xs!, shifts!, scales!, 1e-6, branchDtype)
+          const back = yield* k.layerNormModulateBackward(yield* inBranch(dy!), xs!, saved, scales!)
+          const branches = yield* inBranch(branch!)
+          const out = yield* k.gatedResidual(xs!, gates!, branches)
+          const residual = yield* k.gatedResidualBackward(douts!, gates!, branches)
+          const outputs = [saved.y, saved.rstd, back.dx, back.dshift, back.dscale, out, residual.dgate, residual.dbranch]
+          return yield* readAll(k, outputs)
+        })
+      )
+    const expected = await Effect.runPromise(edges(backends.cpu, "f32"))
+    const actual = await Effect.runPromise(edges(backends.cuda, "bf16"))
+    // adaLN's y and the branch's gradient are bf16 on CUDA; everything else is f32 from the same values.
+    const names = ["y", "rstd", "dx", "dshift", "dscale", "out", "dgate", "dbranch"]
+    expect(actual.map((o) => o.dtype)).toEqual(["bf16", "f32", "f32", "f32", "f32", "f32", "f32", "bf16"])
+    actual.forEach((out, i) => {
+      const ref = expected[i]!
+      const tol = out.dtype === "bf16" ? { atol: 2e-2 * rms(ref.data), rtol: 2e-2 } : { atol: 1e-4 * rms(ref.data), rtol: 1e-4 }
+      expectClose(out.data, ref.data, tol, `mixed edges ${names[i]}`)
+    })
+  })
+
   it("round-trips values through bf16 storage exactly as rounded on the host, and casts both ways", async () => {
     const data = new Gen(5).normals(10007, 100)
     const out = await runOn(

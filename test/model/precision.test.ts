@@ -29,9 +29,17 @@ describe("mixed precision (bf16-mixed)", () => {
       const dtypesOf = (op: string) => new Set(entries.filter((e) => e.op === op).flatMap((e) => [...e.inputs, ...e.outputs].filter((t) => t.dtype !== "i32").map((t) => t.dtype)))
       expect(dtypesOf("attention")).toEqual(new Set(["bf16", "f32"])) // bf16 q, k, v and out; the f32 lse
       expect(dtypesOf("linearGelu")).toEqual(new Set(["bf16"]))
-      expect(dtypesOf("gatedResidual")).toEqual(new Set(["f32"]))
-      expect(dtypesOf("layerNormModulate")).toEqual(new Set(["f32"]))
       expect(dtypesOf("embedding")).toEqual(new Set(["f32"]))
+      // The DiT's branches take their bf16 input from adaLN and give their bf16 output to the gated residual,
+      // whose stream stays f32; the final layer's adaLN writes f32.
+      const adaLN = entries.filter((e) => e.op === "layerNormModulate")
+      expect(new Set(adaLN.flatMap((e) => e.inputs.map((t) => t.dtype)))).toEqual(new Set(["f32"]))
+      expect(adaLN.map((e) => e.outputs.map((t) => t.dtype))).toEqual([...Array(2 * spec.depth).fill(["bf16", "f32", "f32"]), ["f32", "f32", "f32"]])
+      const residuals = entries.filter((e) => e.op === "gatedResidual")
+      expect(residuals.map((e) => [...e.inputs, ...e.outputs].map((t) => t.dtype))).toEqual(Array(2 * spec.depth).fill(["f32", "f32", "bf16", "f32"]))
+      // So activations are cast only at the text encoder's branches (LayerNorm and add there): in and out.
+      const activationCasts = entries.filter((e) => e.op === "cast" && e.inputs[0]?.name === undefined)
+      expect(activationCasts).toHaveLength(2 * 2 * spec.textDepth)
       // Each attention/MLP linear reads a bf16 copy of its f32 master weight, cast that pass.
       const qkv = entries.filter((e) => e.op === "cast" && e.inputs[0]?.name === "blocks.0.attn.q.weight")
       expect(qkv.map((e) => [e.inputs[0]?.dtype, e.outputs[0]?.dtype])).toEqual([["f32", "bf16"]])

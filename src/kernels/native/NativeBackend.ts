@@ -263,11 +263,11 @@ export class NativeBackend implements Ops.Backend, TensorOwner {
     const [dx, dshift, dscale] = this.#ops.modulateBackward(this.#dev, this.#h(op, "dy", dy), this.#h(op, "x", x), this.#h(op, "scale", scale))
     return { dx: this.#t(dx, x.shape, x.dtype), dshift: this.#t(dshift, [batch, dim], x.dtype), dscale: this.#t(dscale, [batch, dim], x.dtype) }
   }
-  layerNormModulate(x: Tensor, shift: Tensor, scale: Tensor, eps: number): Ops.LayerNormResult {
+  layerNormModulate(x: Tensor, shift: Tensor, scale: Tensor, eps: number, dtype: DType = x.dtype): Ops.LayerNormResult {
     const op = "layerNormModulate"
-    const s = S.layerNormModulate(x, shift, scale, eps)
-    const [y, mean, rstd] = this.#ops.layerNormModulate(this.#dev, this.#h(op, "x", x), this.#h(op, "shift", shift), this.#h(op, "scale", scale), eps)
-    return { y: this.#t(y, x.shape, x.dtype), mean: this.#t(mean, s.stats), rstd: this.#t(rstd, s.stats) }
+    const s = S.layerNormModulate(x, shift, scale, eps, dtype)
+    const [y, mean, rstd] = this.#ops.layerNormModulate(this.#dev, this.#h(op, "x", x), this.#h(op, "shift", shift), this.#h(op, "scale", scale), eps, dtypeCode[dtype])
+    return { y: this.#t(y, x.shape, dtype), mean: this.#t(mean, s.stats), rstd: this.#t(rstd, s.stats) }
   }
   layerNormModulateBackward(dy: Tensor, x: Tensor, saved: Ops.LayerNormSaved, scale: Tensor, addTo?: Ops.GradientBases<"dx">): Ops.ModulateGrads {
     const op = "layerNormModulateBackward"
@@ -294,10 +294,10 @@ export class NativeBackend implements Ops.Backend, TensorOwner {
   }
   gatedResidualBackward(dout: Tensor, gate: Tensor, branch: Tensor): Ops.GatedResidualGrads {
     const op = "gatedResidualBackward"
-    const { batch, dim } = S.perSample(op, branch, ["gate"], [gate])
-    S.expectShape(op, "dout", dout, branch.shape)
+    const { batch, dim } = S.perSample(op, dout, ["gate"], [gate])
+    S.expectShape(op, "branch", branch, dout.shape)
     const [dgate, dbranch] = this.#ops.gatedResidualBackward(this.#dev, this.#h(op, "dout", dout), this.#h(op, "gate", gate), this.#h(op, "branch", branch))
-    return { dgate: this.#t(dgate, [batch, dim], branch.dtype), dbranch: this.#t(dbranch, branch.shape, branch.dtype) }
+    return { dgate: this.#t(dgate, [batch, dim], dout.dtype), dbranch: this.#t(dbranch, branch.shape, branch.dtype) }
   }
 
   // ---- attention and matrix products ----

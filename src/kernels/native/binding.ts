@@ -65,7 +65,8 @@ export interface NativeOps {
   layerNormBackward(d: NativeDevice, dy: H, x: H, mean: H, rstd: H, weight: Opt, withBias: boolean, dxBase: Opt): [H, H | null, H | null]
   modulate(d: NativeDevice, x: H, shift: H, scale: H): H
   modulateBackward(d: NativeDevice, dy: H, x: H, scale: H): [H, H, H]
-  layerNormModulate(d: NativeDevice, x: H, shift: H, scale: H, eps: number): [H, H, H]
+  /** dtype: y's dtype code (dtypeCode), x's when undefined. */
+  layerNormModulate(d: NativeDevice, x: H, shift: H, scale: H, eps: number, dtype: number | undefined): [H, H, H]
   layerNormModulateBackward(d: NativeDevice, dy: H, x: H, mean: H, rstd: H, scale: H, dxBase: Opt): [H, H, H]
   gatedResidual(d: NativeDevice, x: H, gate: H, branch: H): H
   gatedResidualBackward(d: NativeDevice, dout: H, gate: H, branch: H): [H, H]

@@ -368,13 +368,13 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
     AdaLN.modulateBackward(floats(dx), floats(dshift), floats(dscale), floats(dy), floats(x), floats(scale), sizes)
     return { dx: stored(dx), dshift: stored(dshift), dscale: stored(dscale) }
   }
-  layerNormModulate(x: Tensor, shift: Tensor, scale: Tensor, eps: number): Ops.LayerNormResult {
+  layerNormModulate(x: Tensor, shift: Tensor, scale: Tensor, eps: number, dtype: DType = x.dtype): Ops.LayerNormResult {
     const op = "layerNormModulate"
-    const s = S.layerNormModulate(x, shift, scale, eps)
+    const s = S.layerNormModulate(x, shift, scale, eps, dtype)
     this.#check(op, "x", x)
     this.#check(op, "shift", shift)
     this.#check(op, "scale", scale)
-    const y = this.#alloc(op, x.shape, x.dtype)
+    const y = this.#alloc(op, x.shape, dtype)
     const mean = this.#alloc(op, s.stats)
     const rstd = this.#alloc(op, s.stats)
     AdaLN.layerNormModulate(floats(y), floats(mean), floats(rstd), floats(x), floats(shift), floats(scale), eps, s)
@@ -392,7 +392,7 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
     this.#check(op, "rstd", saved.rstd)
     this.#check(op, "scale", scale)
     V.expectNormalisable(op, x)
-    S.expectDtype(op, "dy", dy, x.dtype)
+    S.expectDtypeOrBf16(op, "dy", dy, x.dtype)
     S.expectDtype(op, "mean", saved.mean)
     S.expectDtype(op, "rstd", saved.rstd)
     const base = this.#base(op, "addTo.dx", addTo?.dx, x.shape, x.dtype)
@@ -410,18 +410,18 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
     this.#check(op, "x", x)
     this.#check(op, "gate", gate)
     this.#check(op, "branch", branch)
-    S.expectDtype(op, "branch", branch, x.dtype)
+    S.expectDtypeOrBf16(op, "branch", branch, x.dtype)
     return this.#compute(op, x.shape, (out) => AdaLN.gatedResidual(out, floats(x), floats(gate), floats(branch), sizes), x.dtype)
   }
   gatedResidualBackward(dout: Tensor, gate: Tensor, branch: Tensor): Ops.GatedResidualGrads {
     const op = "gatedResidualBackward"
-    const sizes = S.perSample(op, branch, ["gate"], [gate])
-    S.expectShape(op, "dout", dout, branch.shape)
+    const sizes = S.perSample(op, dout, ["gate"], [gate])
+    S.expectShape(op, "branch", branch, dout.shape)
     this.#check(op, "dout", dout)
     this.#check(op, "gate", gate)
     this.#check(op, "branch", branch)
-    S.expectDtype(op, "dout", dout, branch.dtype)
-    const dgate = this.#alloc(op, [sizes.batch, sizes.dim], branch.dtype)
+    S.expectDtypeOrBf16(op, "branch", branch, dout.dtype)
+    const dgate = this.#alloc(op, [sizes.batch, sizes.dim], dout.dtype)
     const dbranch = this.#alloc(op, branch.shape, branch.dtype)
     AdaLN.gatedResidualBackward(floats(dgate), floats(dbranch), floats(dout), floats(gate), floats(branch), sizes)
     return { dgate: stored(dgate), dbranch: stored(dbranch) }

@@ -102,6 +102,49 @@ describe("the reference backend emulating bf16 storage", () => {
     expectClose(await values(b, attended.out), await values(b, b.attention(b.view(x32, [2, 3, 2, 4]), b.view(x32, [2, 3, 2, 4]), b.view(x32, [2, 3, 2, 4]), {}).out), 1e-2)
   })
 
+  it("joins a bf16 branch to an f32 stream at adaLN and the gated residual, without casts", async () => {
+    const b = emulating()
+    const x = b.fromArray(pseudoRandom(24, 1), [2, 3, 4])
+    const [shift, scale, gate] = [2, 3, 4].map((seed) => b.fromArray(pseudoRandom(8, seed), [2, 4]))
+    // LayerNorm + modulate writes bf16 from f32: the f32 result rounded once; the statistics stay f32.
+    const mixed = b.layerNormModulate(x, shift!, scale!, 1e-6, "bf16")
+    const full = b.layerNormModulate(x, shift!, scale!, 1e-6)
+    expect([mixed.y.dtype, mixed.mean.dtype, mixed.rstd.dtype]).toEqual(["bf16", "f32", "f32"])
+    expect(await values(b, mixed.y)).toEqual((await values(b, full.y)).map(roundToBf16))
+    // Its backward takes the bf16 dy and gives x's f32 gradients, as from the same values in f32.
+    const dy16 = b.cast(b.fromArray(pseudoRandom(24, 5), [2, 3, 4]), "bf16")
+    const dy32 = b.cast(dy16, "f32")
+    const fromBf16 = b.layerNormModulateBackward(dy16, x, mixed, scale!)
+    const fromF32 = b.layerNormModulateBackward(dy32, x, full, scale!)
+    for (const name of ["dx", "dshift", "dscale"] as const) {
+      expect(fromBf16[name].dtype, name).toBe("f32")
+      expect(await values(b, fromBf16[name]), name).toEqual(await values(b, fromF32[name]))
+    }
+    // The gated residual adds the bf16 branch into the f32 stream; the branch's gradient comes back bf16.
+    const branch16 = b.cast(b.fromArray(pseudoRandom(24, 6), [2, 3, 4]), "bf16")
+    const branch32 = b.cast(branch16, "f32")
+    const out = b.gatedResidual(x, gate!, branch16)
+    expect(out.dtype).toBe("f32")
+    expect(await values(b, out)).toEqual(await values(b, b.gatedResidual(x, gate!, branch32)))
+    const dout = b.fromArray(pseudoRandom(24, 7), [2, 3, 4])
+    const grads = b.gatedResidualBackward(dout, gate!, branch16)
+    const reference = b.gatedResidualBackward(dout, gate!, branch32)
+    expect([grads.dgate.dtype, grads.dbranch.dtype]).toEqual(["f32", "bf16"])
+    expect(await values(b, grads.dgate)).toEqual(await values(b, reference.dgate))
+    expect(await values(b, grads.dbranch)).toEqual((await values(b, reference.dbranch)).map(roundToBf16))
+  })
+
+  it("refuses the other mixes at those edges, naming the tensor", () => {
+    const b = emulating()
+    const x16 = b.zeros([2, 3, 4], "bf16")
+    const per16 = b.zeros([2, 4], "bf16")
+    // An f32 output from bf16, or f32 beside a bf16 stream, is not a branch edge.
+    expect(() => b.layerNormModulate(x16, per16, per16, 1e-6, "f32")).toThrow(/dtype must be x's \(bf16\), got f32/)
+    expect(() => b.layerNormModulate(b.zeros([2, 3, 4]), b.zeros([2, 4]), b.zeros([2, 4]), 1e-6, "i32")).toThrow(DTypeError)
+    expect(() => b.gatedResidual(x16, per16, b.zeros([2, 3, 4]))).toThrow(/branch must be bf16, got f32/)
+    expect(() => b.gatedResidualBackward(b.zeros([2, 3, 4]), b.zeros([2, 4]), b.zeros([2, 3, 4], "i32"))).toThrow(/branch must be f32 or bf16, got i32/)
+  })
+
   it("refuses bf16 where the CUDA backend does: mixed dtypes, and ops that are f32 only", () => {
     const b = emulating()
     const x16 = b.zeros([2, 4], "bf16")

@@ -292,6 +292,49 @@ void adaln(int64_t batch, int64_t tokens, int64_t dim) {
   expectClose("gatedResidualBackward dbranch", download(dDbranch), dbranch, tolerance<E>());
 }
 
+// ---- the edges of a bf16 branch in an f32 stream (mixed precision) ------------------------------------------
+
+// LayerNorm + modulate from f32 to a bf16 y and back from a bf16 dy, and the gated residual of a bf16 branch,
+// against the CPU's f32 on the same (bf16-representable) branch values.
+void mixedEdges(int64_t batch, int64_t tokens, int64_t dim) {
+  const int64_t rows = batch * tokens;
+  const size_t n = static_cast<size_t>(rows * dim), per = static_cast<size_t>(batch * dim);
+  const auto x = inputs<float>(n, 1.5f, -0.3f), shift = inputs<float>(per), scale = inputs<float>(per, 0.3f);
+  const auto gate = inputs<float>(per), base = inputs<float>(n, 0.5f), dout = inputs<float>(n);
+  const auto dy = inputs<bf16>(n), branch = inputs<bf16>(n);  // bf16 values, held as floats
+  std::vector<float> y(n), mean(rows), rstd(rows), dx(n), dshift(per), dscale(per), out(n), dgate(per), dbranch(n);
+  selfe::cpu::layernorm_modulate_forward(y.data(), mean.data(), rstd.data(), x.data(), shift.data(), scale.data(), batch,
+                                         tokens, dim, 1e-6f, pool);
+  selfe::cpu::layernorm_modulate_backward(dx.data(), dshift.data(), dscale.data(), dy.data(), x.data(), mean.data(),
+                                          rstd.data(), scale.data(), base.data(), batch, tokens, dim, pool);
+  selfe::cpu::gated_residual_forward(out.data(), x.data(), gate.data(), branch.data(), batch, tokens, dim, pool);
+  selfe::cpu::gated_residual_backward(dgate.data(), dbranch.data(), dout.data(), gate.data(), branch.data(), batch, tokens,
+                                      dim, pool);
+  std::unique_ptr<Device<float>> dX(upload<float>(x)), dShift(upload<float>(shift)), dScale(upload<float>(scale)),
+      dGate(upload<float>(gate)), dBase(upload<float>(base)), dDout(upload<float>(dout));
+  std::unique_ptr<Device<bf16>> dDy(upload<bf16>(dy)), dBranch(upload<bf16>(branch));
+  Device<bf16> dY(n), dDbranch(n);
+  Device<float> dMean(rows), dRstd(rows), dDx(n), dDshift(per), dDscale(per), dOut(n), dDgate(per);
+  selfe::cuda::layernorm_modulate_forward(dY.data(), dMean.data(), dRstd.data(), dX->data(), dShift->data(),
+                                          dScale->data(), batch, tokens, dim, 1e-6f, stream);
+  expectClose("layerNormModulate f32 -> bf16 y", download(dY), y, kBf16);
+  expectClose("layerNormModulate f32 -> bf16 mean", download(dMean), mean, kF32);
+  expectClose("layerNormModulate f32 -> bf16 rstd", download(dRstd), rstd, kF32);
+  std::unique_ptr<Device<float>> cMean(upload<float>(mean)), cRstd(upload<float>(rstd));
+  selfe::cuda::layernorm_modulate_backward(dDx.data(), dDshift.data(), dDscale.data(), dDy->data(), dX->data(),
+                                           cMean->data(), cRstd->data(), dScale->data(), dBase->data(), batch, tokens, dim,
+                                           stream);
+  expectClose("layerNormModulateBackward bf16 dy dx", download(dDx), dx, kF32);
+  expectClose("layerNormModulateBackward bf16 dy dshift", download(dDshift), dshift, kF32);
+  expectClose("layerNormModulateBackward bf16 dy dscale", download(dDscale), dscale, kF32);
+  selfe::cuda::gated_residual_forward(dOut.data(), dX->data(), dGate->data(), dBranch->data(), batch, tokens, dim, stream);
+  expectClose("gatedResidual bf16 branch out", download(dOut), out, kF32);
+  selfe::cuda::gated_residual_backward(dDgate.data(), dDbranch.data(), dDout->data(), dGate->data(), dBranch->data(), batch,
+                                       tokens, dim, stream);
+  expectClose("gatedResidualBackward bf16 branch dgate", download(dDgate), dgate, kF32);
+  expectClose("gatedResidualBackward bf16 branch dbranch", download(dDbranch), dbranch, kBf16);
+}
+
 // ---- optimizer -----------------------------------------------------------------------------------------------
 
 // A list of tensors in one device arena, each starting 256-byte aligned, or misaligned by `skew[t]` floats.
@@ -1379,6 +1422,7 @@ int main(int argc, char** argv) {
       const std::string shape = std::to_string(s.batch) + "x" + std::to_string(s.tokens) + "x" + std::to_string(s.dim);
       run("adaLN f32 " + shape, s.sms, [&] { adaln<float>(s.batch, s.tokens, s.dim); });
       run("adaLN bf16 " + shape, s.sms, [&] { adaln<bf16>(s.batch, s.tokens, s.dim); });
+      run("bf16 branch in an f32 stream " + shape, s.sms, [&] { mixedEdges(s.batch, s.tokens, s.dim); });
     }
   }
   if (want("optim")) {

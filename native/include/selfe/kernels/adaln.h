@@ -33,3 +33,14 @@ SELFE_DECLARE_FOR_BACKENDS(SELFE_ADALN_KERNELS)
                                Stream stream);
 
 SELFE_DECLARE_FOR_CUDA(SELFE_ADALN_BF16_KERNELS)
+
+// The gated residual of an f32 stream (x, gate, out and their gradients) and a bf16 branch (mixed precision:
+// the branch's cast back to f32, and its gradient's to bf16, folded in).
+#define SELFE_ADALN_MIXED_KERNELS                                                                          \
+  void gated_residual_forward(float* out, const float* x, const float* gate, const bf16* branch,         \
+                              int64_t batch, int64_t tokens, int64_t dim, Stream stream);                \
+  void gated_residual_backward(float* dgate, bf16* dbranch, const float* dout, const float* gate,        \
+                               const bf16* branch, int64_t batch, int64_t tokens, int64_t dim,           \
+                               Stream stream);
+
+SELFE_DECLARE_FOR_CUDA(SELFE_ADALN_MIXED_KERNELS)

@@ -45,3 +45,16 @@ SELFE_DECLARE_FOR_BACKENDS(SELFE_LAYERNORM_KERNELS)
                                    Stream stream);
 
 SELFE_DECLARE_FOR_CUDA(SELFE_LAYERNORM_BF16_KERNELS)
+
+// LayerNorm + modulate from f32 x (and shift, scale, statistics, dx) to a bf16 y, and its backward from a bf16
+// dy: the input of a bf16 branch in mixed precision, without a cast of its own.
+#define SELFE_LAYERNORM_MIXED_KERNELS                                                                       \
+  void layernorm_modulate_forward(bf16* y, float* mean, float* rstd, const float* x, const float* shift,  \
+                                  const float* scale, int64_t batch, int64_t tokens, int64_t dim,        \
+                                  float eps, Stream stream);                                             \
+  void layernorm_modulate_backward(float* dx, float* dshift, float* dscale, const bf16* dy,              \
+                                   const float* x, const float* mean, const float* rstd,                 \
+                                   const float* scale, const float* dx_base, int64_t batch,              \
+                                   int64_t tokens, int64_t dim, Stream stream);
+
+SELFE_DECLARE_FOR_CUDA(SELFE_LAYERNORM_MIXED_KERNELS)
