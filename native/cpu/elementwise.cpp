@@ -116,4 +116,9 @@ void convert(void* out, DType out_type, const void* in, DType in_type, int64_t n
   });
 }
 
+void convert_all(void* const* outs, DType out_type, const void* const* ins, DType in_type, const int64_t* sizes,
+                 int32_t count, Stream pool) {
+  for (int32_t t = 0; t < count; ++t) convert(outs[t], out_type, ins[t], in_type, sizes[t], pool);
+}
+
 }  // namespace selfe::cpu

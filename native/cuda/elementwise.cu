@@ -73,6 +73,60 @@ void convertFrom(Out* out, const void* in, DType in_type, int64_t n, Stream stre
   checkLaunch("convert");
 }
 
+// convert_all's tensors as a kernel parameter (no host-to-device copy, as optim.cu's tables): each tensor cut
+// into chunks of kConvertChunk elements, a chunk's tensor found by binary search over the chunks' prefix sums.
+constexpr int64_t kConvertChunk = 8 * kThreads;
+struct ConvertTable {
+  static constexpr int kCapacity = 700;  // 4 words a tensor: 22.4 KB of the 32764 bytes a kernel may take
+  const void* in[kCapacity];
+  void* out[kCapacity];
+  int64_t sizes[kCapacity];
+  int64_t chunkEnd[kCapacity];  // chunks of tensors 0..t together
+  int32_t count;
+};
+
+static_assert(sizeof(ConvertTable) <= 24 * 1024, "a ConvertTable must fit in a kernel's parameters");
+
+template <class Out, class In>
+__global__ void convertTableKernel(const __grid_constant__ ConvertTable table) {
+  const int64_t chunks = table.chunkEnd[table.count - 1];
+  for (int64_t chunk = blockIdx.x; chunk < chunks; chunk += gridDim.x) {
+    int lo = 0, hi = table.count - 1;
+    while (lo < hi) {
+      const int mid = (lo + hi) / 2;
+      if (table.chunkEnd[mid] > chunk) hi = mid;
+      else lo = mid + 1;
+    }
+    const int64_t first = (chunk - (lo == 0 ? 0 : table.chunkEnd[lo - 1])) * kConvertChunk;
+    const int64_t end = min(first + kConvertChunk, table.sizes[lo]);
+    const In* in = static_cast<const In*>(table.in[lo]);
+    Out* out = static_cast<Out*>(table.out[lo]);
+    for (int64_t i = first + threadIdx.x; i < end; i += blockDim.x) out[i] = fromFloat<Out>(toFloat(in[i]));
+  }
+}
+
+template <class Out, class In>
+void convertTables(void* const* outs, const void* const* ins, const int64_t* sizes, int32_t count, Stream stream) {
+  ConvertTable table{};
+  const auto launch = [&] {
+    const int64_t chunks = table.chunkEnd[table.count - 1];
+    convertTableKernel<Out, In><<<gridFor(stream, chunks * kThreads, kThreads), kThreads, 0, stream>>>(table);
+    checkLaunch("castAll");
+    table.count = 0;
+  };
+  for (int32_t t = 0; t < count; ++t) {
+    if (sizes[t] == 0) continue;
+    const int32_t n = table.count;
+    table.in[n] = ins[t];
+    table.out[n] = outs[t];
+    table.sizes[n] = sizes[t];
+    table.chunkEnd[n] = (n == 0 ? 0 : table.chunkEnd[n - 1]) + (sizes[t] + kConvertChunk - 1) / kConvertChunk;
+    table.count = n + 1;
+    if (table.count == ConvertTable::kCapacity) launch();
+  }
+  if (table.count > 0) launch();
+}
+
 template <class T>
 void binaryLaunch(T* out, const T* a, const T* b, int64_t n, int64_t nb, BinaryOp op, Broadcast broadcast,
                   Stream stream) {
@@ -150,6 +204,15 @@ void convert(void* out, DType out_type, const void* in, DType in_type, int64_t n
     case DType::I32: return convertFrom(static_cast<int32_t*>(out), in, in_type, n, stream);
     case DType::BF16: return convertFrom(static_cast<__nv_bfloat16*>(out), in, in_type, n, stream);
   }
+}
+
+void convert_all(void* const* outs, DType out_type, const void* const* ins, DType in_type, const int64_t* sizes,
+                 int32_t count, Stream stream) {
+  if (out_type == DType::BF16 && in_type == DType::F32)
+    return convertTables<__nv_bfloat16, float>(outs, ins, sizes, count, stream);
+  if (out_type == DType::F32 && in_type == DType::BF16)
+    return convertTables<float, __nv_bfloat16>(outs, ins, sizes, count, stream);
+  for (int32_t t = 0; t < count; ++t) convert(outs[t], out_type, ins[t], in_type, sizes[t], stream);
 }
 
 }  // namespace selfe::cuda

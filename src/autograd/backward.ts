@@ -15,7 +15,9 @@ export type Gradients = ReadonlyMap<Tensor, Tensor>
  * gradient as soon as nothing refers to it. Everything it allocates belongs to the caller's Scope.
  *
  * A rule whose kernel can add its gradient to another tensor (linear's, LayerNorm's) asks for the input's
- * gradient so far (`baseOf`) and returns the total; every other accumulation is one `add`.
+ * gradient so far (`baseOf`) and returns the total; every other accumulation is one `add`. The casts of a
+ * parameter (a master weight's bf16 copy) wait for the end of the pass: their gradients go back to the
+ * parameters' dtype in one castAll.
  */
 export const backward = (loss: Tensor, tape: Tape): Effect.Effect<Gradients, KernelError, Kernels | Scope.Scope> =>
   Effect.gen(function* () {
@@ -29,6 +31,26 @@ export const backward = (loss: Tensor, tape: Tape): Effect.Effect<Gradients, Ker
       uses.delete(t)
       t.release()
     }
+    // Adds ig to input's gradient: the first is kept; a total (a rule took the sum so far as its base)
+    // replaces the sum; any other takes an add, after which the part is spent unless something holds it or
+    // `later` (this node's other inputs' gradients) has it.
+    const accumulate = (input: Tensor, ig: Tensor, total: boolean, later: ReadonlyArray<Tensor | undefined>) =>
+      Effect.gen(function* () {
+        const existing = grads.get(input)
+        if (existing === undefined || total) {
+          grads.set(input, ig)
+          hold(ig)
+          if (existing !== undefined) drop(existing)
+          return
+        }
+        const sum = yield* k.add(existing, ig)
+        grads.set(input, sum)
+        hold(sum)
+        drop(existing)
+        if (!uses.has(ig) && !later.includes(ig)) ig.release()
+      })
+    // Parameters' casts, waiting for the end of the pass: the parameter and its copy's gradient (held).
+    const castsBack: Array<{ readonly parameter: Tensor; readonly g: Tensor }> = []
     if (!tape.requiresGrad(loss)) return grads
     const seed = yield* k.full(loss.shape, 1)
     grads.set(loss, seed)
@@ -39,35 +61,28 @@ export const backward = (loss: Tensor, tape: Tape): Effect.Effect<Gradients, Ker
       if (!outputs.some((output) => grads.has(output))) continue
       const g = grads.get(node.output) ?? (yield* k.zeros(node.output.shape, node.output.dtype))
       const inputs = node.inputs as ReadonlyArray<Tensor | undefined>
-      const rule = backwardRules[node.op] as BackwardRule<DiffOp>
-      // Inputs whose gradient so far the rule took as a base: what it returns for them is the total.
-      const based = new Set<number>()
-      const baseOf = (j: number) => {
-        const input = inputs[j]
-        // An input the node reads twice keeps the engine's adds, so its gradient so far is counted once.
-        if (input === undefined || inputs.some((other, i) => i !== j && other === input)) return undefined
-        const existing = grads.get(input)
-        if (existing !== undefined) based.add(j)
-        return existing
-      }
-      const inputGrads = yield* rule(node as never, g, k, (j) => tape.requiresGrad(inputs[j]), (output) => grads.get(output), baseOf)
-      for (let j = 0; j < inputs.length; j++) {
-        const input = inputs[j]
-        const ig = inputGrads[j]
-        if (input === undefined || ig === undefined || !tape.requiresGrad(input)) continue
-        const existing = grads.get(input)
-        if (existing === undefined || based.has(j)) {
-          grads.set(input, ig)
-          hold(ig)
-          if (existing !== undefined) drop(existing)
-        } else {
-          const total = yield* k.add(existing, ig)
-          grads.set(input, total)
-          hold(total)
-          drop(existing)
-          // The part is spent once added, unless it is another gradient (a rule's pass-through) or goes on
-          // to another input of this node.
-          if (!uses.has(ig) && inputGrads.indexOf(ig, j + 1) === -1) ig.release()
+      const parameter = inputs[0]
+      if (node.op === "cast" && parameter !== undefined && parameter.requiresGrad) {
+        hold(g)
+        castsBack.push({ parameter, g })
+      } else {
+        const rule = backwardRules[node.op] as BackwardRule<DiffOp>
+        // Inputs whose gradient so far the rule took as a base: what it returns for them is the total.
+        const based = new Set<number>()
+        const baseOf = (j: number) => {
+          const input = inputs[j]
+          // An input the node reads twice keeps the engine's adds, so its gradient so far is counted once.
+          if (input === undefined || inputs.some((other, i) => i !== j && other === input)) return undefined
+          const existing = grads.get(input)
+          if (existing !== undefined) based.add(j)
+          return existing
+        }
+        const inputGrads = yield* rule(node as never, g, k, (j) => tape.requiresGrad(inputs[j]), (output) => grads.get(output), baseOf)
+        for (let j = 0; j < inputs.length; j++) {
+          const input = inputs[j]
+          const ig = inputGrads[j]
+          if (input === undefined || ig === undefined || !tape.requiresGrad(input)) continue
+          yield* accumulate(input, ig, based.has(j), inputGrads.slice(j + 1))
         }
       }
       for (const output of outputs) {
@@ -75,6 +90,22 @@ export const backward = (loss: Tensor, tape: Tape): Effect.Effect<Gradients, Ker
         if (og === undefined || output.requiresGrad) continue
         grads.delete(output)
         drop(og)
+      }
+    }
+    // One castAll per pair of dtypes (in practice bf16 to f32).
+    const pairs = new Map<string, Array<{ readonly parameter: Tensor; readonly g: Tensor }>>()
+    for (const cast of castsBack) {
+      const key = `${cast.g.dtype}>${cast.parameter.dtype}`
+      pairs.set(key, pairs.get(key) ?? []).get(key)?.push(cast)
+    }
+    for (const casts of pairs.values()) {
+      const back = yield* k.castAll(
+        casts.map((c) => c.g),
+        (casts[0] as { readonly parameter: Tensor }).parameter.dtype
+      )
+      for (const [n, { parameter, g }] of casts.entries()) {
+        yield* accumulate(parameter, back[n] as Tensor, false, [])
+        drop(g)
       }
     }
     return new Map([...grads].filter(([t]) => t.requiresGrad))

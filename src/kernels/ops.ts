@@ -31,6 +31,11 @@ export interface TensorOps {
    * for mixed precision), to i32 truncates toward zero (saturating, NaN to 0); the same dtype copies.
    */
   cast(x: Tensor, dtype: DType): Tensor
+  /**
+   * cast of every tensor of a list (all of one dtype) in one call: on CUDA one launch for a model's weights
+   * (their bf16 copies, their gradients' way back).
+   */
+  castAll(xs: ReadonlyArray<Tensor>, dtype: DType): ReadonlyArray<Tensor>
 
   // ---- elementwise ----------------------------------------------------------------------------
   /** a + b, where b has a's shape or is a trailing suffix of it (a bias). */
@@ -330,7 +335,7 @@ export type BackendName = "cpu" | "cuda" | "reference" | "mock"
 
 /** Every op name, checked complete against TensorOps by the compiler (used by Recording, mocks, tests). */
 export const tensorOpNames = Object.keys({
-  fromArray: 0, empty: 0, full: 0, zeros: 0, write: 0, view: 0, copy: 0, assign: 0, cast: 0,
+  fromArray: 0, empty: 0, full: 0, zeros: 0, write: 0, view: 0, copy: 0, assign: 0, cast: 0, castAll: 0,
   add: 0, sub: 0, mul: 0, mulRows: 0, affine: 0, scale: 0, axpy: 0, rowDot: 0,
   gelu: 0, geluBackward: 0, silu: 0, siluBackward: 0,
   layerNorm: 0, layerNormBackward: 0, modulate: 0, modulateBackward: 0, layerNormModulate: 0, layerNormModulateBackward: 0,

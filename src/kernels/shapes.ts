@@ -42,6 +42,14 @@ export const expectDtypeOrBf16 = (op: string, name: string, x: Tensor, dtype: DT
     throw new DTypeError({ op, reason: `${name} must be ${dtype}${dtype === "f32" ? " or bf16" : ""}, got ${x.dtype}` })
 }
 
+/** castAll's list: an array of tensors of one dtype, and a dtype name. */
+export const castAll = (xs: ReadonlyArray<Tensor>, dtype: DType) => {
+  const op = "castAll"
+  if (!Array.isArray(xs)) invalid(op, "xs must be an array of tensors")
+  expectDtypeName(op, "dtype", dtype)
+  xs.forEach((x, i) => expectDtype(op, `xs[${i}]`, x, (xs[0] as Tensor).dtype))
+}
+
 /** A gradient's base (ops.ts GradientBases), when given: the gradient's shape and dtype. */
 export const expectBase = (op: string, name: string, base: Tensor | undefined, shape: Shape, dtype: DType) => {
   if (base === undefined) return

@@ -1,20 +1,28 @@
 import { Effect, FiberRef, Scope } from "effect"
 import * as F from "../autograd/functional.ts"
 import { recordOnce } from "../autograd/tape.ts"
+import type { KernelError } from "../kernels/errors.ts"
 import { Kernels } from "../kernels/Kernels.ts"
 import type { DType } from "../tensor/dtype.ts"
-import { keepIn } from "../tensor/lifetime.ts"
+import { adopt, keepIn } from "../tensor/lifetime.ts"
 import type { Tensor } from "../tensor/Tensor.ts"
+import type { Precision } from "./precision.ts"
 
 /**
  * The bf16 copies of f32 master weights a region's forward passes share, PyTorch autocast's weight cast
  * cache: a training step's four passes (landing, fake, unconditional, conditional) or a sampler's passes
  * cast each weight once instead of once per pass, and the step's backward casts each weight's gradient
- * once. Each launch saved is host time on a host-bound GPU step (docs/cuda.md, bf16 and mixed precision).
+ * once (all of them in one castAll, src/autograd/backward.ts). With a plan key, the weights are cast in one
+ * castAll at the region's start from the key's second region on. Each launch saved is host time on a
+ * host-bound GPU step (docs/cuda.md, bf16 and mixed precision).
  */
 class WeightCopies {
   readonly #copies = new Map<DType, Map<Tensor, Tensor>>()
-  constructor(readonly scope: Scope.Scope) {}
+  constructor(
+    readonly scope: Scope.Scope,
+    /** The weights cast under the region's plan key, by dtype; undefined without a key. */
+    readonly plan: Map<DType, Set<Tensor>> | undefined
+  ) {}
 
   get(weight: Tensor, dtype: DType): Tensor | undefined {
     return this.#copies.get(dtype)?.get(weight)
@@ -23,18 +31,49 @@ class WeightCopies {
   set(weight: Tensor, copy: Tensor): void {
     const byWeight = this.#copies.get(copy.dtype) ?? new Map<Tensor, Tensor>()
     this.#copies.set(copy.dtype, byWeight.set(weight, copy))
+    if (this.plan !== undefined) this.plan.set(copy.dtype, (this.plan.get(copy.dtype) ?? new Set<Tensor>()).add(weight))
   }
 }
 
 const CurrentWeightCopies: FiberRef.FiberRef<WeightCopies | undefined> = FiberRef.unsafeMake<WeightCopies | undefined>(undefined)
 
+/** Per plan key, the weights its regions have cast, by dtype (weak: a key's plan goes with the key). */
+const plans = new WeakMap<object, Map<DType, Set<Tensor>>>()
+
+/**
+ * The copies of every weight the key's earlier regions cast, made in one castAll per dtype (one launch on
+ * CUDA where each took one), before the region reads any. A weight released since (a replaced state's) is
+ * dropped from the plan.
+ */
+const precast = (copies: WeightCopies) =>
+  Effect.flatMap(Kernels, (k) =>
+    Effect.forEach(copies.plan ?? [], ([dtype, weights]) => {
+      for (const weight of weights) if (weight.released) weights.delete(weight)
+      const list = [...weights]
+      if (list.length === 0) return Effect.void
+      return Effect.flatMap(k.castAll(list, dtype), (made) =>
+        adopt(copies.scope, made, list.forEach((weight, i) => copies.set(weight, made[i] as Tensor)))
+      )
+    }, { discard: true })
+  )
+
 /**
  * Runs `effect` with one cast per weight and dtype: the copies belong to the enclosing Scope (a step's
  * backward reads them after the region). The weights must not change inside the region (the copies would
- * go stale), so a training step's region ends before its update.
+ * go stale), so a training step's region ends before its update. With a `planKey` (an object that lives as
+ * long as the weights, such as a training state's parameters), the weights one region casts are cast all at
+ * once at the start of the key's next region.
  */
-export const withWeightCopies = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R | Scope.Scope> =>
-  Effect.flatMap(Scope.Scope, (scope) => Effect.locally(effect, CurrentWeightCopies, new WeightCopies(scope)))
+export const withWeightCopies = <A, E, R>(effect: Effect.Effect<A, E, R>, planKey?: object): Effect.Effect<A, E | KernelError, R | Kernels | Scope.Scope> =>
+  Effect.flatMap(Scope.Scope, (scope) => {
+    let plan: Map<DType, Set<Tensor>> | undefined
+    if (planKey !== undefined) {
+      plan = plans.get(planKey) ?? new Map<DType, Set<Tensor>>()
+      plans.set(planKey, plan)
+    }
+    const copies = new WeightCopies(scope, plan)
+    return Effect.zipRight(precast(copies), Effect.locally(effect, CurrentWeightCopies, copies))
+  })
 
 // Written without Effect.gen: a hit costs one Map lookup and a tape check, once per weight per pass.
 const sharedCopy = (copies: WeightCopies, weight: Tensor, dtype: DType): F.Op => {
@@ -50,6 +89,13 @@ const sharedCopy = (copies: WeightCopies, weight: Tensor, dtype: DType): F.Op =>
     })
   )
 }
+
+/**
+ * The plan key for a model's regions on `params`: the parameters themselves where the model reads weight
+ * copies (bf16-mixed), none where it reads the masters (f32: nothing to cast ahead).
+ */
+export const copyPlanKey = (model: { readonly precision: Precision }, params: object): object | undefined =>
+  model.precision === "f32" ? undefined : params
 
 /**
  * A master weight as `dtype` for a linear layer: the weight itself when it already is; inside

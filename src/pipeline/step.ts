@@ -4,7 +4,7 @@ import { withTape } from "../autograd/tape.ts"
 import type { Batch } from "../data/stream.ts"
 import type { KernelError } from "../kernels/errors.ts"
 import { Kernels } from "../kernels/Kernels.ts"
-import { withWeightCopies } from "../model/weightCopies.ts"
+import { copyPlanKey, withWeightCopies } from "../model/weightCopies.ts"
 import { tauAt } from "../selfe/timeSampling.ts"
 import type { Tensor } from "../tensor/Tensor.ts"
 import type { RunContext } from "./context.ts"
@@ -57,7 +57,8 @@ export const enqueueTrainStep = (ctx: RunContext, state: TrainState, batch: Batc
       const tau = tauAt(state.step, ctx.config.steps, ctx.config.objective.tauRampFraction)
       const fakeOn = fakeScoreActive(ctx.config.objective, state.step, ctx.config.steps)
       const prepared = yield* prepareBatch(ctx.model.spec, ctx.config.objective, ctx.config.seed, batch, tau)
-      // The four forward passes share their bf16 weight copies; the region ends before the update changes the weights.
+      // The four forward passes share their bf16 weight copies, made in one call from the second step on (the
+      // plan keyed by the state's parameters); the region ends before the update changes the weights.
       const [losses, tape] = yield* withTape(
         withWeightCopies(
           Effect.gen(function* () {
@@ -70,7 +71,8 @@ export const enqueueTrainStep = (ctx: RunContext, state: TrainState, batch: Batc
                 ? dataLoss
                 : yield* F.add(dataLoss, yield* F.scale(judged.fakeLoss, ctx.config.objective.fakeScore.lossWeight))
             return { total, rowLoss, judged }
-          })
+          }),
+          copyPlanKey(ctx.model, state.params)
         )
       )
       const updated = yield* update(ctx, state, losses.total, tape, stepNumber)

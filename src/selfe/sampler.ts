@@ -4,7 +4,7 @@ import type { KernelError } from "../kernels/errors.ts"
 import { Kernels } from "../kernels/Kernels.ts"
 import { type HostPrompts, type TextInputs, nullPrompts, textInputs } from "../model/inputs.ts"
 import type { Model } from "../model/model.ts"
-import { withWeightCopies } from "../model/weightCopies.ts"
+import { copyPlanKey, withWeightCopies } from "../model/weightCopies.ts"
 import type { ParamSet } from "../nn/params.ts"
 import { keepIn } from "../tensor/lifetime.ts"
 import type { Tensor } from "../tensor/Tensor.ts"
@@ -59,7 +59,8 @@ export const sample = (
       const start = yield* k.randomNormal(imageShape, streamFor(config.seed, draw, "sample"))
       const grid = timeGrid(config.steps, config.timeShift)
       const landing = landingTimes(config)
-      // The passes share their bf16 weight copies (src/model/weightCopies.ts), released when the loop ends.
+      // The passes share their bf16 weight copies (src/model/weightCopies.ts), released when the loop ends; the
+      // weights one call casts are cast in one castAll by the next call on the same parameters.
       return yield* Effect.scoped(
         withWeightCopies(
           Effect.gen(function* () {
@@ -87,7 +88,8 @@ export const sample = (
               )
             }
             return x
-          })
+          }),
+          copyPlanKey(model, params)
         )
       )
     })

@@ -468,6 +468,28 @@ describeCuda("bf16 storage on CUDA matches f32 on the CPU for the same bf16-roun
 
   for (const [name, c] of Object.entries(bf16Cases)) it(name, () => compareBf16(name, c))
 
+  it("casts a list of tensors both ways in one call (castAll), over more than one launch's table", async () => {
+    // 750 tensors (a table holds 700): empty ones, ones shorter than a chunk and ones over several chunks.
+    const g = new Gen(31)
+    const sizes = Array.from({ length: 750 }, (_, i) => (i % 97 === 0 ? 0 : i % 50 === 0 ? 5000 + g.int(0, 3000) : g.int(1, 300)))
+    const data = sizes.map((n) => g.normals(n, 50))
+    const out = await runOn(
+      backends.cuda,
+      Effect.gen(function* () {
+        const k = yield* Kernels
+        const xs = yield* Effect.forEach(data, (values) => k.fromArray(values, [values.length]))
+        const narrowed = yield* k.castAll(xs, "bf16")
+        const widened = yield* k.castAll(narrowed, "f32")
+        const read = (ts: ReadonlyArray<Tensor>) => Effect.forEach(ts, (t) => Effect.map(k.read(t), (d) => Array.from(d)))
+        return { dtypes: [...new Set(narrowed.map((t) => t.dtype)), ...new Set(widened.map((t) => t.dtype))], narrowed: yield* read(narrowed), widened: yield* read(widened) }
+      })
+    )
+    const rounded = data.map((values) => values.map(roundToBf16))
+    expect(out.dtypes).toEqual(["bf16", "f32"])
+    expect(out.narrowed).toEqual(rounded)
+    expect(out.widened).toEqual(rounded)
+  })
+
   it("joins a bf16 branch to an f32 stream: adaLN writes bf16, the gated residual adds it, their backwards", async () => {
     const g = new Gen(21)
     const [x, shift, scale, gate, dout] = [[4, 272, 384], [4, 384], [4, 384], [4, 384], [4, 272, 384]].map((shape) => floats(g, shape))

@@ -130,6 +130,15 @@ export const opCases: { readonly [K in keyof TensorOps]: Case } = {
         return [ints, yield* op((k) => k.cast(ints, "f32")), yield* op((k) => k.cast(floats, "f32"))]
       })
   },
+  castAll: {
+    run: (g) =>
+      Effect.gen(function* () {
+        // Up to five tensors of any shapes (empty ones and an empty list included), one dtype.
+        const xs = yield* Effect.forEach(Array.from({ length: g.int(0, 5) }), () => tensor(g, g.shape(g.int(0, 3)), 3000))
+        const ints = yield* op((k) => k.castAll(xs, "i32"))
+        return [ints, yield* op((k) => k.castAll(ints, "f32")), yield* op((k) => k.castAll(xs, "f32"))]
+      })
+  },
   add: binaryCase("add"),
   sub: binaryCase("sub"),
   mul: binaryCase("mul"),

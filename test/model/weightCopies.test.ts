@@ -8,7 +8,7 @@ import { Kernels } from "../../src/kernels/Kernels.ts"
 import { batchRenderer } from "../../src/data/stream.ts"
 import { nullPrompts } from "../../src/model/inputs.ts"
 import { makeModel } from "../../src/model/model.ts"
-import { withWeightCopies } from "../../src/model/weightCopies.ts"
+import { castWeight, withWeightCopies } from "../../src/model/weightCopies.ts"
 import type { ParamSet } from "../../src/nn/params.ts"
 import { freshState } from "../../src/pipeline/state.ts"
 import { enqueueTrainStep } from "../../src/pipeline/step.ts"
@@ -28,7 +28,7 @@ const castsOf = (name: string) =>
   Effect.map(KernelTrace, (trace) => trace.entries().filter((e) => e.op === "cast" && e.inputs[0]?.name === name).length)
 
 /** Gradients of mse(V, 0) summed over `passes` forward passes with gradient, and the passes' velocities. */
-const gradientsOf = (params: ParamSet, passes: number, shared: boolean, noGradFirst = false) =>
+const gradientsOf = (params: ParamSet, passes: number, shared: boolean, noGradFirst = false, planKey?: object) =>
   Effect.gen(function* () {
     const k = yield* Kernels
     const model = yield* makeModel(spec, "bf16-mixed")
@@ -45,7 +45,7 @@ const gradientsOf = (params: ParamSet, passes: number, shared: boolean, noGradFi
       }
       return { velocities, loss: loss as Tensor }
     })
-    const [{ velocities, loss }, tape] = yield* withTape(shared ? withWeightCopies(body) : body)
+    const [{ velocities, loss }, tape] = yield* withTape(shared ? withWeightCopies(body, planKey) : body)
     const grads = yield* backward(loss, tape)
     const host = (t: Tensor) => Effect.map(k.read(t), (d) => Array.from(d))
     return {
@@ -78,6 +78,47 @@ describe("shared bf16 weight copies (withWeightCopies)", () => {
       const castNames = trace.entries().filter((e) => e.op === "cast" && e.inputs[0]?.name !== undefined).map((e) => e.inputs[0]?.name)
       expect(castNames.length).toBeGreaterThan(10)
       expect(new Set(castNames).size).toBe(castNames.length)
+    }).pipe(Effect.provide(Recording.layer(emulatingBf16)))
+  )
+
+  it.scoped("cast a plan key's weights in one castAll from its second region on, the same copies bit for bit", () =>
+    Effect.gen(function* () {
+      const params = yield* randomParams
+      const trace = yield* KernelTrace
+      trace.clear()
+      const first = yield* gradientsOf(params, 2, true, false, params)
+      const weightCasts = trace.entries().filter((e) => e.op === "cast" && e.inputs[0]?.name !== undefined)
+      // The first region casts as it goes; its backward sends every copy's gradient back in one castAll.
+      expect(weightCasts.length).toBeGreaterThan(10)
+      const firstCastAlls = trace.entries().filter((e) => e.op === "castAll")
+      expect(firstCastAlls.map((e) => [e.inputs.length, e.outputs[0]?.dtype])).toEqual([[weightCasts.length, "f32"]])
+      trace.clear()
+      const second = yield* gradientsOf(params, 2, true, false, params)
+      expect(second).toEqual(first)
+      expect(yield* castsOf(weight)).toBe(0)
+      // One castAll makes every copy the first region made, before any pass; one sends the gradients back.
+      const castAlls = trace.entries().filter((e) => e.op === "castAll")
+      expect(castAlls.map((e) => [e.inputs.length, e.inputs[0]?.dtype, e.outputs[0]?.dtype])).toEqual([
+        [weightCasts.length, "f32", "bf16"],
+        [weightCasts.length, "bf16", "f32"]
+      ])
+      expect(new Set(castAlls[0]?.inputs.map((t) => t.name))).toEqual(new Set(weightCasts.map((e) => e.inputs[0]?.name)))
+    }).pipe(Effect.provide(Recording.layer(emulatingBf16)))
+  )
+
+  it.scoped("leave a released weight out of the plan", () =>
+    Effect.gen(function* () {
+      const k = yield* Kernels
+      const [kept, dropped] = [yield* k.fromArray([1, 2, 3], [3]), yield* k.fromArray([4, 5], [2])]
+      const key = {}
+      const copyBoth = withWeightCopies(Effect.forEach([kept, dropped], (w) => castWeight(w, "bf16")), key)
+      yield* Effect.scoped(copyBoth)
+      dropped.release()
+      const trace = yield* KernelTrace
+      trace.clear()
+      const copied = yield* Effect.scoped(withWeightCopies(Effect.flatMap(castWeight(kept, "bf16"), (copy) => k.read(copy)), key))
+      expect(Array.from(copied)).toEqual([1, 2, 3])
+      expect(trace.entries().map((e) => [e.op, e.inputs.length])).toEqual([["castAll", 1]])
     }).pipe(Effect.provide(Recording.layer(emulatingBf16)))
   )
 

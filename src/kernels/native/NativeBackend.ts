@@ -182,6 +182,11 @@ export class NativeBackend implements Ops.Backend, TensorOwner {
     S.expectDtypeName("cast", "dtype", dtype)
     return this.#t(this.#ops.cast(this.#dev, this.#h("cast", "x", x), dtypeCode[dtype]), x.shape, dtype)
   }
+  castAll(xs: ReadonlyArray<Tensor>, dtype: DType): ReadonlyArray<Tensor> {
+    S.castAll(xs, dtype)
+    const handles = this.#ops.castAll(this.#dev, this.#list("castAll", "xs", xs), dtypeCode[dtype])
+    return handles.map((h, i) => this.#t(h, (xs[i] as Tensor).shape, dtype))
+  }
 
   // ---- elementwise ----
   add(a: Tensor, b: Tensor): Tensor {

@@ -57,6 +57,7 @@ export interface NativeOps {
   copy(d: NativeDevice, x: H): H
   assign(d: NativeDevice, dst: H, src: H): void
   cast(d: NativeDevice, x: H, dtype: number): H
+  castAll(d: NativeDevice, xs: ReadonlyArray<H>, dtype: number): Array<H>
   gelu(d: NativeDevice, x: H): H
   geluBackward(d: NativeDevice, dy: H, x: H): H
   silu(d: NativeDevice, x: H): H

@@ -222,6 +222,11 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
     words(dst).set(words(src))
   }
 
+  castAll(xs: ReadonlyArray<Tensor>, dtype: DType): ReadonlyArray<Tensor> {
+    S.castAll(xs, dtype)
+    xs.forEach((x, i) => this.#check("castAll", `xs[${i}]`, x))
+    return xs.map((x) => this.cast(x, dtype))
+  }
   cast(x: Tensor, dtype: DType): Tensor {
     this.#check("cast", "x", x)
     S.expectDtypeName("cast", "dtype", dtype)

@@ -28,7 +28,11 @@ enum class Broadcast : int32_t { Same = 0, Trailing = 1, Leading = 2 };
   void copy_bytes(void* dst, const void* src, int64_t bytes, Stream stream);                          \
   /* out[i] = in[i] as another element type: to bf16 rounds to nearest even; to i32 truncates toward */ \
   /* zero, saturating at the i32 range, NaN -> 0. */                                                    \
-  void convert(void* out, DType out_type, const void* in, DType in_type, int64_t n, Stream stream);
+  void convert(void* out, DType out_type, const void* in, DType in_type, int64_t n, Stream stream);       \
+  /* convert for `count` tensors of one type pair at once (outs[t] from ins[t], sizes[t] elements): on */  \
+  /* CUDA one launch per few hundred tensors for f32 <-> bf16 (a model's weight copies). */                \
+  void convert_all(void* const* outs, DType out_type, const void* const* ins, DType in_type,              \
+                   const int64_t* sizes, int32_t count, Stream stream);
 
 SELFE_DECLARE_FOR_BACKENDS(SELFE_ELEMENTWISE_KERNELS)
 
