@@ -31,23 +31,24 @@ export const backward = (loss: Tensor, tape: Tape): Effect.Effect<Gradients, Ker
       uses.delete(t)
       t.release()
     }
-    // Adds ig to input's gradient: the first is kept; a total (a rule took the sum so far as its base)
-    // replaces the sum; any other takes an add, after which the part is spent unless something holds it or
-    // `later` (this node's other inputs' gradients) has it.
-    const accumulate = (input: Tensor, ig: Tensor, total: boolean, later: ReadonlyArray<Tensor | undefined>) =>
-      Effect.gen(function* () {
-        const existing = grads.get(input)
-        if (existing === undefined || total) {
-          grads.set(input, ig)
-          hold(ig)
-          if (existing !== undefined) drop(existing)
-          return
-        }
-        const sum = yield* k.add(existing, ig)
+    // Takes ig as input's gradient where it is the first or a total (a rule took the sum so far as its base);
+    // false where it has to be added (kept synchronous: this runs for every input of every node).
+    const take = (input: Tensor, ig: Tensor, total: boolean): boolean => {
+      const existing = grads.get(input)
+      if (existing !== undefined && !total) return false
+      grads.set(input, ig)
+      hold(ig)
+      if (existing !== undefined) drop(existing)
+      return true
+    }
+    // Adds ig to input's gradient so far; the part is then spent unless something holds it or `reused` (it
+    // is also another input's gradient of the same node).
+    const add = (input: Tensor, ig: Tensor, reused: boolean) =>
+      Effect.map(k.add(grads.get(input) as Tensor, ig), (sum) => {
+        drop(grads.get(input) as Tensor)
         grads.set(input, sum)
         hold(sum)
-        drop(existing)
-        if (!uses.has(ig) && !later.includes(ig)) ig.release()
+        if (!uses.has(ig) && !reused) ig.release()
       })
     // Parameters' casts, waiting for the end of the pass: the parameter and its copy's gradient (held).
     const castsBack: Array<{ readonly parameter: Tensor; readonly g: Tensor }> = []
@@ -82,7 +83,7 @@ export const backward = (loss: Tensor, tape: Tape): Effect.Effect<Gradients, Ker
           const input = inputs[j]
           const ig = inputGrads[j]
           if (input === undefined || ig === undefined || !tape.requiresGrad(input)) continue
-          yield* accumulate(input, ig, based.has(j), inputGrads.slice(j + 1))
+          if (!take(input, ig, based.has(j))) yield* add(input, ig, inputGrads.indexOf(ig, j + 1) !== -1)
         }
       }
       for (const output of outputs) {
@@ -104,7 +105,8 @@ export const backward = (loss: Tensor, tape: Tape): Effect.Effect<Gradients, Ker
         (casts[0] as { readonly parameter: Tensor }).parameter.dtype
       )
       for (const [n, { parameter, g }] of casts.entries()) {
-        yield* accumulate(parameter, back[n] as Tensor, false, [])
+        const ig = back[n] as Tensor
+        if (!take(parameter, ig, false)) yield* add(parameter, ig, false)
         drop(g)
       }
     }
