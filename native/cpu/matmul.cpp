@@ -8,6 +8,7 @@
 
 #include "pool.h"
 #include "selfe/kernels/activation.h"
+#include "selfe/kernels/elementwise.h"
 
 namespace selfe::cpu {
 
@@ -43,6 +44,13 @@ void gemm(float* c, const float* a, const float* b, int64_t batch, int64_t m, in
     return;
   }
   for (int64_t i = 0; i < batch; ++i) problem(i);
+}
+
+void gemm_add(float* d, const float* base, const float* a, const float* b, int64_t m, int64_t n, int64_t k, bool trans_a,
+              bool trans_b, float alpha, Stream pool) {
+  // BLAS adds to C in place: d starts as a copy of the base.
+  if (d != base) copy_bytes(d, base, m * n * static_cast<int64_t>(sizeof(float)), pool);
+  gemm(d, a, b, 1, m, n, k, trans_a, trans_b, 0, 0, 0, alpha, 1.0f, pool);
 }
 
 void linear_forward(float* y, const float* x, const float* weight, const float* bias, int64_t rows,

@@ -11,6 +11,7 @@
 // that is with the operands swapped and each matrix's stored rows read as columns.
 #include <cublasLt.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <set>
@@ -106,6 +107,7 @@ struct Call {
   const void* a;
   const void* b;
   void* c;
+  const void* cIn;   // C, read where beta != 0: c itself, or (gemm_add) another matrix of c's layout
   const void* bias;  // the BIAS epilogue's, or nullptr
   void* aux;         // GELU_AUX's pre-activation output, or nullptr
   float alpha, beta;
@@ -154,9 +156,10 @@ struct GemmState {
     return plan;
   }
 
-  // Enqueues D = C = epilogue(alpha op(A) op(B) + beta C) with the plan's descriptors and the given algorithm.
+  // Enqueues D = epilogue(alpha op(A) op(B) + beta C) with the plan's descriptors and the given algorithm: D is
+  // call.c, C call.cIn (the same matrix, or another of its layout: cuBLASLt computes out of place too).
   cublasStatus_t enqueue(Plan& plan, const cublasLtMatmulAlgo_t& algorithm, const Call& call) {
-    return cublasLtMatmul(handle, plan.operation, &call.alpha, call.b, plan.a, call.a, plan.b, &call.beta, call.c, plan.c,
+    return cublasLtMatmul(handle, plan.operation, &call.alpha, call.b, plan.a, call.a, plan.b, &call.beta, call.cIn, plan.c,
                           call.c, plan.c, &algorithm, workspace, workspaceBytes, call.stream);
   }
 
@@ -311,15 +314,18 @@ void runPlan(GemmState& state, Plan& plan, const Call& call, const char* name) {
   checkLaunch(name);
 }
 
-// D = alpha op(A) op(B) + beta C (+ bias per output column of the row-major result).
+// c = alpha op(A) op(B) + beta cIn (+ bias per output column of the row-major result); cIn is c itself
+// where it is nullptr.
 template <class T>
 void matmul(T* c, const T* a, const T* b, const T* bias, int64_t batch, int64_t m, int64_t n, int64_t k, bool transA,
-            bool transB, int64_t strideA, int64_t strideB, int64_t strideC, float alpha, float beta, Stream stream) {
+            bool transB, int64_t strideA, int64_t strideB, int64_t strideC, float alpha, float beta, Stream stream,
+            const T* cIn = nullptr) {
   if (batch == 0 || m == 0 || n == 0) return;
+  if (cIn == nullptr) cIn = c;
   if (k == 0) {
-    // An empty sum: C = beta C, or zero (then the bias).
+    // An empty sum: beta C, or zero (then the bias).
     if (beta == 0.0f) zero(c, batch * m * n, stream);
-    else affine_forward(c, c, beta, 0.0f, batch * m * n, stream);
+    else affine_forward(c, cIn, beta, 0.0f, batch * m * n, stream);
     if (bias != nullptr) binary_forward(c, c, bias, batch * m * n, n, BinaryOp::Add, Broadcast::Trailing, stream);
     return;
   }
@@ -330,13 +336,15 @@ void matmul(T* c, const T* a, const T* b, const T* bias, int64_t batch, int64_t 
   }
   GemmState* state = stream.context->gemm;
   if (state == nullptr) throw Error(Error::Kind::Device, "matmul: this device has no cuBLASLt state");
+  // The plan's C and D alignment: the lesser of the two where C is another matrix that is read.
+  const uint32_t alignC = beta != 0.0f ? std::min(alignmentOf(c), alignmentOf(cIn)) : alignmentOf(c);
   const PlanKey key{cudaTypeOf<T>(), batch, m, n, k, transA, transB, bias != nullptr ? Epilogue::Bias : Epilogue::None,
-                    strideA, strideB, strideC, alignmentOf(a), alignmentOf(b), alignmentOf(c),
+                    strideA, strideB, strideC, alignmentOf(a), alignmentOf(b), alignC,
                     bias != nullptr ? alignmentOf(bias) : 0u, 0u};
-  const Call call{a, b, c, bias, nullptr, alpha, beta, stream};
+  const Call call{a, b, c, cIn, bias, nullptr, alpha, beta, stream};
   if (bias != nullptr && !state->offers(key, call)) {
     // No fused-bias kernel for this problem: the plain product, then the bias as its own pass.
-    matmul<T>(c, a, b, nullptr, batch, m, n, k, transA, transB, strideA, strideB, strideC, alpha, beta, stream);
+    matmul<T>(c, a, b, nullptr, batch, m, n, k, transA, transB, strideA, strideB, strideC, alpha, beta, stream, cIn);
     binary_forward(c, c, bias, batch * m * n, n, BinaryOp::Add, Broadcast::Trailing, stream);
     return;
   }
@@ -356,7 +364,7 @@ void linearGelu(T* y, T* pre, const T* x, const T* weight, const T* bias, int64_
                     alignmentOf(pre)};
   // cuBLASLt wants the pre-activation's leading dimension divisible by 8, and has the epilogue for some
   // problems only: otherwise the product (with its bias) into pre, then GELU as its own pass.
-  const Call call{x, weight, y, bias, pre, 1.0f, 0.0f, stream};
+  const Call call{x, weight, y, y, bias, pre, 1.0f, 0.0f, stream};
   if (in == 0 || out % 8 != 0 || !state->offers(key, call)) {
     matmul<T>(pre, x, weight, bias, 1, rows, out, in, false, true, 0, 0, 0, 1.0f, 0.0f, stream);
     gelu_forward(y, pre, rows * out, stream);
@@ -373,6 +381,16 @@ void gemm(float* c, const float* a, const float* b, int64_t batch, int64_t m, in
 void gemm(bf16* c, const bf16* a, const bf16* b, int64_t batch, int64_t m, int64_t n, int64_t k, bool trans_a,
           bool trans_b, int64_t stride_a, int64_t stride_b, int64_t stride_c, float alpha, float beta, Stream stream) {
   matmul<bf16>(c, a, b, nullptr, batch, m, n, k, trans_a, trans_b, stride_a, stride_b, stride_c, alpha, beta, stream);
+}
+
+// d = base + alpha op(A) op(B): cuBLASLt reads the base as C (beta = 1) and writes D elsewhere, the base unchanged.
+void gemm_add(float* d, const float* base, const float* a, const float* b, int64_t m, int64_t n, int64_t k, bool trans_a,
+              bool trans_b, float alpha, Stream stream) {
+  matmul<float>(d, a, b, nullptr, 1, m, n, k, trans_a, trans_b, 0, 0, 0, alpha, 1.0f, stream, base);
+}
+void gemm_add(bf16* d, const bf16* base, const bf16* a, const bf16* b, int64_t m, int64_t n, int64_t k, bool trans_a,
+              bool trans_b, float alpha, Stream stream) {
+  matmul<bf16>(d, a, b, nullptr, 1, m, n, k, trans_a, trans_b, 0, 0, 0, alpha, 1.0f, stream, base);
 }
 
 // y = x W^T + bias: m = rows, n = out, k = in, W stored [out, in] (transposed B).

@@ -131,8 +131,8 @@ Napi::Value linearGelu(Call& call) {
 // (dy, x, weight, dx?, dweight?, dbias?, addTo.dx?, addTo.dweight?, addTo.dbias?) -> [dx | null, dweight | null,
 // dbias | null]: linear's backward on the flattened rows in one call (two GEMMs and a column sum), where the
 // autograd rule took six calls and views. A gradient with an addTo tensor is that tensor plus the gradient
-// (autograd's accumulation of a tensor used more than once): the GEMMs add it with beta = 1, the column sum
-// with one add.
+// (autograd's accumulation of a tensor used more than once): the GEMMs read it as their C (gemm_add), the
+// column sum takes one add.
 Napi::Value linearBackward(Call& call) {
   const TensorRef dy = call.tensor(1, "dy");
   const TensorRef x = call.tensor(2, "x");
@@ -153,26 +153,19 @@ Napi::Value linearBackward(Call& call) {
   const double dxId = wantDx ? call.output(x.shape, x.dtype, &dx) : 0;
   const double dweightId = wantDweight ? call.output(weight.shape, x.dtype, &dweight) : 0;
   const double dbiasId = wantDbias ? call.output(makeShape({out}), x.dtype, &dbias) : 0;
-  const int64_t elementBytes = static_cast<int64_t>(dtypeSize(x.dtype));
   call.device().launchFloating("linearBackward", x.dtype, [=](auto&& stream, auto element) {
     using T = typename decltype(element)::type;
-    // The output starts as its base, which the GEMM then adds to (beta = 1), or is overwritten (beta = 0).
-    const auto startFrom = [&](const TensorRef& target, const TensorRef& base, int64_t count) {
-      if (base.data == nullptr) return 0.0f;
-      copy_bytes(target.data, base.data, count * elementBytes, stream);
-      return 1.0f;
-    };
     // dx [rows, in] = dy [rows, out] W [out, in]; dweight [out, in] = dy^T x, dy stored [rows, out].
-    if (wantDx) {
-      const float beta = startFrom(dx, dxBase, rows * in);
-      gemm(dx.as<T>(), dy.as<T>(), weight.as<T>(), 1, rows, in, out, false, false, rows * out, 0, rows * in, 1.0f, beta,
+    if (wantDx && dxBase.data != nullptr)
+      gemm_add(dx.as<T>(), dxBase.as<T>(), dy.as<T>(), weight.as<T>(), rows, in, out, false, false, 1.0f, stream);
+    else if (wantDx)
+      gemm(dx.as<T>(), dy.as<T>(), weight.as<T>(), 1, rows, in, out, false, false, rows * out, 0, rows * in, 1.0f, 0.0f,
            stream);
-    }
-    if (wantDweight) {
-      const float beta = startFrom(dweight, dweightBase, out * in);
-      gemm(dweight.as<T>(), dy.as<T>(), x.as<T>(), 1, out, in, rows, true, false, rows * out, 0, out * in, 1.0f, beta,
+    if (wantDweight && dweightBase.data != nullptr)
+      gemm_add(dweight.as<T>(), dweightBase.as<T>(), dy.as<T>(), x.as<T>(), out, in, rows, true, false, 1.0f, stream);
+    else if (wantDweight)
+      gemm(dweight.as<T>(), dy.as<T>(), x.as<T>(), 1, out, in, rows, true, false, rows * out, 0, out * in, 1.0f, 0.0f,
            stream);
-    }
     if (wantDbias) {
       sum_axis(dbias.as<T>(), dy.as<T>(), 1, rows, out, stream);
       if (dbiasBase.data != nullptr)
