@@ -149,7 +149,8 @@ export const backwardRules: { readonly [K in DiffOp]: BackwardRule<K> } = {
   linearGelu: ({ inputs, saved: { pre } }, g, k, needs, _gradOf, baseOf) =>
     Effect.flatMap(k.geluBackward(g, pre), (dpre) => linearGrads(inputs, dpre, k, needs, baseOf)),
   view: ({ inputs: [x] }, g, k) => Effect.all([k.view(g, x.shape)]),
-  // The gradient goes back in the input's dtype (a bf16 weight copy's gradient reaches its f32 master).
+  // The gradient goes back in the input's dtype. A parameter's casts (its bf16 copies) the backward pass
+  // takes itself, all in one castAll at its end.
   cast: ({ inputs: [x] }, g, k) => Effect.all([k.cast(g, x.dtype)]),
   patchify: ({ attrs: { image } }, g, k) => Effect.all([k.unpatchify(g, image)]),
   unpatchify: ({ attrs: { patch } }, g, k) => Effect.all([k.patchify(g, patch)]),

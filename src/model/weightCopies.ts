@@ -51,9 +51,10 @@ const precast = (copies: WeightCopies) =>
       for (const weight of weights) if (weight.released) weights.delete(weight)
       const list = [...weights]
       if (list.length === 0) return Effect.void
-      return Effect.flatMap(k.castAll(list, dtype), (made) =>
-        adopt(copies.scope, made, list.forEach((weight, i) => copies.set(weight, made[i] as Tensor)))
-      )
+      return Effect.flatMap(k.castAll(list, dtype), (made) => {
+        list.forEach((weight, i) => copies.set(weight, made[i] as Tensor))
+        return adopt(copies.scope, made)
+      })
     }, { discard: true })
   )
 
