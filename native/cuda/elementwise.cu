@@ -3,6 +3,7 @@
 
 #include "check.cuh"
 #include "selfe/kernels/elementwise.h"
+#include "tensor_table.cuh"
 
 namespace selfe::cuda {
 
@@ -73,8 +74,8 @@ void convertFrom(Out* out, const void* in, DType in_type, int64_t n, Stream stre
   checkLaunch("convert");
 }
 
-// convert_all's tensors as a kernel parameter (no host-to-device copy, as optim.cu's tables): each tensor cut
-// into chunks of kConvertChunk elements, a chunk's tensor found by binary search over the chunks' prefix sums.
+// convert_all's tensors as a kernel parameter (no host-to-device copy), a multi-tensor table
+// (tensor_table.cuh) of chunks of kConvertChunk elements.
 constexpr int64_t kConvertChunk = 8 * kThreads;
 struct ConvertTable {
   static constexpr int kCapacity = 700;  // 4 words a tensor: 22.4 KB of the 32764 bytes a kernel may take
@@ -91,16 +92,10 @@ template <class Out, class In>
 __global__ void convertTableKernel(const __grid_constant__ ConvertTable table) {
   const int64_t chunks = table.chunkEnd[table.count - 1];
   for (int64_t chunk = blockIdx.x; chunk < chunks; chunk += gridDim.x) {
-    int lo = 0, hi = table.count - 1;
-    while (lo < hi) {
-      const int mid = (lo + hi) / 2;
-      if (table.chunkEnd[mid] > chunk) hi = mid;
-      else lo = mid + 1;
-    }
-    const int64_t first = (chunk - (lo == 0 ? 0 : table.chunkEnd[lo - 1])) * kConvertChunk;
-    const int64_t end = min(first + kConvertChunk, table.sizes[lo]);
-    const In* in = static_cast<const In*>(table.in[lo]);
-    Out* out = static_cast<Out*>(table.out[lo]);
+    const auto [t, first] = tableChunk(table.chunkEnd, table.count, chunk, kConvertChunk);
+    const int64_t end = min(first + kConvertChunk, table.sizes[t]);
+    const In* in = static_cast<const In*>(table.in[t]);
+    Out* out = static_cast<Out*>(table.out[t]);
     for (int64_t i = first + threadIdx.x; i < end; i += blockDim.x) out[i] = fromFloat<Out>(toFloat(in[i]));
   }
 }

@@ -19,6 +19,7 @@
 #include <cstdint>
 
 #include "check.cuh"
+#include "tensor_table.cuh"
 #include "selfe/kernels/optim.h"
 
 namespace selfe::cuda {
@@ -84,15 +85,7 @@ template <int kLists, class Op>
 __device__ __forceinline__ void forEachElement(const TensorTable<kLists>& table, Op& op) {
   const int64_t chunks = table.chunkEnd[table.count - 1];
   for (int64_t chunk = blockIdx.x; chunk < chunks; chunk += gridDim.x) {
-    // The tensor holding this chunk: the first t with chunkEnd[t] > chunk (the same for the whole block).
-    int64_t lo = 0, hi = table.count - 1;
-    while (lo < hi) {
-      const int64_t mid = (lo + hi) / 2;
-      if (table.chunkEnd[mid] > chunk) hi = mid;
-      else lo = mid + 1;
-    }
-    const int64_t t = lo;
-    const int64_t begin = (chunk - (t == 0 ? 0 : table.chunkEnd[t - 1])) * kChunk;
+    const auto [t, begin] = tableChunk(table.chunkEnd, table.count, chunk, kChunk);
     const int64_t end = table.sizes[t] < begin + kChunk ? table.sizes[t] : begin + kChunk;
     float* ptr[kLists];
     uintptr_t bits = 0;

@@ -75,12 +75,15 @@ class Call {
     if (t.dtype != DType::F32 && t.dtype != DType::BF16)
       fail(ErrorCode::DType, std::string(name) + " must be f32 or bf16, got " + dtypeName(t.dtype));
   }
-  // The dtype of a tensor that may be bf16 beside f32 ones (mixed precision): `dtype` itself, or bf16 when
-  // `dtype` is f32.
+  // A bf16 branch's edge in mixed precision: `actual` is `expected` itself, or bf16 where `expected` is f32.
+  static bool isDtypeOrBf16(DType actual, DType expected) {
+    return actual == expected || (expected == DType::F32 && actual == DType::BF16);
+  }
+  static std::string dtypeOrBf16(DType dtype) { return std::string(dtypeName(dtype)) + (dtype == DType::F32 ? " or bf16" : ""); }
+  // The dtype of a tensor that may be bf16 beside f32 ones: `dtype` itself, or bf16 when `dtype` is f32.
   void expectDtypeOrBf16(const TensorRef& t, DType dtype, const char* name) const {
-    if (t.dtype != dtype && !(dtype == DType::F32 && t.dtype == DType::BF16))
-      fail(ErrorCode::DType, std::string(name) + " must be " + dtypeName(dtype) +
-                                 (dtype == DType::F32 ? " or bf16" : "") + ", got " + dtypeName(t.dtype));
+    if (!isDtypeOrBf16(t.dtype, dtype))
+      fail(ErrorCode::DType, std::string(name) + " must be " + dtypeOrBf16(dtype) + ", got " + dtypeName(t.dtype));
   }
   void expectShape(const TensorRef& t, const Shape& shape, const char* name) const {
     if (t.shape != shape)

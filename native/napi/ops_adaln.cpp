@@ -81,9 +81,8 @@ Napi::Value layerNormModulate(Call& call) {
   call.expect(eps > 0, ErrorCode::InvalidArgument, "eps must be > 0");
   // y's dtype: x's unless given (bf16 from an f32 x: a bf16 branch's input).
   const DType yDtype = call.length() > 5 && !call.arg(5).IsUndefined() ? call.dtype(5, "dtype") : x.dtype;
-  call.expect(yDtype == x.dtype || (x.dtype == DType::F32 && yDtype == DType::BF16), ErrorCode::DType,
-              std::string("dtype must be x's (") + dtypeName(x.dtype) + ")" + (x.dtype == DType::F32 ? " or bf16" : "") +
-                  ", got " + dtypeName(yDtype));
+  call.expect(Call::isDtypeOrBf16(yDtype, x.dtype), ErrorCode::DType,
+              "dtype must be x's (" + Call::dtypeOrBf16(x.dtype) + "), got " + dtypeName(yDtype));
   const int64_t batch = x.shape[0], tokens = x.shape[1], dim = x.shape[2];
   TensorRef y, mean, rstd;
   const double yId = call.output(x.shape, yDtype, &y);

@@ -9,6 +9,12 @@ import type { Tape } from "./tape.ts"
 /** Gradients of the parameters (tensors with requiresGrad) a loss depends on. */
 export type Gradients = ReadonlyMap<Tensor, Tensor>
 
+/** A parameter's cast (its bf16 copy) met by the backward pass, and the copy's gradient. */
+interface CastBack {
+  readonly parameter: Tensor
+  readonly g: Tensor
+}
+
 /**
  * Reverse pass over the tape: seeds d(loss) = 1 (for a non-scalar loss, the gradient of its sum), applies
  * each node's rule, accumulates gradients of inputs used more than once, and releases an intermediate
@@ -51,7 +57,7 @@ export const backward = (loss: Tensor, tape: Tape): Effect.Effect<Gradients, Ker
         if (!uses.has(ig) && !reused) ig.release()
       })
     // Parameters' casts, waiting for the end of the pass: the parameter and its copy's gradient (held).
-    const castsBack: Array<{ readonly parameter: Tensor; readonly g: Tensor }> = []
+    const castsBack: Array<CastBack> = []
     if (!tape.requiresGrad(loss)) return grads
     const seed = yield* k.full(loss.shape, 1)
     grads.set(loss, seed)
@@ -94,15 +100,17 @@ export const backward = (loss: Tensor, tape: Tape): Effect.Effect<Gradients, Ker
       }
     }
     // One castAll per pair of dtypes (in practice bf16 to f32).
-    const pairs = new Map<string, Array<{ readonly parameter: Tensor; readonly g: Tensor }>>()
+    const pairs = new Map<string, Array<CastBack>>()
     for (const cast of castsBack) {
       const key = `${cast.g.dtype}>${cast.parameter.dtype}`
-      pairs.set(key, pairs.get(key) ?? []).get(key)?.push(cast)
+      const group = pairs.get(key) ?? []
+      group.push(cast)
+      pairs.set(key, group)
     }
     for (const casts of pairs.values()) {
       const back = yield* k.castAll(
         casts.map((c) => c.g),
-        (casts[0] as { readonly parameter: Tensor }).parameter.dtype
+        (casts[0] as CastBack).parameter.dtype
       )
       for (const [n, { parameter, g }] of casts.entries()) {
         const ig = back[n] as Tensor

@@ -33,13 +33,13 @@ export const expectShape = (op: string, name: string, x: Tensor, shape: Shape) =
   if (!sameShape(x.shape, shape)) fail(op, `${name} must have shape ${formatShape(shape)}, got ${formatShape(x.shape)}`)
 }
 
-/**
- * The dtype of a tensor that may be bf16 beside f32 ones (a bf16 branch's edge in mixed precision): `dtype`
- * itself, or bf16 when `dtype` is f32.
- */
+/** A bf16 branch's edge in mixed precision: `actual` is `expected` itself, or bf16 where `expected` is f32. */
+const isDtypeOrBf16 = (actual: DType, expected: DType) => actual === expected || (expected === "f32" && actual === "bf16")
+const dtypeOrBf16 = (dtype: DType) => `${dtype}${dtype === "f32" ? " or bf16" : ""}`
+
+/** The dtype of a tensor that may be bf16 beside f32 ones: `dtype` itself, or bf16 when `dtype` is f32. */
 export const expectDtypeOrBf16 = (op: string, name: string, x: Tensor, dtype: DType) => {
-  if (x.dtype !== dtype && !(dtype === "f32" && x.dtype === "bf16"))
-    throw new DTypeError({ op, reason: `${name} must be ${dtype}${dtype === "f32" ? " or bf16" : ""}, got ${x.dtype}` })
+  if (!isDtypeOrBf16(x.dtype, dtype)) throw new DTypeError({ op, reason: `${name} must be ${dtypeOrBf16(dtype)}, got ${x.dtype}` })
 }
 
 /** castAll's list: an array of tensors of one dtype, and a dtype name. */
@@ -160,8 +160,7 @@ export const layerNormModulate = (x: Tensor, shift: Tensor, scale: Tensor, eps: 
   expectFinite(op, "eps", eps)
   if (eps <= 0) invalid(op, `eps must be > 0, got ${eps}`)
   expectDtypeName(op, "dtype", dtype)
-  if (dtype !== x.dtype && !(x.dtype === "f32" && dtype === "bf16"))
-    throw new DTypeError({ op, reason: `dtype must be x's (${x.dtype})${x.dtype === "f32" ? " or bf16" : ""}, got ${dtype}` })
+  if (!isDtypeOrBf16(dtype, x.dtype)) throw new DTypeError({ op, reason: `dtype must be x's (${dtypeOrBf16(x.dtype)}), got ${dtype}` })
   return { ...sizes, stats: [sizes.batch, sizes.tokens] as Shape }
 }
 
