@@ -42,7 +42,7 @@ const load = async (root: string): Promise<Side> => {
   })
   const kernels = liftBackend(new NativeBackend({ ...noopAddon, ops: counted }, { backend: "cuda" }))
   const steps = (preset: string, precision: string, count: number) =>
-    secondsPerStep(kernels, stepBenchConfig({ model: { preset } }), precision, count, 1, 1)
+    secondsPerStep(kernels, stepBenchConfig({ model: { preset } }), precision, count, 1, 30)
   return {
     round: async (preset, precision) => (await steps(preset, precision, 5)).seconds.get("one in flight") * 1000,
     // Two runs that differ by 4 steps (each run builds the model and steps both schedules): their difference is 4 steps' calls.

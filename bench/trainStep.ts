@@ -4,8 +4,8 @@
  * would see them, with each step waited for and with one step in flight. bench/gpu.ts times DiT-S in f32 and
  * in bf16-mixed with it, bench/ops.ts the tiny DiT on the CPU.
  */
-import { Effect, Schema } from "effect"
-import { batchRenderer } from "../src/data/stream.ts"
+import { Chunk, Effect, Schema, Stream } from "effect"
+import { type Batch, trainingBatches } from "../src/data/stream.ts"
 import { Kernels, type KernelsService } from "../src/kernels/Kernels.ts"
 import { makeModel } from "../src/model/model.ts"
 import type { Precision } from "../src/model/precision.ts"
@@ -18,7 +18,7 @@ import { modelSpecFor } from "../src/pipeline/train.ts"
 export const stepBenchConfig = (overrides: Record<string, unknown> = {}): TrainConfig =>
   Schema.decodeUnknownSync(TrainConfig)({
     steps: 1000,
-    data: { resolution: 32, batchSize: 64, prefetch: 0 },
+    data: { resolution: 32, batchSize: 64 },
     model: { preset: "S" },
     objective: { fakeScore: { enabled: true, startFraction: 0 } },
     ...overrides
@@ -28,7 +28,7 @@ export const stepBenchConfig = (overrides: Record<string, unknown> = {}): TrainC
 export type StepSchedule = "waited each step" | "one in flight"
 export const stepSchedules: ReadonlyArray<StepSchedule> = ["one in flight", "waited each step"]
 
-/** Seconds per step of each schedule, and of the host's part (rendering and enqueueing a step, no waits). */
+/** Seconds per step of each schedule, and of the host's part (taking a batch and enqueueing a step, no waits). */
 export interface StepTimes {
   readonly seconds: ReadonlyMap<StepSchedule, number>
   readonly hostSeconds: number
@@ -45,7 +45,17 @@ export const secondsPerStep = (kernels: KernelsService, config: TrainConfig, pre
       Effect.gen(function* () {
         const model = yield* makeModel(modelSpecFor(config), precision)
         let state = yield* freshState(model, config.seed)
-        const batches = batchRenderer(config.data)
+        // Batches come as `train` takes them: from the training stream, drawn on its render workers.
+        const pull = yield* Stream.toPull(trainingBatches(config.data))
+        const ready: Array<Batch> = []
+        const nextBatch = Effect.suspend(() =>
+          ready.length > 0
+            ? Effect.succeed(ready.shift() as Batch)
+            : Effect.map(Effect.orDie(pull), (chunk) => {
+                ready.push(...Chunk.toReadonlyArray(chunk))
+                return ready.shift() as Batch
+              })
+        )
         const ctx = { model, config }
         let hostMs = 0
         const run = (count: number, schedule: StepSchedule) =>
@@ -53,7 +63,7 @@ export const secondsPerStep = (kernels: KernelsService, config: TrainConfig, pre
             let inFlight: PendingStep | undefined
             for (let i = 0; i < count; i++) {
               const hostStart = performance.now()
-              const pending = yield* enqueueTrainStep(ctx, state, batches.render(state.step))
+              const pending = yield* enqueueTrainStep(ctx, state, yield* nextBatch)
               hostMs += performance.now() - hostStart
               state = { ...state, step: pending.step }
               if (inFlight !== undefined) yield* inFlight.metrics

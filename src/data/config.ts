@@ -39,7 +39,12 @@ export const ShapeEvalConfig = Schema.Struct({
     "colour-shape pairs never rendered in training scenes (compositional generalisation test)"
   ),
   batchSize: field(Schema.Int.pipe(Schema.positive()), 64, "pairs per training batch"),
-  prefetch: field(Schema.NonNegativeInt, 4, "batches rendered ahead of the consumer"),
+  prefetch: field(Schema.NonNegativeInt, 4, "rendered batches kept ready ahead of the consumer (beyond those the workers are drawing)"),
+  workers: field(
+    Schema.Union(Schema.Literal("auto"), Schema.NonNegativeInt),
+    "auto",
+    "threads that render batches off the training loop's thread (auto: one per core but one, at most 4; 0: none)"
+  ),
   tags: field(Schema.Array(Tag).pipe(Schema.minItems(1)), TAGS, "GenEval tags mixed (uniformly) in the training stream")
 }).pipe(
   Schema.filter((config) => {

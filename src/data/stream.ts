@@ -5,6 +5,7 @@
  */
 import { Effect, Stream } from "effect"
 import type { ShapeEvalConfig } from "./config.ts"
+import { makeRenderPool, type RenderWorkerError, renderWorkerCount } from "./renderPool.ts"
 import { renderScene } from "./render.ts"
 import { makeTokenizer, shapeEvalVocabulary, type Tokenizer } from "./tokenizer.ts"
 import { type TrainingPairSource, trainingPairs } from "./training-pairs.ts"
@@ -57,11 +58,23 @@ export const batchRenderer = (
   }
 }
 
-/** The infinite training stream from batch `fromStep`, rendering up to `config.prefetch` batches ahead. */
-export const trainingBatches = (config: ShapeEvalConfig, fromStep = 0): Stream.Stream<Batch> => {
-  const renderer = batchRenderer(config)
-  const batches = Stream.iterate(fromStep, (step) => step + 1).pipe(
-    Stream.mapEffect((step) => Effect.sync(() => renderer.render(step)))
-  )
+/**
+ * The infinite training stream from batch `fromStep`, drawn on `config.workers` worker threads (each one batch
+ * at a time) or, with none, on the consumer's thread; up to `config.prefetch` finished batches wait beyond those.
+ */
+export const trainingBatches = (config: ShapeEvalConfig, fromStep = 0): Stream.Stream<Batch, RenderWorkerError> => {
+  const steps = Stream.iterate(fromStep, (step) => step + 1)
+  const workers = renderWorkerCount(config.workers)
+  const batches: Stream.Stream<Batch, RenderWorkerError> =
+    workers === 0
+      ? Stream.unwrap(
+          Effect.sync(() => {
+            const renderer = batchRenderer(config)
+            return Stream.mapEffect(steps, (step) => Effect.sync(() => renderer.render(step)))
+          })
+        )
+      : Stream.unwrapScoped(
+          Effect.map(makeRenderPool(config, workers), (pool) => Stream.mapEffect(steps, pool.render, { concurrency: workers }))
+        )
   return config.prefetch > 0 ? Stream.buffer(batches, { capacity: config.prefetch }) : batches
 }

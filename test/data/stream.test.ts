@@ -1,12 +1,13 @@
 import { Chunk, Effect, Either, Stream } from "effect"
 import { describe, expect, it } from "vitest"
 import { decodeShapeEvalConfig, defaultShapeEvalConfig, type ShapeEvalConfig } from "../../src/data/config.ts"
+import type { RenderWorkerError } from "../../src/data/renderPool.ts"
 import { type Batch, batchRenderer, trainingBatches } from "../../src/data/stream.ts"
 import { makeTokenizer, shapeEvalVocabulary } from "../../src/data/tokenizer.ts"
 import { TAGS } from "../../src/data/world.ts"
 
 const config: ShapeEvalConfig = { ...defaultShapeEvalConfig, batchSize: 8, prefetch: 2, seed: 3 }
-const take = (stream: Stream.Stream<Batch>, n: number) =>
+const take = (stream: Stream.Stream<Batch, RenderWorkerError>, n: number) =>
   Effect.runPromise(Stream.runCollect(Stream.take(stream, n))).then(Chunk.toReadonlyArray)
 
 describe("training batches", () => {
@@ -34,9 +35,9 @@ describe("training batches", () => {
     }
   })
 
-  it("do not depend on prefetching, and change with the seed", async () => {
+  it("do not depend on prefetching or render workers, and change with the seed", async () => {
     const buffered = await take(trainingBatches(config), 3)
-    const unbuffered = await take(trainingBatches({ ...config, prefetch: 0 }), 3)
+    const unbuffered = await take(trainingBatches({ ...config, prefetch: 0, workers: 0 }), 3)
     expect(unbuffered.map((batch) => batch.images)).toEqual(buffered.map((batch) => batch.images))
     const reseeded = batchRenderer({ ...config, seed: 4 }).render(0)
     expect(reseeded.prompts).not.toEqual(buffered[0].prompts)
@@ -58,7 +59,7 @@ describe("training batches", () => {
 
 describe("ShapeEval config", () => {
   it("fills every field from defaults", () => {
-    expect(defaultShapeEvalConfig).toMatchObject({ resolution: 32, maxObjects: 4, maxTokens: 16, seed: 0, batchSize: 64, prefetch: 4 })
+    expect(defaultShapeEvalConfig).toMatchObject({ resolution: 32, maxObjects: 4, maxTokens: 16, seed: 0, batchSize: 64, prefetch: 4, workers: "auto" })
     expect(defaultShapeEvalConfig.heldOutPairs).toHaveLength(4)
     expect(defaultShapeEvalConfig.tags).toEqual(TAGS)
   })
@@ -73,6 +74,8 @@ describe("ShapeEval config", () => {
     expect(await failure({ maxTokens: 4 })).toMatch(/maxTokens/)
     expect(await failure({ tags: ["style"] })).toMatch(/tags/)
     expect(await failure({ batchSize: 0 })).toMatch(/batchSize/)
+    expect(await failure({ workers: -1 })).toMatch(/workers/)
+    expect(await failure({ workers: "many" })).toMatch(/workers/)
     expect(await failure({ resolutoin: 32 })).toMatch(/resolutoin/)
     const starved = ["red", "orange", "yellow", "green", "blue"].map((color) => ({ color, shape: "oval" }))
     expect(await failure({ heldOutPairs: starved })).toMatch(/oval/)
