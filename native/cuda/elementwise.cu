@@ -21,8 +21,9 @@ __device__ __forceinline__ int32_t fromFloat<int32_t>(float x) {
 namespace {
 constexpr int kThreads = 256;
 
-template <class T>
-__global__ void binaryKernel(T* out, const T* a, const T* b, int64_t n, int64_t nb, BinaryOp op, Broadcast broadcast) {
+// a and out of storage T, b of U (T, or bf16 beside an f32 a: a bf16 branch added into an f32 stream).
+template <class T, class U>
+__global__ void binaryKernel(T* out, const T* a, const U* b, int64_t n, int64_t nb, BinaryOp op, Broadcast broadcast) {
   const int64_t inner = broadcast == Broadcast::Leading ? n / nb : 1;
   SELFE_GRID_STRIDE(i, n) {
     const int64_t j = broadcast == Broadcast::Same ? i : broadcast == Broadcast::Trailing ? i % nb : i / inner;
@@ -122,8 +123,8 @@ void convertTables(void* const* outs, const void* const* ins, const int64_t* siz
   if (table.count > 0) launch();
 }
 
-template <class T>
-void binaryLaunch(T* out, const T* a, const T* b, int64_t n, int64_t nb, BinaryOp op, Broadcast broadcast,
+template <class T, class U>
+void binaryLaunch(T* out, const T* a, const U* b, int64_t n, int64_t nb, BinaryOp op, Broadcast broadcast,
                   Stream stream) {
   if (n == 0) return;
   binaryKernel<<<gridFor(stream, n, kThreads), kThreads, 0, stream>>>(out, a, b, n, nb, op, broadcast);
@@ -152,6 +153,10 @@ void binary_forward(float* out, const float* a, const float* b, int64_t n, int64
 void binary_forward(bf16* out, const bf16* a, const bf16* b, int64_t n, int64_t nb, BinaryOp op, Broadcast broadcast,
                     Stream stream) {
   binaryLaunch(dev(out), dev(a), dev(b), n, nb, op, broadcast, stream);
+}
+void binary_forward(float* out, const float* a, const bf16* b, int64_t n, int64_t nb, BinaryOp op, Broadcast broadcast,
+                    Stream stream) {
+  binaryLaunch(out, a, dev(b), n, nb, op, broadcast, stream);
 }
 
 void affine_forward(float* out, const float* x, float alpha, float beta, int64_t n, Stream stream) {

@@ -1,8 +1,8 @@
 // CUDA LayerNorm over the last dimension, plain or fused with adaLN's modulation (see
 // selfe/kernels/layernorm.h): one warp per row, two passes over the row for the statistics (mean, then
 // centred squares), fp32 throughout; f32 or bf16 storage. Both run the same row kernels, differing only in
-// the affine map applied to the normalised row. LayerNorm + modulate may also read f32 and write bf16 (the
-// input of a bf16 branch in mixed precision), its backward then taking a bf16 dy.
+// the affine map applied to the normalised row. Both may also read f32 and write bf16 (the input of a bf16
+// branch in mixed precision), their backwards then taking a bf16 dy.
 #include "check.cuh"
 #include "column_sum.cuh"
 #include "selfe/kernels/layernorm.h"
@@ -188,6 +188,18 @@ void layernorm_modulate_backward(bf16* dx, bf16* dshift, bf16* dscale, const bf1
   backward(dev(dx), dev(dx_base), dev(dscale), dev(dshift), dev(dy), dev(x), mean, rstd,
            Modulation<__nv_bfloat16>{nullptr, dev(scale), tokens, dim}, batch, tokens, dim, stream,
            "layerNormModulateBackward");
+}
+
+// f32 x and affine parameters with a bf16 y (the input of a bf16 branch), and the backward from its bf16 dy.
+void layernorm_forward(bf16* y, float* mean, float* rstd, const float* x, const float* weight, const float* bias,
+                       int64_t rows, int64_t dim, float eps, Stream stream) {
+  forward(dev(y), mean, rstd, x, PlainAffine<float>{weight, bias}, rows, dim, eps, stream, "layerNorm");
+}
+void layernorm_backward(float* dx, float* dweight, float* dbias, const bf16* dy, const float* x, const float* mean,
+                        const float* rstd, const float* weight, const float* dx_base, int64_t rows, int64_t dim,
+                        Stream stream) {
+  backward(dx, dx_base, dweight, dbias, dev(dy), x, mean, rstd, PlainAffine<float>{weight, nullptr}, 1, rows, dim, stream,
+           "layerNormBackward");
 }
 
 // f32 x, shift and scale with a bf16 y (the input of a bf16 branch): the LayerNorm, the modulation and the

@@ -1,6 +1,7 @@
-// Bindings: add, sub, mul (b the same shape or a trailing suffix), mulRows (s a leading prefix), affine,
-// axpy (f32, or bf16 on CUDA), rowDot, copy, assign, cast, castAll (xs[] of one dtype, dtype) -> [handles]: the
-// casts of many tensors in one call (one launch per few hundred on CUDA for f32 <-> bf16).
+// Bindings: add, sub, mul (b the same shape or a trailing suffix; add's b may be bf16 beside an f32 a), mulRows
+// (s a leading prefix), affine, axpy (f32, or bf16 on CUDA), rowDot, copy, assign, cast, castAll (xs[] of one
+// dtype, dtype) -> [handles]: the casts of many tensors in one call (one launch per few hundred on CUDA for
+// f32 <-> bf16).
 #include "call.h"
 #include "ops.h"
 #include "selfe/kernels/elementwise.h"
@@ -23,11 +24,15 @@ bool isPrefix(const Shape& small, const Shape& big) {
   return true;
 }
 
+// b of a's dtype; add's b may also be bf16 beside an f32 a (a bf16 branch's output into an f32 stream).
 Napi::Value binary(Call& call, BinaryOp op, const char* name) {
   const TensorRef a = call.tensor(1, "a");
   const TensorRef b = call.tensor(2, "b");
   call.expectFloating(a, "a");
-  call.expectDtype(b, a.dtype, "b");
+  if (op == BinaryOp::Add)
+    call.expectDtypeOrBf16(b, a.dtype, "b");
+  else
+    call.expectDtype(b, a.dtype, "b");
   Broadcast broadcast = Broadcast::Same;
   if (a.shape != b.shape) {
     call.expect(isSuffix(b.shape, a.shape), ErrorCode::Shape,
@@ -37,9 +42,10 @@ Napi::Value binary(Call& call, BinaryOp op, const char* name) {
   TensorRef out;
   const double id = call.output(a.shape, a.dtype, &out);
   const int64_t n = a.numel(), nb = b.numel();
-  call.device().launchFloating(name, a.dtype, [=](auto&& stream, auto element) {
+  call.device().launchFloatingPair(name, a.dtype, b.dtype, [=](auto&& stream, auto element, auto second) {
     using T = typename decltype(element)::type;
-    binary_forward(out.as<T>(), a.as<T>(), b.as<T>(), n, nb, op, broadcast, stream);
+    using U = typename decltype(second)::type;
+    binary_forward(out.as<T>(), a.as<T>(), b.as<U>(), n, nb, op, broadcast, stream);
   });
   return Napi::Number::New(call.env(), id);
 }

@@ -1,7 +1,8 @@
-// Bindings: layerNorm (x, weight?, bias?, eps) -> [y, mean, rstd] and layerNormBackward (dy, x, mean,
+// Bindings: layerNorm (x, weight?, bias?, eps, dtype?) -> [y, mean, rstd] and layerNormBackward (dy, x, mean,
 // rstd, weight?, withBias, addTo.dx?) -> [dx, dweight | null, dbias | null], dx added to addTo.dx when
 // given. Weight and bias are independent: either may be given without the other. x, weight, bias and the
-// gradients share one dtype (f32, or bf16 on CUDA); mean and rstd are always f32.
+// gradients share one dtype (f32, or bf16 on CUDA); mean and rstd are always f32. In mixed precision y (dtype)
+// and dy may be bf16 beside an f32 x: a bf16 branch's input.
 #include "call.h"
 #include "ops.h"
 #include "selfe/kernels/layernorm.h"
@@ -41,17 +42,22 @@ Napi::Value layerNorm(Call& call) {
   expectAffine(call, bias, x.dtype, dim, "bias");
   const double eps = call.number(4, "eps");
   call.expect(eps > 0, ErrorCode::InvalidArgument, "eps must be > 0");
+  // y's dtype: x's unless given (bf16 from an f32 x: a bf16 branch's input).
+  const DType yDtype = call.length() > 5 && !call.arg(5).IsUndefined() ? call.dtype(5, "dtype") : x.dtype;
+  call.expect(Call::isDtypeOrBf16(yDtype, x.dtype), ErrorCode::DType,
+              "dtype must be x's (" + Call::dtypeOrBf16(x.dtype) + "), got " + dtypeName(yDtype));
   TensorRef y, mean, rstd;
-  const double yId = call.output(x.shape, x.dtype, &y);
+  const double yId = call.output(x.shape, yDtype, &y);
   const double meanId = call.output(rowShape(x.shape), DType::F32, &mean);
   const double rstdId = call.output(rowShape(x.shape), DType::F32, &rstd);
   const void* w = weight ? weight->data : nullptr;
   const void* b = bias ? bias->data : nullptr;
   const int64_t rows = mean.numel();
   const float epsF = static_cast<float>(eps);
-  call.device().launchFloating("layerNorm", x.dtype, [=](auto&& stream, auto element) {
+  call.device().launchFloatingPair("layerNorm", x.dtype, yDtype, [=](auto&& stream, auto element, auto out) {
     using T = typename decltype(element)::type;
-    layernorm_forward(y.as<T>(), mean.f32(), rstd.f32(), x.as<T>(), static_cast<const T*>(w), static_cast<const T*>(b),
+    using Y = typename decltype(out)::type;
+    layernorm_forward(y.as<Y>(), mean.f32(), rstd.f32(), x.as<T>(), static_cast<const T*>(w), static_cast<const T*>(b),
                       rows, dim, epsF, stream);
   });
   return handles(call.env(), {yId, meanId, rstdId});
@@ -63,7 +69,7 @@ Napi::Value layerNormBackward(Call& call) {
   const TensorRef mean = call.tensor(3, "mean");
   const TensorRef rstd = call.tensor(4, "rstd");
   expectNormalisable(call, x);
-  call.expectDtype(dy, x.dtype, "dy");
+  call.expectDtypeOrBf16(dy, x.dtype, "dy");
   call.expectShape(dy, x.shape, "dy");
   for (const auto& [t, name] : {std::pair{mean, "mean"}, std::pair{rstd, "rstd"}}) {
     call.expectDtype(t, DType::F32, name);
@@ -80,9 +86,10 @@ Napi::Value layerNormBackward(Call& call) {
   const double dbiasId = withBias ? call.output(makeShape({dim}), x.dtype, &dbias) : 0;
   const void* w = weight ? weight->data : nullptr;
   const int64_t rows = mean.numel();
-  call.device().launchFloating("layerNormBackward", x.dtype, [=](auto&& stream, auto element) {
+  call.device().launchFloatingPair("layerNormBackward", x.dtype, dy.dtype, [=](auto&& stream, auto element, auto gradient) {
     using T = typename decltype(element)::type;
-    layernorm_backward(dx.as<T>(), dweight.as<T>(), dbias.as<T>(), dy.as<T>(), x.as<T>(), mean.f32(), rstd.f32(),
+    using D = typename decltype(gradient)::type;
+    layernorm_backward(dx.as<T>(), dweight.as<T>(), dbias.as<T>(), dy.as<D>(), x.as<T>(), mean.f32(), rstd.f32(),
                        static_cast<const T*>(w), dxBase.as<T>(), rows, dim, stream);
   });
   Napi::Env env = call.env();

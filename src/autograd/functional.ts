@@ -24,6 +24,7 @@ const withKernels = <A>(f: (k: KernelsService, note: Note) => Effect.Effect<A, K
     f(Context.unsafeGet(fiber.currentContext, Kernels), noteOn(fiber.getFiberRef(CurrentTape), fiber.getFiberRef(GradEnabled)))
   )
 
+/** a + b in a's dtype; b may be bf16 beside an f32 a (a bf16 branch's output, its gradient bf16). */
 export const add = (a: Tensor, b: Tensor): Op =>
   withKernels((k, note) => Effect.map(k.add(a, b), (y) => note("add", { inputs: [a, b], saved: {}, attrs: {} }, y)))
 
@@ -54,6 +55,7 @@ export const gelu = (x: Tensor): Op =>
 export const silu = (x: Tensor): Op =>
   withKernels((k, note) => Effect.map(k.silu(x), (y) => note("silu", { inputs: [x], saved: {}, attrs: {} }, y)))
 
+/** LayerNorm with optional affine, y in options.dtype (x's, or bf16 from an f32 x: a bf16 branch's input). */
 export const layerNorm = (x: Tensor, options: LayerNormOptions): Op =>
   withKernels((k, note) =>
     Effect.map(k.layerNorm(x, options), ({ y, mean, rstd }) =>

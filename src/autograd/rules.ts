@@ -113,7 +113,12 @@ const sumAxisGrads: BackwardRule<"sumAxis"> = ({ attrs: { axis, shape } }, g, k)
 
 /** One backward rule per differentiable op: the table the tape's backward pass dispatches on. */
 export const backwardRules: { readonly [K in DiffOp]: BackwardRule<K> } = {
-  add: ({ inputs: [, b] }, g, k, needs) => Effect.all([Effect.succeed(g), when(needs(1), () => reduceToShape(k, g, b.shape))]),
+  // A bf16 b beside an f32 a (a bf16 branch's output) gets its gradient in bf16.
+  add: ({ inputs: [, b] }, g, k, needs) =>
+    Effect.all([
+      Effect.succeed(g),
+      when(needs(1), () => Effect.flatMap(reduceToShape(k, g, b.shape), (gb) => (gb.dtype === b.dtype ? Effect.succeed(gb) : k.cast(gb, b.dtype))))
+    ]),
   sub: ({ inputs: [, b] }, g, k, needs) =>
     Effect.all([Effect.succeed(g), when(needs(1), () => Effect.flatMap(reduceToShape(k, g, b.shape), (r) => k.affine(r, -1, 0)))]),
   mul: ({ inputs: [a, b] }, g, k, needs) =>

@@ -38,7 +38,10 @@ export interface TensorOps {
   castAll(xs: ReadonlyArray<Tensor>, dtype: DType): ReadonlyArray<Tensor>
 
   // ---- elementwise ----------------------------------------------------------------------------
-  /** a + b, where b has a's shape or is a trailing suffix of it (a bias). */
+  /**
+   * a + b in a's dtype, where b has a's shape or is a trailing suffix of it (a bias). b may be bf16 beside an
+   * f32 a: a bf16 branch's output added into an f32 residual stream, without a cast of its own.
+   */
   add(a: Tensor, b: Tensor): Tensor
   /** a - b, broadcasting like `add`. */
   sub(a: Tensor, b: Tensor): Tensor
@@ -63,8 +66,12 @@ export interface TensorOps {
   siluBackward(dy: Tensor, x: Tensor): Tensor
 
   // ---- normalisation and adaLN ----------------------------------------------------------------
-  /** LayerNorm over the last dimension; mean and rstd (shape x.shape[:-1]) are saved for the backward. */
+  /**
+   * LayerNorm over the last dimension; mean and rstd (shape x.shape[:-1]) are saved for the backward. y is in
+   * options.dtype: x's by default, or bf16 from an f32 x (a bf16 branch's input, without a cast of its own).
+   */
   layerNorm(x: Tensor, options: LayerNormOptions): LayerNormResult
+  /** dy in y's dtype (bf16 beside an f32 x after a bf16 y); dx, dweight, dbias in x's. */
   layerNormBackward(dy: Tensor, x: Tensor, saved: LayerNormSaved, options: LayerNormBackwardOptions): LayerNormGrads
   /** adaLN: x [B, L, D] * (1 + scale [B, D]) + shift [B, D]. */
   modulate(x: Tensor, shift: Tensor, scale: Tensor): Tensor
@@ -186,6 +193,8 @@ export interface LayerNormOptions {
   readonly weight?: Tensor | undefined
   readonly bias?: Tensor | undefined
   readonly eps: number
+  /** y's dtype: x's (the default), or bf16 from an f32 x. */
+  readonly dtype?: DType | undefined
 }
 export interface LayerNormSaved {
   readonly mean: Tensor

@@ -42,6 +42,12 @@ export const expectDtypeOrBf16 = (op: string, name: string, x: Tensor, dtype: DT
   if (!isDtypeOrBf16(x.dtype, dtype)) throw new DTypeError({ op, reason: `${name} must be ${dtypeOrBf16(dtype)}, got ${x.dtype}` })
 }
 
+/** The dtype a normalisation writes its y in: x's, or bf16 from an f32 x (a bf16 branch's input). */
+const expectOutputDtype = (op: string, dtype: DType, x: Tensor) => {
+  expectDtypeName(op, "dtype", dtype)
+  if (!isDtypeOrBf16(dtype, x.dtype)) throw new DTypeError({ op, reason: `dtype must be x's (${dtypeOrBf16(x.dtype)}), got ${dtype}` })
+}
+
 /** castAll's list: an array of tensors of one dtype, and a dtype name. */
 export const castAll = (xs: ReadonlyArray<Tensor>, dtype: DType) => {
   const op = "castAll"
@@ -87,9 +93,11 @@ export const isSuffix = (small: Shape, big: Shape) =>
 export const isPrefix = (small: Shape, big: Shape) => small.length <= big.length && small.every((d, i) => d === big[i])
 
 /** add / sub / mul: b equal to a or a trailing suffix of a (bias broadcast); b has a's dtype. */
-export const binary = (op: string, a: Tensor, b: Tensor): Shape => {
+/** a and b of a's dtype; with `bf16Branch` (add's), b may be bf16 beside an f32 a (a bf16 branch's output). */
+export const binary = (op: string, a: Tensor, b: Tensor, bf16Branch = false): Shape => {
   expectFloating(op, "a", a)
-  expectDtype(op, "b", b, a.dtype)
+  if (bf16Branch) expectDtypeOrBf16(op, "b", b, a.dtype)
+  else expectDtype(op, "b", b, a.dtype)
   if (!sameShape(a.shape, b.shape) && !isSuffix(b.shape, a.shape))
     fail(op, `b ${formatShape(b.shape)} must equal a ${formatShape(a.shape)} or be a trailing suffix of it`)
   return a.shape
@@ -119,7 +127,8 @@ export const prefix = (op: string, x: Tensor, prefixRank: number): Shape => {
   return x.shape.slice(0, prefixRank)
 }
 
-export const layerNorm = (x: Tensor, weight: Tensor | undefined, bias: Tensor | undefined, eps: number) => {
+/** y in `dtype`: x's, or bf16 from an f32 x (a bf16 branch's input). */
+export const layerNorm = (x: Tensor, weight: Tensor | undefined, bias: Tensor | undefined, eps: number, dtype: DType = x.dtype) => {
   const op = "layerNorm"
   expectFloating(op, "x", x)
   if (x.shape.length < 1) fail(op, "x must have rank >= 1")
@@ -134,6 +143,7 @@ export const layerNorm = (x: Tensor, weight: Tensor | undefined, bias: Tensor | 
   }
   expectFinite(op, "eps", eps)
   if (eps <= 0) invalid(op, `eps must be > 0, got ${eps}`)
+  expectOutputDtype(op, dtype, x)
   return { y: x.shape, stats: x.shape.slice(0, -1), rows: numelOf(x.shape.slice(0, -1)), dim }
 }
 
@@ -159,8 +169,7 @@ export const layerNormModulate = (x: Tensor, shift: Tensor, scale: Tensor, eps: 
   if (sizes.dim === 0) fail(op, `x must have a last dimension > 0, got ${formatShape(x.shape)}`)
   expectFinite(op, "eps", eps)
   if (eps <= 0) invalid(op, `eps must be > 0, got ${eps}`)
-  expectDtypeName(op, "dtype", dtype)
-  if (!isDtypeOrBf16(dtype, x.dtype)) throw new DTypeError({ op, reason: `dtype must be x's (${dtypeOrBf16(x.dtype)}), got ${dtype}` })
+  expectOutputDtype(op, dtype, x)
   return { ...sizes, stats: [sizes.batch, sizes.tokens] as Shape }
 }
 

@@ -3,7 +3,6 @@ import * as F from "../autograd/functional.ts"
 import type { ParamSet } from "../nn/params.ts"
 import type { DType } from "../tensor/dtype.ts"
 import type { Tensor } from "../tensor/Tensor.ts"
-import { castTo } from "./precision.ts"
 import { castWeight } from "./weightCopies.ts"
 
 /** Shared pieces of the text encoder and the DiT: named linear layers, multi-head attention, MLPs. */
@@ -24,18 +23,9 @@ export const linear = (params: ParamSet, name: string, x: Tensor) =>
 const linearGelu = (params: ParamSet, name: string, x: Tensor) =>
   Effect.flatMap(layerWeights(params, name, x.dtype), ({ weight, bias }) => F.linearGelu(x, weight, bias))
 
-/**
- * A residual branch computed in `dtype`: its input is cast to it and its output back to the input's dtype (no
- * casts for an input already in `dtype`, as adaLN hands the DiT's branches theirs).
- */
-const inDtype = (dtype: DType, x: Tensor, branch: (x: Tensor) => F.Op) =>
-  Effect.gen(function* () {
-    const out = yield* branch(yield* castTo(x, dtype))
-    return yield* castTo(out, x.dtype)
-  })
-
-export const layerNorm = (params: ParamSet, name: string, x: Tensor) =>
-  F.layerNorm(x, { weight: params.get(`${name}.weight`), bias: params.get(`${name}.bias`), eps: 1e-5 })
+/** A named LayerNorm, y in `dtype` (x's, or bf16 from an f32 x: a bf16 branch's input, no cast). */
+export const layerNorm = (params: ParamSet, name: string, x: Tensor, dtype: DType = x.dtype) =>
+  F.layerNorm(x, { weight: params.get(`${name}.weight`), bias: params.get(`${name}.bias`), eps: 1e-5, dtype })
 
 /**
  * adaLN: LayerNorm without affine, modulated by the conditioning's shift and scale, written in `dtype` (a bf16
@@ -45,22 +35,21 @@ export const adaLayerNorm = (x: Tensor, shift: Tensor, scale: Tensor, dtype: DTy
   F.layerNormModulate(x, shift, scale, 1e-6, dtype)
 
 /**
- * Multi-head self-attention over x [B, L, D] with a key padding mask [B, L] (i32), computed in `dtype`. The
- * projections go to attention as [B, L, D] with `heads`: no reshapes on the tape.
+ * Multi-head self-attention over x [B, L, D] with a key padding mask [B, L] (i32), computed in x's dtype (a
+ * branch's: its LayerNorm wrote x in it). The projections go to attention as [B, L, D] with `heads`: no
+ * reshapes on the tape.
  */
-export const selfAttention = (params: ParamSet, name: string, x: Tensor, heads: number, keyMask: Tensor, dtype: DType) =>
-  inDtype(dtype, x, (h) =>
-    Effect.gen(function* () {
-      const q = yield* linear(params, `${name}.q`, h)
-      const k = yield* linear(params, `${name}.k`, h)
-      const v = yield* linear(params, `${name}.v`, h)
-      return yield* linear(params, `${name}.out`, yield* F.attention(q, k, v, { keyMask, heads }))
-    })
-  )
+export const selfAttention = (params: ParamSet, name: string, x: Tensor, heads: number, keyMask: Tensor) =>
+  Effect.gen(function* () {
+    const q = yield* linear(params, `${name}.q`, x)
+    const k = yield* linear(params, `${name}.k`, x)
+    const v = yield* linear(params, `${name}.v`, x)
+    return yield* linear(params, `${name}.out`, yield* F.attention(q, k, v, { keyMask, heads }))
+  })
 
-/** Linear, GELU, linear, computed in `dtype`. */
-export const geluMlp = (params: ParamSet, name: string, x: Tensor, dtype: DType) =>
-  inDtype(dtype, x, (h) => Effect.flatMap(linearGelu(params, `${name}.fc1`, h), (a) => linear(params, `${name}.fc2`, a)))
+/** Linear, GELU, linear, computed in x's dtype (a branch's: its LayerNorm wrote x in it). */
+export const geluMlp = (params: ParamSet, name: string, x: Tensor) =>
+  Effect.flatMap(linearGelu(params, `${name}.fc1`, x), (a) => linear(params, `${name}.fc2`, a))
 
 /** The `count` equal chunks of the last axis of [B, count * D]: one split, one node on the tape. */
 export const chunks = (x: Tensor, count: number) => F.split(x, 1, count)

@@ -44,10 +44,10 @@ const ditBlock = (params: ParamSet, spec: ModelSpec, precision: Precision, index
     const mods = yield* linear(params, `${name}.adaLN`, activeE)
     const [shiftAttn, scaleAttn, gateAttn, shiftMlp, scaleMlp, gateMlp] = yield* chunks(mods, 6)
     const attnIn = yield* adaLayerNorm(z, shiftAttn!, scaleAttn!, dtype)
-    const attended = yield* selfAttention(params, `${name}.attn`, attnIn, spec.heads, jointMask, dtype)
+    const attended = yield* selfAttention(params, `${name}.attn`, attnIn, spec.heads, jointMask)
     const afterAttn = yield* F.gatedResidual(z, gateAttn!, attended)
     const mlpIn = yield* adaLayerNorm(afterAttn, shiftMlp!, scaleMlp!, dtype)
-    return yield* F.gatedResidual(afterAttn, gateMlp!, yield* geluMlp(params, `${name}.mlp`, mlpIn, dtype))
+    return yield* F.gatedResidual(afterAttn, gateMlp!, yield* geluMlp(params, `${name}.mlp`, mlpIn))
   })
 
 /**

@@ -522,6 +522,50 @@ describeCuda("bf16 storage on CUDA matches f32 on the CPU for the same bf16-roun
     })
   })
 
+  it("joins a bf16 branch to an f32 stream: LayerNorm writes bf16, the residual add takes it, LayerNorm's backward", async () => {
+    const g = new Gen(22)
+    const [x, weight, bias, base] = [[64, 16, 256], [256], [256], [64, 16, 256]].map((shape) => floats(g, shape))
+    // The branch values (dy of LayerNorm's output, the branch itself) are bf16-representable on both sides.
+    const [dy, branch] = [floats(g, [64, 16, 256]), floats(g, [64, 16, 256])].map((input) => ({ ...input, data: input.data.map(roundToBf16) }))
+    const edges = (k: KernelsService, branchDtype: "f32" | "bf16") =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const f32 = (input: Input) => k.fromArray(input.data, input.shape)
+          const inBranch = (input: Input) => k.fromArray(input.data, input.shape, branchDtype)
+          const [xs, weights, biases, bases] = yield* Effect.forEach([x, weight, bias, base], (input) => f32(input!))
+          const saved = yield* k.layerNorm(xs!, { weight: weights, bias: biases, eps: 1e-5, dtype: branchDtype })
+          const back = yield* k.layerNormBackward(yield* inBranch(dy!), xs!, saved, { weight: weights, withBias: true, addTo: { dx: bases } })
+          const sum = yield* k.add(xs!, yield* inBranch(branch!))
+          return yield* readAll(k, [saved.y, saved.rstd, back.dx, back.dweight!, back.dbias!, sum])
+        })
+      )
+    const expected = await Effect.runPromise(edges(backends.cpu, "f32"))
+    const actual = await Effect.runPromise(edges(backends.cuda, "bf16"))
+    // LayerNorm's y is bf16 on CUDA; everything else is f32 from the same values.
+    const names = ["y", "rstd", "dx", "dweight", "dbias", "sum"]
+    expect(actual.map((o) => o.dtype)).toEqual(["bf16", "f32", "f32", "f32", "f32", "f32"])
+    actual.forEach((out, i) => {
+      const ref = expected[i]!
+      const tol = out.dtype === "bf16" ? { atol: 2e-2 * rms(ref.data), rtol: 2e-2 } : { atol: 1e-4 * rms(ref.data), rtol: 1e-4 }
+      expectClose(out.data, ref.data, tol, `text edges ${names[i]}`)
+    })
+    // The other mixes are refused with a typed error naming the tensor: only add joins a branch.
+    const k = backends.cuda
+    const refusals = await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const x16 = yield* k.fromArray(x!.data, x!.shape, "bf16")
+          const x32 = yield* k.fromArray(x!.data, x!.shape)
+          const refusal = (effect: Effect.Effect<unknown, KernelError, Scope.Scope>) => Effect.map(Effect.flip(effect), (error) => `${error._tag}: ${error.message}`)
+          return yield* Effect.all([refusal(k.layerNorm(x16, { eps: 1e-5, dtype: "f32" })), refusal(k.add(x16, x32)), refusal(k.sub(x32, x16))])
+        })
+      )
+    )
+    expect(refusals[0]).toMatch(/DTypeError: .*dtype must be x's \(bf16\), got f32/)
+    expect(refusals[1]).toMatch(/DTypeError: .*b must be bf16, got f32/)
+    expect(refusals[2]).toMatch(/DTypeError: .*b must be f32, got bf16/)
+  })
+
   it("round-trips values through bf16 storage exactly as rounded on the host, and casts both ways", async () => {
     const data = new Gen(5).normals(10007, 100)
     const out = await runOn(

@@ -190,7 +190,7 @@ export class NativeBackend implements Ops.Backend, TensorOwner {
 
   // ---- elementwise ----
   add(a: Tensor, b: Tensor): Tensor {
-    return this.#t(this.#ops.add(this.#dev, this.#h("add", "a", a), this.#h("add", "b", b)), S.binary("add", a, b), a.dtype)
+    return this.#t(this.#ops.add(this.#dev, this.#h("add", "a", a), this.#h("add", "b", b)), S.binary("add", a, b, true), a.dtype)
   }
   sub(a: Tensor, b: Tensor): Tensor {
     return this.#t(this.#ops.sub(this.#dev, this.#h("sub", "a", a), this.#h("sub", "b", b)), S.binary("sub", a, b), a.dtype)
@@ -240,9 +240,10 @@ export class NativeBackend implements Ops.Backend, TensorOwner {
   // ---- normalisation and adaLN ----
   layerNorm(x: Tensor, options: Ops.LayerNormOptions): Ops.LayerNormResult {
     const op = "layerNorm"
-    const s = S.layerNorm(x, options.weight, options.bias, options.eps)
-    const [y, mean, rstd] = this.#ops.layerNorm(this.#dev, this.#h(op, "x", x), this.#opt(op, "weight", options.weight), this.#opt(op, "bias", options.bias), options.eps)
-    return { y: this.#t(y, s.y, x.dtype), mean: this.#t(mean, s.stats), rstd: this.#t(rstd, s.stats) }
+    const dtype = options.dtype ?? x.dtype
+    const s = S.layerNorm(x, options.weight, options.bias, options.eps, dtype)
+    const [y, mean, rstd] = this.#ops.layerNorm(this.#dev, this.#h(op, "x", x), this.#opt(op, "weight", options.weight), this.#opt(op, "bias", options.bias), options.eps, dtypeCode[dtype])
+    return { y: this.#t(y, s.y, dtype), mean: this.#t(mean, s.stats), rstd: this.#t(rstd, s.stats) }
   }
   layerNormBackward(dy: Tensor, x: Tensor, saved: Ops.LayerNormSaved, options: Ops.LayerNormBackwardOptions): Ops.LayerNormGrads {
     const op = "layerNormBackward"

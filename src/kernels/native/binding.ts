@@ -62,7 +62,7 @@ export interface NativeOps {
   geluBackward(d: NativeDevice, dy: H, x: H): H
   silu(d: NativeDevice, x: H): H
   siluBackward(d: NativeDevice, dy: H, x: H): H
-  layerNorm(d: NativeDevice, x: H, weight: Opt, bias: Opt, eps: number): [H, H, H]
+  layerNorm(d: NativeDevice, x: H, weight: Opt, bias: Opt, eps: number, dtype: number | undefined): [H, H, H]
   layerNormBackward(d: NativeDevice, dy: H, x: H, mean: H, rstd: H, weight: Opt, withBias: boolean, dxBase: Opt): [H, H | null, H | null]
   modulate(d: NativeDevice, x: H, shift: H, scale: H): H
   modulateBackward(d: NativeDevice, dy: H, x: H, scale: H): [H, H, H]

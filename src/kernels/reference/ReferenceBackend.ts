@@ -242,7 +242,7 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
   #binary(op: Elementwise.BinaryOp, a: Tensor, b: Tensor): Tensor {
     this.#check(op, "a", a)
     this.#check(op, "b", b)
-    const shape = S.binary(op, a, b)
+    const shape = S.binary(op, a, b, op === "add")
     return this.#compute(op, shape, (out) => Elementwise.binaryTrailing(out, floats(a), floats(b), op), a.dtype)
   }
   add(a: Tensor, b: Tensor): Tensor {
@@ -316,12 +316,13 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
   // ---- normalisation and adaLN ----
   layerNorm(x: Tensor, options: Ops.LayerNormOptions): Ops.LayerNormResult {
     const op = "layerNorm"
-    const s = S.layerNorm(x, options.weight, options.bias, options.eps)
+    const dtype = options.dtype ?? x.dtype
+    const s = S.layerNorm(x, options.weight, options.bias, options.eps, dtype)
     this.#check(op, "x", x)
     this.#checkOptional(op, "weight", options.weight)
     this.#checkOptional(op, "bias", options.bias)
     V.expectNormalisable(op, x)
-    const y = this.#alloc(op, s.y, x.dtype)
+    const y = this.#alloc(op, s.y, dtype)
     const mean = this.#alloc(op, s.stats)
     const rstd = this.#alloc(op, s.stats)
     LayerNorm.layerNormForward(floats(y), floats(mean), floats(rstd), floats(x), optionalFloats(options.weight), optionalFloats(options.bias), s.dim, options.eps)
@@ -339,7 +340,7 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
     this.#check(op, "rstd", saved.rstd)
     this.#checkOptional(op, "weight", options.weight)
     V.expectNormalisable(op, x)
-    S.expectDtype(op, "dy", dy, x.dtype)
+    S.expectDtypeOrBf16(op, "dy", dy, x.dtype)
     S.expectDtype(op, "mean", saved.mean)
     S.expectDtype(op, "rstd", saved.rstd)
     V.expectFlag(op, "withBias", options.withBias)

@@ -134,6 +134,33 @@ describe("the reference backend emulating bf16 storage", () => {
     expect(await values(b, grads.dbranch)).toEqual((await values(b, reference.dbranch)).map(roundToBf16))
   })
 
+  it("joins a bf16 branch to an f32 stream at a plain LayerNorm and the residual add, without casts", async () => {
+    const b = emulating()
+    const x = b.fromArray(pseudoRandom(24, 11), [2, 3, 4])
+    const [weight, bias] = [12, 13].map((seed) => b.fromArray(pseudoRandom(4, seed), [4]))
+    // LayerNorm writes bf16 from f32 (affine parameters f32): the f32 result rounded once; statistics f32.
+    const mixed = b.layerNorm(x, { weight, bias, eps: 1e-5, dtype: "bf16" })
+    const full = b.layerNorm(x, { weight, bias, eps: 1e-5 })
+    expect([mixed.y.dtype, mixed.mean.dtype, mixed.rstd.dtype]).toEqual(["bf16", "f32", "f32"])
+    expect(await values(b, mixed.y)).toEqual((await values(b, full.y)).map(roundToBf16))
+    // Its backward takes the bf16 dy and gives f32 gradients for x and the affine parameters, as from the same
+    // values in f32, with a base too.
+    const dy16 = b.cast(b.fromArray(pseudoRandom(24, 14), [2, 3, 4]), "bf16")
+    const dy32 = b.cast(dy16, "f32")
+    const base = b.fromArray(pseudoRandom(24, 15), [2, 3, 4])
+    const fromBf16 = b.layerNormBackward(dy16, x, mixed, { weight, withBias: true, addTo: { dx: base } })
+    const fromF32 = b.layerNormBackward(dy32, x, full, { weight, withBias: true, addTo: { dx: base } })
+    for (const name of ["dx", "dweight", "dbias"] as const) {
+      expect(fromBf16[name]?.dtype, name).toBe("f32")
+      expect(await values(b, fromBf16[name] as Tensor), name).toEqual(await values(b, fromF32[name] as Tensor))
+    }
+    // The residual add takes the bf16 branch into the f32 stream: as the same values in f32, in f32.
+    const branch16 = b.cast(b.fromArray(pseudoRandom(24, 16), [2, 3, 4]), "bf16")
+    const sum = b.add(x, branch16)
+    expect(sum.dtype).toBe("f32")
+    expect(await values(b, sum)).toEqual(await values(b, b.add(x, b.cast(branch16, "f32"))))
+  })
+
   it("refuses the other mixes at those edges, naming the tensor", () => {
     const b = emulating()
     const x16 = b.zeros([2, 3, 4], "bf16")
@@ -142,6 +169,12 @@ describe("the reference backend emulating bf16 storage", () => {
     expect(() => b.layerNormModulate(x16, per16, per16, 1e-6, "f32")).toThrow(/dtype must be x's \(bf16\), got f32/)
     expect(() => b.layerNormModulate(b.zeros([2, 3, 4]), b.zeros([2, 4]), b.zeros([2, 4]), 1e-6, "i32")).toThrow(DTypeError)
     expect(() => b.gatedResidual(x16, per16, b.zeros([2, 3, 4]))).toThrow(/branch must be bf16, got f32/)
+    expect(() => b.layerNorm(x16, { eps: 1e-5, dtype: "f32" })).toThrow(/dtype must be x's \(bf16\), got f32/)
+    expect(() => b.layerNormBackward(b.zeros([2, 3, 4]), x16, b.layerNorm(x16, { eps: 1e-5 }), { withBias: false })).toThrow(/dy must be bf16, got f32/)
+    expect(() => b.add(x16, b.zeros([2, 3, 4]))).toThrow(/b must be bf16, got f32/)
+    // Only add joins a branch: sub and mul keep one dtype.
+    expect(() => b.sub(b.zeros([2, 3, 4]), x16)).toThrow(/b must be f32, got bf16/)
+    expect(() => b.mul(b.zeros([2, 3, 4]), x16)).toThrow(/b must be f32, got bf16/)
     expect(() => b.gatedResidualBackward(b.zeros([2, 3, 4]), b.zeros([2, 4]), b.zeros([2, 3, 4], "i32"))).toThrow(/branch must be f32 or bf16, got i32/)
   })
 

@@ -294,8 +294,45 @@ void adaln(int64_t batch, int64_t tokens, int64_t dim) {
 
 // ---- the edges of a bf16 branch in an f32 stream (mixed precision) ------------------------------------------
 
+// The text encoder's edges: a plain LayerNorm (f32 affine parameters) from f32 x to a bf16 y and back from a bf16
+// dy (with a base), and the residual add of a bf16 branch (b also a trailing suffix, a bias), against the CPU's
+// f32 on the same (bf16-representable) branch values.
+void mixedTextEdges(int64_t rows, int64_t dim, const std::vector<float>& x, const std::vector<float>& base,
+                    const std::vector<float>& dy, const std::vector<float>& branch) {
+  const size_t n = static_cast<size_t>(rows * dim);
+  const auto weight = inputs<float>(static_cast<size_t>(dim), 0.5f, 1.0f), bias = inputs<float>(static_cast<size_t>(dim));
+  std::vector<float> y(n), mean(rows), rstd(rows), dx(n), dweight(dim), dbias(dim);
+  selfe::cpu::layernorm_forward(y.data(), mean.data(), rstd.data(), x.data(), weight.data(), bias.data(), rows, dim, 1e-5f,
+                                pool);
+  selfe::cpu::layernorm_backward(dx.data(), dweight.data(), dbias.data(), dy.data(), x.data(), mean.data(), rstd.data(),
+                                 weight.data(), base.data(), rows, dim, pool);
+  std::unique_ptr<Device<float>> dX(upload<float>(x)), dW(upload<float>(weight)), dB(upload<float>(bias)),
+      dBase(upload<float>(base)), cMean(upload<float>(mean)), cRstd(upload<float>(rstd));
+  std::unique_ptr<Device<bf16>> dDy(upload<bf16>(dy)), dBranch(upload<bf16>(branch));
+  Device<bf16> dY(n);
+  Device<float> dMean(rows), dRstd(rows), dDx(n), dDw(dim), dDb(dim), dOut(n);
+  selfe::cuda::layernorm_forward(dY.data(), dMean.data(), dRstd.data(), dX->data(), dW->data(), dB->data(), rows, dim, 1e-5f,
+                                 stream);
+  expectClose("layerNorm f32 -> bf16 y", download(dY), y, kBf16);
+  expectClose("layerNorm f32 -> bf16 rstd", download(dRstd), rstd, kF32);
+  selfe::cuda::layernorm_backward(dDx.data(), dDw.data(), dDb.data(), dDy->data(), dX->data(), cMean->data(), cRstd->data(),
+                                  dW->data(), dBase->data(), rows, dim, stream);
+  expectClose("layerNormBackward bf16 dy dx", download(dDx), dx, kF32);
+  expectClose("layerNormBackward bf16 dy dweight", download(dDw), dweight, kF32);
+  expectClose("layerNormBackward bf16 dy dbias", download(dDb), dbias, kF32);
+  for (const auto& [broadcast, count] : {std::pair{selfe::Broadcast::Same, static_cast<int64_t>(n)},
+                                        std::pair{selfe::Broadcast::Trailing, dim}}) {
+    std::vector<float> out(n);
+    selfe::cpu::binary_forward(out.data(), x.data(), branch.data(), static_cast<int64_t>(n), count, selfe::BinaryOp::Add,
+                               broadcast, pool);
+    selfe::cuda::binary_forward(dOut.data(), dX->data(), dBranch->data(), static_cast<int64_t>(n), count,
+                                selfe::BinaryOp::Add, broadcast, stream);
+    expectClose("add f32 + bf16 branch", download(dOut), out, kF32);
+  }
+}
+
 // LayerNorm + modulate from f32 to a bf16 y and back from a bf16 dy, and the gated residual of a bf16 branch,
-// against the CPU's f32 on the same (bf16-representable) branch values.
+// against the CPU's f32 on the same (bf16-representable) branch values; then the text encoder's edges.
 void mixedEdges(int64_t batch, int64_t tokens, int64_t dim) {
   const int64_t rows = batch * tokens;
   const size_t n = static_cast<size_t>(rows * dim), per = static_cast<size_t>(batch * dim);
@@ -333,6 +370,7 @@ void mixedEdges(int64_t batch, int64_t tokens, int64_t dim) {
                                        tokens, dim, stream);
   expectClose("gatedResidualBackward bf16 branch dgate", download(dDgate), dgate, kF32);
   expectClose("gatedResidualBackward bf16 branch dbranch", download(dDbranch), dbranch, kBf16);
+  mixedTextEdges(rows, dim, x, base, dy, branch);
 }
 
 // ---- optimizer -----------------------------------------------------------------------------------------------

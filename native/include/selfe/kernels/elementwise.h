@@ -46,3 +46,11 @@ SELFE_DECLARE_FOR_BACKENDS(SELFE_ELEMENTWISE_KERNELS)
   void fill16(void* out, uint16_t bits, int64_t n, Stream stream);
 
 SELFE_DECLARE_FOR_CUDA(SELFE_ELEMENTWISE_BF16_KERNELS)
+
+// An f32 a and output with a bf16 b: a bf16 branch's output added into an f32 residual stream (add only; the
+// binding refuses the mix for sub and mul).
+#define SELFE_ELEMENTWISE_MIXED_KERNELS                                                                   \
+  void binary_forward(float* out, const float* a, const bf16* b, int64_t n, int64_t nb, BinaryOp op,    \
+                      Broadcast broadcast, Stream stream);
+
+SELFE_DECLARE_FOR_CUDA(SELFE_ELEMENTWISE_MIXED_KERNELS)

@@ -46,9 +46,15 @@ SELFE_DECLARE_FOR_BACKENDS(SELFE_LAYERNORM_KERNELS)
 
 SELFE_DECLARE_FOR_CUDA(SELFE_LAYERNORM_BF16_KERNELS)
 
-// LayerNorm + modulate from f32 x (and shift, scale, statistics, dx) to a bf16 y, and its backward from a bf16
-// dy: the input of a bf16 branch in mixed precision, without a cast of its own.
+// LayerNorm (affine parameters f32) and LayerNorm + modulate from f32 x (and shift, scale, statistics, dx) to a
+// bf16 y, and their backwards from a bf16 dy: the input of a bf16 branch in mixed precision, without a cast of
+// its own.
 #define SELFE_LAYERNORM_MIXED_KERNELS                                                                       \
+  void layernorm_forward(bf16* y, float* mean, float* rstd, const float* x, const float* weight,           \
+                         const float* bias, int64_t rows, int64_t dim, float eps, Stream stream);          \
+  void layernorm_backward(float* dx, float* dweight, float* dbias, const bf16* dy, const float* x,         \
+                          const float* mean, const float* rstd, const float* weight,                       \
+                          const float* dx_base, int64_t rows, int64_t dim, Stream stream);                 \
   void layernorm_modulate_forward(bf16* y, float* mean, float* rstd, const float* x, const float* shift,  \
                                   const float* scale, int64_t batch, int64_t tokens, int64_t dim,        \
                                   float eps, Stream stream);                                             \
