@@ -354,8 +354,8 @@ const fixed = (x: number | undefined, digits = 2) => (x === undefined ? "—" : 
 const stepConfig = smoke
   ? stepBenchConfig({ data: { resolution: 32, batchSize: 2, prefetch: 0 }, model: { preset: "tiny" } })
   : stepBenchConfig()
-// Steps, rounds and warm-up steps of each timing.
-const stepRuns = smoke ? ([1, 1, 1] as const) : ([5, 3, 2] as const)
+// Steps, rounds and warm-up steps of each timing; 10 warm-up steps let the render workers start and warm up.
+const stepRuns = smoke ? ([1, 1, 1] as const) : ([5, 3, 10] as const)
 const stepKernels = liftBackend(backend)
 const stepColumns = [
   { title: "f32", kernels: stepKernels, precision: "f32" },
