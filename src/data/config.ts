@@ -41,7 +41,7 @@ export const ShapeEvalConfig = Schema.Struct({
   batchSize: field(Schema.Int.pipe(Schema.positive()), 64, "pairs per training batch"),
   prefetch: field(Schema.NonNegativeInt, 4, "rendered batches kept ready ahead of the consumer (beyond those the workers are drawing)"),
   workers: field(
-    Schema.Union(Schema.Literal("auto"), Schema.NonNegativeInt),
+    Schema.Union(Schema.Literal("auto"), Schema.NonNegativeInt.pipe(Schema.lessThanOrEqualTo(64))),
     "auto",
     "threads that render batches off the training loop's thread (auto: one per core but one, at most 4; 0: none)"
   ),

@@ -92,8 +92,10 @@ export const isSuffix = (small: Shape, big: Shape) =>
 
 export const isPrefix = (small: Shape, big: Shape) => small.length <= big.length && small.every((d, i) => d === big[i])
 
-/** add / sub / mul: b equal to a or a trailing suffix of a (bias broadcast); b has a's dtype. */
-/** a and b of a's dtype; with `bf16Branch` (add's), b may be bf16 beside an f32 a (a bf16 branch's output). */
+/**
+ * add / sub / mul: b equal to a or a trailing suffix of a (bias broadcast), of a's dtype; with `bf16Branch`
+ * (add's), b may be bf16 beside an f32 a (a bf16 branch's output).
+ */
 export const binary = (op: string, a: Tensor, b: Tensor, bf16Branch = false): Shape => {
   expectFloating(op, "a", a)
   if (bf16Branch) expectDtypeOrBf16(op, "b", b, a.dtype)

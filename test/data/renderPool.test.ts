@@ -1,4 +1,4 @@
-import { Cause, Chunk, Effect, Exit, Stream } from "effect"
+import { Cause, Chunk, Effect, Exit, Fiber, Stream } from "effect"
 import { availableParallelism } from "node:os"
 import { describe, expect, it } from "vitest"
 import { defaultShapeEvalConfig, type ShapeEvalConfig } from "../../src/data/config.ts"
@@ -10,6 +10,9 @@ const take = (stream: Stream.Stream<Batch, RenderWorkerError>, n: number) =>
   Effect.runPromise(Stream.runCollect(Stream.take(stream, n))).then(Chunk.toReadonlyArray)
 const failingWorker = new URL("./fixtures/failingRenderWorker.mjs", import.meta.url)
 const exitingWorker = new URL("./fixtures/exitingRenderWorker.mjs", import.meta.url)
+const silentWorker = new URL("./fixtures/silentRenderWorker.mjs", import.meta.url)
+/** Worker threads alive in this process (Node's diagnostic report lists them). */
+const liveWorkers = () => (process.report.getReport() as { workers: Array<unknown> }).workers.length
 
 /** The RenderWorkerError an effect failed with (or a test failure where it did not fail so). */
 const renderFailure = async <A>(effect: Effect.Effect<A, RenderWorkerError>) => {
@@ -57,10 +60,24 @@ describe("render workers", () => {
     expect(error.step).toBe(0)
   })
 
-  it("are stopped when their Scope closes", async () => {
-    const pool = await Effect.runPromise(Effect.scoped(makeRenderPool(config, 1)))
-    const error = await renderFailure(pool.render(0))
-    expect(error.reason).toMatch(/closed/)
+  it("are stopped when their Scope closes: the threads end, and a request still waiting fails", async () => {
+    const before = liveWorkers()
+    const { pool, waiting } = await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const pool = yield* makeRenderPool(config, 2, silentWorker)
+          // A request from outside the pool's Scope, which the closing Scope does not interrupt.
+          const waiting = yield* Effect.forkDaemon(pool.render(3))
+          // The threads are listed once they have started (within 5 s even on a loaded machine).
+          for (let waited = 0; liveWorkers() < before + 2 && waited < 5000; waited += 20) yield* Effect.sleep("20 millis")
+          expect(liveWorkers()).toBe(before + 2)
+          return { pool, waiting }
+        })
+      )
+    )
+    expect(liveWorkers()).toBe(before)
+    expect((await renderFailure(Fiber.join(waiting))).reason).toMatch(/closed/)
+    expect((await renderFailure(pool.render(0))).reason).toMatch(/closed/)
   })
 
   it("'auto' leaves a core to the training loop and takes at most 4", () => {

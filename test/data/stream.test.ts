@@ -75,6 +75,7 @@ describe("ShapeEval config", () => {
     expect(await failure({ tags: ["style"] })).toMatch(/tags/)
     expect(await failure({ batchSize: 0 })).toMatch(/batchSize/)
     expect(await failure({ workers: -1 })).toMatch(/workers/)
+    expect(await failure({ workers: 65 })).toMatch(/workers/)
     expect(await failure({ workers: "many" })).toMatch(/workers/)
     expect(await failure({ resolutoin: 32 })).toMatch(/resolutoin/)
     const starved = ["red", "orange", "yellow", "green", "blue"].map((color) => ({ color, shape: "oval" }))
