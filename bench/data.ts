@@ -90,7 +90,7 @@ const benchmarkEvaluator = (config: ShapeEvalConfig): number => {
 }
 
 const workers = renderWorkerCount("auto")
-// A loop's thread working 25 ms a step: about a DiT-S bf16-mixed step's host part on the H200 (BENCHMARKS.md).
+// A loop's thread working 25 ms a step: the order of a DiT-S bf16-mixed step's JS work on the dev VM (BENCHMARKS.md).
 const STEP_MS = 25
 const stream = async (config: ShapeEvalConfig) =>
   `${(await benchmarkStream(config, 0)).batchesPerSecond.toFixed(1)} | ${(await benchmarkStream(config, STEP_MS)).takeMs.toFixed(2)}`
