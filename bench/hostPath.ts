@@ -42,6 +42,7 @@ const load = async (root: string): Promise<Side> => {
   })
   const kernels = liftBackend(new NativeBackend({ ...noopAddon, ops: counted }, { backend: "cuda" }))
   const steps = (preset: string, precision: string, count: number) =>
+    // 30 warm-up steps: the training stream's render workers start and warm up before the timed steps.
     secondsPerStep(kernels, stepBenchConfig({ model: { preset } }), precision, count, 1, 30)
   return {
     round: async (preset, precision) => (await steps(preset, precision, 5)).seconds.get("one in flight") * 1000,
@@ -61,7 +62,7 @@ const sides: Array<[string, Side]> = [["this tree", await load(resolve(import.me
 if (values.against !== undefined) sides.push([values.against, await load(resolve(values.against))])
 const median = (xs: Array<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
 
-console.log(`JS host path of a training step, ops doing nothing (ms per step, one in flight, median of ${rounds - 1} rounds of 5 steps${sides.length > 1 ? ", sides interleaved" : ""})`)
+console.log(`JS host path of a training step, ops doing nothing (ms per step, one in flight, median of ${rounds - 1} rounds of 5 steps after 30 warm-up steps${sides.length > 1 ? ", sides interleaved" : ""})`)
 for (const [preset, precision] of cases) {
   const times = sides.map(() => [] as Array<number>)
   for (let round = 0; round < rounds; round++) {
