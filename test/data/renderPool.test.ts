@@ -48,6 +48,13 @@ describe("render workers", () => {
     expect(error.message).toMatch(/data\.workers = 0/)
   })
 
+  it("give that error, not a crash, when a worker cannot even be constructed", async () => {
+    const notAFile = new URL("http://example.invalid/renderWorker.mjs")
+    const error = await renderFailure(Effect.scoped(Effect.flatMap(makeRenderPool(config, 2, notAFile), (pool) => pool.render(1))))
+    expect(error.step).toBe(1)
+    expect(error.reason).toMatch(/worker \d could not start: ./)
+  })
+
   it("fail the batch a worker was drawing when it exits, naming its exit code", async () => {
     const error = await renderFailure(Effect.scoped(Effect.flatMap(makeRenderPool(config, 1, exitingWorker), (pool) => pool.render(4))))
     expect(error.step).toBe(4)
