@@ -59,20 +59,17 @@ export const batchRenderer = (
 }
 
 /**
- * The infinite training stream from batch `fromStep`, drawn on `config.workers` worker threads (each one batch
- * at a time) or, with none, on the consumer's thread; up to `config.prefetch` finished batches wait beyond those.
+ * The infinite training stream from batch `fromStep`, drawn on `config.workers` worker threads (as many batches
+ * in flight as workers) or, with none, on the consumer's thread; up to `config.prefetch` finished batches wait
+ * beyond those.
  */
 export const trainingBatches = (config: ShapeEvalConfig, fromStep = 0): Stream.Stream<Batch, RenderWorkerError> => {
   const steps = Stream.iterate(fromStep, (step) => step + 1)
   const workers = renderWorkerCount(config.workers)
+  const renderHere = (renderer: BatchRenderer) => Stream.mapEffect(steps, (step) => Effect.sync(() => renderer.render(step)))
   const batches: Stream.Stream<Batch, RenderWorkerError> =
     workers === 0
-      ? Stream.unwrap(
-          Effect.sync(() => {
-            const renderer = batchRenderer(config)
-            return Stream.mapEffect(steps, (step) => Effect.sync(() => renderer.render(step)))
-          })
-        )
+      ? renderHere(batchRenderer(config))
       : Stream.unwrapScoped(
           Effect.map(makeRenderPool(config, workers), (pool) => Stream.mapEffect(steps, pool.render, { concurrency: workers }))
         )

@@ -442,6 +442,29 @@ const inputsOn = (k: KernelsService, inputs: ReadonlyArray<Input>, bf16: boolean
 const readAll = (k: KernelsService, value: unknown) =>
   Effect.forEach(outputsOf(value), (t) => Effect.map(k.read(t), (data) => ({ dtype: t.dtype, shape: t.shape, data: Array.from(data) })))
 
+/** Inputs whose values are bf16-representable, so that a bf16 tensor on CUDA holds what an f32 one holds on the CPU. */
+const bf16Floats = (g: Gen, shape: Shape): Input => ({ shape, data: g.normals(shape.reduce((a, b) => a * b, 1)).map(roundToBf16) })
+
+type BranchEdges = (
+  k: KernelsService,
+  branchDtype: "f32" | "bf16"
+) => Effect.Effect<ReadonlyArray<{ dtype: string; data: ReadonlyArray<number> }>, KernelError, Scope.Scope>
+
+/**
+ * A bf16 branch's edges in an f32 stream: `edges` run on the CPU in f32 and on CUDA with bf16 branch tensors;
+ * each CUDA output has its dtype and matches the CPU's (bf16 to ~1e-2 relative, f32 to ~1e-4).
+ */
+const compareBranchEdges = async (label: string, edges: BranchEdges, outputs: ReadonlyArray<readonly [string, "f32" | "bf16"]>) => {
+  const expected = await Effect.runPromise(Effect.scoped(edges(backends.cpu, "f32")))
+  const actual = await Effect.runPromise(Effect.scoped(edges(backends.cuda, "bf16")))
+  expect(actual.map((o) => o.dtype)).toEqual(outputs.map(([, dtype]) => dtype))
+  actual.forEach((out, i) => {
+    const ref = expected[i]!
+    const tol = out.dtype === "bf16" ? { atol: 2e-2 * rms(ref.data), rtol: 2e-2 } : { atol: 1e-4 * rms(ref.data), rtol: 1e-4 }
+    expectClose(out.data, ref.data, tol, `${label} ${outputs[i]![0]}`)
+  })
+}
+
 const compareBf16 = async (name: string, c: Bf16Case) => {
   for (const seed of [11, 12, 13]) {
     const inputs = c.inputs(new Gen(seed))
@@ -494,61 +517,44 @@ describeCuda("bf16 storage on CUDA matches f32 on the CPU for the same bf16-roun
     const g = new Gen(21)
     const [x, shift, scale, gate, dout] = [[4, 272, 384], [4, 384], [4, 384], [4, 384], [4, 272, 384]].map((shape) => floats(g, shape))
     // The branch values (dy of adaLN's output, the branch itself) are bf16-representable on both sides.
-    const [dy, branch] = [floats(g, [4, 272, 384]), floats(g, [4, 272, 384])].map((input) => ({ ...input, data: input.data.map(roundToBf16) }))
-    const edges = (k: KernelsService, branchDtype: "f32" | "bf16") =>
-      Effect.scoped(
+    const [dy, branch] = [bf16Floats(g, [4, 272, 384]), bf16Floats(g, [4, 272, 384])]
+    // adaLN's y and the branch's gradient are bf16 on CUDA; everything else is f32 from the same values.
+    await compareBranchEdges(
+      "mixed edges",
+      (k, branchDtype) =>
         Effect.gen(function* () {
-          const f32 = (input: Input) => k.fromArray(input.data, input.shape)
           const inBranch = (input: Input) => k.fromArray(input.data, input.shape, branchDtype)
-          const [xs, shifts, scales, gates, douts] = yield* Effect.forEach([x, shift, scale, gate, dout], (input) => f32(input!))
+          const [xs, shifts, scales, gates, douts] = yield* Effect.forEach([x, shift, scale, gate, dout], (input) => k.fromArray(input!.data, input!.shape))
           const saved = yield* k.layerNormModulate(xs!, shifts!, scales!, 1e-6, branchDtype)
           const back = yield* k.layerNormModulateBackward(yield* inBranch(dy!), xs!, saved, scales!)
           const branches = yield* inBranch(branch!)
           const out = yield* k.gatedResidual(xs!, gates!, branches)
           const residual = yield* k.gatedResidualBackward(douts!, gates!, branches)
-          const outputs = [saved.y, saved.rstd, back.dx, back.dshift, back.dscale, out, residual.dgate, residual.dbranch]
-          return yield* readAll(k, outputs)
-        })
-      )
-    const expected = await Effect.runPromise(edges(backends.cpu, "f32"))
-    const actual = await Effect.runPromise(edges(backends.cuda, "bf16"))
-    // adaLN's y and the branch's gradient are bf16 on CUDA; everything else is f32 from the same values.
-    const names = ["y", "rstd", "dx", "dshift", "dscale", "out", "dgate", "dbranch"]
-    expect(actual.map((o) => o.dtype)).toEqual(["bf16", "f32", "f32", "f32", "f32", "f32", "f32", "bf16"])
-    actual.forEach((out, i) => {
-      const ref = expected[i]!
-      const tol = out.dtype === "bf16" ? { atol: 2e-2 * rms(ref.data), rtol: 2e-2 } : { atol: 1e-4 * rms(ref.data), rtol: 1e-4 }
-      expectClose(out.data, ref.data, tol, `mixed edges ${names[i]}`)
-    })
+          return yield* readAll(k, [saved.y, saved.rstd, back.dx, back.dshift, back.dscale, out, residual.dgate, residual.dbranch])
+        }),
+      [["y", "bf16"], ["rstd", "f32"], ["dx", "f32"], ["dshift", "f32"], ["dscale", "f32"], ["out", "f32"], ["dgate", "f32"], ["dbranch", "bf16"]]
+    )
   })
 
   it("joins a bf16 branch to an f32 stream: LayerNorm writes bf16, the residual add takes it, LayerNorm's backward", async () => {
     const g = new Gen(22)
     const [x, weight, bias, base] = [[64, 16, 256], [256], [256], [64, 16, 256]].map((shape) => floats(g, shape))
     // The branch values (dy of LayerNorm's output, the branch itself) are bf16-representable on both sides.
-    const [dy, branch] = [floats(g, [64, 16, 256]), floats(g, [64, 16, 256])].map((input) => ({ ...input, data: input.data.map(roundToBf16) }))
-    const edges = (k: KernelsService, branchDtype: "f32" | "bf16") =>
-      Effect.scoped(
+    const [dy, branch] = [bf16Floats(g, [64, 16, 256]), bf16Floats(g, [64, 16, 256])]
+    // LayerNorm's y is bf16 on CUDA; everything else is f32 from the same values.
+    await compareBranchEdges(
+      "text edges",
+      (k, branchDtype) =>
         Effect.gen(function* () {
-          const f32 = (input: Input) => k.fromArray(input.data, input.shape)
           const inBranch = (input: Input) => k.fromArray(input.data, input.shape, branchDtype)
-          const [xs, weights, biases, bases] = yield* Effect.forEach([x, weight, bias, base], (input) => f32(input!))
+          const [xs, weights, biases, bases] = yield* Effect.forEach([x, weight, bias, base], (input) => k.fromArray(input!.data, input!.shape))
           const saved = yield* k.layerNorm(xs!, { weight: weights, bias: biases, eps: 1e-5, dtype: branchDtype })
           const back = yield* k.layerNormBackward(yield* inBranch(dy!), xs!, saved, { weight: weights, withBias: true, addTo: { dx: bases } })
           const sum = yield* k.add(xs!, yield* inBranch(branch!))
           return yield* readAll(k, [saved.y, saved.rstd, back.dx, back.dweight!, back.dbias!, sum])
-        })
-      )
-    const expected = await Effect.runPromise(edges(backends.cpu, "f32"))
-    const actual = await Effect.runPromise(edges(backends.cuda, "bf16"))
-    // LayerNorm's y is bf16 on CUDA; everything else is f32 from the same values.
-    const names = ["y", "rstd", "dx", "dweight", "dbias", "sum"]
-    expect(actual.map((o) => o.dtype)).toEqual(["bf16", "f32", "f32", "f32", "f32", "f32"])
-    actual.forEach((out, i) => {
-      const ref = expected[i]!
-      const tol = out.dtype === "bf16" ? { atol: 2e-2 * rms(ref.data), rtol: 2e-2 } : { atol: 1e-4 * rms(ref.data), rtol: 1e-4 }
-      expectClose(out.data, ref.data, tol, `text edges ${names[i]}`)
-    })
+        }),
+      [["y", "bf16"], ["rstd", "f32"], ["dx", "f32"], ["dweight", "f32"], ["dbias", "f32"], ["sum", "f32"]]
+    )
     // The other mixes are refused with a typed error naming the tensor: only add joins a branch.
     const k = backends.cuda
     const refusals = await Effect.runPromise(

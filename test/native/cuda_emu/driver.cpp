@@ -196,10 +196,12 @@ std::vector<float> inputs(size_t n, float scale = 1.0f, float mean = 0.0f) {
 
 // ---- LayerNorm and LayerNorm + modulate --------------------------------------------------------------------
 
-template <class E>
+// x, the affine parameters and the gradients of storage E; y and dy of Y (E, or bf16 beside an f32 x: a bf16
+// branch's input in mixed precision).
+template <class E, class Y = E>
 void layerNorm(int64_t rows, int64_t dim, bool affine) {
   const size_t n = static_cast<size_t>(rows * dim);
-  const auto x = inputs<E>(n, 2.0f, 0.5f), dy = inputs<E>(n);
+  const auto x = inputs<E>(n, 2.0f, 0.5f), dy = inputs<Y>(n);
   const auto w = inputs<E>(affine ? dim : 0, 0.5f, 1.0f), b = inputs<E>(affine ? dim : 0);
   // The gradient dx is added to (autograd's accumulation), given with the affine cases only.
   const auto base = inputs<E>(affine ? n : 0, 0.5f);
@@ -210,13 +212,14 @@ void layerNorm(int64_t rows, int64_t dim, bool affine) {
   selfe::cpu::layernorm_backward(dx.data(), affine ? dw.data() : nullptr, affine ? db.data() : nullptr, dy.data(), x.data(),
                                  mean.data(), rstd.data(), affine ? w.data() : nullptr, affine ? base.data() : nullptr,
                                  rows, dim, pool);
-  std::unique_ptr<Device<E>> dX(upload<E>(x)), dDy(upload<E>(dy)), dW(upload<E>(w)), dB(upload<E>(b)),
-      dBase(upload<E>(base));
-  Device<E> dY(n), dDx(n), dDw(affine ? dim : 0), dDb(affine ? dim : 0);
+  std::unique_ptr<Device<E>> dX(upload<E>(x)), dW(upload<E>(w)), dB(upload<E>(b)), dBase(upload<E>(base));
+  std::unique_ptr<Device<Y>> dDy(upload<Y>(dy));
+  Device<Y> dY(n);
+  Device<E> dDx(n), dDw(affine ? dim : 0), dDb(affine ? dim : 0);
   Device<float> dMean(rows), dRstd(rows);
   selfe::cuda::layernorm_forward(dY.data(), dMean.data(), dRstd.data(), dX->data(), affine ? dW->data() : nullptr,
                                  affine ? dB->data() : nullptr, rows, dim, 1e-5f, stream);
-  expectClose("layerNorm y", download(dY), y, tolerance<E>());
+  expectClose("layerNorm y", download(dY), y, tolerance<Y>());
   expectClose("layerNorm mean", download(dMean), mean, kF32);
   expectClose("layerNorm rstd", download(dRstd), rstd, kF32);
   // The backward reads the CPU's statistics, so that it is checked on its own.
@@ -231,24 +234,26 @@ void layerNorm(int64_t rows, int64_t dim, bool affine) {
   }
 }
 
-template <class E>
+// x, shift, scale and the gradients of storage E; y and dy of Y (E, or bf16 beside an f32 x).
+template <class E, class Y = E>
 void layerNormModulate(int64_t batch, int64_t tokens, int64_t dim) {
   const int64_t rows = batch * tokens;
   const size_t n = static_cast<size_t>(rows * dim), per = static_cast<size_t>(batch * dim);
-  const auto x = inputs<E>(n, 1.5f, -0.3f), dy = inputs<E>(n), shift = inputs<E>(per), scale = inputs<E>(per, 0.3f);
+  const auto x = inputs<E>(n, 1.5f, -0.3f), dy = inputs<Y>(n), shift = inputs<E>(per), scale = inputs<E>(per, 0.3f);
   const auto base = inputs<E>(n, 0.5f);  // what dx is added to
   std::vector<float> y(n), mean(rows), rstd(rows), dx(n), dshift(per), dscale(per);
   selfe::cpu::layernorm_modulate_forward(y.data(), mean.data(), rstd.data(), x.data(), shift.data(), scale.data(), batch,
                                          tokens, dim, 1e-6f, pool);
   selfe::cpu::layernorm_modulate_backward(dx.data(), dshift.data(), dscale.data(), dy.data(), x.data(), mean.data(),
                                           rstd.data(), scale.data(), base.data(), batch, tokens, dim, pool);
-  std::unique_ptr<Device<E>> dX(upload<E>(x)), dDy(upload<E>(dy)), dShift(upload<E>(shift)), dScale(upload<E>(scale)),
-      dBase(upload<E>(base));
-  Device<E> dY(n), dDx(n), dDshift(per), dDscale(per);
+  std::unique_ptr<Device<E>> dX(upload<E>(x)), dShift(upload<E>(shift)), dScale(upload<E>(scale)), dBase(upload<E>(base));
+  std::unique_ptr<Device<Y>> dDy(upload<Y>(dy));
+  Device<Y> dY(n);
+  Device<E> dDx(n), dDshift(per), dDscale(per);
   Device<float> dMean(rows), dRstd(rows);
   selfe::cuda::layernorm_modulate_forward(dY.data(), dMean.data(), dRstd.data(), dX->data(), dShift->data(),
                                           dScale->data(), batch, tokens, dim, 1e-6f, stream);
-  expectClose("layerNormModulate y", download(dY), y, tolerance<E>());
+  expectClose("layerNormModulate y", download(dY), y, tolerance<Y>());
   expectClose("layerNormModulate mean", download(dMean), mean, kF32);
   expectClose("layerNormModulate rstd", download(dRstd), rstd, kF32);
   std::unique_ptr<Device<float>> cMean(upload<float>(mean)), cRstd(upload<float>(rstd));
@@ -294,83 +299,37 @@ void adaln(int64_t batch, int64_t tokens, int64_t dim) {
 
 // ---- the edges of a bf16 branch in an f32 stream (mixed precision) ------------------------------------------
 
-// The text encoder's edges: a plain LayerNorm (f32 affine parameters) from f32 x to a bf16 y and back from a bf16
-// dy (with a base), and the residual add of a bf16 branch (b also a trailing suffix, a bias), against the CPU's
-// f32 on the same (bf16-representable) branch values.
-void mixedTextEdges(int64_t rows, int64_t dim, const std::vector<float>& x, const std::vector<float>& base,
-                    const std::vector<float>& dy, const std::vector<float>& branch) {
-  const size_t n = static_cast<size_t>(rows * dim);
-  const auto weight = inputs<float>(static_cast<size_t>(dim), 0.5f, 1.0f), bias = inputs<float>(static_cast<size_t>(dim));
-  std::vector<float> y(n), mean(rows), rstd(rows), dx(n), dweight(dim), dbias(dim);
-  selfe::cpu::layernorm_forward(y.data(), mean.data(), rstd.data(), x.data(), weight.data(), bias.data(), rows, dim, 1e-5f,
-                                pool);
-  selfe::cpu::layernorm_backward(dx.data(), dweight.data(), dbias.data(), dy.data(), x.data(), mean.data(), rstd.data(),
-                                 weight.data(), base.data(), rows, dim, pool);
-  std::unique_ptr<Device<float>> dX(upload<float>(x)), dW(upload<float>(weight)), dB(upload<float>(bias)),
-      dBase(upload<float>(base)), cMean(upload<float>(mean)), cRstd(upload<float>(rstd));
-  std::unique_ptr<Device<bf16>> dDy(upload<bf16>(dy)), dBranch(upload<bf16>(branch));
-  Device<bf16> dY(n);
-  Device<float> dMean(rows), dRstd(rows), dDx(n), dDw(dim), dDb(dim), dOut(n);
-  selfe::cuda::layernorm_forward(dY.data(), dMean.data(), dRstd.data(), dX->data(), dW->data(), dB->data(), rows, dim, 1e-5f,
-                                 stream);
-  expectClose("layerNorm f32 -> bf16 y", download(dY), y, kBf16);
-  expectClose("layerNorm f32 -> bf16 rstd", download(dRstd), rstd, kF32);
-  selfe::cuda::layernorm_backward(dDx.data(), dDw.data(), dDb.data(), dDy->data(), dX->data(), cMean->data(), cRstd->data(),
-                                  dW->data(), dBase->data(), rows, dim, stream);
-  expectClose("layerNormBackward bf16 dy dx", download(dDx), dx, kF32);
-  expectClose("layerNormBackward bf16 dy dweight", download(dDw), dweight, kF32);
-  expectClose("layerNormBackward bf16 dy dbias", download(dDb), dbias, kF32);
-  for (const auto& [broadcast, count] : {std::pair{selfe::Broadcast::Same, static_cast<int64_t>(n)},
-                                        std::pair{selfe::Broadcast::Trailing, dim}}) {
-    std::vector<float> out(n);
-    selfe::cpu::binary_forward(out.data(), x.data(), branch.data(), static_cast<int64_t>(n), count, selfe::BinaryOp::Add,
-                               broadcast, pool);
-    selfe::cuda::binary_forward(dOut.data(), dX->data(), dBranch->data(), static_cast<int64_t>(n), count,
-                                selfe::BinaryOp::Add, broadcast, stream);
-    expectClose("add f32 + bf16 branch", download(dOut), out, kF32);
-  }
-}
-
-// LayerNorm + modulate from f32 to a bf16 y and back from a bf16 dy, and the gated residual of a bf16 branch,
-// against the CPU's f32 on the same (bf16-representable) branch values; then the text encoder's edges.
-void mixedEdges(int64_t batch, int64_t tokens, int64_t dim) {
+// Where a bf16 branch's output joins the f32 stream: the gated residual (and its backward) and the residual add (b
+// also a trailing suffix, a bias), against the CPU's f32 on the same (bf16-representable) branch values. The
+// branch's input, LayerNorm's and LayerNorm + modulate's bf16 y from an f32 x, is layerNorm<float, bf16>'s and
+// layerNormModulate<float, bf16>'s.
+void mixedResiduals(int64_t batch, int64_t tokens, int64_t dim) {
   const int64_t rows = batch * tokens;
   const size_t n = static_cast<size_t>(rows * dim), per = static_cast<size_t>(batch * dim);
-  const auto x = inputs<float>(n, 1.5f, -0.3f), shift = inputs<float>(per), scale = inputs<float>(per, 0.3f);
-  const auto gate = inputs<float>(per), base = inputs<float>(n, 0.5f), dout = inputs<float>(n);
-  const auto dy = inputs<bf16>(n), branch = inputs<bf16>(n);  // bf16 values, held as floats
-  std::vector<float> y(n), mean(rows), rstd(rows), dx(n), dshift(per), dscale(per), out(n), dgate(per), dbranch(n);
-  selfe::cpu::layernorm_modulate_forward(y.data(), mean.data(), rstd.data(), x.data(), shift.data(), scale.data(), batch,
-                                         tokens, dim, 1e-6f, pool);
-  selfe::cpu::layernorm_modulate_backward(dx.data(), dshift.data(), dscale.data(), dy.data(), x.data(), mean.data(),
-                                          rstd.data(), scale.data(), base.data(), batch, tokens, dim, pool);
+  const auto x = inputs<float>(n, 1.5f, -0.3f), gate = inputs<float>(per), dout = inputs<float>(n);
+  const auto branch = inputs<bf16>(n);  // bf16 values, held as floats
+  std::vector<float> out(n), dgate(per), dbranch(n);
   selfe::cpu::gated_residual_forward(out.data(), x.data(), gate.data(), branch.data(), batch, tokens, dim, pool);
   selfe::cpu::gated_residual_backward(dgate.data(), dbranch.data(), dout.data(), gate.data(), branch.data(), batch, tokens,
                                       dim, pool);
-  std::unique_ptr<Device<float>> dX(upload<float>(x)), dShift(upload<float>(shift)), dScale(upload<float>(scale)),
-      dGate(upload<float>(gate)), dBase(upload<float>(base)), dDout(upload<float>(dout));
-  std::unique_ptr<Device<bf16>> dDy(upload<bf16>(dy)), dBranch(upload<bf16>(branch));
-  Device<bf16> dY(n), dDbranch(n);
-  Device<float> dMean(rows), dRstd(rows), dDx(n), dDshift(per), dDscale(per), dOut(n), dDgate(per);
-  selfe::cuda::layernorm_modulate_forward(dY.data(), dMean.data(), dRstd.data(), dX->data(), dShift->data(),
-                                          dScale->data(), batch, tokens, dim, 1e-6f, stream);
-  expectClose("layerNormModulate f32 -> bf16 y", download(dY), y, kBf16);
-  expectClose("layerNormModulate f32 -> bf16 mean", download(dMean), mean, kF32);
-  expectClose("layerNormModulate f32 -> bf16 rstd", download(dRstd), rstd, kF32);
-  std::unique_ptr<Device<float>> cMean(upload<float>(mean)), cRstd(upload<float>(rstd));
-  selfe::cuda::layernorm_modulate_backward(dDx.data(), dDshift.data(), dDscale.data(), dDy->data(), dX->data(),
-                                           cMean->data(), cRstd->data(), dScale->data(), dBase->data(), batch, tokens, dim,
-                                           stream);
-  expectClose("layerNormModulateBackward bf16 dy dx", download(dDx), dx, kF32);
-  expectClose("layerNormModulateBackward bf16 dy dshift", download(dDshift), dshift, kF32);
-  expectClose("layerNormModulateBackward bf16 dy dscale", download(dDscale), dscale, kF32);
+  std::unique_ptr<Device<float>> dX(upload<float>(x)), dGate(upload<float>(gate)), dDout(upload<float>(dout));
+  std::unique_ptr<Device<bf16>> dBranch(upload<bf16>(branch));
+  Device<bf16> dDbranch(n);
+  Device<float> dOut(n), dDgate(per);
   selfe::cuda::gated_residual_forward(dOut.data(), dX->data(), dGate->data(), dBranch->data(), batch, tokens, dim, stream);
   expectClose("gatedResidual bf16 branch out", download(dOut), out, kF32);
   selfe::cuda::gated_residual_backward(dDgate.data(), dDbranch.data(), dDout->data(), dGate->data(), dBranch->data(), batch,
                                        tokens, dim, stream);
   expectClose("gatedResidualBackward bf16 branch dgate", download(dDgate), dgate, kF32);
   expectClose("gatedResidualBackward bf16 branch dbranch", download(dDbranch), dbranch, kBf16);
-  mixedTextEdges(rows, dim, x, base, dy, branch);
+  for (const auto& [broadcast, count] : {std::pair{selfe::Broadcast::Same, static_cast<int64_t>(n)},
+                                        std::pair{selfe::Broadcast::Trailing, dim}}) {
+    selfe::cpu::binary_forward(out.data(), x.data(), branch.data(), static_cast<int64_t>(n), count, selfe::BinaryOp::Add,
+                               broadcast, pool);
+    selfe::cuda::binary_forward(dOut.data(), dX->data(), dBranch->data(), static_cast<int64_t>(n), count,
+                                selfe::BinaryOp::Add, broadcast, stream);
+    expectClose("add f32 + bf16 branch", download(dOut), out, kF32);
+  }
 }
 
 // ---- optimizer -----------------------------------------------------------------------------------------------
@@ -1440,6 +1399,7 @@ int main(int argc, char** argv) {
         const std::string shape = std::to_string(s.rows) + "x" + std::to_string(s.dim) + (affine ? "" : " no affine");
         run("layerNorm f32 " + shape, s.sms, [&] { layerNorm<float>(s.rows, s.dim, affine); });
         run("layerNorm bf16 " + shape, s.sms, [&] { layerNorm<bf16>(s.rows, s.dim, affine); });
+        run("layerNorm f32 -> bf16 " + shape, s.sms, [&] { layerNorm<float, bf16>(s.rows, s.dim, affine); });
       }
     const struct {
       int64_t batch, tokens, dim;
@@ -1449,6 +1409,7 @@ int main(int argc, char** argv) {
       const std::string shape = std::to_string(s.batch) + "x" + std::to_string(s.tokens) + "x" + std::to_string(s.dim);
       run("layerNormModulate f32 " + shape, s.sms, [&] { layerNormModulate<float>(s.batch, s.tokens, s.dim); });
       run("layerNormModulate bf16 " + shape, s.sms, [&] { layerNormModulate<bf16>(s.batch, s.tokens, s.dim); });
+      run("layerNormModulate f32 -> bf16 " + shape, s.sms, [&] { layerNormModulate<float, bf16>(s.batch, s.tokens, s.dim); });
     }
   }
   if (want("adaln")) {
@@ -1460,7 +1421,7 @@ int main(int argc, char** argv) {
       const std::string shape = std::to_string(s.batch) + "x" + std::to_string(s.tokens) + "x" + std::to_string(s.dim);
       run("adaLN f32 " + shape, s.sms, [&] { adaln<float>(s.batch, s.tokens, s.dim); });
       run("adaLN bf16 " + shape, s.sms, [&] { adaln<bf16>(s.batch, s.tokens, s.dim); });
-      run("bf16 branch in an f32 stream " + shape, s.sms, [&] { mixedEdges(s.batch, s.tokens, s.dim); });
+      run("bf16 branch into an f32 stream " + shape, s.sms, [&] { mixedResiduals(s.batch, s.tokens, s.dim); });
     }
   }
   if (want("optim")) {
