@@ -38,8 +38,17 @@ export interface StepTimes {
  * Best seconds per step of each schedule over `rounds` rounds of `steps` steps, the schedules interleaved
  * round by round on one model, after `warmup` steps (plans, caches); and the best round's host time per step
  * with one step in flight: where it is close to the step time, the step is bound by the host, not the device.
+ * `beforeTimed` runs once between the warm-up and the timed rounds (bench/hostProfile.ts starts counting there).
  */
-export const secondsPerStep = (kernels: KernelsService, config: TrainConfig, precision: Precision, steps = 5, rounds = 2, warmup = 2) =>
+export const secondsPerStep = (
+  kernels: KernelsService,
+  config: TrainConfig,
+  precision: Precision,
+  steps = 5,
+  rounds = 2,
+  warmup = 2,
+  beforeTimed: () => void = () => {}
+) =>
   Effect.runPromise(
     Effect.scoped(
       Effect.gen(function* () {
@@ -73,6 +82,7 @@ export const secondsPerStep = (kernels: KernelsService, config: TrainConfig, pre
             if (inFlight !== undefined) yield* inFlight.metrics
           })
         yield* run(warmup, "waited each step")
+        beforeTimed()
         const best = new Map<StepSchedule, number>(stepSchedules.map((schedule) => [schedule, Infinity]))
         let hostSeconds = Infinity
         for (let round = 0; round < rounds; round++)

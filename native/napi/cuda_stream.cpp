@@ -66,19 +66,25 @@ CudaStream::CudaStream(int ordinal, int64_t memoryLimitBytes, CudaChoices choice
     std::memset(status_, 0, sizeof(cuda::DeviceStatus));
     need(cudaHostGetDevicePointer(reinterpret_cast<void**>(&context_.status), status_, 0), "failure record");
     const int device = ordinal;
-    memory_ = std::make_unique<CachingAllocator>(
-        memoryLimitBytes, [this] { synchronize(); },
-        SystemMemory{[device](size_t bytes) -> void* {
-                       void* ptr = nullptr;
-                       cudaSetDevice(device);
-                       if (cudaMalloc(&ptr, bytes) == cudaSuccess) return ptr;
-                       cudaGetLastError();  // an allocation failure is not sticky
-                       return nullptr;
-                     },
-                     [device](void* ptr) {
-                       cudaSetDevice(device);
-                       cudaFree(ptr);
-                     }});
+    const SystemMemory deviceMemory{[device](size_t bytes) -> void* {
+                                      void* ptr = nullptr;
+                                      cudaSetDevice(device);
+                                      if (cudaMalloc(&ptr, bytes) == cudaSuccess) return ptr;
+                                      cudaGetLastError();  // an allocation failure is not sticky
+                                      return nullptr;
+                                    },
+                                    [device](void* ptr) {
+                                      cudaSetDevice(device);
+                                      cudaFree(ptr);
+                                    }};
+    memory_ = std::make_unique<CachingAllocator>(memoryLimitBytes, [this] { synchronize(); }, deviceMemory);
+    // Emptied on the launch thread itself, which has made every launch before: the stream alone is waited for.
+    scratch_ = std::make_unique<CachingAllocator>(
+        0,
+        [this] {
+          if (cudaStreamSynchronize(stream_.handle) != cudaSuccess) cudaGetLastError();
+        },
+        deviceMemory);
     pinned_ = std::make_shared<CachingAllocator>(
         0, nullptr, SystemMemory{[](size_t bytes) -> void* {
                                    void* ptr = nullptr;
@@ -104,19 +110,21 @@ void CudaStream::makeCurrent() {
   currentOrdinal = context_.ordinal;
 }
 
-void CudaStream::fail(const char* op, const cuda::Error& error) {
-  // A fault (illegal address, launch failure) breaks the context for good: every later read reports it.
-  const cudaError_t state = cudaStreamQuery(stream_.handle);
-  clearNotReady(state);
-  if (state != cudaSuccess && state != cudaErrorNotReady) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (failure_.empty()) failure_ = std::string(op) + ": " + error.what();
-  }
-  const ErrorCode code = error.kind() == cuda::Error::Kind::OutOfMemory ? ErrorCode::OutOfMemory : ErrorCode::Device;
-  throw OpError(code, op, error.what());
+void CudaStream::recordFailure(const char* op, const cuda::Error& error) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (failure_.empty()) failure_ = std::string(op) + ": " + error.what();
+  if (!launchFailed_.load(std::memory_order_relaxed)) launchOutOfMemory_ = error.kind() == cuda::Error::Kind::OutOfMemory;
+  launchFailed_.store(true, std::memory_order_release);
 }
 
-CUevent_st* CudaStream::recordEvent(const char* op) {
+void CudaStream::throwIfFailed(const char* op) {
+  if (!launchFailed_.load(std::memory_order_acquire)) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  throw OpError(launchOutOfMemory_ ? ErrorCode::OutOfMemory : ErrorCode::Device, op,
+                "an earlier launch on this device failed, so nothing more runs on it: " + failure_);
+}
+
+CUevent_st* CudaStream::recordEvent() {
   cudaEvent_t event = nullptr;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -128,12 +136,12 @@ CUevent_st* CudaStream::recordEvent(const char* op) {
   if (event == nullptr) {
     // Blocking sync: the helper thread sleeps in cudaEventSynchronize instead of spinning.
     const cudaError_t created = cudaEventCreateWithFlags(&event, cudaEventDisableTiming | cudaEventBlockingSync);
-    if (created != cudaSuccess) fail(op, asError(created, "cudaEventCreate"));
+    if (created != cudaSuccess) throw asError(created, "cudaEventCreate");
   }
   const cudaError_t recorded = cudaEventRecord(event, stream_.handle);
   if (recorded != cudaSuccess) {
     recycleEvent(event);
-    fail(op, asError(recorded, "cudaEventRecord"));
+    throw asError(recorded, "cudaEventRecord");
   }
   return event;
 }
@@ -143,21 +151,25 @@ void CudaStream::recycleEvent(CUevent_st* event) {
   freeEvents_.push_back(event);
 }
 
-// Staging blocks of finished uploads go back to the pinned cache.
+// Staging blocks of finished uploads go back to the pinned cache (on the JS thread, which alone uses it). A
+// block without an event is one whose copy never ran.
 void CudaStream::reapStaging() {
+  std::lock_guard<std::mutex> lock(stagingMutex_);
   while (!staging_.empty()) {
     const PendingStaging& front = staging_.front();
-    const cudaError_t state = cudaEventQuery(front.event);
-    clearNotReady(state);
-    if (state == cudaErrorNotReady) return;
+    if (front.event != nullptr) {
+      const cudaError_t state = cudaEventQuery(front.event);
+      clearNotReady(state);
+      if (state == cudaErrorNotReady) return;
+      recycleEvent(front.event);
+    }
     pinned_->deallocate(front.block, front.rounded);
-    recycleEvent(front.event);
     staging_.pop_front();
   }
 }
 
 void CudaStream::upload(void* dst, const void* src, size_t hostBytes, bool toBf16, const char* op) {
-  makeCurrent();
+  throwIfFailed(op);
   reapStaging();
   const size_t deviceBytes = toBf16 ? hostBytes / 2 : hostBytes;
   if (deviceBytes == 0) return;
@@ -165,6 +177,7 @@ void CudaStream::upload(void* dst, const void* src, size_t hostBytes, bool toBf1
   void* block = pinned_->allocate(deviceBytes, &rounded);
   if (block == nullptr)
     throw OpError(ErrorCode::OutOfMemory, op, "cannot allocate " + std::to_string(deviceBytes) + " bytes of pinned staging memory");
+  // The JS array is valid during this call only: its bytes are staged now, the copy is queued.
   if (toBf16) {
     const auto* values = static_cast<const float*>(src);
     auto* out = static_cast<bf16*>(block);
@@ -172,42 +185,66 @@ void CudaStream::upload(void* dst, const void* src, size_t hostBytes, bool toBf1
   } else {
     std::memcpy(block, src, deviceBytes);
   }
-  const cudaError_t copied = cudaMemcpyAsync(dst, block, deviceBytes, cudaMemcpyHostToDevice, stream_.handle);
-  if (copied != cudaSuccess) {
-    pinned_->deallocate(block, rounded);
-    fail(op, asError(copied, "upload"));
-  }
-  // Should recording fail, the block stays lent (the copy may still read it); the context is broken then.
-  staging_.push_back(PendingStaging{recordEvent(op), block, rounded});
+  // A completion, so that it runs after a failure too and the block is handed back.
+  launcher_.pushCompletion([this, dst, block, deviceBytes, rounded, name = std::string(op)](const std::string& failure) {
+    bool copying = false;
+    CUevent_st* event = nullptr;
+    if (failure.empty()) {
+      makeCurrent();
+      try {
+        const cudaError_t copied = cudaMemcpyAsync(dst, block, deviceBytes, cudaMemcpyHostToDevice, stream_.handle);
+        if (copied != cudaSuccess) throw asError(copied, "upload");
+        copying = true;
+        event = recordEvent();
+      } catch (const cuda::Error& error) {
+        recordFailure(name.c_str(), error);
+        // A copy that may still read the block keeps it lent (the context is broken then).
+        if (copying) return;
+      }
+    }
+    std::lock_guard<std::mutex> lock(stagingMutex_);
+    staging_.push_back(PendingStaging{event, block, rounded});
+  });
 }
 
 std::function<void()> CudaStream::download(const void* src, size_t bytes, Done done, const char* op) {
-  makeCurrent();
   reapStaging();
   size_t rounded = 0;
   void* block = pinned_->allocate(bytes, &rounded);
   if (block == nullptr)
     throw OpError(ErrorCode::OutOfMemory, op, "cannot allocate " + std::to_string(bytes) + " bytes of pinned staging memory");
   std::function<void()> release = [pinned = pinned_, block, rounded] { pinned->deallocate(block, rounded); };
-  if (bytes > 0) {
-    const cudaError_t copied = cudaMemcpyAsync(block, src, bytes, cudaMemcpyDeviceToHost, stream_.handle);
-    if (copied != cudaSuccess) {
-      release();
-      fail(op, asError(copied, "read"));
+  launcher_.pushCompletion([this, src, bytes, block, op, done = std::move(done)](const std::string& failure) {
+    if (!failure.empty()) return done(failure, block);
+    makeCurrent();
+    try {
+      if (bytes > 0) {
+        const cudaError_t copied = cudaMemcpyAsync(block, src, bytes, cudaMemcpyDeviceToHost, stream_.handle);
+        if (copied != cudaSuccess) throw asError(copied, "read");
+      }
+      complete(recordEvent(), [done, block](const std::string& reached) { done(reached, block); });
+    } catch (const cuda::Error& error) {
+      recordFailure(op, error);
+      done(this->failure(), block);
     }
-  }
-  try {
-    whenReached([done = std::move(done), block](const std::string& failure) { done(failure, block); }, op);
-  } catch (...) {
-    release();
-    throw;
-  }
+  });
   return release;
 }
 
 void CudaStream::whenReached(std::function<void(const std::string&)> done, const char* op) {
-  makeCurrent();
-  CUevent_st* event = recordEvent(op);
+  launcher_.pushCompletion([this, op, done = std::move(done)](const std::string& failure) {
+    if (!failure.empty()) return done(failure);
+    makeCurrent();
+    try {
+      complete(recordEvent(), done);
+    } catch (const cuda::Error& error) {
+      recordFailure(op, error);
+      done(this->failure());
+    }
+  });
+}
+
+void CudaStream::complete(CUevent_st* event, std::function<void(const std::string&)> done) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     completions_.push_back(Completion{event, std::move(done)});
@@ -216,9 +253,25 @@ void CudaStream::whenReached(std::function<void(const std::string&)> done, const
 }
 
 void CudaStream::synchronize() {
+  launcher_.drain();
   makeCurrent();
   const cudaError_t error = cudaStreamSynchronize(stream_.handle);
   if (error != cudaSuccess) cudaGetLastError();
+}
+
+AllocatorStats CudaStream::stats() {
+  AllocatorStats total = memory_->stats();
+  std::lock_guard<std::mutex> lock(scratchMutex_);
+  total.cachedBytes += scratch_->stats().cachedBytes;
+  total.systemAllocs += scratch_->stats().systemAllocs;
+  return total;
+}
+
+void CudaStream::emptyScratchCache() {
+  // Nothing is queued while the JS thread is here, so after the drain the launch thread holds no temporary.
+  launcher_.drain();
+  std::lock_guard<std::mutex> lock(scratchMutex_);
+  scratch_->emptyCache();
 }
 
 std::string CudaStream::failure() {
@@ -272,13 +325,20 @@ void CudaStream::completionLoop() {
   }
 }
 
-void* CudaStream::allocate(size_t bytes, size_t* rounded) { return memory_->allocate(bytes, rounded); }
+void* CudaStream::allocate(size_t bytes, size_t* rounded) {
+  std::lock_guard<std::mutex> lock(scratchMutex_);
+  return scratch_->allocate(bytes, rounded);
+}
 
-void CudaStream::release(void* ptr, size_t rounded) { memory_->deallocate(ptr, rounded); }
+void CudaStream::release(void* ptr, size_t rounded) {
+  std::lock_guard<std::mutex> lock(scratchMutex_);
+  scratch_->deallocate(ptr, rounded);
+}
 
 void CudaStream::shutdown() {
   if (shutDown_) return;
   shutDown_ = true;
+  launcher_.shutdown();
   if (stream_.handle != nullptr) synchronize();
   if (helper_.joinable()) {
     {
@@ -290,10 +350,11 @@ void CudaStream::shutdown() {
   }
   while (!staging_.empty()) {
     pinned_->deallocate(staging_.front().block, staging_.front().rounded);
-    recycleEvent(staging_.front().event);
+    if (staging_.front().event != nullptr) recycleEvent(staging_.front().event);
     staging_.pop_front();
   }
   if (memory_) memory_->emptyCache();
+  if (scratch_) scratch_->emptyCache();
   if (pinned_) pinned_->emptyCache();
   if (context_.gemm != nullptr) {
     cuda::destroyGemmState(context_.gemm);

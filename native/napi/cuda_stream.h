@@ -1,9 +1,12 @@
 // The CUDA backend's stream, as the N-API Device drives it (compiled only with SELFE_WITH_CUDA): one CUDA
-// stream per device, kernels launched straight from the JS thread (a launch is asynchronous), host reads
-// copied into pinned memory and completed by a helper thread that waits on an event, so the JS thread
-// never blocks on the GPU. Like the CPU worker, the first failure is sticky: later reads and syncs reject
-// with it. Host-only header (no cuda_runtime.h), so every binding file can include it.
+// stream per device, fed by one launch thread. The JS thread validates an op, allocates its outputs and queues
+// its launch; the launch thread makes the CUDA and cuBLASLt calls in queue order (on an H200 host they cost a
+// DiT-S training step more JS-thread time than its JavaScript did; docs/cuda.md, Design: Launch thread). Host reads are
+// copied into pinned memory and completed by a helper thread that waits on an event, so the JS thread never
+// blocks on the GPU. Like the CPU worker, the first failure is sticky: later launches throw it and later
+// reads and syncs reject with it. Host-only header (no cuda_runtime.h), so every binding file can include it.
 #pragma once
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -17,6 +20,7 @@
 #include "cuda/context.h"
 #include "errors.h"
 #include "selfe/dtype.h"
+#include "work_queue.h"
 
 struct CUevent_st;
 
@@ -46,19 +50,29 @@ class CudaStream : public cuda::ScratchPool {
   CudaStream(const CudaStream&) = delete;
   CudaStream& operator=(const CudaStream&) = delete;
 
-  // Runs body(stream) on the JS thread with this device current; a cuda::Error becomes an OpError naming
-  // `op` (SELFE_OUT_OF_MEMORY or SELFE_DEVICE), and a fault that broke the context is remembered.
+  // Queues body(stream) for the launch thread, which runs it with this device current. `op` must outlive the
+  // device (a string literal). Throws the sticky failure, naming the op that failed, once one launch failed:
+  // a cuda::Error on the launch thread (SELFE_OUT_OF_MEMORY or SELFE_DEVICE) skips every later launch.
   template <class Body>
   void launch(const char* op, Body&& body) {
-    makeCurrent();
-    try {
-      body(stream_);
-    } catch (const cuda::Error& error) {
-      fail(op, error);
-    }
+    throwIfFailed(op);
+    launcher_.push(op, [this, op, body = std::forward<Body>(body)]() mutable {
+      makeCurrent();
+      try {
+        body(stream_);
+      } catch (const cuda::Error& error) {
+        recordFailure(op, error);
+        throw;
+      }
+    });
   }
 
+  // The tensors' memory: used on the JS thread only (kernel temporaries have their own, below).
   CachingAllocator& memory() { return *memory_; }
+  // The tensors' allocator statistics with the kernel temporaries' cached bytes and system allocations added.
+  AllocatorStats stats();
+  // Waits for the stream, then gives the kernel temporaries' cached blocks back (the tensors' are the Device's).
+  void emptyScratchCache();
   // Copies `bytes` host bytes (valid during the call) into device memory in stream order; with
   // `toBf16`, the host holds f32 values and the device receives them rounded to bf16.
   void upload(void* dst, const void* src, size_t hostBytes, bool toBf16, const char* op);
@@ -69,7 +83,7 @@ class CudaStream : public cuda::ScratchPool {
   std::function<void()> download(const void* src, size_t bytes, Done done, const char* op);
   // Calls done(failure) on the helper thread once the stream has run everything enqueued so far.
   void whenReached(std::function<void(const std::string&)> done, const char* op);
-  // Blocks until the stream is idle (emptyCache, dispose).
+  // Blocks until every queued launch has been made and the stream is idle (emptyCache, dispose).
   void synchronize();
   std::string failure();
   // Makes this device current on the calling thread (launches and allocations do it themselves).
@@ -80,7 +94,8 @@ class CudaStream : public cuda::ScratchPool {
   // Drains the stream and the helper thread, then frees every CUDA resource. Idempotent.
   void shutdown();
 
-  // cuda::ScratchPool: kernel temporaries from the device allocator.
+  // cuda::ScratchPool: kernel temporaries, on the launch thread, from an allocator of their own. Sharing the
+  // tensors' would let a launch take a block the JS thread released while launches still queued read it.
   void* allocate(size_t bytes, size_t* rounded) override;
   void release(void* ptr, size_t rounded) override;
 
@@ -95,8 +110,13 @@ class CudaStream : public cuda::ScratchPool {
     size_t rounded;
   };
 
-  [[noreturn]] void fail(const char* op, const cuda::Error& error);
-  CUevent_st* recordEvent(const char* op);
+  // On the launch thread: remembers the first failure (op and reason); later launches throw it.
+  void recordFailure(const char* op, const cuda::Error& error);
+  void throwIfFailed(const char* op);
+  // On the launch thread: an event recorded on the stream now (cuda::Error when that fails).
+  CUevent_st* recordEvent();
+  // Hands the helper thread an event to wait for and what to call once the stream reached it.
+  void complete(CUevent_st* event, std::function<void(const std::string&)> done);
   void recycleEvent(CUevent_st* event);
   void reapStaging();
   void completionLoop();
@@ -107,8 +127,14 @@ class CudaStream : public cuda::ScratchPool {
   cuda::Stream stream_{nullptr, &context_};
   cuda::DeviceStatus* status_ = nullptr;  // host address of the pinned failure record
   std::unique_ptr<CachingAllocator> memory_;
-  std::shared_ptr<CachingAllocator> pinned_;
+  std::mutex scratchMutex_;  // the launch thread allocates; stats and emptyScratchCache read on the JS thread
+  std::unique_ptr<CachingAllocator> scratch_;
+  std::shared_ptr<CachingAllocator> pinned_;  // the JS thread's alone
+  std::mutex stagingMutex_;  // staging_: the launch thread appends, the JS thread reaps
   std::deque<PendingStaging> staging_;
+  // Set with failure_ (under mutex_) by the first failed launch: whether it was out of memory.
+  std::atomic<bool> launchFailed_{false};
+  bool launchOutOfMemory_ = false;
 
   std::mutex mutex_;  // guards everything below (shared with the helper thread)
   std::condition_variable wake_, idle_;
@@ -119,6 +145,8 @@ class CudaStream : public cuda::ScratchPool {
   bool stop_ = false;
   bool shutDown_ = false;
   std::thread helper_;
+  // Last, so that it is destroyed (drained and stopped) first.
+  WorkQueue launcher_;
 };
 
 }  // namespace selfe::napi

@@ -235,7 +235,12 @@ void Device::dispose() {
   reads_->release();
 }
 
-void Device::emptyCache() { memory_->emptyCache(); }
+void Device::emptyCache() {
+  memory_->emptyCache();
+#ifdef SELFE_WITH_CUDA
+  if (cuda_) cuda_->emptyScratchCache();
+#endif
+}
 
 void Device::requireOpen(const std::string& op) const {
   if (disposed_) throw OpError(ErrorCode::Disposed, op, "the device was disposed");
@@ -437,7 +442,11 @@ Napi::Promise Device::read(Napi::Env env, const TensorRef& source) { return comp
 Napi::Promise Device::sync(Napi::Env env) { return completion(env, nullptr); }
 
 Napi::Object Device::stats(Napi::Env env) {
-  const AllocatorStats& s = memory_->stats();
+#ifdef SELFE_WITH_CUDA
+  const AllocatorStats s = cuda_ ? cuda_->stats() : memory_->stats();
+#else
+  const AllocatorStats s = memory_->stats();
+#endif
   Napi::Object out = Napi::Object::New(env);
   out.Set("liveTensors", Napi::Number::New(env, static_cast<double>(liveTensors_)));
   out.Set("liveBytes", Napi::Number::New(env, static_cast<double>(s.liveBytes)));

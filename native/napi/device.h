@@ -1,5 +1,6 @@
 // A compute device as JS sees it: tensor handles (numbers), a caching allocator and an in-order stream, on
-// the CPU backend (a worker thread drains a queue) or, where built, the CUDA backend (a CUDA stream).
+// the CPU backend (a worker thread drains a queue) or, where built, the CUDA backend (a launch thread drains
+// a queue into a CUDA stream).
 // Handles are generation-tagged slot indices, so a released or foreign handle is reported, never followed.
 #pragma once
 #include <napi.h>
@@ -70,14 +71,15 @@ class Device : public Napi::ObjectWrap<Device> {
   // Releases every handle of a JS array; all are checked (live, listed once) before any is released.
   void releaseAll(const Napi::Array& handles, const std::string& op);
 
-  // Enqueues work(stream) on the device's stream: stream is cpu::Pool& (the worker runs it later) or
-  // cuda::Stream (it runs now, enqueuing kernels). Kernel calls inside `work` are written unqualified and
-  // resolve to the backend's launcher by argument-dependent lookup on the stream's type.
+  // Enqueues work(stream) on the device's stream: stream is cpu::Pool& (the CPU worker runs it later) or
+  // cuda::Stream (the launch thread runs it later, enqueuing kernels). Either way `work` runs after the call
+  // returns, so it captures by value. Kernel calls inside `work` are written unqualified and resolve to the
+  // backend's launcher by argument-dependent lookup on the stream's type.
   template <class Work>
   void launch(const char* op, Work&& work) {
 #ifdef SELFE_WITH_CUDA
     if (cuda_ != nullptr) {
-      cuda_->launch(op, [&](cuda::Stream stream) { work(stream); });
+      cuda_->launch(op, [work = std::forward<Work>(work)](cuda::Stream stream) mutable { work(stream); });
       return;
     }
 #endif
@@ -89,7 +91,7 @@ class Device : public Napi::ObjectWrap<Device> {
   void launchFloating(const char* op, DType dtype, Work&& work) {
 #ifdef SELFE_WITH_CUDA
     if (cuda_ != nullptr) {
-      cuda_->launch(op, [&](cuda::Stream stream) {
+      cuda_->launch(op, [dtype, work = std::forward<Work>(work)](cuda::Stream stream) mutable {
         if (dtype == DType::BF16)
           work(stream, Element<bf16>{});
         else
@@ -108,7 +110,7 @@ class Device : public Napi::ObjectWrap<Device> {
   void launchFloatingPair(const char* op, DType dtype, DType second, Work&& work) {
 #ifdef SELFE_WITH_CUDA
     if (cuda_ != nullptr) {
-      cuda_->launch(op, [&](cuda::Stream stream) {
+      cuda_->launch(op, [dtype, second, work = std::forward<Work>(work)](cuda::Stream stream) mutable {
         if (dtype == DType::BF16)
           work(stream, Element<bf16>{}, Element<bf16>{});
         else if (second == DType::BF16)

@@ -249,6 +249,42 @@ describeCuda("the CUDA stream", () => {
     expect(result).toEqual({ tag: "OutOfMemoryError", message: expect.stringMatching(/zeros|full/), few: [5, 5, 5] })
   })
 
+  // Launches are made on the device's launch thread after the op returned, so a failure there (here: no device
+  // memory for a reduction's temporaries, which only the emulator can arrange) reaches JS at the next op, read or
+  // sync, naming the op that failed; and it sticks, as nothing queued after it can be trusted.
+  it.runIf(cudaEmulated)("a launch that fails on the launch thread fails every later op, read and sync, naming it", async () => {
+    const device = new NativeBackend(loadAddon(), { backend: "cuda", gemmWorkspaceBytes: 0 })
+    try {
+      const result = await runOn(
+        liftBackend(device),
+        Effect.gen(function* () {
+          const k = yield* Kernels
+          const small = yield* k.full([16], 1)
+          const big = yield* k.full([1 << 20], 1)
+          // Caches a small block for each of the sum and the affine below; this sum's temporaries are too small to
+          // serve the next one's.
+          const cached = [yield* k.sum(small), yield* k.full([16], 0)]
+          for (const tensor of cached) tensor.release()
+          yield* k.sync()
+          process.env["SELFE_EMU_OUT_OF_MEMORY"] = "1"
+          const total = yield* k.sum(big)
+          const read = yield* Effect.flip(k.read(total))
+          const next = yield* Effect.flip(k.affine(small, 2, 0))
+          const sync = yield* Effect.flip(k.sync())
+          return { read: [read._tag, read.message], next: [next._tag, next.message], sync: sync.message }
+        })
+      )
+      expect(result.read[0]).toBe("DeviceError")
+      expect(result.read[1]).toMatch(/sum: cannot allocate 4096 bytes of scratch memory$/)
+      expect(result.next[0]).toBe("OutOfMemoryError")
+      expect(result.next[1]).toMatch(/^affine: an earlier launch on this device failed, so nothing more runs on it: sum: /)
+      expect(result.sync).toBe(result.read[1])
+    } finally {
+      delete process.env["SELFE_EMU_OUT_OF_MEMORY"]
+      device.dispose()
+    }
+  })
+
   it("caches released blocks: allocating the same size again takes nothing from the system", async () => {
     const allocateAndRelease = () => runOn(liftBackend(backend), Effect.flatMap(Kernels, (k) => k.zeros([1 << 20])))
     await allocateAndRelease()

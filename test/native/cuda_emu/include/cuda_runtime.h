@@ -96,12 +96,24 @@ inline Allocation allocationOf(const void* pointer) {
   return offset < bytes ? Allocation{base, bytes} : Allocation{nullptr, 0};
 }
 }  // namespace emu
-inline cudaError_t cudaMalloc(void** ptr, size_t bytes) {
+namespace emu {
+// Device and pinned host memory alike: host memory, recorded for allocationOf.
+inline cudaError_t allocate(void** ptr, size_t bytes) {
   *ptr = std::aligned_alloc(256, (std::max<size_t>(bytes, 1) + 255) / 256 * 256);
   if (*ptr == nullptr) return cudaErrorMemoryAllocation;
-  std::lock_guard<std::mutex> lock(emu::allocationsMutex);
-  emu::allocations[*ptr] = bytes;
+  std::lock_guard<std::mutex> lock(allocationsMutex);
+  allocations[*ptr] = bytes;
   return cudaSuccess;
+}
+}  // namespace emu
+// SELFE_EMU_OUT_OF_MEMORY set (to anything): the device is full, and cudaMalloc refuses every request (pinned
+// host memory is still given).
+inline cudaError_t cudaMalloc(void** ptr, size_t bytes) {
+  if (std::getenv("SELFE_EMU_OUT_OF_MEMORY") != nullptr) {
+    *ptr = nullptr;
+    return cudaErrorMemoryAllocation;
+  }
+  return emu::allocate(ptr, bytes);
 }
 inline cudaError_t cudaFree(void* ptr) {
   {
@@ -180,7 +192,7 @@ inline cudaError_t cudaStreamDestroy(cudaStream_t stream) {
 }
 inline cudaError_t cudaStreamQuery(cudaStream_t) { return cudaSuccess; }
 inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
-inline cudaError_t cudaHostAlloc(void** ptr, size_t bytes, unsigned int) { return cudaMalloc(ptr, bytes); }
+inline cudaError_t cudaHostAlloc(void** ptr, size_t bytes, unsigned int) { return emu::allocate(ptr, bytes); }
 inline cudaError_t cudaFreeHost(void* ptr) { return cudaFree(ptr); }
 inline cudaError_t cudaHostGetDevicePointer(void** device, void* host, unsigned int) {
   *device = host;

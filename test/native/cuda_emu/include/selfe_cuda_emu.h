@@ -77,7 +77,8 @@ struct Settings {
 };
 inline Settings settings;
 
-inline cudaError_t lastError = cudaSuccess;
+// Per host thread, as CUDA's last error is.
+inline thread_local cudaError_t lastError = cudaSuccess;
 inline long launches = 0;
 
 [[noreturn]] inline void fail(const std::string& message) {
