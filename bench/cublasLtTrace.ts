@@ -66,6 +66,25 @@ export const parseTraceLine = (line: string): TracedProduct | undefined => {
   }
 }
 
+/**
+ * What a log holds, by cuBLASLt's [level][function] tag (e.g. "Trace cublasLtMatmul", "Api cublasLtCreate"), with
+ * how many lines carry none: where a side's log shows no product, this tells an empty log (the library never
+ * read the variables) from one whose products went through another function or level.
+ */
+export const logTags = (log: string): { readonly lines: number; readonly tags: ReadonlyMap<string, number>; readonly untagged: number } => {
+  const tags = new Map<string, number>()
+  let lines = 0
+  let untagged = 0
+  for (const line of log.split("\n")) {
+    if (line.trim() === "") continue
+    lines++
+    const tag = /\[cublasLt\]\[\d+\]\[(\w+)\]\[(\w+)\]/.exec(line)
+    if (tag === null) untagged++
+    else tags.set(`${tag[1]} ${tag[2]}`, (tags.get(`${tag[1]} ${tag[2]}`) ?? 0) + 1)
+  }
+  return { lines, tags, untagged }
+}
+
 /** Every product of a log, in the order they ran. */
 export const parseTrace = (log: string): Array<TracedProduct> =>
   log.split("\n").flatMap((line) => {

@@ -20,7 +20,7 @@ import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { loadAddon } from "../src/kernels/native/binding.ts"
 import { NativeBackend } from "../src/kernels/native/NativeBackend.ts"
-import { compareKernels, parseTrace, shortAlgorithm, type TracedProduct } from "./cublasLtTrace.ts"
+import { compareKernels, logTags, parseTrace, shortAlgorithm, type TracedProduct } from "./cublasLtTrace.ts"
 import { gemmCases, gemmDevices, gemmInputs, smallWorkspaceDevice } from "./gemmCases.ts"
 import { startTorchWorker } from "./torchWorker.ts"
 
@@ -152,6 +152,18 @@ const libraryLine = (side: string, r: Ran | string) => {
   return `${r.library} (${versionOf.get(r.library) ?? "version unknown"})${missed}`
 }
 for (const [side, r] of ran) console.log(`  ${pad(side, 48)}${libraryLine(side, r)}`)
+// What each side's log holds by tag: a side with no product shows whether its log was empty or held other calls.
+console.log("\ncuBLASLt logs: lines by [level][function] tag (the most frequent 6)")
+for (const side of ran.keys()) {
+  const text = existsSync(fileOf(side)) ? readFileSync(fileOf(side), "utf8") : undefined
+  if (text === undefined) {
+    console.log(`  ${pad(side, 48)}no log file`)
+    continue
+  }
+  const { lines, tags, untagged } = logTags(text)
+  const top = [...tags].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([tag, n]) => `${tag} ${n}`)
+  console.log(`  ${pad(side, 48)}${lines} lines${untagged > 0 ? ` (${untagged} untagged)` : ""}${top.length > 0 ? `: ${top.join(", ")}` : ""}`)
+}
 
 const comparison = compareKernels(cases, new Map([...ran].map(([side, r]) => [side, typeof r === "string" ? undefined : r.products])), "torch")
 console.log("\nGEMM kernels: each side's last product of the problem in cuBLASLt's Trace log: its workspace, epilogue and algorithm")

@@ -73,13 +73,17 @@ bench=0
 if wants bench; then
   # Which cuBLASLt kernel PyTorch and each selfe GEMM device run for the plain GEMM rows, and from which library
   # (cuBLASLt's own log; seconds): whether a GEMM ratio below comes from different kernels or from the timing.
-  # Reported, not counted in the status; the raw logs go to $logs/cublaslt/.
+  # Reported, not counted in the status; the raw logs go to $logs/cublaslt.tar.gz.
   echo "== bench:gemm-kernels (npm run bench:gemm-kernels)"
   if SELFE_GEMM_KERNELS_LOGS="$logs/cublaslt" timeout "$(allowed 120)" npm run --silent bench:gemm-kernels >"$logs/gemm-kernels.log" 2>&1; then
     sed -n '/^cuBLASLt libraries/,$p' "$logs/gemm-kernels.log"
   else
     tail -n 30 "$logs/gemm-kernels.log"
     echo "gpu-check: bench:gemm-kernels failed at ${SECONDS} s (full log: $logs/gemm-kernels.log)"
+  fi
+  # The device tool brings back 8 files at most: the raw logs travel as one archive.
+  if [ -d "$logs/cublaslt" ] && tar -czf "$logs/cublaslt.tar.gz" -C "$logs" cublaslt; then
+    rm -rf "$logs/cublaslt"
   fi
   echo "== bench:gpu (npm run bench:gpu)"
   # The card's SM clock, power, temperature, clock-event (throttle) reasons and utilization every 100 ms while the

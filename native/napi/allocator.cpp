@@ -1,6 +1,7 @@
 #include "allocator.h"
 
 #include <cstdlib>
+#include <iterator>
 
 namespace selfe::napi {
 
@@ -33,51 +34,82 @@ size_t CachingAllocator::roundSize(size_t bytes) {
 void* CachingAllocator::allocate(size_t bytes, size_t* rounded) {
   const size_t size = roundSize(bytes);
   *rounded = size;
-  auto it = free_.lower_bound(size);
-  if (it != free_.end() && it->first <= 2 * size) {
-    // The block keeps its own size: that is what goes back to the cache when the storage dies.
-    const size_t block = it->first;
-    void* ptr = it->second.back();
-    it->second.pop_back();
-    if (it->second.empty()) free_.erase(it);
-    *rounded = block;
-    stats_.cachedBytes -= static_cast<int64_t>(block);
-    stats_.liveBytes += static_cast<int64_t>(block);
-    if (stats_.liveBytes > stats_.peakBytes) stats_.peakBytes = stats_.liveBytes;
-    return ptr;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = free_.lower_bound(size);
+    if (it != free_.end() && it->first <= 2 * size) {
+      // The block keeps its own size: that is what goes back to the cache when the storage dies.
+      const size_t block = it->first;
+      void* ptr = it->second.back().ptr;
+      it->second.pop_back();
+      if (it->second.empty()) free_.erase(it);
+      *rounded = block;
+      stats_.cachedBytes -= static_cast<int64_t>(block);
+      stats_.liveBytes += static_cast<int64_t>(block);
+      if (stats_.liveBytes > stats_.peakBytes) stats_.peakBytes = stats_.liveBytes;
+      return ptr;
+    }
   }
-  const auto fits = [&] {
-    return stats_.limitBytes == 0 ||
-           stats_.liveBytes + stats_.cachedBytes + static_cast<int64_t>(size) <= stats_.limitBytes;
-  };
-  if (!fits() && stats_.cachedBytes > 0) emptyCache();
-  if (!fits()) return nullptr;
+  const auto cached = [this] { return stats().cachedBytes > 0; };
+  if (!fits(size) && cached()) emptyCache();
+  if (!fits(size)) return nullptr;
   void* ptr = system_.allocate(size);
-  if (ptr == nullptr && stats_.cachedBytes > 0) {
+  if (ptr == nullptr && cached()) {
     emptyCache();
     ptr = system_.allocate(size);
   }
   if (ptr == nullptr) return nullptr;
+  std::lock_guard<std::mutex> lock(mutex_);
   ++stats_.systemAllocs;
   stats_.liveBytes += static_cast<int64_t>(size);
   if (stats_.liveBytes > stats_.peakBytes) stats_.peakBytes = stats_.liveBytes;
   return ptr;
 }
 
-void CachingAllocator::deallocate(void* ptr, size_t rounded) {
-  free_[rounded].push_back(ptr);
+bool CachingAllocator::fits(size_t size) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stats_.limitBytes == 0 || stats_.liveBytes + stats_.cachedBytes + static_cast<int64_t>(size) <= stats_.limitBytes;
+}
+
+void CachingAllocator::deallocate(void* ptr, size_t rounded, uint64_t position) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  free_[rounded].push_back(Cached{ptr, position});
   stats_.liveBytes -= static_cast<int64_t>(rounded);
   stats_.cachedBytes += static_cast<int64_t>(rounded);
 }
 
 void CachingAllocator::emptyCache() {
   if (synchronize_) synchronize_();
+  std::lock_guard<std::mutex> lock(mutex_);
   releaseCached();
 }
 
+int64_t CachingAllocator::releaseCachedBefore(uint64_t position) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  int64_t released = 0;
+  for (auto it = free_.begin(); it != free_.end();) {
+    auto& blocks = it->second;
+    for (size_t i = blocks.size(); i-- > 0;) {
+      if (blocks[i].position >= position) continue;
+      system_.free(blocks[i].ptr);
+      released += static_cast<int64_t>(it->first);
+      blocks.erase(blocks.begin() + static_cast<std::ptrdiff_t>(i));
+    }
+    it = blocks.empty() ? free_.erase(it) : std::next(it);
+  }
+  stats_.cachedBytes -= released;
+  return released;
+}
+
+AllocatorStats CachingAllocator::stats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stats_;
+}
+
+// With the mutex held (or from the destructor).
 void CachingAllocator::releaseCached() {
   for (auto& [size, blocks] : free_)
-    for (void* ptr : blocks) system_.free(ptr);
+    for (const Cached& block : blocks) system_.free(block.ptr);
   free_.clear();
   stats_.cachedBytes = 0;
 }

@@ -4,12 +4,14 @@
 // waiting. Only returning memory to the system needs the stream idle (`synchronize`).
 // A request takes the smallest cached block that fits it without wasting more than half of the block, so
 // tensors whose sizes vary from step to step (the critique's row count) reuse blocks instead of growing
-// the cache with every new size.
+// the cache with every new size. Thread-safe: on CUDA the JS thread allocates and releases tensors while the
+// launch thread, short of memory, may give back cached blocks (releaseCachedBefore).
 #pragma once
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <vector>
 
 namespace selfe::napi {
@@ -40,18 +42,29 @@ class CachingAllocator {
 
   // Returns nullptr when the limit (or the system) refuses even after the cache was emptied.
   void* allocate(size_t bytes, size_t* rounded);
-  void deallocate(void* ptr, size_t rounded);
+  // `position`: where the stream's queue stood when the block was released (its last user is queued at or
+  // before it); 0 where that does not matter.
+  void deallocate(void* ptr, size_t rounded, uint64_t position = 0);
   // Waits for the stream, then gives every cached block back to the system.
   void emptyCache();
-  const AllocatorStats& stats() const { return stats_; }
+  // Gives back the cached blocks released before `position` (the caller has made sure everything queued before
+  // it has run); returns their bytes.
+  int64_t releaseCachedBefore(uint64_t position);
+  AllocatorStats stats() const;
 
  private:
+  struct Cached {
+    void* ptr;
+    uint64_t position;
+  };
   static size_t roundSize(size_t bytes);
   void releaseCached();
+  bool fits(size_t size) const;
 
   std::function<void()> synchronize_;
   SystemMemory system_;
-  std::map<size_t, std::vector<void*>> free_;
+  mutable std::mutex mutex_;  // free_ and stats_; never held while synchronize_ runs
+  std::map<size_t, std::vector<Cached>> free_;
   AllocatorStats stats_;
 };
 

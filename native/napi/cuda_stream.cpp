@@ -2,7 +2,9 @@
 
 #include <cuda_runtime.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <set>
 
 namespace selfe::napi {
 
@@ -15,6 +17,13 @@ std::string errorText(cudaError_t error) { return cudaGetErrorString(error); }
 // Queries that answer "not ready" must not leave that answer behind for the next launch check.
 void clearNotReady(cudaError_t error) {
   if (error == cudaErrorNotReady) cudaGetLastError();
+}
+
+// The devices open now, whose threads stopAtExit stops.
+std::mutex openMutex;
+std::set<CudaStream*>& openStreams() {
+  static std::set<CudaStream*> streams;
+  return streams;
 }
 
 cuda::Error asError(cudaError_t error, const std::string& what) {
@@ -77,7 +86,8 @@ CudaStream::CudaStream(int ordinal, int64_t memoryLimitBytes, CudaChoices choice
                                       cudaSetDevice(device);
                                       cudaFree(ptr);
                                     }};
-    memory_ = std::make_unique<CachingAllocator>(memoryLimitBytes, [this] { synchronize(); }, deviceMemory);
+    // A tensor that does not fit empties the kernel temporaries' cache too (after the queue and the stream).
+    memory_ = std::make_unique<CachingAllocator>(memoryLimitBytes, [this] { emptyScratchCache(); }, deviceMemory);
     // Emptied on the launch thread itself, which has made every launch before: the stream alone is waited for.
     scratch_ = std::make_unique<CachingAllocator>(
         0,
@@ -96,6 +106,12 @@ CudaStream::CudaStream(int ordinal, int64_t memoryLimitBytes, CudaChoices choice
     context_.scratch = this;
     context_.gemm = cuda::createGemmState(ordinal, choices.gemmWorkspaceBytes);
     helper_ = std::thread([this] { completionLoop(); });
+    // process.exit() runs no environment cleanup hooks: the threads of devices left open would go on launching
+    // while the runtime is torn down. Registered after the runtime's own (it is initialised by now), so it runs first.
+    static std::once_flag registered;
+    std::call_once(registered, [] { std::atexit(&CudaStream::stopAtExit); });
+    std::lock_guard<std::mutex> lock(openMutex);
+    openStreams().insert(this);
   } catch (const cuda::Error& error) {
     shutdown();
     throw OpError(ErrorCode::Device, "Device", std::string("cannot open CUDA device ") + std::to_string(ordinal) + ": " + error.what());
@@ -111,8 +127,10 @@ void CudaStream::makeCurrent() {
 }
 
 void CudaStream::recordFailure(const char* op, const cuda::Error& error) {
+  const std::string failure = std::string(op) + ": " + error.what();
+  launcher_.fail(failure);
   std::lock_guard<std::mutex> lock(mutex_);
-  if (failure_.empty()) failure_ = std::string(op) + ": " + error.what();
+  if (failure_.empty()) failure_ = failure;
   if (!launchFailed_.load(std::memory_order_relaxed)) launchOutOfMemory_ = error.kind() == cuda::Error::Kind::OutOfMemory;
   launchFailed_.store(true, std::memory_order_release);
 }
@@ -213,16 +231,23 @@ std::function<void()> CudaStream::download(const void* src, size_t bytes, Done d
   void* block = pinned_->allocate(bytes, &rounded);
   if (block == nullptr)
     throw OpError(ErrorCode::OutOfMemory, op, "cannot allocate " + std::to_string(bytes) + " bytes of pinned staging memory");
-  std::function<void()> release = [pinned = pinned_, block, rounded] { pinned->deallocate(block, rounded); };
-  launcher_.pushCompletion([this, src, bytes, block, op, done = std::move(done)](const std::string& failure) {
+  // A copy that may still write the block keeps it lent (the context is broken then).
+  auto copying = std::make_shared<std::atomic<bool>>(false);
+  std::function<void()> release = [pinned = pinned_, block, rounded, copying] {
+    if (!copying->load()) pinned->deallocate(block, rounded);
+  };
+  launcher_.pushCompletion([this, src, bytes, block, op, copying, done = std::move(done)](const std::string& failure) {
     if (!failure.empty()) return done(failure, block);
     makeCurrent();
     try {
       if (bytes > 0) {
         const cudaError_t copied = cudaMemcpyAsync(block, src, bytes, cudaMemcpyDeviceToHost, stream_.handle);
         if (copied != cudaSuccess) throw asError(copied, "read");
+        copying->store(true);
       }
-      complete(recordEvent(), [done, block](const std::string& reached) { done(reached, block); });
+      CUevent_st* event = recordEvent();
+      copying->store(false);
+      complete(event, [done, block](const std::string& reached) { done(reached, block); });
     } catch (const cuda::Error& error) {
       recordFailure(op, error);
       done(this->failure(), block);
@@ -269,14 +294,14 @@ AllocatorStats CudaStream::stats() {
 
 void CudaStream::emptyScratchCache() {
   // Nothing is queued while the JS thread is here, so after the drain the launch thread holds no temporary.
-  launcher_.drain();
+  synchronize();
   std::lock_guard<std::mutex> lock(scratchMutex_);
   scratch_->emptyCache();
 }
 
 std::string CudaStream::failure() {
   std::lock_guard<std::mutex> lock(mutex_);
-  return failure_;
+  return failure_.empty() ? asyncFailure_ : failure_;
 }
 
 int64_t CudaStream::pinnedBytes() const {
@@ -312,11 +337,12 @@ void CudaStream::completionLoop() {
     std::string failure;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (error != cudaSuccess && failure_.empty())
-        failure_ = "a kernel failed on the device (CUDA reports faults asynchronously, so the op is not known; "
+      // Only what the stream met up to this event: a launch that failed after it was queued is not this one's.
+      if (error != cudaSuccess && asyncFailure_.empty())
+        asyncFailure_ = "a kernel failed on the device (CUDA reports faults asynchronously, so the op is not known; "
                    "CUDA_LAUNCH_BLOCKING=1 finds it): " + errorText(error);
-      if (failure_.empty()) failure_ = statusFailure();
-      failure = failure_;
+      if (asyncFailure_.empty()) asyncFailure_ = statusFailure();
+      failure = asyncFailure_;
     }
     item.done(failure);
     std::lock_guard<std::mutex> lock(mutex_);
@@ -326,6 +352,14 @@ void CudaStream::completionLoop() {
 }
 
 void* CudaStream::allocate(size_t bytes, size_t* rounded) {
+  {
+    std::lock_guard<std::mutex> lock(scratchMutex_);
+    if (void* ptr = scratch_->allocate(bytes, rounded)) return ptr;
+  }
+  // The device is full. The tensors' cached blocks released before the running launch was queued have had their
+  // last users launched; once the stream has run those, the blocks can go back to the system.
+  if (cudaStreamSynchronize(stream_.handle) != cudaSuccess) cudaGetLastError();
+  if (memory_->releaseCachedBefore(launcher_.running()) == 0) return nullptr;
   std::lock_guard<std::mutex> lock(scratchMutex_);
   return scratch_->allocate(bytes, rounded);
 }
@@ -335,11 +369,18 @@ void CudaStream::release(void* ptr, size_t rounded) {
   scratch_->deallocate(ptr, rounded);
 }
 
-void CudaStream::shutdown() {
-  if (shutDown_) return;
-  shutDown_ = true;
+void CudaStream::stopAtExit() {
+  std::lock_guard<std::mutex> lock(openMutex);
+  for (CudaStream* stream : openStreams()) {
+    // Nobody will see what is still queued.
+    stream->launcher_.abandon();
+    stream->stopThreads();
+  }
+}
+
+// Runs what is queued, then stops the launch thread, then the helper once it has completed every read and sync.
+void CudaStream::stopThreads() {
   launcher_.shutdown();
-  if (stream_.handle != nullptr) synchronize();
   if (helper_.joinable()) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -348,6 +389,17 @@ void CudaStream::shutdown() {
     wake_.notify_one();
     helper_.join();
   }
+}
+
+void CudaStream::shutdown() {
+  if (shutDown_) return;
+  shutDown_ = true;
+  {
+    std::lock_guard<std::mutex> lock(openMutex);
+    openStreams().erase(this);
+  }
+  stopThreads();
+  if (stream_.handle != nullptr) synchronize();
   while (!staging_.empty()) {
     pinned_->deallocate(staging_.front().block, staging_.front().rounded);
     if (staging_.front().event != nullptr) recycleEvent(staging_.front().event);

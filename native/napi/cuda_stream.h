@@ -63,15 +63,22 @@ class CudaStream : public cuda::ScratchPool {
       } catch (const cuda::Error& error) {
         recordFailure(op, error);
         throw;
+      } catch (const std::exception& error) {
+        recordFailure(op, cuda::Error(cuda::Error::Kind::Device, error.what()));
+        throw;
       }
     });
   }
+  // How many launches, reads, syncs and uploads have been queued so far: a tensor released now has its last user
+  // at or before this position.
+  uint64_t queued() const { return launcher_.pushed(); }
 
   // The tensors' memory: used on the JS thread only (kernel temporaries have their own, below).
   CachingAllocator& memory() { return *memory_; }
   // The tensors' allocator statistics with the kernel temporaries' cached bytes and system allocations added.
   AllocatorStats stats();
-  // Waits for the stream, then gives the kernel temporaries' cached blocks back (the tensors' are the Device's).
+  // Waits for the launch queue and the stream, then gives the kernel temporaries' cached blocks back (the
+  // tensors' allocator calls it before it gives back its own).
   void emptyScratchCache();
   // Copies `bytes` host bytes (valid during the call) into device memory in stream order; with
   // `toBf16`, the host holds f32 values and the device receives them rounded to bf16.
@@ -95,7 +102,9 @@ class CudaStream : public cuda::ScratchPool {
   void shutdown();
 
   // cuda::ScratchPool: kernel temporaries, on the launch thread, from an allocator of their own. Sharing the
-  // tensors' would let a launch take a block the JS thread released while launches still queued read it.
+  // tensors' would let a launch take a block the JS thread released while launches still queued read it. When
+  // the device is full, the tensors' cached blocks released before the running launch was queued are given
+  // back first (their last users have all been launched).
   void* allocate(size_t bytes, size_t* rounded) override;
   void release(void* ptr, size_t rounded) override;
 
@@ -110,7 +119,8 @@ class CudaStream : public cuda::ScratchPool {
     size_t rounded;
   };
 
-  // On the launch thread: remembers the first failure (op and reason); later launches throw it.
+  // On the launch thread: remembers the first failure (op and reason); later launches throw it, and the launch
+  // queue skips what is queued after it.
   void recordFailure(const char* op, const cuda::Error& error);
   void throwIfFailed(const char* op);
   // On the launch thread: an event recorded on the stream now (cuda::Error when that fails).
@@ -135,12 +145,17 @@ class CudaStream : public cuda::ScratchPool {
   // Set with failure_ (under mutex_) by the first failed launch: whether it was out of memory.
   std::atomic<bool> launchFailed_{false};
   bool launchOutOfMemory_ = false;
+  // Stops the launch threads of the devices still open when the process exits (std::atexit), before the
+  // CUDA runtime and the static state their launches use are torn down.
+  static void stopAtExit();
+  void stopThreads();
 
   std::mutex mutex_;  // guards everything below (shared with the helper thread)
   std::condition_variable wake_, idle_;
   std::deque<Completion> completions_;
   std::vector<CUevent_st*> freeEvents_;
-  std::string failure_;
+  std::string failure_;       // the first failed launch, upload, read or sync (on the launch thread)
+  std::string asyncFailure_;  // found by the helper thread: a fault, or a failure record a kernel wrote
   bool busy_ = false;
   bool stop_ = false;
   bool shutDown_ = false;

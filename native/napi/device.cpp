@@ -235,12 +235,8 @@ void Device::dispose() {
   reads_->release();
 }
 
-void Device::emptyCache() {
-  memory_->emptyCache();
-#ifdef SELFE_WITH_CUDA
-  if (cuda_) cuda_->emptyScratchCache();
-#endif
-}
+// On CUDA the tensors' allocator empties the kernel temporaries' cache too (CudaStream's constructor).
+void Device::emptyCache() { memory_->emptyCache(); }
 
 void Device::requireOpen(const std::string& op) const {
   if (disposed_) throw OpError(ErrorCode::Disposed, op, "the device was disposed");
@@ -306,7 +302,12 @@ double Device::create(const Shape& shape, DType dtype, const std::string& op, Te
 
 void Device::releaseStorage(Storage* storage) {
   if (--storage->refs > 0) return;
+#ifdef SELFE_WITH_CUDA
+  // The block's last user is queued at or before the launch queue's current end.
+  memory_->deallocate(storage->ptr, storage->bytes, cuda_ ? cuda_->queued() : 0);
+#else
   memory_->deallocate(storage->ptr, storage->bytes);
+#endif
   delete storage;
 }
 

@@ -23,6 +23,8 @@ void WorkQueue::enqueue(Item item) {
   bool wake;
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    item.position = pushed_.load(std::memory_order_relaxed) + 1;
+    pushed_.store(item.position, std::memory_order_release);
     pending_.push_back(std::move(item));
     hasPending_.store(true, std::memory_order_release);
     wake = sleeping_;
@@ -45,9 +47,28 @@ void WorkQueue::shutdown() {
   worker_.join();
 }
 
+void WorkQueue::abandon() {
+  if (!worker_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    pending_.clear();
+    abandoned_ = true;
+    stop_ = true;
+  }
+  wake_.notify_one();
+  worker_.join();
+}
+
 std::string WorkQueue::failure() {
   std::lock_guard<std::mutex> lock(mutex_);
   return failure_;
+}
+
+void WorkQueue::fail(const std::string& failure) {
+  if (!runFailure_.empty()) return;
+  runFailure_ = failure;
+  std::lock_guard<std::mutex> lock(mutex_);
+  failure_ = failure;
 }
 
 void WorkQueue::loop() {
@@ -56,7 +77,6 @@ void WorkQueue::loop() {
     const auto spinUntil = std::chrono::steady_clock::now() + kSpin;
     while (!hasPending_.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < spinUntil)
       std::this_thread::yield();
-    std::string failure;
     {
       std::unique_lock<std::mutex> lock(mutex_);
       sleeping_ = true;
@@ -66,24 +86,28 @@ void WorkQueue::loop() {
       batch.swap(pending_);
       hasPending_.store(false, std::memory_order_relaxed);
       busy_ = true;
-      failure = failure_;
     }
     for (Item& item : batch) {
+      if (abandoned_.load(std::memory_order_relaxed)) break;
+      running_.store(item.position, std::memory_order_release);
       if (item.completion) {
-        item.completion(failure);
+        // A completion must not throw; one that does fails the queue rather than the process.
+        try {
+          item.completion(runFailure_);
+        } catch (const std::exception& e) {
+          fail(std::string("completion: ") + e.what());
+        } catch (...) {
+          fail("completion: unknown failure");
+        }
         continue;
       }
-      if (!failure.empty()) continue;
+      if (!runFailure_.empty()) continue;
       try {
         item.work();
       } catch (const std::exception& e) {
-        failure = std::string(item.op) + ": " + e.what();
+        fail(std::string(item.op) + ": " + e.what());
       } catch (...) {
-        failure = std::string(item.op) + ": unknown failure";
-      }
-      if (!failure.empty()) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        failure_ = failure;
+        fail(std::string(item.op) + ": unknown failure");
       }
     }
     batch.clear();

@@ -4,6 +4,7 @@
 #pragma once
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -25,10 +26,19 @@ class WorkQueue {
 
   void push(const char* op, Work work);
   void pushCompletion(Completion completion);
+  // How many items have been pushed so far (the last one's position; positions count from 1).
+  uint64_t pushed() const { return pushed_.load(std::memory_order_acquire); }
+  // On the worker: the position of the item it is running. Every item before it has run.
+  uint64_t running() const { return running_.load(std::memory_order_acquire); }
+  // On the worker, inside an item: makes `failure` the sticky failure (unless one is already), as a throwing
+  // work item does; for completions, which cannot throw.
+  void fail(const std::string& failure);
   // Blocks the caller until everything enqueued so far has run.
   void drain();
   // Drains, then stops the worker. Idempotent.
   void shutdown();
+  // Stops the worker after the item it is running, dropping the rest (the process is exiting). Idempotent.
+  void abandon();
   std::string failure();
 
  private:
@@ -36,6 +46,7 @@ class WorkQueue {
     const char* op;
     Work work;
     Completion completion;
+    uint64_t position = 0;
   };
   void loop();
   void enqueue(Item item);
@@ -48,6 +59,11 @@ class WorkQueue {
   bool busy_ = false;
   bool stop_ = false;
   std::string failure_;
+  std::atomic<bool> abandoned_{false};
+  std::atomic<uint64_t> pushed_{0};
+  std::atomic<uint64_t> running_{0};
+  // The worker's own copy of the sticky failure (what its items see), published to failure_ under the mutex.
+  std::string runFailure_;
   std::thread worker_;
 };
 

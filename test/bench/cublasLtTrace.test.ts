@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest"
-import { compareKernels, lastProduct, parseTrace, parseTraceLine, shortAlgorithm } from "../../bench/cublasLtTrace.ts"
+import { compareKernels, lastProduct, logTags, parseTrace, parseTraceLine, shortAlgorithm } from "../../bench/cublasLtTrace.ts"
 
 // Lines in cuBLASLt's Trace format (CUBLASLT_LOG_LEVEL=2), for F.linear's y [65536, 384] = x [65536, 1536] W^T:
 // column-major D is 384 x 65536, A (W, transposed) is 1536 x 384.
@@ -33,6 +33,18 @@ describe("cuBLASLt's Trace log read back (bench/cublasLtTrace.ts)", () => {
 
   it("reads hipBLASLt's spelling of the transpose (transA) too", () => {
     expect(parseTraceLine(bf16Bias.replace("transa=OP_T", "transA=OP_T"))).toMatchObject({ k: 1536, n: 384 })
+  })
+
+  it("counts a log's lines by [level][function] tag, and the lines without one", () => {
+    const create = "[2026-11-27 10:00:00][cublasLt][4242][Api][cublasLtCreate] handle=0X1"
+    const summary = logTags([create, bf16Bias, "", f32Plain, "cuBLASLt log opened", create].join("\n"))
+    expect(summary.lines).toBe(5)
+    expect(summary.untagged).toBe(1)
+    expect([...summary.tags]).toEqual([
+      ["Api cublasLtCreate", 2],
+      ["Trace cublasLtMatmul", 2]
+    ])
+    expect(logTags("")).toEqual({ lines: 0, tags: new Map(), untagged: 0 })
   })
 
   it("skips what is not a product's trace: other levels and functions, lines that lack a part or a number", () => {

@@ -30,7 +30,7 @@ export const cudaAvailability = (): Availability => {
 
 /**
  * Whether the CUDA backend is the CPU emulator's (the vitest project "gpu-emulated", test/helpers/emulatedCudaAddon.ts):
- * its kernels run on the thread that enqueues them, many times slower than a GPU, so the few cases that time
+ * its kernels run as the launch thread launches them, many times slower than a GPU, so the few cases that time
  * the stream or run long loops scale down or step aside there.
  */
 export const cudaEmulated = process.env["SELFE_CUDA_EMULATED"] === "1"

@@ -10,8 +10,8 @@ import { compileUnits, emulatorIncludes, emulatorWarnings, kernelFiles, link, ro
  * the emulator's CUDA runtime and cuBLASLt stand-ins (test/native/cuda_emu) instead of the real ones. The
  * vitest project "gpu-emulated" (vitest.config.ts) builds it here before its tests (global setup) and points
  * SELFE_NATIVE_ADDON at it, so the GPU suite's files run their CUDA cases on it: the N-API glue, the kernels'
- * launchers and the TypeScript above them end to end, without a GPU. One device; work runs on the thread that
- * enqueues it, when it is enqueued. Rebuilt only when a source, the emulator or the flags change.
+ * launchers and the TypeScript above them end to end, without a GPU. One emulated device: each CUDA device's
+ * launch thread runs its kernels as it launches them, one launch at a time across devices. Rebuilt only when a source, the emulator or the flags change.
  */
 
 export const emulatedAddonFolder = join(root, "build-emu")

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <ctime>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -296,6 +297,7 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handle, cublasLtM
                                               cublasLtMatrixLayout_t b, cublasLtMatrixLayout_t c, cublasLtMatrixLayout_t d,
                                               cublasLtMatmulPreference_t preference, int requested,
                                               cublasLtMatmulHeuristicResult_t results[], int* count) {
+  const std::lock_guard<std::recursive_mutex> serial(emu::deviceMutex());
   ++cublasLtEmu::heuristicCalls;
   *count = 0;
   if (handle == nullptr) return refuse(CUBLAS_STATUS_NOT_INITIALIZED, "no handle");
@@ -340,6 +342,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t op, 
                               const void* betaPointer, const void* C, cublasLtMatrixLayout_t cDesc, void* D,
                               cublasLtMatrixLayout_t dDesc, const cublasLtMatmulAlgo_t* algo, void* workspace,
                               size_t workspaceBytes, cudaStream_t) {
+  const std::lock_guard<std::recursive_mutex> serial(emu::deviceMutex());
   ++cublasLtEmu::matmulCalls;
   if (handle == nullptr) return refuse(CUBLAS_STATUS_NOT_INITIALIZED, "no handle");
   const auto &a = *aDesc, &b = *bDesc, &c = *cDesc, &d = *dDesc;

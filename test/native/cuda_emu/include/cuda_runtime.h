@@ -95,32 +95,41 @@ inline Allocation allocationOf(const void* pointer) {
   const auto offset = static_cast<size_t>(static_cast<const unsigned char*>(pointer) - static_cast<const unsigned char*>(base));
   return offset < bytes ? Allocation{base, bytes} : Allocation{nullptr, 0};
 }
-}  // namespace emu
-namespace emu {
-// Device and pinned host memory alike: host memory, recorded for allocationOf.
-inline cudaError_t allocate(void** ptr, size_t bytes) {
-  *ptr = std::aligned_alloc(256, (std::max<size_t>(bytes, 1) + 255) / 256 * 256);
-  if (*ptr == nullptr) return cudaErrorMemoryAllocation;
-  std::lock_guard<std::mutex> lock(allocationsMutex);
-  allocations[*ptr] = bytes;
-  return cudaSuccess;
+// Bytes cudaMalloc has handed out and not yet taken back (pinned host memory not counted).
+inline size_t deviceBytes = 0;
+// SELFE_EMU_DEVICE_BYTES: how many bytes the emulated device holds (default: as many as the host gives).
+inline size_t deviceCapacity() {
+  const char* text = std::getenv("SELFE_EMU_DEVICE_BYTES");
+  return text == nullptr ? SIZE_MAX : static_cast<size_t>(std::strtoull(text, nullptr, 10));
 }
-}  // namespace emu
-// SELFE_EMU_OUT_OF_MEMORY set (to anything): the device is full, and cudaMalloc refuses every request (pinned
-// host memory is still given).
-inline cudaError_t cudaMalloc(void** ptr, size_t bytes) {
-  if (std::getenv("SELFE_EMU_OUT_OF_MEMORY") != nullptr) {
+// Device and pinned host memory alike: host memory, recorded for allocationOf.
+inline cudaError_t allocate(void** ptr, size_t bytes, bool device) {
+  std::lock_guard<std::mutex> lock(allocationsMutex);
+  if (device && (bytes > deviceCapacity() || deviceBytes > deviceCapacity() - bytes)) {
     *ptr = nullptr;
     return cudaErrorMemoryAllocation;
   }
-  return emu::allocate(ptr, bytes);
+  *ptr = std::aligned_alloc(256, (std::max<size_t>(bytes, 1) + 255) / 256 * 256);
+  if (*ptr == nullptr) return cudaErrorMemoryAllocation;
+  allocations[*ptr] = bytes;
+  if (device) deviceBytes += bytes;
+  return cudaSuccess;
 }
-inline cudaError_t cudaFree(void* ptr) {
+inline void release(void* ptr, bool device) {
   {
-    std::lock_guard<std::mutex> lock(emu::allocationsMutex);
-    emu::allocations.erase(ptr);
+    std::lock_guard<std::mutex> lock(allocationsMutex);
+    const auto found = allocations.find(ptr);
+    if (found != allocations.end()) {
+      if (device) deviceBytes -= found->second;
+      allocations.erase(found);
+    }
   }
   std::free(ptr);
+}
+}  // namespace emu
+inline cudaError_t cudaMalloc(void** ptr, size_t bytes) { return emu::allocate(ptr, bytes, true); }
+inline cudaError_t cudaFree(void* ptr) {
+  emu::release(ptr, true);
   return cudaSuccess;
 }
 
@@ -192,8 +201,11 @@ inline cudaError_t cudaStreamDestroy(cudaStream_t stream) {
 }
 inline cudaError_t cudaStreamQuery(cudaStream_t) { return cudaSuccess; }
 inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
-inline cudaError_t cudaHostAlloc(void** ptr, size_t bytes, unsigned int) { return emu::allocate(ptr, bytes); }
-inline cudaError_t cudaFreeHost(void* ptr) { return cudaFree(ptr); }
+inline cudaError_t cudaHostAlloc(void** ptr, size_t bytes, unsigned int) { return emu::allocate(ptr, bytes, false); }
+inline cudaError_t cudaFreeHost(void* ptr) {
+  emu::release(ptr, false);
+  return cudaSuccess;
+}
 inline cudaError_t cudaHostGetDevicePointer(void** device, void* host, unsigned int) {
   *device = host;
   return cudaSuccess;

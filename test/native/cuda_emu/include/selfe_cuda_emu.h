@@ -34,6 +34,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <numeric>
 #include <string>
 #include <utility>
@@ -80,6 +81,12 @@ inline Settings settings;
 // Per host thread, as CUDA's last error is.
 inline thread_local cudaError_t lastError = cudaSuccess;
 inline long launches = 0;
+// The emulated device runs one launch or cuBLASLt call at a time, whichever host thread makes it (each CUDA
+// device's launch thread): the emulator's state (thread indices, scheduler, shared memory, clock) is the process's.
+inline std::recursive_mutex& deviceMutex() {
+  static std::recursive_mutex mutex;
+  return mutex;
+}
 
 [[noreturn]] inline void fail(const std::string& message) {
   std::fprintf(stderr, "cuda emulator: %s (launch %ld, block (%u, %u, %u), thread (%u, %u, %u))\n", message.c_str(), launches,
@@ -331,6 +338,7 @@ inline bool validConfiguration(dim3 grid, dim3 block, size_t shared) {
 template <class Body>
 void launch(Body body, dim3 grid, dim3 block, size_t shared = 0, cudaStream_t stream = nullptr) {
   (void)stream;
+  const std::lock_guard<std::recursive_mutex> serial(deviceMutex());
   ++launches;
   if (!detail::validConfiguration(grid, block, shared)) {
     lastError = cudaErrorInvalidConfiguration;
