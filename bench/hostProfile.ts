@@ -3,13 +3,14 @@
  * goes on the CUDA device: every addon call of a DiT-S step (one step in flight, as `train` runs) timed on the
  * JS thread and summed by op, beside the same step on ops that do nothing (bench/noopAddon.ts) through the
  * same timing wrapper. An op's native cost a call is the difference of the two: the N-API crossing, the
- * argument checks, allocation, launches and cuBLASLt's host work. The rest of the step's host part is JS
- * (the model, autograd, Effect). A step bound by its host (bench:gpu's step rows) is sped up where this
- * table says its host time goes. Needs the CUDA backend and a GPU (or the emulated addon, with --smoke).
+ * argument checks, allocation and queueing. The rest of the step's host part is JS (the model, autograd,
+ * Effect). Beside it, the seconds a step keeps the device's launch thread busy (its CUDA and cuBLASLt calls):
+ * a step bound by its host (bench:gpu's step rows) is bound by whichever of the two threads is near the step
+ * time. Needs the CUDA backend and a GPU (or the emulated addon, with --smoke).
  */
 import { parseArgs } from "node:util"
 import { liftBackend } from "../src/kernels/lift.ts"
-import { loadAddon, type NativeAddon } from "../src/kernels/native/binding.ts"
+import { loadAddon, type NativeAddon, type NativeStats } from "../src/kernels/native/binding.ts"
 import { NativeBackend } from "../src/kernels/native/NativeBackend.ts"
 import type { Precision } from "../src/model/precision.ts"
 import { dtypeCode } from "../src/tensor/dtype.ts"
@@ -73,15 +74,22 @@ const config = values.smoke
 const [steps, rounds, warmup] = values.smoke ? [1, 1, 1] : [5, 2, 10]
 const counted = 2 * steps * rounds
 
+/** Seconds the device's launch thread has been busy (undefined on ops that do nothing). */
+const busySeconds = (backend: NativeBackend) => (backend.stats() as Partial<NativeStats>).streamBusySeconds
+
 const profileOn = async (of: NativeAddon) => {
   const [timedAddon, profile] = profiled(of)
   const backend = new NativeBackend(timedAddon, { backend: "cuda" })
   try {
+    let busyBefore: number | undefined
     const times = await secondsPerStep(liftBackend(backend), config, precision, steps, rounds, warmup, () => {
       profile.counting = true
+      busyBefore = busySeconds(backend)
     })
     profile.counting = false
-    return { profile, times }
+    const busyAfter = busySeconds(backend)
+    const launchBusy = busyBefore === undefined || busyAfter === undefined ? undefined : busyAfter - busyBefore
+    return { profile, times, launchBusy }
   } finally {
     backend.dispose()
   }
@@ -103,7 +111,8 @@ for (const [name, side] of [
 ] as const)
   console.log(
     `${name.padEnd(18)} step ${ms(side.times.seconds.get("one in flight"))} ms (one in flight), ${ms(side.times.seconds.get("waited each step"))} ms (waited); ` +
-      `host part ${ms(side.times.hostSeconds)} ms, of which in addon calls ${perStep(totalMs(side.profile)).toFixed(1)} ms (${(totalCalls(side.profile) / counted).toFixed(0)} calls)`
+      `host part ${ms(side.times.hostSeconds)} ms, of which in addon calls ${perStep(totalMs(side.profile)).toFixed(1)} ms (${(totalCalls(side.profile) / counted).toFixed(0)} calls)` +
+      (side.launchBusy === undefined ? "" : `; launch thread busy ${ms(side.launchBusy / counted)} ms a step`)
   )
 
 const rows = [...real.profile.ops].map(([name, entry]) => {

@@ -72,6 +72,8 @@ class CudaStream : public cuda::ScratchPool {
   // How many launches, reads, syncs and uploads have been queued so far: a tensor released now has its last user
   // at or before this position.
   uint64_t queued() const { return launcher_.pushed(); }
+  // Seconds the launch thread has spent making launches, reads, syncs and uploads (blocked in CUDA calls included).
+  double launchBusySeconds() const { return launcher_.busySeconds(); }
 
   // The tensors' memory: used on the JS thread only (kernel temporaries have their own, below).
   CachingAllocator& memory() { return *memory_; }

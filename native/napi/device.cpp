@@ -456,6 +456,11 @@ Napi::Object Device::stats(Napi::Env env) {
   out.Set("systemAllocs", Napi::Number::New(env, static_cast<double>(s.systemAllocs)));
   out.Set("limitBytes", Napi::Number::New(env, static_cast<double>(s.limitBytes)));
   out.Set("threads", Napi::Number::New(env, pool_ ? pool_->threads() : 0));
+#ifdef SELFE_WITH_CUDA
+  out.Set("streamBusySeconds", Napi::Number::New(env, cuda_ ? cuda_->launchBusySeconds() : queue_->busySeconds()));
+#else
+  out.Set("streamBusySeconds", Napi::Number::New(env, queue_->busySeconds()));
+#endif
   out.Set("backend", Napi::String::New(env, isCuda() ? "cuda" : "cpu"));
 #ifdef SELFE_WITH_CUDA
   if (cuda_) {

@@ -87,7 +87,16 @@ void WorkQueue::loop() {
       hasPending_.store(false, std::memory_order_relaxed);
       busy_ = true;
     }
+    // Counted item by item, so that an item's time is in busySeconds before the next item (a read's completion,
+    // say) runs.
+    auto last = std::chrono::steady_clock::now();
+    const auto count = [&] {
+      const auto now = std::chrono::steady_clock::now();
+      busyNanoseconds_.fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(now - last).count(), std::memory_order_relaxed);
+      last = now;
+    };
     for (Item& item : batch) {
+      count();
       if (abandoned_.load(std::memory_order_relaxed)) break;
       running_.store(item.position, std::memory_order_release);
       if (item.completion) {
@@ -110,6 +119,7 @@ void WorkQueue::loop() {
         fail(std::string(item.op) + ": unknown failure");
       }
     }
+    count();
     batch.clear();
     std::lock_guard<std::mutex> lock(mutex_);
     busy_ = false;

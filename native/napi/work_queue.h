@@ -30,6 +30,8 @@ class WorkQueue {
   uint64_t pushed() const { return pushed_.load(std::memory_order_acquire); }
   // On the worker: the position of the item it is running. Every item before it has run.
   uint64_t running() const { return running_.load(std::memory_order_acquire); }
+  // Seconds the worker has spent running items (not waiting for them), since the queue was made.
+  double busySeconds() const { return static_cast<double>(busyNanoseconds_.load(std::memory_order_relaxed)) * 1e-9; }
   // On the worker, inside an item: makes `failure` the sticky failure (unless one is already), as a throwing
   // work item does; for completions, which cannot throw.
   void fail(const std::string& failure);
@@ -62,6 +64,7 @@ class WorkQueue {
   std::atomic<bool> abandoned_{false};
   std::atomic<uint64_t> pushed_{0};
   std::atomic<uint64_t> running_{0};
+  std::atomic<int64_t> busyNanoseconds_{0};
   // The worker's own copy of the sticky failure (what its items see), published to failure_ under the mutex.
   std::string runFailure_;
   std::thread worker_;

@@ -6,6 +6,7 @@ import { Cuda } from "../../src/kernels/layers.ts"
 import { liftBackend } from "../../src/kernels/lift.ts"
 import { loadAddon } from "../../src/kernels/native/binding.ts"
 import { NativeBackend } from "../../src/kernels/native/NativeBackend.ts"
+import { busyAcrossProducts } from "../helpers/streamBusy.ts"
 import { cudaAvailability, cudaEmulated, describeCuda, runOn } from "./cuda.ts"
 
 /** The CUDA backend as a stream: in-order work, promise reads off the event loop, typed and sticky errors. */
@@ -248,6 +249,12 @@ describeCuda("the CUDA stream", () => {
     )
     small.dispose()
     expect(result).toEqual({ tag: "OutOfMemoryError", message: expect.stringMatching(/zeros|full/), few: [5, 5, 5] })
+  })
+
+  it("says how long its launch thread was busy: more than nothing, no longer than the work took", async () => {
+    const { busy, wall } = await busyAcrossProducts(backend)
+    expect(busy).toBeGreaterThan(0)
+    expect(busy).toBeLessThanOrEqual(wall)
   })
 
   it("caches released blocks: allocating the same size again takes nothing from the system", async () => {

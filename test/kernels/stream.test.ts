@@ -5,6 +5,7 @@ import { liftBackend } from "../../src/kernels/lift.ts"
 import { loadAddon } from "../../src/kernels/native/binding.ts"
 import { NativeBackend } from "../../src/kernels/native/NativeBackend.ts"
 import { ReferenceBackend } from "../../src/kernels/reference/ReferenceBackend.ts"
+import { busyAcrossProducts } from "../helpers/streamBusy.ts"
 
 /** Stream semantics of the native backend: in-order work, promise reads, sticky device errors. */
 describe("the native stream", () => {
@@ -12,6 +13,14 @@ describe("the native stream", () => {
 
   const run = <A, E>(backend: NativeBackend, effect: Effect.Effect<A, E, Kernels | Scope.Scope>) =>
     Effect.runPromiseExit(Effect.scoped(Effect.provideService(effect, Kernels, liftBackend(backend))))
+
+  it("says how long its worker was busy: more than nothing, no longer than the work took", async () => {
+    const backend = new NativeBackend(addon)
+    const { busy, wall } = await busyAcrossProducts(backend)
+    backend.dispose()
+    expect(busy).toBeGreaterThan(0)
+    expect(busy).toBeLessThanOrEqual(wall)
+  })
 
   it("reads see every write enqueued before them, even when the tensor is released right after", async () => {
     const backend = new NativeBackend(addon)

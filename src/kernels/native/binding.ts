@@ -18,6 +18,12 @@ export interface NativeStats {
   readonly limitBytes: number
   /** Worker threads of a CPU device (0 on CUDA). */
   readonly threads: number
+  /**
+   * Seconds the thread that drains the device's queue (the CPU worker, CUDA's launch thread) has spent running
+   * queued work; on CUDA that includes time blocked in CUDA calls on a full GPU queue. Beside a step's time it
+   * says whether that thread bounds the step (bench:host-profile).
+   */
+  readonly streamBusySeconds: number
   readonly failure: string
   readonly backend: "cpu" | "cuda"
   /** CUDA only: the device ordinal and the pinned host memory held for staging reads and writes. */
