@@ -54,7 +54,8 @@ void* CachingAllocator::allocate(size_t bytes, size_t* rounded) {
   if (!fits(size) && cached()) emptyCache();
   if (!fits(size)) return nullptr;
   void* ptr = system_.allocate(size);
-  if (ptr == nullptr && cached()) {
+  // Refused by the system: this cache, and whatever else synchronize_ gives back (CUDA's temporaries), may free it.
+  if (ptr == nullptr && (cached() || synchronize_)) {
     emptyCache();
     ptr = system_.allocate(size);
   }
@@ -85,19 +86,24 @@ void CachingAllocator::emptyCache() {
 }
 
 int64_t CachingAllocator::releaseCachedBefore(uint64_t position) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<void*> freed;
   int64_t released = 0;
-  for (auto it = free_.begin(); it != free_.end();) {
-    auto& blocks = it->second;
-    for (size_t i = blocks.size(); i-- > 0;) {
-      if (blocks[i].position >= position) continue;
-      system_.free(blocks[i].ptr);
-      released += static_cast<int64_t>(it->first);
-      blocks.erase(blocks.begin() + static_cast<std::ptrdiff_t>(i));
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto it = free_.begin(); it != free_.end();) {
+      auto& blocks = it->second;
+      for (size_t i = blocks.size(); i-- > 0;) {
+        if (blocks[i].position >= position) continue;
+        freed.push_back(blocks[i].ptr);
+        released += static_cast<int64_t>(it->first);
+        blocks.erase(blocks.begin() + static_cast<std::ptrdiff_t>(i));
+      }
+      it = blocks.empty() ? free_.erase(it) : std::next(it);
     }
-    it = blocks.empty() ? free_.erase(it) : std::next(it);
+    stats_.cachedBytes -= released;
   }
-  stats_.cachedBytes -= released;
+  // Outside the lock: cudaFree waits for the device, and the JS thread allocates meanwhile.
+  for (void* ptr : freed) system_.free(ptr);
   return released;
 }
 

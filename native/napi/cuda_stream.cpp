@@ -22,8 +22,9 @@ void clearNotReady(cudaError_t error) {
 // The devices open now, whose threads stopAtExit stops.
 std::mutex openMutex;
 std::set<CudaStream*>& openStreams() {
-  static std::set<CudaStream*> streams;
-  return streams;
+  // Never destroyed: stopAtExit, registered before the first use, runs after any static's destructor would.
+  static auto* streams = new std::set<CudaStream*>;
+  return *streams;
 }
 
 cuda::Error asError(cudaError_t error, const std::string& what) {
@@ -237,7 +238,7 @@ std::function<void()> CudaStream::download(const void* src, size_t bytes, Done d
     if (!copying->load()) pinned->deallocate(block, rounded);
   };
   launcher_.pushCompletion([this, src, bytes, block, op, copying, done = std::move(done)](const std::string& failure) {
-    if (!failure.empty()) return done(failure, block);
+    if (!failure.empty()) return completeFailed(failure, [done, block](const std::string& f) { done(f, block); });
     makeCurrent();
     try {
       if (bytes > 0) {
@@ -250,7 +251,7 @@ std::function<void()> CudaStream::download(const void* src, size_t bytes, Done d
       complete(event, [done, block](const std::string& reached) { done(reached, block); });
     } catch (const cuda::Error& error) {
       recordFailure(op, error);
-      done(this->failure(), block);
+      completeFailed(this->failure(), [done, block](const std::string& f) { done(f, block); });
     }
   });
   return release;
@@ -258,15 +259,21 @@ std::function<void()> CudaStream::download(const void* src, size_t bytes, Done d
 
 void CudaStream::whenReached(std::function<void(const std::string&)> done, const char* op) {
   launcher_.pushCompletion([this, op, done = std::move(done)](const std::string& failure) {
-    if (!failure.empty()) return done(failure);
+    if (!failure.empty()) return completeFailed(failure, done);
     makeCurrent();
     try {
       complete(recordEvent(), done);
     } catch (const cuda::Error& error) {
       recordFailure(op, error);
-      done(this->failure());
+      completeFailed(this->failure(), done);
     }
   });
+}
+
+// A completion that failed before its event: the helper thread still calls it in queue order, after the reads
+// and syncs queued before it have completed.
+void CudaStream::completeFailed(const std::string& failure, std::function<void(const std::string&)> done) {
+  complete(nullptr, [failure, done = std::move(done)](const std::string&) { done(failure); });
 }
 
 void CudaStream::complete(CUevent_st* event, std::function<void(const std::string&)> done) {
@@ -333,7 +340,7 @@ void CudaStream::completionLoop() {
       completions_.pop_front();
       busy_ = true;
     }
-    const cudaError_t error = cudaEventSynchronize(item.event);
+    const cudaError_t error = item.event == nullptr ? cudaSuccess : cudaEventSynchronize(item.event);
     std::string failure;
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -346,7 +353,7 @@ void CudaStream::completionLoop() {
     }
     item.done(failure);
     std::lock_guard<std::mutex> lock(mutex_);
-    freeEvents_.push_back(item.event);
+    if (item.event != nullptr) freeEvents_.push_back(item.event);
     busy_ = false;
   }
 }
@@ -379,9 +386,10 @@ void CudaStream::stopAtExit() {
 }
 
 // Runs what is queued, then stops the launch thread, then the helper once it has completed every read and sync.
+// (At exit, the thread that called exit() may be one of them: it is not waited for.)
 void CudaStream::stopThreads() {
   launcher_.shutdown();
-  if (helper_.joinable()) {
+  if (helper_.joinable() && helper_.get_id() != std::this_thread::get_id()) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       stop_ = true;

@@ -66,6 +66,9 @@ class CudaStream : public cuda::ScratchPool {
       } catch (const std::exception& error) {
         recordFailure(op, cuda::Error(cuda::Error::Kind::Device, error.what()));
         throw;
+      } catch (...) {
+        recordFailure(op, cuda::Error(cuda::Error::Kind::Device, "unknown failure"));
+        throw;
       }
     });
   }
@@ -129,6 +132,7 @@ class CudaStream : public cuda::ScratchPool {
   CUevent_st* recordEvent();
   // Hands the helper thread an event to wait for and what to call once the stream reached it.
   void complete(CUevent_st* event, std::function<void(const std::string&)> done);
+  void completeFailed(const std::string& failure, std::function<void(const std::string&)> done);
   void recycleEvent(CUevent_st* event);
   void reapStaging();
   void completionLoop();

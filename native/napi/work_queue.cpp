@@ -38,7 +38,7 @@ void WorkQueue::drain() {
 }
 
 void WorkQueue::shutdown() {
-  if (!worker_.joinable()) return;
+  if (!worker_.joinable() || worker_.get_id() == std::this_thread::get_id()) return;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stop_ = true;
@@ -56,7 +56,8 @@ void WorkQueue::abandon() {
     stop_ = true;
   }
   wake_.notify_one();
-  worker_.join();
+  // The worker itself may be exiting the process (exit() inside an item): it is not waited for.
+  if (worker_.get_id() != std::this_thread::get_id()) worker_.join();
 }
 
 std::string WorkQueue::failure() {
@@ -102,7 +103,8 @@ void WorkQueue::loop() {
       if (item.completion) {
         // A completion must not throw; one that does fails the queue rather than the process.
         try {
-          item.completion(runFailure_);
+          // A copy: a completion that fails the queue rewrites runFailure_.
+          item.completion(std::string(runFailure_));
         } catch (const std::exception& e) {
           fail(std::string("completion: ") + e.what());
         } catch (...) {

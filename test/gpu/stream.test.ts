@@ -357,6 +357,34 @@ describeCuda("the launch thread's failures and memory", () => {
     }
   })
 
+  // The reverse: a tensor the device cannot hold frees the temporaries' cache too, even with nothing in its own.
+  it.runIf(cudaEmulated)("a tensor short of memory takes back the cached temporaries", async () => {
+    const device = new NativeBackend(loadAddon(), { backend: "cuda", gemmWorkspaceBytes: 0 })
+    try {
+      const result = await runOn(
+        liftBackend(device),
+        Effect.gen(function* () {
+          const k = yield* Kernels
+          const big = yield* k.full([1 << 20], 1)
+          // Leaves its temporaries (4096 bytes) cached; the scalar stays live, so the tensors' cache is empty.
+          const total = yield* k.sum(big)
+          yield* k.sync()
+          const held = device.stats()
+          process.env["SELFE_EMU_DEVICE_BYTES"] = String(held.liveBytes + held.cachedBytes)
+          const more = yield* k.full([1024], 2)
+          return { held, more: Array.from(yield* k.read(more)).slice(0, 2), total: Array.from(yield* k.read(total)), after: device.stats() }
+        })
+      )
+      expect(result.held.cachedBytes).toBe(4096)
+      expect(result.more).toEqual([2, 2])
+      expect(result.total).toEqual([1 << 20])
+      expect(result.after.cachedBytes).toBe(0)
+    } finally {
+      delete process.env["SELFE_EMU_DEVICE_BYTES"]
+      device.dispose()
+    }
+  })
+
   // process.exit() runs no cleanup hooks: the device's launch thread would go on launching while the process tears
   // down what its launches use (a crash in 2 of 5 such exits before the addon stopped it at exit).
   it.runIf(cudaEmulated)("process.exit() with launches still queued exits cleanly", () => {
@@ -368,7 +396,9 @@ describeCuda("the launch thread's failures and memory", () => {
       `process.exit(7)`
     ].join("\n")
     for (let run = 0; run < 3; run++) {
-      const child = spawnSync(process.execPath, ["-e", script], { encoding: "utf8", timeout: 60_000 })
+      // glibc fills freed memory with a pattern, so that a use after free at exit crashes rather than reads old bytes.
+      const env = { ...process.env, GLIBC_TUNABLES: "glibc.malloc.perturb=165" }
+      const child = spawnSync(process.execPath, ["-e", script], { encoding: "utf8", timeout: 60_000, env })
       expect({ status: child.status, signal: child.signal, stderr: child.stderr }).toEqual({ status: 7, signal: null, stderr: "" })
     }
   })

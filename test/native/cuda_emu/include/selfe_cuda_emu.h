@@ -92,7 +92,10 @@ inline std::recursive_mutex& deviceMutex() {
   std::fprintf(stderr, "cuda emulator: %s (launch %ld, block (%u, %u, %u), thread (%u, %u, %u))\n", message.c_str(), launches,
                blockIdx.x, blockIdx.y, blockIdx.z, threadIdx.x, threadIdx.y, threadIdx.z);
   std::fflush(stdout);
-  std::exit(3);
+  std::fflush(stderr);
+  // Not exit(): it runs on a device's launch thread, and the exit handlers would wait for that very thread (and for
+  // others waiting on the emulated device it holds).
+  std::_Exit(3);
 }
 
 namespace detail {
