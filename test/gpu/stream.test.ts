@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process"
-import { Effect, Exit, Layer } from "effect"
+import { Effect, Exit, Layer, type Scope } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Kernels } from "../../src/kernels/Kernels.ts"
 import { Cuda } from "../../src/kernels/layers.ts"
@@ -270,119 +270,118 @@ describeCuda("the CUDA stream", () => {
 
 // Each case opens the one device of the emulated process, so that SELFE_EMU_DEVICE_BYTES measures its memory alone.
 describeCuda("the launch thread's failures and memory", () => {
+  /**
+   * Runs `body` on a fresh device without a GEMM workspace. Inside it `fill()` sizes the emulated device at what
+   * the device holds now (in use or cached), `fill(0)` at nothing; afterwards the size goes and the device closes.
+   */
+  const onFreshDevice = async <A, E>(
+    body: (device: NativeBackend, fill: (bytes?: number) => void) => Effect.Effect<A, E, Kernels | Scope.Scope>
+  ): Promise<A> => {
+    const device = new NativeBackend(loadAddon(), { backend: "cuda", gemmWorkspaceBytes: 0 })
+    const fill = (bytes?: number) => {
+      const held = device.stats()
+      process.env["SELFE_EMU_DEVICE_BYTES"] = String(bytes ?? held.liveBytes + held.cachedBytes)
+    }
+    try {
+      return await runOn(liftBackend(device), body(device, fill))
+    } finally {
+      delete process.env["SELFE_EMU_DEVICE_BYTES"]
+      device.dispose()
+    }
+  }
+
   // Launches are made on the device's launch thread after the op returned, so a failure there (here: no device
   // memory for a reduction's temporaries, which only the emulator can arrange: SELFE_EMU_DEVICE_BYTES) reaches JS
   // at the next op, read or sync, naming the op that failed; and it sticks, as nothing queued after it can be
   // trusted. What was queued before it completes as ever.
   it.runIf(cudaEmulated)("a launch that fails on the launch thread fails every later op, read and sync, naming it", async () => {
-    const device = new NativeBackend(loadAddon(), { backend: "cuda", gemmWorkspaceBytes: 0 })
-    try {
-      const result = await runOn(
-        liftBackend(device),
-        Effect.gen(function* () {
-          const k = yield* Kernels
-          const small = yield* k.full([16], 1)
-          const big = yield* k.full([1 << 20], 1)
-          // Small blocks for the outputs of the sum and the two affines below, and temporaries too small for the sum.
-          const spares = [yield* k.full([16], 0), yield* k.full([16], 0), yield* k.full([16], 0)]
-          const warm = yield* k.sum(small)
-          warm.release()
-          yield* k.sync()
-          process.env["SELFE_EMU_DEVICE_BYTES"] = "0"
-          const before = [device.read(small).then((values) => Array.from(values)), device.sync().then(() => "synced")]
-          spares[0]!.release()
-          const total = yield* k.sum(big)
-          // Released after the sum was queued: blocks the launch thread may not take back for it.
-          for (const spare of spares.slice(1)) spare.release()
-          // Queued at once after the sum: refused at the call if the launch thread has failed by then, else queued
-          // and skipped, its read rejecting.
-          const next = yield* Effect.either(k.affine(small, 2, 0))
-          const nextRead = next._tag === "Right" ? (yield* Effect.flip(k.read(next.right))).message : undefined
-          const read = yield* Effect.flip(k.read(total))
-          const later = yield* Effect.flip(k.affine(small, 2, 0))
-          const sync = yield* Effect.flip(k.sync())
-          return {
-            before: yield* Effect.promise(() => Promise.all(before)),
-            read: [read._tag, read.message],
-            next: next._tag === "Left" ? next.left.message : nextRead,
-            later: [later._tag, later.message],
-            sync: sync.message
-          }
-        })
-      )
-      expect(result.before).toEqual([Array(16).fill(1), "synced"])
-      expect(result.read[0]).toBe("DeviceError")
-      expect(result.read[1]).toMatch(/sum: cannot allocate 4096 bytes of scratch memory$/)
-      expect(result.next).toMatch(/sum: cannot allocate 4096 bytes of scratch memory$/)
-      expect(result.later[0]).toBe("OutOfMemoryError")
-      expect(result.later[1]).toMatch(/^affine: an earlier launch on this device failed, so nothing more runs on it: sum: /)
-      expect(result.sync).toBe(result.read[1])
-    } finally {
-      delete process.env["SELFE_EMU_DEVICE_BYTES"]
-      device.dispose()
-    }
+    const result = await onFreshDevice((device, fill) =>
+      Effect.gen(function* () {
+        const k = yield* Kernels
+        const small = yield* k.full([16], 1)
+        const big = yield* k.full([1 << 20], 1)
+        // Small blocks for the outputs of the sum and the two affines below, and temporaries too small for the sum.
+        const spares = [yield* k.full([16], 0), yield* k.full([16], 0), yield* k.full([16], 0)]
+        const warm = yield* k.sum(small)
+        warm.release()
+        yield* k.sync()
+        fill(0)
+        const before = [device.read(small).then((values) => Array.from(values)), device.sync().then(() => "synced")]
+        spares[0]!.release()
+        const total = yield* k.sum(big)
+        // Released after the sum was queued: blocks the launch thread may not take back for it.
+        for (const spare of spares.slice(1)) spare.release()
+        // Queued at once after the sum: refused at the call if the launch thread has failed by then, else queued
+        // and skipped, its read rejecting.
+        const next = yield* Effect.either(k.affine(small, 2, 0))
+        const nextRead = next._tag === "Right" ? (yield* Effect.flip(k.read(next.right))).message : undefined
+        const read = yield* Effect.flip(k.read(total))
+        const later = yield* Effect.flip(k.affine(small, 2, 0))
+        const sync = yield* Effect.flip(k.sync())
+        return {
+          before: yield* Effect.promise(() => Promise.all(before)),
+          read: [read._tag, read.message],
+          next: next._tag === "Left" ? next.left.message : nextRead,
+          later: [later._tag, later.message],
+          sync: sync.message
+        }
+      })
+    )
+    expect(result.before).toEqual([Array(16).fill(1), "synced"])
+    expect(result.read[0]).toBe("DeviceError")
+    expect(result.read[1]).toMatch(/sum: cannot allocate 4096 bytes of scratch memory$/)
+    expect(result.next).toMatch(/sum: cannot allocate 4096 bytes of scratch memory$/)
+    expect(result.later[0]).toBe("OutOfMemoryError")
+    expect(result.later[1]).toMatch(/^affine: an earlier launch on this device failed, so nothing more runs on it: sum: /)
+    expect(result.sync).toBe(result.read[1])
   })
 
   // A launch short of device memory for its temporaries takes back the tensors' cached blocks whose last users have
   // run, as an allocation on the JS thread empties the cache, instead of failing the device.
   it.runIf(cudaEmulated)("a launch short of memory for its temporaries takes back the tensors' cached blocks", async () => {
-    const device = new NativeBackend(loadAddon(), { backend: "cuda", gemmWorkspaceBytes: 0 })
-    try {
-      const result = await runOn(
-        liftBackend(device),
-        Effect.gen(function* () {
-          const k = yield* Kernels
-          const small = yield* k.full([16], 1)
-          const big = yield* k.full([1 << 20], 1)
-          const cached = [yield* k.sum(small), yield* k.full([1 << 20], 0)]
-          for (const tensor of cached) tensor.release()
-          yield* k.sync()
-          const held = device.stats()
-          // Full: every byte the emulated device holds is in use or cached (this is the one device open).
-          process.env["SELFE_EMU_DEVICE_BYTES"] = String(held.liveBytes + held.cachedBytes)
-          const total = yield* k.sum(big)
-          const values = Array.from(yield* k.read(total))
-          // The device goes on working.
-          const twice = yield* k.affine(total, 2, 0)
-          return { total: values, twice: Array.from(yield* k.read(twice)), held, after: device.stats() }
-        })
-      )
-      expect(result.total).toEqual([1 << 20])
-      expect(result.held.cachedBytes).toBeGreaterThanOrEqual(4 << 20)
-      expect(result.after.cachedBytes).toBeLessThan(result.held.cachedBytes - (4 << 20) + 4096)
-      expect(result.twice).toEqual([2 << 20])
-    } finally {
-      delete process.env["SELFE_EMU_DEVICE_BYTES"]
-      device.dispose()
-    }
+    const result = await onFreshDevice((device, fill) =>
+      Effect.gen(function* () {
+        const k = yield* Kernels
+        const small = yield* k.full([16], 1)
+        const big = yield* k.full([1 << 20], 1)
+        const cached = [yield* k.sum(small), yield* k.full([1 << 20], 0)]
+        for (const tensor of cached) tensor.release()
+        yield* k.sync()
+        const held = device.stats()
+        // Full: every byte the emulated device holds is in use or cached (this is the one device open).
+        fill()
+        const total = yield* k.sum(big)
+        const values = Array.from(yield* k.read(total))
+        // The device goes on working.
+        const twice = yield* k.affine(total, 2, 0)
+        return { total: values, twice: Array.from(yield* k.read(twice)), held, after: device.stats() }
+      })
+    )
+    expect(result.total).toEqual([1 << 20])
+    expect(result.held.cachedBytes).toBeGreaterThanOrEqual(4 << 20)
+    expect(result.after.cachedBytes).toBeLessThan(result.held.cachedBytes - (4 << 20) + 4096)
+    expect(result.twice).toEqual([2 << 20])
   })
 
   // The reverse: a tensor the device cannot hold frees the temporaries' cache too, even with nothing in its own.
   it.runIf(cudaEmulated)("a tensor short of memory takes back the cached temporaries", async () => {
-    const device = new NativeBackend(loadAddon(), { backend: "cuda", gemmWorkspaceBytes: 0 })
-    try {
-      const result = await runOn(
-        liftBackend(device),
-        Effect.gen(function* () {
-          const k = yield* Kernels
-          const big = yield* k.full([1 << 20], 1)
-          // Leaves its temporaries (4096 bytes) cached; the scalar stays live, so the tensors' cache is empty.
-          const total = yield* k.sum(big)
-          yield* k.sync()
-          const held = device.stats()
-          process.env["SELFE_EMU_DEVICE_BYTES"] = String(held.liveBytes + held.cachedBytes)
-          const more = yield* k.full([1024], 2)
-          return { held, more: Array.from(yield* k.read(more)).slice(0, 2), total: Array.from(yield* k.read(total)), after: device.stats() }
-        })
-      )
-      expect(result.held.cachedBytes).toBe(4096)
-      expect(result.more).toEqual([2, 2])
-      expect(result.total).toEqual([1 << 20])
-      expect(result.after.cachedBytes).toBe(0)
-    } finally {
-      delete process.env["SELFE_EMU_DEVICE_BYTES"]
-      device.dispose()
-    }
+    const result = await onFreshDevice((device, fill) =>
+      Effect.gen(function* () {
+        const k = yield* Kernels
+        const big = yield* k.full([1 << 20], 1)
+        // Leaves its temporaries (4096 bytes) cached; the scalar stays live, so the tensors' cache is empty.
+        const total = yield* k.sum(big)
+        yield* k.sync()
+        const held = device.stats()
+        fill()
+        const more = yield* k.full([1024], 2)
+        return { held, more: Array.from(yield* k.read(more)).slice(0, 2), total: Array.from(yield* k.read(total)), after: device.stats() }
+      })
+    )
+    expect(result.held.cachedBytes).toBe(4096)
+    expect(result.more).toEqual([2, 2])
+    expect(result.total).toEqual([1 << 20])
+    expect(result.after.cachedBytes).toBe(0)
   })
 
   // process.exit() runs no cleanup hooks: the device's launch thread would go on launching while the process tears
