@@ -12,13 +12,16 @@
 namespace selfe::cuda {
 
 // A failure found inside a kernel (an embedding id out of range). The first kernel to find one writes it to
-// pinned host memory the device can write; every later read or sync of the device reports it (sticky, as
-// on the CPU backend). values[] are the numbers the message quotes.
+// pinned host memory the device can write; every read or sync of the device queued after that kernel's launch
+// reports it (sticky, as on the CPU backend). values[] are the numbers the message quotes; `launch` is the
+// launch's queue position (Context::launchPosition), so a read queued before it completes with its data even
+// when the kernel has run by the time the read is reported.
 enum StatusCode : int32_t { kStatusNone = 0, kStatusWriting = -1, kStatusEmbeddingId = 1, kStatusEmbeddingBackwardId = 2 };
 struct DeviceStatus {
   int32_t code;
   int32_t unused;
   int64_t values[3];
+  uint64_t launch;
 };
 
 // Temporary device memory for one launcher call, from the device's caching allocator. A block goes back as
@@ -49,6 +52,9 @@ struct Context {
   size_t maxSharedPerBlock = 48 << 10;
   // Device-visible address of the pinned failure record.
   DeviceStatus* status = nullptr;
+  // The queue position of the launch being made (set on the launch thread before each launch): what a kernel
+  // writes into the failure record as its `launch`.
+  uint64_t launchPosition = 0;
   ScratchPool* scratch = nullptr;
   GemmState* gemm = nullptr;
   // Whether bf16 attention at head dims 64 and 128 may use the tensor-core kernels (the device option

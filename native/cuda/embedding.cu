@@ -12,23 +12,24 @@ namespace {
 constexpr int kThreads = 256;
 
 // The first report wins; its values are complete before its code is, and the host reads them only after
-// the stream has finished.
-__device__ void reportBadId(DeviceStatus* status, int32_t code, int64_t id, int64_t position, int64_t vocab) {
+// the stream has finished. `launch` is the launch's queue position (Context::launchPosition).
+__device__ void reportBadId(DeviceStatus* status, uint64_t launch, int32_t code, int64_t id, int64_t position, int64_t vocab) {
   if (atomicCAS(&status->code, kStatusNone, kStatusWriting) != kStatusNone) return;
   status->values[0] = id;
   status->values[1] = position;
   status->values[2] = vocab;
+  status->launch = launch;
   __threadfence_system();
   atomicExch(&status->code, code);
 }
 
 __global__ void embeddingForward(float* out, const float* table, const int32_t* ids, int64_t count, int64_t vocab,
-                                 int64_t dim, DeviceStatus* status) {
+                                 int64_t dim, DeviceStatus* status, uint64_t launch) {
   SELFE_GRID_STRIDE(i, count * dim) {
     const int64_t position = i / dim, c = i % dim;
     const int64_t id = ids[position];
     if (id < 0 || id >= vocab) {
-      if (c == 0) reportBadId(status, kStatusEmbeddingId, id, position, vocab);
+      if (c == 0) reportBadId(status, launch, kStatusEmbeddingId, id, position, vocab);
       out[i] = 0.0f;
       continue;
     }
@@ -45,7 +46,7 @@ constexpr int kGatherWarps = 8;
 constexpr int kGatherRows = 32;
 __global__ void __launch_bounds__(kGatherWarps * 32) embeddingGather(float* dtable, const float* dout, const int32_t* ids,
                                                                    int64_t count, int64_t vocab, int64_t dim,
-                                                                   DeviceStatus* status) {
+                                                                   DeviceStatus* status, uint64_t launch) {
   __shared__ float partial[kGatherWarps][kGatherRows][32];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t firstRow = static_cast<int64_t>(blockIdx.x) * kGatherRows;
@@ -55,7 +56,7 @@ __global__ void __launch_bounds__(kGatherWarps * 32) embeddingGather(float* dtab
   for (int64_t position = warp; position < count; position += kGatherWarps) {
     const int64_t id = ids[position];
     if (id < 0 || id >= vocab) {
-      if (reporter && lane == 0) reportBadId(status, kStatusEmbeddingBackwardId, id, position, vocab);
+      if (reporter && lane == 0) reportBadId(status, launch, kStatusEmbeddingBackwardId, id, position, vocab);
       continue;
     }
     const int64_t row = id - firstRow;
@@ -91,7 +92,8 @@ void embedding_forward(float* out, const float* table, const int32_t* ids, int64
                        Stream stream) {
   if (count * dim == 0) return;
   embeddingForward<<<gridFor(stream, count * dim, kThreads), kThreads, 0, stream>>>(out, table, ids, count, vocab, dim,
-                                                                                    stream.context->status);
+                                                                                    stream.context->status,
+                                                                                    stream.context->launchPosition);
   checkLaunch("embedding");
 }
 
@@ -100,7 +102,8 @@ void embedding_backward(float* dtable, const float* dout, const int32_t* ids, in
                         Stream stream) {
   if (vocab * dim == 0) return;
   const dim3 grid(static_cast<unsigned int>((vocab + kGatherRows - 1) / kGatherRows), static_cast<unsigned int>((dim + 31) / 32));
-  embeddingGather<<<grid, kGatherWarps * 32, 0, stream>>>(dtable, dout, ids, count, vocab, dim, stream.context->status);
+  embeddingGather<<<grid, kGatherWarps * 32, 0, stream>>>(dtable, dout, ids, count, vocab, dim, stream.context->status,
+                                                          stream.context->launchPosition);
   checkLaunch("embeddingBackward");
 }
 

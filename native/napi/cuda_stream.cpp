@@ -279,7 +279,8 @@ void CudaStream::completeFailed(const std::string& failure, std::function<void(c
 void CudaStream::complete(CUevent_st* event, std::function<void(const std::string&)> done) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    completions_.push_back(Completion{event, std::move(done)});
+    // Called from a completion on the launch thread: the item running is the completion itself.
+    completions_.push_back(Completion{event, std::move(done), launcher_.running()});
   }
   wake_.notify_one();
 }
@@ -316,11 +317,12 @@ int64_t CudaStream::pinnedBytes() const {
   return s.liveBytes + s.cachedBytes;
 }
 
-// The in-kernel failure record as a message in the CPU backend's words ("" when none).
-std::string CudaStream::statusFailure() {
+// The in-kernel failure record as a message in the CPU backend's words: "" when none, or when the launch that
+// wrote it was queued after `before` (a completion's position).
+std::string CudaStream::statusFailure(uint64_t before) {
   const volatile cuda::DeviceStatus* status = status_;
   const int32_t code = status->code;
-  if (code == cuda::kStatusNone || code == cuda::kStatusWriting) return "";
+  if (code == cuda::kStatusNone || code == cuda::kStatusWriting || status->launch >= before) return "";
   const int64_t id = status->values[0], position = status->values[1], vocab = status->values[2];
   const char* op = code == cuda::kStatusEmbeddingBackwardId ? "embeddingBackward" : "embedding";
   return std::string(op) + ": id " + std::to_string(id) + " at position " + std::to_string(position) +
@@ -348,7 +350,7 @@ void CudaStream::completionLoop() {
       if (error != cudaSuccess && asyncFailure_.empty())
         asyncFailure_ = "a kernel failed on the device (CUDA reports faults asynchronously, so the op is not known; "
                    "CUDA_LAUNCH_BLOCKING=1 finds it): " + errorText(error);
-      if (asyncFailure_.empty()) asyncFailure_ = statusFailure();
+      if (asyncFailure_.empty()) asyncFailure_ = statusFailure(item.position);
       failure = asyncFailure_;
     }
     item.done(failure);

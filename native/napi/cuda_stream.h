@@ -58,6 +58,7 @@ class CudaStream : public cuda::ScratchPool {
     throwIfFailed(op);
     launcher_.push(op, [this, op, body = std::forward<Body>(body)]() mutable {
       makeCurrent();
+      context_.launchPosition = launcher_.running();
       try {
         body(stream_);
       } catch (const cuda::Error& error) {
@@ -117,6 +118,8 @@ class CudaStream : public cuda::ScratchPool {
   struct Completion {
     CUevent_st* event;
     std::function<void(const std::string&)> done;
+    // The read's, sync's or upload's queue position: only a failure record written by a launch before it is its failure.
+    uint64_t position;
   };
   struct PendingStaging {
     CUevent_st* event;
@@ -136,7 +139,7 @@ class CudaStream : public cuda::ScratchPool {
   void recycleEvent(CUevent_st* event);
   void reapStaging();
   void completionLoop();
-  std::string statusFailure();
+  std::string statusFailure(uint64_t before);
 
   const CudaChoices choices_;
   cuda::Context context_;

@@ -154,10 +154,11 @@ export const perSample = (op: string, x: Tensor, names: ReadonlyArray<string>, v
   expectFloating(op, "x", x)
   expectRank(op, "x", x, 3)
   const [batch, tokens, dim] = x.shape as [number, number, number]
-  vectors.forEach((v, i) => {
+  for (let i = 0; i < vectors.length; i++) {
+    const v = vectors[i] as Tensor
     expectDtype(op, names[i] as string, v, x.dtype)
-    expectShape(op, names[i] as string, v, [batch, dim])
-  })
+    if (v.shape.length !== 2 || v.shape[0] !== batch || v.shape[1] !== dim) expectShape(op, names[i] as string, v, [batch, dim])
+  }
   return { batch, tokens, dim }
 }
 
@@ -244,8 +245,11 @@ export const linear = (x: Tensor, weight: Tensor, bias: Tensor | undefined, op =
     expectDtype(op, "bias", bias, x.dtype)
     expectShape(op, "bias", bias, [outFeatures])
   }
-  const rows = numelOf(x.shape.slice(0, -1))
-  return { rows, inFeatures, outFeatures, out: [...x.shape.slice(0, -1), outFeatures] as Shape }
+  const out = [...x.shape]
+  out[out.length - 1] = outFeatures
+  let rows = 1
+  for (let i = 0; i < x.shape.length - 1; i++) rows *= x.shape[i] as number
+  return { rows, inFeatures, outFeatures, out: out as Shape }
 }
 
 /** dy [..., Out], x [..., In] (the same leading dimensions) and weight [Out, In] of linearBackward. */
@@ -407,13 +411,17 @@ export const tensorLists = (op: string, lists: ReadonlyArray<readonly [string, R
     if (list.length !== first.length) invalid(op, `${name} has ${list.length} tensors, ${firstName} has ${first.length}`)
   }
   const seen = new Set<Tensor>()
-  first.forEach((p, i) => {
+  for (let i = 0; i < first.length; i++) {
+    const p = first[i] as Tensor
     if (seen.has(p)) invalid(op, `${firstName}[${i}] appears twice`)
     seen.add(p)
     for (const [name, list] of lists) {
       const t = list[i] as Tensor
-      expectDtype(op, `${name}[${i}]`, t)
-      expectShape(op, `${name}[${i}]`, t, p.shape)
+      // The element's name is built only for the error: an optimizer step checks about a thousand tensors.
+      if (t.dtype !== "f32" || !sameShape(t.shape, p.shape)) {
+        expectDtype(op, `${name}[${i}]`, t)
+        expectShape(op, `${name}[${i}]`, t, p.shape)
+      }
     }
-  })
+  }
 }

@@ -3,25 +3,21 @@ import * as F from "../autograd/functional.ts"
 import type { ParamSet } from "../nn/params.ts"
 import type { DType } from "../tensor/dtype.ts"
 import type { Tensor } from "../tensor/Tensor.ts"
-import { castWeight } from "./weightCopies.ts"
+import { castWeights } from "./weightCopies.ts"
 
 /** Shared pieces of the text encoder and the DiT: named linear layers, multi-head attention, MLPs. */
 
 /** A named layer's weight and bias in `dtype`: the f32 masters, cast (on the tape, shared by a region's passes) for a bf16 input. */
 const layerWeights = (params: ParamSet, name: string, dtype: DType) =>
-  Effect.gen(function* () {
-    const weight = yield* castWeight(params.get(`${name}.weight`), dtype)
-    const bias = params.has(`${name}.bias`) ? yield* castWeight(params.get(`${name}.bias`), dtype) : undefined
-    return { weight, bias }
-  })
+  castWeights([params.get(`${name}.weight`), params.has(`${name}.bias`) ? params.get(`${name}.bias`) : undefined], dtype)
 
 /** A named linear layer in x's dtype. */
 export const linear = (params: ParamSet, name: string, x: Tensor) =>
-  Effect.flatMap(layerWeights(params, name, x.dtype), ({ weight, bias }) => F.linear(x, weight, bias))
+  Effect.flatMap(layerWeights(params, name, x.dtype), ([weight, bias]) => F.linear(x, weight as Tensor, bias))
 
 /** gelu of a named linear layer, in x's dtype (one kernel: a GEMM epilogue on CUDA). */
 const linearGelu = (params: ParamSet, name: string, x: Tensor) =>
-  Effect.flatMap(layerWeights(params, name, x.dtype), ({ weight, bias }) => F.linearGelu(x, weight, bias))
+  Effect.flatMap(layerWeights(params, name, x.dtype), ([weight, bias]) => F.linearGelu(x, weight as Tensor, bias))
 
 /** A named LayerNorm, y in `dtype` (x's, or bf16 from an f32 x: a bf16 branch's input, no cast). */
 export const layerNorm = (params: ParamSet, name: string, x: Tensor, dtype: DType = x.dtype) =>

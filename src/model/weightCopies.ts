@@ -1,10 +1,11 @@
 import { Effect, FiberRef, Scope } from "effect"
 import * as F from "../autograd/functional.ts"
-import { recordOnce } from "../autograd/tape.ts"
+import { CurrentTape, recordOnce } from "../autograd/tape.ts"
 import type { KernelError } from "../kernels/errors.ts"
 import { Kernels } from "../kernels/Kernels.ts"
 import type { DType } from "../tensor/dtype.ts"
 import { adopt, keepIn } from "../tensor/lifetime.ts"
+import { GradEnabled } from "../tensor/gradMode.ts"
 import type { Tensor } from "../tensor/Tensor.ts"
 import type { Precision } from "./precision.ts"
 
@@ -106,3 +107,29 @@ export const castWeight = (weight: Tensor, dtype: DType): F.Op =>
   weight.dtype === dtype
     ? Effect.succeed(weight)
     : FiberRef.getWith(CurrentWeightCopies, (copies) => (copies === undefined ? F.cast(weight, dtype) : sharedCopy(copies, weight, dtype)))
+
+/**
+ * A layer's weights (its weight and optional bias) as `dtype`, as castWeight gives each. Inside a region whose
+ * copies are made (every pass after a region's first, and every pass of a planned region) this takes one
+ * runtime step and enqueues nothing: a DiT-S training step reads about 470 layers' weights this way.
+ */
+export const castWeights = (weights: ReadonlyArray<Tensor | undefined>, dtype: DType): F.Op<ReadonlyArray<Tensor | undefined>> =>
+  Effect.withFiberRuntime((fiber) => {
+    const copies = fiber.getFiberRef(CurrentWeightCopies)
+    const tape = fiber.getFiberRef(CurrentTape)
+    const enabled = fiber.getFiberRef(GradEnabled)
+    const cast: Array<Tensor | undefined> = []
+    for (const weight of weights) {
+      if (weight === undefined || weight.dtype === dtype) {
+        cast.push(weight)
+        continue
+      }
+      const copy = copies?.get(weight, dtype)
+      // A weight not copied yet takes the Effect path, for all (recording a copy twice is a no-op).
+      if (copy === undefined) return Effect.forEach(weights, (w) => (w === undefined ? Effect.succeed(undefined) : castWeight(w, dtype)))
+      // recordOnce's node, built only when the tape has none for this copy yet (a hit is allocation-free).
+      if (tape !== undefined && enabled && !tape.requiresGrad(copy)) tape.note("cast", { inputs: [weight], saved: {}, attrs: {} }, copy)
+      cast.push(copy)
+    }
+    return Effect.succeed(cast)
+  })

@@ -15,4 +15,9 @@ export const numelOf = (shape: Shape): number => shape.reduce((n, d) => n * d, 1
 
 export const formatShape = (shape: Shape): string => `[${shape.join(", ")}]`
 
-export const sameShape = (a: Shape, b: Shape): boolean => a.length === b.length && a.every((d, i) => d === b[i])
+export const sameShape = (a: Shape, b: Shape): boolean => {
+  // A loop, not every(): shape checks run several times for each of a training step's thousands of ops.
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}

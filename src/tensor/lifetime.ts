@@ -16,9 +16,8 @@ const releaseArena = (arena: Set<Tensor>) =>
     Tensor.releaseAll(tensors)
   })
 
-const arenaOf = (scope: Scope.Scope): Effect.Effect<Set<Tensor>> => {
-  const existing = arenas.get(scope)
-  if (existing !== undefined) return Effect.succeed(existing)
+/** The arena of a scope that has none yet, with the finalizer that releases it. */
+const newArena = (scope: Scope.Scope): Effect.Effect<Set<Tensor>> => {
   const arena = new Set<Tensor>()
   arenas.set(scope, arena)
   return Effect.as(Scope.addFinalizer(scope, releaseArena(arena)), arena)
@@ -32,15 +31,25 @@ const place = (arena: Set<Tensor>, tensor: Tensor) => {
 
 /** Hands tensors to `scope`: they are released when it closes. Succeeds with `value` (the op's result). */
 export const adopt = <A = void>(scope: Scope.Scope, tensors: Iterable<Tensor>, value?: A): Effect.Effect<A> => {
-  const existing = arenas.get(scope)
-  if (existing !== undefined) {
-    for (const tensor of tensors) place(existing, tensor)
-    return Effect.succeed(value as A)
-  }
-  return Effect.map(arenaOf(scope), (arena) => {
+  if (adoptNow(scope, tensors)) return Effect.succeed(value as A)
+  return Effect.map(newArena(scope), (arena) => {
     for (const tensor of tensors) place(arena, tensor)
     return value as A
   })
+}
+
+/** Whether `scope` owns tensors already, so that adoptNow can hand it more. */
+export const ownsTensors = (scope: Scope.Scope): boolean => arenas.has(scope)
+
+/**
+ * adopt without an Effect, for a scope that owns tensors already (its finalizer is in place): true when the
+ * tensors are now the scope's, false (nothing done) for a scope's first tensors, which need adopt.
+ */
+export const adoptNow = (scope: Scope.Scope, tensors: Iterable<Tensor>): boolean => {
+  const arena = arenas.get(scope)
+  if (arena === undefined) return false
+  for (const tensor of tensors) place(arena, tensor)
+  return true
 }
 
 /** Moves a tensor to an outer scope, e.g. the sample a sampling step produced, out of the step's scope. */

@@ -236,6 +236,37 @@ describeCuda("the CUDA stream", () => {
       }
   })
 
+  it("rejects only the reads and syncs queued after an out-of-range id, whenever the kernel runs", async () => {
+    // On the emulator each wait for a read takes 5 ms, so the failing kernel has run before the reads queued
+    // ahead of it complete (on a GPU it may: the kernel takes microseconds).
+    if (cudaEmulated) process.env["SELFE_EMU_EVENT_WAIT_MS"] = "5"
+    const faulty = new NativeBackend(loadAddon(), { backend: "cuda" })
+    try {
+      const { before, after } = await runOn(
+        liftBackend(faulty),
+        Effect.gen(function* () {
+          const k = yield* Kernels
+          const table = yield* k.fromArray([1, 2, 3, 4], [2, 2])
+          const ids = yield* k.fromArray([0, 7], [2], "i32")
+          const x = yield* k.fromArray([5, 6], [2])
+          const reads = Array.from({ length: 32 }, () => faulty.read(x))
+          const rows = yield* k.embedding(table, ids)
+          const after = [yield* Effect.flip(k.read(rows)), yield* Effect.flip(k.sync())]
+          const before = yield* Effect.promise(() => Promise.all(reads.map((read) => read.then((data) => Array.from(data)))))
+          return { before, after }
+        })
+      )
+      expect(before).toEqual(Array.from({ length: 32 }, () => [5, 6]))
+      for (const error of after) {
+        expect(error._tag).toBe("DeviceError")
+        expect(error.message).toMatch(/embedding: id 7 at position 1/)
+      }
+    } finally {
+      faulty.dispose()
+      delete process.env["SELFE_EMU_EVENT_WAIT_MS"]
+    }
+  })
+
   it("refuses an allocation over the memory limit with OutOfMemoryError and keeps working", async () => {
     const small = new NativeBackend(loadAddon(), { backend: "cuda", memoryLimitBytes: 1 << 20 })
     const result = await runOn(

@@ -8,7 +8,7 @@ import { Kernels } from "../../src/kernels/Kernels.ts"
 import { batchRenderer } from "../../src/data/stream.ts"
 import { nullPrompts } from "../../src/model/inputs.ts"
 import { makeModel } from "../../src/model/model.ts"
-import { castWeight, withWeightCopies } from "../../src/model/weightCopies.ts"
+import { castWeight, castWeights, withWeightCopies } from "../../src/model/weightCopies.ts"
 import type { ParamSet } from "../../src/nn/params.ts"
 import { freshState } from "../../src/pipeline/state.ts"
 import { enqueueTrainStep } from "../../src/pipeline/step.ts"
@@ -103,6 +103,39 @@ describe("shared bf16 weight copies (withWeightCopies)", () => {
         [weightCasts.length, "bf16", "f32"]
       ])
       expect(new Set(castAlls[0]?.inputs.map((t) => t.name))).toEqual(new Set(weightCasts.map((e) => e.inputs[0]?.name)))
+    }).pipe(Effect.provide(Recording.layer(emulatingBf16)))
+  )
+
+  it.scoped("give a layer's weights from the region's copies: no cast and no second tape node on a hit", () =>
+    Effect.gen(function* () {
+      const k = yield* Kernels
+      const trace = yield* KernelTrace
+      const [w, b] = [yield* k.fromArray([1, 2, 3, 4], [2, 2]), yield* k.fromArray([5, 6], [2])]
+      for (const t of [w, b]) t.requiresGrad = true
+      const already = yield* k.fromArray([7, 8], [2], "bf16")
+      trace.clear()
+      const [[first, second, unrecorded], tape] = yield* withTape(
+        withWeightCopies(
+          Effect.gen(function* () {
+            const first = yield* castWeights([w, b, undefined, already], "bf16")
+            const second = yield* castWeights([w, b, undefined, already], "bf16")
+            const unrecorded = yield* noGrad(castWeights([w], "bf16"))
+            return [first, second, unrecorded] as const
+          })
+        )
+      )
+      expect(first[2]).toBeUndefined()
+      expect(first[3]).toBe(already)
+      expect(first.slice(0, 2).map((t) => t?.dtype)).toEqual(["bf16", "bf16"])
+      expect(second).toEqual(first)
+      expect(unrecorded[0]).toBe(first[0])
+      // Two casts, by the first call; one cast node per copy.
+      expect(trace.entries().map((e) => e.op)).toEqual(["cast", "cast"])
+      expect(tape.nodes.map((node) => [node.op, node.inputs[0]])).toEqual([
+        ["cast", w],
+        ["cast", b]
+      ])
+      expect(Array.from(yield* k.read(first[1] as Tensor))).toEqual([5, 6])
     }).pipe(Effect.provide(Recording.layer(emulatingBf16)))
   )
 

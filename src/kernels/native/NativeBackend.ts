@@ -113,7 +113,13 @@ export class NativeBackend implements Ops.Backend, TensorOwner {
   }
 
   #list(op: string, name: string, ts: ReadonlyArray<Tensor>): Array<H> {
-    return ts.map((t, i) => this.#h(op, `${name}[${i}]`, t))
+    const handles = new Array<H>(ts.length)
+    for (let i = 0; i < ts.length; i++) {
+      const t = ts[i] as Tensor
+      // The element's name is built only for the error: an optimizer step passes about a thousand tensors.
+      handles[i] = t instanceof Tensor && t.owner === this && !t.released ? (t.handle as H) : this.#h(op, `${name}[${i}]`, t)
+    }
+    return handles
   }
 
   get #cuda(): boolean {

@@ -778,23 +778,27 @@ void embeddingBadIds(int64_t count, int64_t vocab, int64_t dim, const std::vecto
   std::unique_ptr<Device<float>> dTable(upload<float>(table)), dDout(upload<float>(dout));
   Device<int32_t> dIds(ids.size());
   std::copy(ids.begin(), ids.end(), dIds.data());
-  const auto expectStatus = [&](const char* what, int32_t code) {
+  // The record names the launch that wrote it (the context's launch position, as the launch thread sets it).
+  const auto expectStatus = [&](const char* what, int32_t code, uint64_t launch) {
     ++checks;
     const auto& s = deviceStatus;
     const bool named = std::any_of(bad.begin(), bad.end(), [&](size_t p) {
       return s.values[0] == ids[p] && s.values[1] == static_cast<int64_t>(p) && s.values[2] == vocab;
     });
-    if (s.code != code || !named)
+    if (s.code != code || !named || s.launch != launch)
       failed(std::string(what) + ": status record holds code " + std::to_string(s.code) + ", id " +
-             std::to_string(s.values[0]) + " at " + std::to_string(s.values[1]) + ", vocab " + std::to_string(s.values[2]));
+             std::to_string(s.values[0]) + " at " + std::to_string(s.values[1]) + ", vocab " + std::to_string(s.values[2]) +
+             ", launch " + std::to_string(s.launch));
     deviceStatus = selfe::cuda::DeviceStatus{};
   };
   Device<float> dOut(out.size()), dDtable(dtable.size());
+  context.launchPosition = 41;
   selfe::cuda::embedding_forward(dOut.data(), dTable->data(), dIds.data(), count, vocab, dim, stream);
-  expectStatus("embedding", selfe::cuda::kStatusEmbeddingId);
+  expectStatus("embedding", selfe::cuda::kStatusEmbeddingId, 41);
   expectBits("embedding (bad ids)", dOut.data(), out.data(), out.size());
+  context.launchPosition = 42;
   selfe::cuda::embedding_backward(dDtable.data(), dDout->data(), dIds.data(), count, vocab, dim, stream);
-  expectStatus("embeddingBackward", selfe::cuda::kStatusEmbeddingBackwardId);
+  expectStatus("embeddingBackward", selfe::cuda::kStatusEmbeddingBackwardId, 42);
   expectClose("embeddingBackward (bad ids)", download(dDtable), dtable, kF32);
   // The first report wins: a later bad id leaves a record that is already set alone.
   deviceStatus.code = selfe::cuda::kStatusEmbeddingBackwardId;
@@ -804,6 +808,7 @@ void embeddingBadIds(int64_t count, int64_t vocab, int64_t dim, const std::vecto
   if (deviceStatus.code != selfe::cuda::kStatusEmbeddingBackwardId || deviceStatus.values[0] != 12345)
     failed("a second bad id overwrote the status record");
   deviceStatus = selfe::cuda::DeviceStatus{};
+  context.launchPosition = 0;
 }
 
 void timestepEmbedding(int64_t batch, int64_t dim) {

@@ -5,6 +5,7 @@
 #include <math.h>  // also puts isnan, fminf, sqrtf, ... in the global namespace, as in device code
 
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -12,6 +13,7 @@
 #include <iterator>
 #include <map>
 #include <mutex>
+#include <thread>
 #include <type_traits>
 
 #include "selfe_cuda_emu.h"
@@ -154,7 +156,14 @@ inline cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t = nullptr) {
   event->at = emu::clockMilliseconds;
   return cudaSuccess;
 }
-inline cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+// SELFE_EMU_EVENT_WAIT_MS: how long a wait for an event takes. Work here is done when it is enqueued, so a
+// waiter would never see later work run before its event completes, as it may on a GPU; a wait this long lets
+// the launch thread run ahead of the thread waiting.
+inline cudaError_t cudaEventSynchronize(cudaEvent_t) {
+  if (const char* text = std::getenv("SELFE_EMU_EVENT_WAIT_MS"))
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::strtoull(text, nullptr, 10)));
+  return cudaSuccess;
+}
 inline cudaError_t cudaEventElapsedTime(float* milliseconds, cudaEvent_t start, cudaEvent_t end) {
   *milliseconds = static_cast<float>(end->at - start->at);
   return cudaSuccess;
