@@ -10,8 +10,8 @@ import { type DiffOp, type Node, type OpRecord, nodeOutputs } from "./records.ts
  */
 export class Tape {
   readonly nodes: Array<Node> = []
-  // A Set, not a WeakSet: the nodes hold these tensors for the tape's life anyway, and a WeakSet's entries cost
-  // every garbage collection (ephemerons) thousands of times a step.
+  // A Set, not a WeakSet: the nodes hold these tensors for the tape's life anyway, so a Set keeps nothing alive
+  // longer, and the collector need not treat thousands of entries a step as weak.
   readonly #tracked = new Set<Tensor>()
 
   /** True for parameters and for anything this tape derived from them. */
@@ -26,8 +26,7 @@ export class Tape {
   }
 
   push<K extends DiffOp>(op: K, record: OpRecord<K>, output: Tensor): void {
-    // Built field by field: a spread makes a slower object (one more of thousands a step).
-    const node = { op, output, inputs: record.inputs, saved: record.saved, attrs: record.attrs } as unknown as Node
+    const node = { op, output, ...record } as unknown as Node
     this.nodes.push(node)
     for (const produced of nodeOutputs(node)) this.#tracked.add(produced)
   }

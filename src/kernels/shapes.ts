@@ -157,7 +157,7 @@ export const perSample = (op: string, x: Tensor, names: ReadonlyArray<string>, v
   for (let i = 0; i < vectors.length; i++) {
     const v = vectors[i] as Tensor
     expectDtype(op, names[i] as string, v, x.dtype)
-    if (v.shape.length !== 2 || v.shape[0] !== batch || v.shape[1] !== dim) expectShape(op, names[i] as string, v, [batch, dim])
+    expectShape(op, names[i] as string, v, [batch, dim])
   }
   return { batch, tokens, dim }
 }

@@ -100,12 +100,14 @@ export class NativeBackend implements Ops.Backend, TensorOwner {
     if (!this.#disposed && handles.length > 0) this.#ops.releaseAll(this.#dev, handles as ReadonlyArray<H>)
   }
 
-  /** The handle of an argument, after checking it is live and lives here. */
-  #h(op: string, name: string, t: Tensor): H {
-    if (!(t instanceof Tensor)) throw new InvalidArgumentError({ op, reason: `${name} must be a Tensor` })
-    if (t.owner !== this) throw new InvalidArgumentError({ op, reason: `${name} (${t}) lives on ${t.device}, not on this ${this.device} device` })
-    if (t.released) throw new DisposedTensorError({ op, reason: `${name} (${t}) was released` })
-    return t.handle as H
+  /** The handle of an argument (element `index` of a list named `name`), after checking it is live and lives here. */
+  #h(op: string, name: string, t: Tensor, index?: number): H {
+    if (t instanceof Tensor && t.owner === this && !t.released) return t.handle as H
+    // A list element's name is built only for the error: an optimizer step passes about a thousand tensors.
+    const label = index === undefined ? name : `${name}[${index}]`
+    if (!(t instanceof Tensor)) throw new InvalidArgumentError({ op, reason: `${label} must be a Tensor` })
+    if (t.owner !== this) throw new InvalidArgumentError({ op, reason: `${label} (${t}) lives on ${t.device}, not on this ${this.device} device` })
+    throw new DisposedTensorError({ op, reason: `${label} (${t}) was released` })
   }
 
   #opt(op: string, name: string, t: Tensor | undefined): H | undefined {
@@ -114,11 +116,7 @@ export class NativeBackend implements Ops.Backend, TensorOwner {
 
   #list(op: string, name: string, ts: ReadonlyArray<Tensor>): Array<H> {
     const handles = new Array<H>(ts.length)
-    for (let i = 0; i < ts.length; i++) {
-      const t = ts[i] as Tensor
-      // The element's name is built only for the error: an optimizer step passes about a thousand tensors.
-      handles[i] = t instanceof Tensor && t.owner === this && !t.released ? (t.handle as H) : this.#h(op, `${name}[${i}]`, t)
-    }
+    for (let i = 0; i < ts.length; i++) handles[i] = this.#h(op, name, ts[i] as Tensor, i)
     return handles
   }
 
