@@ -1,12 +1,15 @@
 /**
- * npm run bench:host-profile [-- --precision f32] [--smoke] — where the JS thread's time in a training step
+ * npm run bench:host-profile [-- --precision f32] [--smoke] [--emulated] — where the JS thread's time in a training step
  * goes on the CUDA device: every addon call of a DiT-S step (one step in flight, as `train` runs) timed on the
  * JS thread and summed by op, beside the same step on ops that do nothing (bench/noopAddon.ts) through the
  * same timing wrapper. An op's native cost a call is the difference of the two: the N-API crossing, the
  * argument checks, allocation and queueing. The rest of the step's host part is JS (the model, autograd,
  * Effect). Beside it, the seconds a step keeps the device's launch thread busy (its CUDA and cuBLASLt calls):
  * a step bound by its host (bench:gpu's step rows) is bound by whichever of the two threads is near the step
- * time. Needs the CUDA backend and a GPU (or the emulated addon, with --smoke).
+ * time. Needs the CUDA backend and a GPU. --emulated runs it without one, on the CUDA emulator's addon
+ * (test/helpers/emulatedCudaAddon.ts, built if stale) with its kernels skipped (SELFE_EMU_SKIP_KERNELS): the
+ * JS thread's addon calls are a CUDA build's, N-API layer, allocator and queueing alike; the launch thread's busy
+ * time is not a GPU's.
  */
 import { parseArgs } from "node:util"
 import { liftBackend } from "../src/kernels/lift.ts"
@@ -17,12 +20,20 @@ import { dtypeCode } from "../src/tensor/dtype.ts"
 import { noopAddon } from "./noopAddon.ts"
 import { secondsPerStep, stepBenchConfig } from "./trainStep.ts"
 
-const { values } = parseArgs({ options: { precision: { type: "string", default: "bf16-mixed" }, smoke: { type: "boolean", default: false } } })
+const { values } = parseArgs({
+  options: { precision: { type: "string", default: "bf16-mixed" }, smoke: { type: "boolean", default: false }, emulated: { type: "boolean", default: false } }
+})
 if (values.precision !== "bf16-mixed" && values.precision !== "f32") {
   console.error(`bench:host-profile: --precision takes bf16-mixed or f32, got ${JSON.stringify(values.precision)}`)
   process.exit(2)
 }
 const precision: Precision = values.precision
+if (values.emulated) {
+  const { buildEmulatedAddon, emulatedAddonPath } = await import("../test/helpers/emulatedCudaAddon.ts")
+  await buildEmulatedAddon()
+  // Read when the addon loads (the emulator reads SELFE_EMU_SKIP_KERNELS once), so set before loadAddon.
+  Object.assign(process.env, { SELFE_NATIVE_ADDON: emulatedAddonPath, SELFE_CUDA_EMULATED: "1", SELFE_EMU_SKIP_KERNELS: "1" })
+}
 const addon = loadAddon()
 if (!addon.build.backends.split(",").includes("cuda") || addon.cudaDeviceCount() === 0) {
   console.error(`bench:host-profile needs the CUDA backend and a GPU: build.backends is "${addon.build.backends}", ${addon.cudaDeviceCount()} CUDA device(s) usable`)
@@ -102,7 +113,9 @@ const perStep = (ms: number) => ms / counted
 const totalMs = (p: Profile) => [...p.ops.values()].reduce((sum, e) => sum + e.ms, 0)
 const totalCalls = (p: Profile) => [...p.ops.values()].reduce((sum, e) => sum + e.calls, 0)
 const ms = (seconds: number | undefined) => (seconds === undefined ? "—" : (seconds * 1000).toFixed(1))
-const label = `${values.smoke ? "tiny DiT (smoke: the times mean nothing)" : "DiT-S"}, ${precision}, batch ${config.data.batchSize}`
+const label =
+  `${values.smoke ? "tiny DiT (smoke: the times mean nothing)" : "DiT-S"}, ${precision}, batch ${config.data.batchSize}` +
+  (values.emulated ? "; emulated CUDA addon, kernels skipped (launch thread times are the emulator's)" : "")
 
 console.log(`\nselfe bench:host-profile — ${label}; ${counted} steps counted after ${warmup} warm-up steps, ${new Date().toISOString().slice(0, 10)}`)
 for (const [name, side] of [
@@ -144,20 +157,25 @@ const w = o.full(dev, bf16, [384, 384], 0.01)
 const b = o.full(dev, bf16, [384], 0.1)
 const BURST = 256
 const BURSTS = values.smoke ? 2 : 40
-const microsPerCall = async (body: () => void) => {
+// `burst`: calls between syncs (fewer for the list calls, each of which does a step's worth of checks).
+const microsPerCall = async (body: () => void, burst = BURST) => {
   let best = Infinity
   for (let round = 0; round < 5; round++) {
     let ms = 0
-    for (let burst = 0; burst < BURSTS; burst++) {
+    for (let b = 0; b < BURSTS; b++) {
       await o.sync(dev)
       const start = performance.now()
-      for (let i = 0; i < BURST; i++) body()
+      for (let i = 0; i < burst; i++) body()
       ms += performance.now() - start
     }
-    best = Math.min(best, (ms * 1000) / (BURST * BURSTS))
+    best = Math.min(best, (ms * 1000) / (burst * BURSTS))
   }
   return best
 }
+// The list calls of a DiT-S step at its sizes in tensors, not in bytes: the optimizer's five lists of 255
+// parameters and a castAll of 192 weights (the JS thread's cost is per tensor).
+const tensorList = (n: number) => Array.from({ length: n }, () => o.full(dev, f32, [384], 0.1))
+const [params, grads, m, v, ema] = [tensorList(255), tensorList(255), tensorList(255), tensorList(255), tensorList(255)]
 const single = [
   ["view + release (no launch)", () => o.release(dev, o.view(dev, x, [tokens * 384]))],
   [`affine f32 [${tokens}, 384] + release (1 kernel)`, () => o.release(dev, o.affine(dev, x, 2, 1))],
@@ -168,6 +186,11 @@ const single = [
     () => o.releaseAll(dev, o.linearBackward(dev, xb, xb, w, true, true, true, undefined, undefined, undefined) as Array<number>)
   ]
 ] as const
-console.log("\nJS-thread µs per call of single ops, each alone in a loop (bursts of 256 calls, best of 5 rounds)")
+const lists = [
+  ["adamwEma, 5 lists of 255 tensors", () => o.adamwEma(dev, params, grads, m, v, ema, 1e-4, 0.9, 0.999, 1e-8, 0, 1, 0.999)],
+  ["castAll of 192 tensors to bf16 + releaseAll", () => o.releaseAll(dev, o.castAll(dev, params.slice(0, 192), bf16))]
+] as const
+console.log("\nJS-thread µs per call of single ops, each alone in a loop (bursts of 256 calls, 16 for lists; best of 5 rounds)")
 for (const [name, body] of single) console.log(`  ${name.padEnd(60)}${(await microsPerCall(body)).toFixed(2).padStart(8)}`)
+for (const [name, body] of lists) console.log(`  ${name.padEnd(60)}${(await microsPerCall(body, 16)).toFixed(2).padStart(8)}`)
 o.dispose(dev)

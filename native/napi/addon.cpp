@@ -2,7 +2,6 @@
 // ...args) that dispatches on the device's backend.
 #include <napi.h>
 
-#include "addon_data.h"
 #include "device.h"
 #include "ops.h"
 
@@ -20,10 +19,7 @@ Napi::Value cudaDeviceCount(const Napi::CallbackInfo& info) {
 }  // namespace
 
 Napi::Object init(Napi::Env env, Napi::Object exports) {
-  auto* data = new AddonData();
   Napi::Function device = Device::Define(env);
-  data->deviceConstructor = Napi::Persistent(device);
-  env.SetInstanceData<AddonData>(data);
 
   Napi::Object ops = Napi::Object::New(env);
   registerMemoryOps(env, ops);

@@ -2,8 +2,6 @@
 
 #include <new>
 
-#include "addon_data.h"
-
 namespace selfe::napi {
 
 namespace {
@@ -20,8 +18,8 @@ Device& Call::device() {
 Device& Call::anyDevice() {
   if (device_ != nullptr) return *device_;
   requireArg(0, "device");
-  auto* data = env().GetInstanceData<AddonData>();
-  if (!info_[0].IsObject() || !info_[0].As<Napi::Object>().InstanceOf(data->deviceConstructor.Value()))
+  // A type tag, not instanceof: instanceof calls into JS (Symbol.hasInstance) on every op.
+  if (!info_[0].IsObject() || !info_[0].As<Napi::Object>().CheckTypeTag(&kDeviceTypeTag))
     fail(ErrorCode::InvalidArgument, "device must be a Device");
   device_ = Napi::ObjectWrap<Device>::Unwrap(info_[0].As<Napi::Object>());
   return *device_;
@@ -33,9 +31,18 @@ std::vector<TensorRef> Call::tensorList(size_t i, const char* name) {
   Napi::Array list = info_[i].As<Napi::Array>();
   std::vector<TensorRef> out;
   out.reserve(list.Length());
-  for (uint32_t j = 0; j < list.Length(); ++j) {
-    const std::string element = std::string(name) + "[" + std::to_string(j) + "]";
-    out.push_back(device().lookup(list.Get(j), op_, element.c_str()));
+  Device& on = device();
+  const uint32_t length = list.Length();
+  for (uint32_t j = 0; j < length; ++j) {
+    try {
+      out.push_back(on.lookup(list.Get(j), op_, name));
+    } catch (const OpError& error) {
+      // The element's position is spelled out only on failure: lists hold every parameter of a model.
+      const std::string listName = name;
+      const std::string& reason = error.reason();
+      if (reason.rfind(listName, 0) != 0) throw;
+      throw OpError(error.code(), op_, listName + "[" + std::to_string(j) + "]" + reason.substr(listName.size()));
+    }
   }
   return out;
 }

@@ -19,7 +19,7 @@ class Call {
   Call(const Napi::CallbackInfo& info, const char* op) : info_(info), op_(op) {}
 
   Napi::Env env() const { return info_.Env(); }
-  const std::string& op() const { return op_; }
+  const char* op() const { return op_; }
 
   size_t length() const { return info_.Length(); }
   Napi::Value arg(size_t i) const { return info_[i]; }
@@ -93,9 +93,6 @@ class Call {
     if (t.shape.rank != rank)
       fail(ErrorCode::Shape, std::string(name) + " must have rank " + std::to_string(rank) + ", got shape " + t.shape.str());
   }
-  void expect(bool condition, ErrorCode code, const std::string& reason) const {
-    if (!condition) fail(code, reason);
-  }
 
   // Allocates an output on this call's device; should the call fail afterwards, runGuarded releases it.
   double output(const Shape& shape, DType dtype, TensorRef* out) {
@@ -114,7 +111,7 @@ class Call {
   }
 
   const Napi::CallbackInfo& info_;
-  std::string op_;
+  const char* op_;
   Device* device_ = nullptr;
   std::vector<double> outputs_;
 };

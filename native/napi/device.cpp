@@ -10,7 +10,6 @@
 #include <thread>
 #include <vector>
 
-#include "addon_data.h"
 #include "call.h"
 #include "selfe/kernels/elementwise.h"
 
@@ -141,6 +140,7 @@ int optionInteger(const Napi::Object& options, const char* key, int64_t fallback
 
 Device::Device(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Device>(info) {
   Napi::Env env = info.Env();
+  info.This().As<Napi::Object>().TypeTag(&kDeviceTypeTag);
   try {
     Napi::Object options = info.Length() > 0 && info[0].IsObject() ? info[0].As<Napi::Object>() : Napi::Object::New(env);
     if (info.Length() > 0 && !info[0].IsObject() && !info[0].IsUndefined())
@@ -238,7 +238,7 @@ void Device::dispose() {
 // On CUDA the tensors' allocator empties the kernel temporaries' cache too (CudaStream's constructor).
 void Device::emptyCache() { memory_->emptyCache(); }
 
-void Device::requireOpen(const std::string& op) const {
+void Device::requireOpen(const char* op) const {
   if (disposed_) throw OpError(ErrorCode::Disposed, op, "the device was disposed");
 }
 
@@ -260,7 +260,7 @@ double Device::newHandle(Storage* storage, const Shape& shape, DType dtype) {
   return static_cast<double>(slot.generation) * 4294967296.0 + static_cast<double>(index);
 }
 
-Device::Slot& Device::slotFor(const Napi::Value& handle, const std::string& op, const char* arg, uint32_t* index) {
+Device::Slot& Device::slotFor(const Napi::Value& handle, const char* op, const char* arg, uint32_t* index) {
   requireOpen(op);
   if (!handle.IsNumber()) throw OpError(ErrorCode::InvalidArgument, op, std::string(arg) + " must be a tensor handle");
   const double id = handle.As<Napi::Number>().DoubleValue();
@@ -277,13 +277,13 @@ Device::Slot& Device::slotFor(const Napi::Value& handle, const std::string& op, 
   return slot;
 }
 
-TensorRef Device::lookup(const Napi::Value& handle, const std::string& op, const char* arg) {
+TensorRef Device::lookup(const Napi::Value& handle, const char* op, const char* arg) {
   uint32_t index;
   Slot& slot = slotFor(handle, op, arg, &index);
   return TensorRef{slot.storage->ptr, slot.shape, slot.dtype};
 }
 
-double Device::create(const Shape& shape, DType dtype, const std::string& op, TensorRef* out) {
+double Device::create(const Shape& shape, DType dtype, const char* op, TensorRef* out) {
   requireOpen(op);
   if (dtype == DType::BF16 && !isCuda()) throw OpError(ErrorCode::DType, op, "bf16 storage needs the CUDA backend");
   const size_t bytes = static_cast<size_t>(shape.numel()) * dtypeSize(dtype);
@@ -311,7 +311,7 @@ void Device::releaseStorage(Storage* storage) {
   delete storage;
 }
 
-double Device::view(const Napi::Value& handle, const Shape& shape, const std::string& op) {
+double Device::view(const Napi::Value& handle, const Shape& shape, const char* op) {
   uint32_t index;
   Slot& slot = slotFor(handle, op, "x", &index);
   if (slot.shape.numel() != shape.numel())
@@ -322,13 +322,13 @@ double Device::view(const Napi::Value& handle, const Shape& shape, const std::st
   return newHandle(storage, shape, dtype);
 }
 
-void Device::release(const Napi::Value& handle, const std::string& op) {
+void Device::release(const Napi::Value& handle, const char* op) {
   uint32_t index;
   slotFor(handle, op, "x", &index);
   releaseSlot(index);
 }
 
-void Device::releaseAll(const Napi::Array& handles, const std::string& op) {
+void Device::releaseAll(const Napi::Array& handles, const char* op) {
   const uint32_t count = handles.Length();
   std::vector<uint32_t> indices(count);
   for (uint32_t i = 0; i < count; ++i) {
@@ -359,10 +359,10 @@ void Device::releaseSlot(uint32_t index) {
   releaseStorage(storage);
 }
 
-void Device::write(const TensorRef& target, const void* data, size_t bytes, const std::string& op) {
+void Device::write(const TensorRef& target, const void* data, size_t bytes, const char* op) {
 #ifdef SELFE_WITH_CUDA
   if (cuda_) {
-    cuda_->upload(target.data, data, bytes, target.dtype == DType::BF16, op.c_str());
+    cuda_->upload(target.data, data, bytes, target.dtype == DType::BF16, op);
     return;
   }
 #endif

@@ -51,6 +51,9 @@ constexpr bool isBf16 = std::is_same_v<T, bf16>;
 
 enum class Backend { Cpu, Cuda };
 
+// Marks the JS objects that wrap a Device, so that an op can tell its device argument is one (Call::anyDevice).
+inline constexpr napi_type_tag kDeviceTypeTag{0x5e1fe0de71ce7a95ull, 0x9b2f6c41d0a83e17ull};
+
 class ReadTracker;
 
 class Device : public Napi::ObjectWrap<Device> {
@@ -62,14 +65,14 @@ class Device : public Napi::ObjectWrap<Device> {
   bool isCuda() const { return backend_ == Backend::Cuda; }
 
   // Resolves a JS handle; throws OpError naming `op` and `arg` when it is malformed, stale or released.
-  TensorRef lookup(const Napi::Value& handle, const std::string& op, const char* arg);
+  TensorRef lookup(const Napi::Value& handle, const char* op, const char* arg);
   // Allocates a tensor; the returned handle is what JS receives.
-  double create(const Shape& shape, DType dtype, const std::string& op, TensorRef* out);
+  double create(const Shape& shape, DType dtype, const char* op, TensorRef* out);
   // A second handle on the same storage with another shape of the same size.
-  double view(const Napi::Value& handle, const Shape& shape, const std::string& op);
-  void release(const Napi::Value& handle, const std::string& op);
+  double view(const Napi::Value& handle, const Shape& shape, const char* op);
+  void release(const Napi::Value& handle, const char* op);
   // Releases every handle of a JS array; all are checked (live, listed once) before any is released.
-  void releaseAll(const Napi::Array& handles, const std::string& op);
+  void releaseAll(const Napi::Array& handles, const char* op);
 
   // Enqueues work(stream) on the device's stream: stream is cpu::Pool& (the CPU worker runs it later) or
   // cuda::Stream (the launch thread runs it later, enqueuing kernels). Either way `work` runs after the call
@@ -129,7 +132,7 @@ class Device : public Napi::ObjectWrap<Device> {
   }
   // Copies host bytes (a JS typed array's, valid during the call) into a tensor in stream order; a bf16
   // tensor receives f32 values, rounded.
-  void write(const TensorRef& target, const void* data, size_t bytes, const std::string& op);
+  void write(const TensorRef& target, const void* data, size_t bytes, const char* op);
   // Promise of the tensor's contents (bf16 read as f32), resolved once the stream reaches the read.
   Napi::Promise read(Napi::Env env, const TensorRef& source);
   // Promise resolved once the stream has run everything enqueued before it.
@@ -160,11 +163,11 @@ class Device : public Napi::ObjectWrap<Device> {
     queue_->push(op, [pool, work = std::forward<Work>(work)]() mutable { work(*pool); });
   }
   double newHandle(Storage* storage, const Shape& shape, DType dtype);
-  Slot& slotFor(const Napi::Value& handle, const std::string& op, const char* arg, uint32_t* index);
+  Slot& slotFor(const Napi::Value& handle, const char* op, const char* arg, uint32_t* index);
   void releaseStorage(Storage* storage);
   void releaseSlot(uint32_t index);
   Napi::Promise completion(Napi::Env env, const TensorRef* source);
-  void requireOpen(const std::string& op) const;
+  void requireOpen(const char* op) const;
   static void onEnvironmentCleanup(void* device);
 
   Backend backend_ = Backend::Cpu;

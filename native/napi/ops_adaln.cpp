@@ -67,7 +67,7 @@ Napi::Value modulateBackward(Call& call) {
 // A [B, L, D] activation with a non-empty normalised dimension.
 void expectNormalisableTokens(Call& call, const TensorRef& x) {
   expectTokens(call, x, "x");
-  call.expect(x.shape[2] > 0, ErrorCode::Shape, "x must have a last dimension > 0, got " + x.shape.str());
+  if (x.shape[2] <= 0) call.fail(ErrorCode::Shape, "x must have a last dimension > 0, got " + x.shape.str());
 }
 
 Napi::Value layerNormModulate(Call& call) {
@@ -78,11 +78,11 @@ Napi::Value layerNormModulate(Call& call) {
   expectPerSample(call, shift, x, "shift");
   expectPerSample(call, scale, x, "scale");
   const double eps = call.number(4, "eps");
-  call.expect(eps > 0, ErrorCode::InvalidArgument, "eps must be > 0");
+  if (!(eps > 0)) call.fail(ErrorCode::InvalidArgument, "eps must be > 0");
   // y's dtype: x's unless given (bf16 from an f32 x: a bf16 branch's input).
   const DType yDtype = call.length() > 5 && !call.arg(5).IsUndefined() ? call.dtype(5, "dtype") : x.dtype;
-  call.expect(Call::isDtypeOrBf16(yDtype, x.dtype), ErrorCode::DType,
-              "dtype must be x's (" + Call::dtypeOrBf16(x.dtype) + "), got " + dtypeName(yDtype));
+  if (!Call::isDtypeOrBf16(yDtype, x.dtype))
+    call.fail(ErrorCode::DType, "dtype must be x's (" + Call::dtypeOrBf16(x.dtype) + "), got " + dtypeName(yDtype));
   const int64_t batch = x.shape[0], tokens = x.shape[1], dim = x.shape[2];
   TensorRef y, mean, rstd;
   const double yId = call.output(x.shape, yDtype, &y);

@@ -28,20 +28,22 @@ AttentionDims checkInputs(Call& call, const TensorRef& q, const TensorRef& k, co
     call.expectRank(q, 4, "q");
     call.expectRank(k, 4, "k");
     dims = AttentionDims{q.shape[0], q.shape[1], q.shape[2], q.shape[3], k.shape[1]};
-    call.expect(k.shape[0] == dims.batch && k.shape[2] == dims.heads && k.shape[3] == dims.headDim, ErrorCode::Shape,
-                "k " + k.shape.str() + " must be [B, Lk, H, D] with B, H, D of q " + q.shape.str());
+    if (!(k.shape[0] == dims.batch && k.shape[2] == dims.heads && k.shape[3] == dims.headDim))
+      call.fail(ErrorCode::Shape, "k " + k.shape.str() + " must be [B, Lk, H, D] with B, H, D of q " + q.shape.str());
   } else {
     call.expectRank(q, 3, "q");
     call.expectRank(k, 3, "k");
-    call.expect(q.shape[2] % heads == 0, ErrorCode::Shape,
-                "q " + q.shape.str() + "'s last dimension is not a multiple of heads " + std::to_string(heads));
+    if (q.shape[2] % heads != 0)
+      call.fail(ErrorCode::Shape, "q " + q.shape.str() + "'s last dimension is not a multiple of heads " +
+          std::to_string(heads));
     dims = AttentionDims{q.shape[0], q.shape[1], heads, q.shape[2] / heads, k.shape[1]};
-    call.expect(k.shape[0] == dims.batch && k.shape[2] == q.shape[2], ErrorCode::Shape,
-                "k " + k.shape.str() + " must be [B, Lk, H·D] with B, H·D of q " + q.shape.str());
+    if (!(k.shape[0] == dims.batch && k.shape[2] == q.shape[2]))
+      call.fail(ErrorCode::Shape, "k " + k.shape.str() + " must be [B, Lk, H·D] with B, H·D of q " + q.shape.str());
   }
   call.expectShape(v, k.shape, "v");
-  call.expect(!call.device().isCuda() || dims.headDim <= 256, ErrorCode::Shape,
-              "head dim " + std::to_string(dims.headDim) + " of q " + q.shape.str() + " exceeds 256, the CUDA kernels' limit");
+  if (call.device().isCuda() && dims.headDim > 256)
+    call.fail(ErrorCode::Shape, "head dim " + std::to_string(dims.headDim) + " of q " + q.shape.str() +
+        " exceeds 256, the CUDA kernels' limit");
   if (keyMask) {
     call.expectDtype(*keyMask, DType::I32, "keyMask");
     call.expectShape(*keyMask, makeShape({dims.batch, dims.lk}), "keyMask");

@@ -35,8 +35,9 @@ Napi::Value binary(Call& call, BinaryOp op, const char* name) {
     call.expectDtype(b, a.dtype, "b");
   Broadcast broadcast = Broadcast::Same;
   if (a.shape != b.shape) {
-    call.expect(isSuffix(b.shape, a.shape), ErrorCode::Shape,
-                "b " + b.shape.str() + " must equal a " + a.shape.str() + " or be a trailing suffix of it");
+    if (!isSuffix(b.shape, a.shape))
+      call.fail(ErrorCode::Shape, "b " + b.shape.str() + " must equal a " + a.shape.str() +
+          " or be a trailing suffix of it");
     broadcast = Broadcast::Trailing;
   }
   TensorRef out;
@@ -59,8 +60,8 @@ Napi::Value mulRows(Call& call) {
   const TensorRef s = call.tensor(2, "s");
   call.expectFloating(x, "x");
   call.expectDtype(s, x.dtype, "s");
-  call.expect(isPrefix(s.shape, x.shape), ErrorCode::Shape,
-              "s " + s.shape.str() + " must be a leading prefix of x " + x.shape.str());
+  if (!isPrefix(s.shape, x.shape))
+    call.fail(ErrorCode::Shape, "s " + s.shape.str() + " must be a leading prefix of x " + x.shape.str());
   TensorRef out;
   const double id = call.output(x.shape, x.dtype, &out);
   const int64_t n = x.numel(), nb = s.numel();
@@ -152,10 +153,8 @@ Napi::Value castAll(Call& call) {
   const std::vector<TensorRef> xs = call.tensorList(1, "xs");
   const DType dtype = call.dtype(2, "dtype");
   const DType from = xs.empty() ? dtype : xs[0].dtype;
-  for (size_t t = 1; t < xs.size(); ++t) {
-    const std::string name = "xs[" + std::to_string(t) + "]";
-    call.expectDtype(xs[t], from, name.c_str());
-  }
+  for (size_t t = 1; t < xs.size(); ++t)
+    if (xs[t].dtype != from) call.expectDtype(xs[t], from, ("xs[" + std::to_string(t) + "]").c_str());
   std::vector<void*> outs(xs.size());
   std::vector<const void*> ins(xs.size());
   std::vector<int64_t> sizes(xs.size());

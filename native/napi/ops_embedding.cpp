@@ -17,8 +17,9 @@ constexpr int64_t kMaxEmbeddingDim = int64_t{1} << 20;
 
 void expectIds(Call& call, const TensorRef& ids) {
   call.expectDtype(ids, DType::I32, "ids");
-  call.expect(ids.shape.rank < kMaxRank, ErrorCode::Shape,
-              "ids must have rank < " + std::to_string(kMaxRank) + " (the result adds a dimension), got " + ids.shape.str());
+  if (ids.shape.rank >= kMaxRank)
+    call.fail(ErrorCode::Shape, "ids must have rank < " + std::to_string(kMaxRank) +
+        " (the result adds a dimension), got " + ids.shape.str());
 }
 
 Shape withLast(const Shape& shape, int64_t last) {
@@ -48,8 +49,9 @@ Napi::Value embeddingBackward(Call& call) {
   const TensorRef ids = call.tensor(2, "ids");
   call.expectDtype(dout, DType::F32, "dout");
   expectIds(call, ids);
-  call.expect(dout.shape.rank == ids.shape.rank + 1, ErrorCode::Shape,
-              "dout " + dout.shape.str() + " must be ids.shape " + ids.shape.str() + " plus the embedding dimension");
+  if (dout.shape.rank != ids.shape.rank + 1)
+    call.fail(ErrorCode::Shape, "dout " + dout.shape.str() + " must be ids.shape " + ids.shape.str() +
+        " plus the embedding dimension");
   const int64_t dim = dout.shape.last();
   call.expectShape(dout, withLast(ids.shape, dim), "dout");
   const int64_t vocab = call.integer(3, "vocab", 1, kMaxVocab);
@@ -69,8 +71,8 @@ Napi::Value timestepEmbedding(Call& call) {
   const int64_t dim = call.integer(2, "dim", 1, kMaxEmbeddingDim);
   const double maxPeriod = call.number(3, "maxPeriod");
   // Its logarithm sets the frequencies, so it must stay a positive normal f32.
-  call.expect(maxPeriod >= std::numeric_limits<float>::min() && maxPeriod <= std::numeric_limits<float>::max(),
-              ErrorCode::InvalidArgument, "maxPeriod must be in [1.2e-38, 3.4e38] (a positive normal f32)");
+  if (!(maxPeriod >= std::numeric_limits<float>::min() && maxPeriod <= std::numeric_limits<float>::max()))
+    call.fail(ErrorCode::InvalidArgument, "maxPeriod must be in [1.2e-38, 3.4e38] (a positive normal f32)");
   const int64_t batch = t.shape[0];
   TensorRef out;
   const double id = call.output(makeShape({batch, dim}), DType::F32, &out);

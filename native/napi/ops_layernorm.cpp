@@ -21,8 +21,8 @@ Shape rowShape(const Shape& x) {
 // x must be f32 (or bf16 on CUDA) with a non-empty last dimension (the normalised one).
 void expectNormalisable(Call& call, const TensorRef& x) {
   call.expectFloating(x, "x");
-  call.expect(x.shape.rank >= 1 && x.shape.last() > 0, ErrorCode::Shape,
-              "x must have rank >= 1 and a last dimension > 0, got " + x.shape.str());
+  if (!(x.shape.rank >= 1 && x.shape.last() > 0))
+    call.fail(ErrorCode::Shape, "x must have rank >= 1 and a last dimension > 0, got " + x.shape.str());
 }
 
 // An optional affine parameter of x's dtype and width.
@@ -41,11 +41,11 @@ Napi::Value layerNorm(Call& call) {
   expectAffine(call, weight, x.dtype, dim, "weight");
   expectAffine(call, bias, x.dtype, dim, "bias");
   const double eps = call.number(4, "eps");
-  call.expect(eps > 0, ErrorCode::InvalidArgument, "eps must be > 0");
+  if (!(eps > 0)) call.fail(ErrorCode::InvalidArgument, "eps must be > 0");
   // y's dtype: x's unless given (bf16 from an f32 x: a bf16 branch's input).
   const DType yDtype = call.length() > 5 && !call.arg(5).IsUndefined() ? call.dtype(5, "dtype") : x.dtype;
-  call.expect(Call::isDtypeOrBf16(yDtype, x.dtype), ErrorCode::DType,
-              "dtype must be x's (" + Call::dtypeOrBf16(x.dtype) + "), got " + dtypeName(yDtype));
+  if (!Call::isDtypeOrBf16(yDtype, x.dtype))
+    call.fail(ErrorCode::DType, "dtype must be x's (" + Call::dtypeOrBf16(x.dtype) + "), got " + dtypeName(yDtype));
   TensorRef y, mean, rstd;
   const double yId = call.output(x.shape, yDtype, &y);
   const double meanId = call.output(rowShape(x.shape), DType::F32, &mean);

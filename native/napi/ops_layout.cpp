@@ -22,7 +22,8 @@ constexpr double kMaxNumel = static_cast<double>(int64_t{1} << 46);
 
 
 int64_t axisArg(Call& call, size_t i, const TensorRef& x, const char* name) {
-  call.expect(x.shape.rank >= 1, ErrorCode::Shape, std::string(name) + " must have rank >= 1 to have an axis, got shape []");
+  if (x.shape.rank < 1)
+    call.fail(ErrorCode::Shape, std::string(name) + " must have rank >= 1 to have an axis, got shape []");
   return call.integer(i, "axis", 0, x.shape.rank - 1);
 }
 
@@ -30,10 +31,10 @@ int64_t axisArg(Call& call, size_t i, const TensorRef& x, const char* name) {
 void expectAllocatable(Call& call, const Shape& shape) {
   double numel = 1;
   for (int i = 0; i < shape.rank; ++i) {
-    call.expect(shape[i] <= kMaxDim, ErrorCode::Shape, "result dimension " + std::to_string(i) + " is too large");
+    if (shape[i] > kMaxDim) call.fail(ErrorCode::Shape, "result dimension " + std::to_string(i) + " is too large");
     numel *= static_cast<double>(shape[i]);
   }
-  call.expect(numel <= kMaxNumel, ErrorCode::Shape, "result " + shape.str() + " has too many elements");
+  if (numel > kMaxNumel) call.fail(ErrorCode::Shape, "result " + shape.str() + " has too many elements");
 }
 
 Napi::Value patchify(Call& call) {
@@ -42,8 +43,9 @@ Napi::Value patchify(Call& call) {
   call.expectRank(x, 4, "x");
   const int64_t batch = x.shape[0], channels = x.shape[1], height = x.shape[2], width = x.shape[3];
   const int64_t patch = call.integer(2, "patch", 1, std::max<int64_t>(1, std::min(height, width)));
-  call.expect(height % patch == 0 && width % patch == 0, ErrorCode::Shape,
-              "height and width of x " + x.shape.str() + " must be multiples of patch " + std::to_string(patch));
+  if (height % patch != 0 || width % patch != 0)
+    call.fail(ErrorCode::Shape, "height and width of x " + x.shape.str() + " must be multiples of patch " +
+        std::to_string(patch));
   TensorRef tokens;
   const double id =
       call.output(makeShape({batch, (height / patch) * (width / patch), patch * patch * channels}), DType::F32, &tokens);
@@ -62,9 +64,9 @@ Napi::Value unpatchify(Call& call) {
   const int64_t height = call.integer(3, "height", 1, kMaxImageDim);
   const int64_t width = call.integer(4, "width", 1, kMaxImageDim);
   const int64_t patch = call.integer(5, "patch", 1, std::min(height, width));
-  call.expect(height % patch == 0 && width % patch == 0, ErrorCode::Shape,
-              "height " + std::to_string(height) + " and width " + std::to_string(width) + " must be multiples of patch " +
-                  std::to_string(patch));
+  if (height % patch != 0 || width % patch != 0)
+    call.fail(ErrorCode::Shape, "height " + std::to_string(height) + " and width " + std::to_string(width) +
+        " must be multiples of patch " + std::to_string(patch));
   const int64_t batch = tokens.shape[0];
   call.expectShape(tokens, makeShape({batch, (height / patch) * (width / patch), patch * patch * channels}), "tokens");
   TensorRef x;
@@ -78,19 +80,20 @@ Napi::Value unpatchify(Call& call) {
 
 Napi::Value concat(Call& call) {
   const std::vector<TensorRef> parts = call.tensorList(1, "tensors");
-  call.expect(!parts.empty(), ErrorCode::InvalidArgument, "tensors must hold at least one tensor");
+  if (parts.empty()) call.fail(ErrorCode::InvalidArgument, "tensors must hold at least one tensor");
   const TensorRef& first = parts[0];
   const int64_t axis = axisArg(call, 2, first, "tensors[0]");
   Shape shape = first.shape;
   shape.dims[axis] = 0;
   for (size_t k = 0; k < parts.size(); ++k) {
-    const std::string name = "tensors[" + std::to_string(k) + "]";
-    call.expectDtype(parts[k], first.dtype, name.c_str());
+    // The element's name is only spelled out on failure, as in every list check.
+    const auto name = [k] { return "tensors[" + std::to_string(k) + "]"; };
+    if (parts[k].dtype != first.dtype) call.expectDtype(parts[k], first.dtype, name().c_str());
     Shape expected = first.shape;
     expected.dims[axis] = parts[k].shape[axis];
-    call.expect(parts[k].shape == expected, ErrorCode::Shape,
-                name + " " + parts[k].shape.str() + " must match tensors[0] " + first.shape.str() + " except on axis " +
-                    std::to_string(axis));
+    if (parts[k].shape != expected)
+      call.fail(ErrorCode::Shape, name() + " " + parts[k].shape.str() + " must match tensors[0] " + first.shape.str() +
+                                      " except on axis " + std::to_string(axis));
     shape.dims[axis] += parts[k].shape[axis];
   }
   expectAllocatable(call, shape);
@@ -144,9 +147,9 @@ Napi::Value split(Call& call) {
   const int64_t axis = axisArg(call, 2, x, "x");
   const int64_t size = x.shape[axis];
   const int64_t count = call.integer(3, "count", 1, std::max<int64_t>(1, size));
-  call.expect(size % count == 0, ErrorCode::Shape,
-              "x " + x.shape.str() + " has " + std::to_string(size) + " along axis " + std::to_string(axis) +
-                  ", not a multiple of count " + std::to_string(count));
+  if (size % count != 0)
+    call.fail(ErrorCode::Shape, "x " + x.shape.str() + " has " + std::to_string(size) + " along axis " +
+        std::to_string(axis) + ", not a multiple of count " + std::to_string(count));
   Shape shape = x.shape;
   shape.dims[axis] = size / count;
   std::vector<TensorRef> parts(static_cast<size_t>(count));

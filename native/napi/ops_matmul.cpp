@@ -16,8 +16,9 @@ namespace {
 
 // cblas_sgemm takes 32-bit sizes, and cuBLASLt supports no more.
 void expectBlasSize(Call& call, int64_t size, const char* what) {
-  call.expect(size <= std::numeric_limits<int32_t>::max(), ErrorCode::Shape,
-              std::string(what) + " = " + std::to_string(size) + " exceeds the BLAS limit of 2^31 - 1");
+  if (size > std::numeric_limits<int32_t>::max())
+    call.fail(ErrorCode::Shape, std::string(what) + " = " + std::to_string(size) +
+        " exceeds the BLAS limit of 2^31 - 1");
 }
 
 Napi::Value matmul(Call& call) {
@@ -28,21 +29,22 @@ Napi::Value matmul(Call& call) {
   const float alpha = static_cast<float>(call.number(5, "alpha"));
   call.expectFloating(a, "a");
   call.expectDtype(b, a.dtype, "b");
-  call.expect(a.shape.rank >= 2, ErrorCode::Shape, "a must have rank >= 2, got shape " + a.shape.str());
-  call.expect(b.shape.rank == 2 || b.shape.rank == a.shape.rank, ErrorCode::Shape,
-              "b " + b.shape.str() + " must have rank 2 or the rank of a " + a.shape.str());
+  if (a.shape.rank < 2) call.fail(ErrorCode::Shape, "a must have rank >= 2, got shape " + a.shape.str());
+  if (b.shape.rank != 2 && b.shape.rank != a.shape.rank)
+    call.fail(ErrorCode::Shape, "b " + b.shape.str() + " must have rank 2 or the rank of a " + a.shape.str());
   const int batchRank = a.shape.rank - 2;
   const bool sharedB = b.shape.rank == 2 && batchRank > 0;
   for (int i = 0; i < batchRank && !sharedB; ++i)
-    call.expect(b.shape[i] == a.shape[i], ErrorCode::Shape,
-                "the batch dimensions of b " + b.shape.str() + " must equal those of a " + a.shape.str());
+    if (b.shape[i] != a.shape[i])
+      call.fail(ErrorCode::Shape, "the batch dimensions of b " + b.shape.str() + " must equal those of a " +
+          a.shape.str());
   const int64_t m = transA ? a.shape.last() : a.shape[a.shape.rank - 2];
   const int64_t k = transA ? a.shape[a.shape.rank - 2] : a.shape.last();
   const int64_t kb = transB ? b.shape.last() : b.shape[b.shape.rank - 2];
   const int64_t n = transB ? b.shape[b.shape.rank - 2] : b.shape.last();
-  call.expect(kb == k, ErrorCode::Shape,
-              "inner dimensions differ: a " + a.shape.str() + (transA ? " (transposed)" : "") + " and b " +
-                  b.shape.str() + (transB ? " (transposed)" : ""));
+  if (kb != k)
+    call.fail(ErrorCode::Shape, "inner dimensions differ: a " + a.shape.str() + (transA ? " (transposed)" : "") +
+        " and b " + b.shape.str() + (transB ? " (transposed)" : ""));
   expectBlasSize(call, m, "M");
   expectBlasSize(call, n, "N");
   expectBlasSize(call, k, "K");
@@ -70,11 +72,12 @@ struct LinearShapes {
 LinearShapes linearShapes(Call& call, const TensorRef& x, const TensorRef& weight) {
   call.expectFloating(x, "x");
   call.expectDtype(weight, x.dtype, "weight");
-  call.expect(x.shape.rank >= 1, ErrorCode::Shape, "x must have rank >= 1, got shape " + x.shape.str());
+  if (x.shape.rank < 1) call.fail(ErrorCode::Shape, "x must have rank >= 1, got shape " + x.shape.str());
   call.expectRank(weight, 2, "weight");
   const int64_t in = x.shape.last(), outFeatures = weight.shape[0];
-  call.expect(weight.shape[1] == in, ErrorCode::Shape,
-              "weight " + weight.shape.str() + " must be [out, " + std::to_string(in) + "] for x " + x.shape.str());
+  if (weight.shape[1] != in)
+    call.fail(ErrorCode::Shape, "weight " + weight.shape.str() + " must be [out, " + std::to_string(in) + "] for x " +
+        x.shape.str());
   const int64_t rows = x.shape.span(0, x.shape.rank - 1);
   expectBlasSize(call, rows, "rows");
   expectBlasSize(call, in, "in");
@@ -147,8 +150,9 @@ Napi::Value linearBackward(Call& call) {
   const TensorRef dbiasBase = call.base(9, "addTo.dbias", x.dtype, makeShape({out}));
   for (const auto& [base, wanted, name] : {std::tuple{dxBase, wantDx, "dx"}, std::tuple{dweightBase, wantDweight, "dweight"},
                                            std::tuple{dbiasBase, wantDbias, "dbias"}})
-    call.expect(base.data == nullptr || wanted, ErrorCode::InvalidArgument,
-                std::string("addTo.") + name + " is given but " + name + " is not asked for");
+    if (base.data != nullptr && !wanted)
+      call.fail(ErrorCode::InvalidArgument, std::string("addTo.") + name + " is given but " + name +
+          " is not asked for");
   TensorRef dx, dweight, dbias;
   const double dxId = wantDx ? call.output(x.shape, x.dtype, &dx) : 0;
   const double dweightId = wantDweight ? call.output(weight.shape, x.dtype, &dweight) : 0;

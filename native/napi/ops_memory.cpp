@@ -75,7 +75,8 @@ Napi::Value full(Call& call) {
 Napi::Value upload(Call& call) {
   const DType dtype = call.dtype(1, "dtype");
   const Shape shape = call.shape(2, "shape");
-  if (dtype == DType::BF16 && !call.device().isCuda()) call.fail(ErrorCode::DType, "bf16 storage needs the CUDA backend");
+  if (dtype == DType::BF16 && !call.device().isCuda())
+    call.fail(ErrorCode::DType, "bf16 storage needs the CUDA backend");
   // Validate the data against a would-be tensor before allocating it.
   const TensorRef probe{nullptr, shape, dtype};
   const HostData data = hostData(call, 3, probe);

@@ -1,8 +1,10 @@
 // Bindings: adamw, adamwEma, emaUpdate, clipByNorm (in place over lists of tensors), globalNorm.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <memory>
-#include <unordered_map>
+#include <numeric>
 
 #include "call.h"
 #include "ops.h"
@@ -25,12 +27,11 @@ struct ListData {
 // An array of f32 tensors; with `like`, element i must have like[i]'s shape.
 std::vector<TensorRef> f32List(Call& call, size_t i, const char* name, const std::vector<TensorRef>* like = nullptr) {
   std::vector<TensorRef> list = call.tensorList(i, name);
-  call.expect(list.size() <= static_cast<size_t>(INT32_MAX), ErrorCode::InvalidArgument,
-              std::string(name) + " has too many tensors");
-  if (like != nullptr)
-    call.expect(list.size() == like->size(), ErrorCode::InvalidArgument,
-                std::string(name) + " has " + std::to_string(list.size()) + " tensors, expected " +
-                    std::to_string(like->size()));
+  if (list.size() > static_cast<size_t>(INT32_MAX))
+    call.fail(ErrorCode::InvalidArgument, std::string(name) + " has too many tensors");
+  if (like != nullptr && list.size() != like->size())
+    call.fail(ErrorCode::InvalidArgument, std::string(name) + " has " + std::to_string(list.size()) +
+        " tensors, expected " + std::to_string(like->size()));
   for (size_t j = 0; j < list.size(); ++j) {
     // The element's name is only spelled out on failure: lists hold every parameter of a model.
     if (list[j].dtype == DType::F32 && (like == nullptr || list[j].shape == (*like)[j].shape)) continue;
@@ -43,32 +44,52 @@ std::vector<TensorRef> f32List(Call& call, size_t i, const char* name, const std
 
 // Tensors updated in place must not share storage with each other or with the tensors read meanwhile:
 // two updates of one buffer (or a read racing a write) would corrupt it. Views count as the same storage.
+// The lists are gathered, then sorted by address once (check()): a hash map of every parameter's storage cost
+// the optimizer's call an allocation per tensor.
 class AliasCheck {
  public:
   explicit AliasCheck(Call& call) : call_(call) {}
   void written(const std::vector<TensorRef>& list, const char* name) { add(list, name, true); }
   void read(const std::vector<TensorRef>& list, const char* name) { add(list, name, false); }
+  // Fails on the first tensor, in the order the lists were given, whose storage an earlier one has, where either
+  // of the two is written.
+  void check() {
+    std::vector<size_t> byAddress(seen_.size());
+    std::iota(byAddress.begin(), byAddress.end(), size_t{0});
+    std::sort(byAddress.begin(), byAddress.end(), [this](size_t a, size_t b) {
+      return seen_[a].data != seen_[b].data ? std::less<const void*>()(seen_[a].data, seen_[b].data) : a < b;
+    });
+    size_t clash = seen_.size(), with = 0;
+    size_t first = 0;  // the earliest tensor with the current address
+    for (size_t k = 0; k < byAddress.size(); ++k) {
+      const size_t i = byAddress[k];
+      if (k == 0 || seen_[i].data != seen_[byAddress[k - 1]].data) {
+        first = i;
+        continue;
+      }
+      if ((seen_[i].written || seen_[first].written) && i < clash) {
+        clash = i;
+        with = first;
+      }
+    }
+    if (clash < seen_.size())
+      call_.fail(ErrorCode::InvalidArgument, element(seen_[clash]) + " shares storage with " + element(seen_[with]) +
+                                                 "; tensors updated in place must be distinct");
+  }
 
  private:
   struct Seen {
+    const void* data;
     const char* list;
     size_t index;
     bool written;
   };
-  static std::string element(const char* list, size_t index) {
-    return std::string(list) + "[" + std::to_string(index) + "]";
-  }
+  static std::string element(const Seen& seen) { return std::string(seen.list) + "[" + std::to_string(seen.index) + "]"; }
   void add(const std::vector<TensorRef>& list, const char* name, bool isWritten) {
-    for (size_t j = 0; j < list.size(); ++j) {
-      auto [it, inserted] = seen_.emplace(list[j].data, Seen{name, j, isWritten});
-      if (!inserted && (isWritten || it->second.written))
-        call_.fail(ErrorCode::InvalidArgument, element(name, j) + " shares storage with " +
-                                                   element(it->second.list, it->second.index) +
-                                                   "; tensors updated in place must be distinct");
-    }
+    for (size_t j = 0; j < list.size(); ++j) seen_.push_back(Seen{list[j].data, name, j, isWritten});
   }
   Call& call_;
-  std::unordered_map<const void*, Seen> seen_;
+  std::vector<Seen> seen_;
 };
 
 std::shared_ptr<ListData> listData(const std::vector<TensorRef>& list) {
@@ -90,29 +111,29 @@ std::string describe(double value) {
 // Hyper-parameters are checked as the f32 the kernel gets: 0.99999999 rounds to 1, 1e39 to infinity.
 float hyperParameter(Call& call, size_t i, const char* name) {
   const float value = static_cast<float>(call.number(i, name));
-  call.expect(std::isfinite(value), ErrorCode::InvalidArgument, std::string(name) + " overflows f32");
+  if (!std::isfinite(value)) call.fail(ErrorCode::InvalidArgument, std::string(name) + " overflows f32");
   return value;
 }
 
 // A coefficient in [0, 1) (Adam's betas) or [0, 1] (EMA decay).
 float unitInterval(Call& call, size_t i, const char* name, bool includeOne) {
   const float value = hyperParameter(call, i, name);
-  call.expect(value >= 0 && (includeOne ? value <= 1 : value < 1), ErrorCode::InvalidArgument,
-              std::string(name) + " must be in [0, 1" + (includeOne ? "]" : ")") + " as an f32, got " +
-                  describe(value));
+  if (!(value >= 0 && (includeOne ? value <= 1 : value < 1)))
+    call.fail(ErrorCode::InvalidArgument, std::string(name) + " must be in [0, 1" + (includeOne ? "]" : ")") +
+        " as an f32, got " + describe(value));
   return value;
 }
 
 float nonNegative(Call& call, size_t i, const char* name) {
   const float value = hyperParameter(call, i, name);
-  call.expect(value >= 0, ErrorCode::InvalidArgument, std::string(name) + " must be >= 0, got " + describe(value));
+  if (!(value >= 0)) call.fail(ErrorCode::InvalidArgument, std::string(name) + " must be >= 0, got " + describe(value));
   return value;
 }
 
 float positive(Call& call, size_t i, const char* name) {
   const float value = hyperParameter(call, i, name);
-  call.expect(value > 0, ErrorCode::InvalidArgument,
-              std::string(name) + " must be > 0 as an f32, got " + describe(value));
+  if (!(value > 0))
+    call.fail(ErrorCode::InvalidArgument, std::string(name) + " must be > 0 as an f32, got " + describe(value));
   return value;
 }
 
@@ -150,6 +171,7 @@ Napi::Value adamw(Call& call) {
   alias.written(a.m, "m");
   alias.written(a.v, "v");
   alias.read(a.grads, "grads");
+  alias.check();
   auto p = listData(a.params), g = listData(a.grads), mData = listData(a.m), vData = listData(a.v);
   call.device().launch("adamw", [=](auto&& stream) {
     adamw_update(p->list(), g->constList(), mData->list(), vData->list(), hyper, stream);
@@ -170,6 +192,7 @@ Napi::Value adamwEma(Call& call) {
   alias.written(a.v, "v");
   alias.written(ema, "ema");
   alias.read(a.grads, "grads");
+  alias.check();
   auto p = listData(a.params), g = listData(a.grads), mData = listData(a.m), vData = listData(a.v);
   auto e = listData(ema);
   call.device().launch("adamwEma", [=](auto&& stream) {
@@ -185,6 +208,7 @@ Napi::Value emaUpdate(Call& call) {
   AliasCheck alias(call);
   alias.written(ema, "ema");
   alias.read(params, "params");
+  alias.check();
   auto e = listData(ema), p = listData(params);
   call.device().launch("emaUpdate", [=](auto&& stream) { ema_update(e->list(), p->constList(), decay, stream); });
   return call.env().Undefined();
@@ -207,6 +231,7 @@ Napi::Value clipByNorm(Call& call) {
   call.expectShape(norm, Shape{}, "norm");
   AliasCheck alias(call);
   alias.written(xs, "xs");
+  alias.check();
   auto data = listData(xs);
   const float* normData = norm.f32();
   call.device().launch("clipByNorm",

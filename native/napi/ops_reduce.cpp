@@ -35,7 +35,7 @@ Napi::Value mean(Call& call) {
   const TensorRef x = call.tensor(1, "x");
   call.expectDtype(x, DType::F32, "x");
   const int64_t n = x.numel();
-  call.expect(n > 0, ErrorCode::Shape, "x " + x.shape.str() + " is empty; its mean is undefined");
+  if (n <= 0) call.fail(ErrorCode::Shape, "x " + x.shape.str() + " is empty; its mean is undefined");
   TensorRef out;
   const double id = call.output(kScalar, DType::F32, &out);
   const float inverse = static_cast<float>(1.0 / static_cast<double>(n));
@@ -49,7 +49,7 @@ Napi::Value mean(Call& call) {
 Napi::Value sumAxis(Call& call) {
   const TensorRef x = call.tensor(1, "x");
   call.expectFloating(x, "x");
-  call.expect(x.shape.rank >= 1, ErrorCode::Shape, "x must have rank >= 1 to have an axis, got shape []");
+  if (x.shape.rank < 1) call.fail(ErrorCode::Shape, "x must have rank >= 1 to have an axis, got shape []");
   const int axis = static_cast<int>(call.integer(2, "axis", 0, x.shape.rank - 1));
   Shape shape;
   for (int i = 0; i < x.shape.rank; ++i)
@@ -70,7 +70,7 @@ Napi::Value mse(Call& call) {
   const TensorRef b = call.tensor(2, "b");
   expectPair(call, a, b);
   const int64_t n = a.numel();
-  call.expect(n > 0, ErrorCode::Shape, "a " + a.shape.str() + " is empty; its mean is undefined");
+  if (n <= 0) call.fail(ErrorCode::Shape, "a " + a.shape.str() + " is empty; its mean is undefined");
   TensorRef out;
   const double id = call.output(kScalar, DType::F32, &out);
   call.device().launch("mse", [=](auto&& stream) { mse_all(out.f32(), a.f32(), b.f32(), n, stream); });
@@ -85,9 +85,9 @@ Napi::Value mseRows(Call& call) {
   Shape shape;
   for (int i = 0; i < prefixRank; ++i) shape.dims[shape.rank++] = a.shape[i];
   const int64_t rows = shape.numel();
-  call.expect(rows == 0 || a.shape.span(prefixRank, a.shape.rank) > 0, ErrorCode::Shape,
-              "rows of a " + a.shape.str() + " after dimension " + std::to_string(prefixRank) +
-                  " are empty; their mean is undefined");
+  if (!(rows == 0 || a.shape.span(prefixRank, a.shape.rank) > 0))
+    call.fail(ErrorCode::Shape, "rows of a " + a.shape.str() + " after dimension " + std::to_string(prefixRank) +
+        " are empty; their mean is undefined");
   TensorRef out;
   const double id = call.output(shape, DType::F32, &out);
   if (rows == 0) return Napi::Number::New(call.env(), id);

@@ -25,7 +25,7 @@ TensorRef f32(Call& call, size_t i, const char* name) {
 // An f32 tensor of samples: rows are dim 0, so it needs one.
 TensorRef f32Rows(Call& call, size_t i, const char* name) {
   const TensorRef x = f32(call, i, name);
-  call.expect(x.shape.rank >= 1, ErrorCode::Shape, std::string(name) + " must have a row dimension, got shape []");
+  if (x.shape.rank < 1) call.fail(ErrorCode::Shape, std::string(name) + " must have a row dimension, got shape []");
   return x;
 }
 

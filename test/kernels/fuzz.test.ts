@@ -97,6 +97,30 @@ for (const { kind, options, availability } of devices)
       expect(stats.liveTensors).toBeGreaterThan(0)
     })
 
+    it("refuses a device argument that only looks like a Device, by its type tag", () => {
+      const ops = addon.ops as unknown as Record<string, (...args: Array<unknown>) => unknown>
+      const x = ops["full"]!(device, 0, [4], 1) as number
+      // Each passes `instanceof Device` or holds a Device's fields, but wraps no native device.
+      const lookalikes: Array<[string, unknown]> = [
+        ["an object made from Device.prototype", Object.create(addon.Device.prototype as object)],
+        ["a Proxy of a device", new Proxy(device, {})],
+        ["a plain object", {}]
+      ]
+      for (const [label, fake] of lookalikes) {
+        let error: (Error & { code?: string }) | undefined
+        try {
+          ops["gelu"]!(fake, x)
+        } catch (e) {
+          error = e as Error & { code?: string }
+        }
+        expect(error?.code, label).toBe("SELFE_INVALID_ARGUMENT")
+        expect(error?.message, label).toBe("gelu: device must be a Device")
+      }
+      expect(() => ops["gelu"]!(disposed, x)).toThrow("gelu: the device was disposed")
+      ops["release"]!(device, ops["gelu"]!(device, x))
+      ops["release"]!(device, x)
+    })
+
     it("refuses each malformed adamwEma argument with a coded error naming it, and leaves the tensors alone", async () => {
       const ops = addon.ops
       const up = (values: Array<number>, shape: Array<number> = [values.length]) => ops.upload(device, 0, shape, Float32Array.from(values))

@@ -81,6 +81,13 @@ inline Settings settings;
 // Per host thread, as CUDA's last error is.
 inline thread_local cudaError_t lastError = cudaSuccess;
 inline long launches = 0;
+// SELFE_EMU_SKIP_KERNELS=1 (benchmarks only, never the tests): launches and cuBLASLt products return at once, so that
+// `bench:host-profile` times the host path of a CUDA build (N-API layer, allocator, launch thread) without a GPU and
+// without the emulator's own cost; what the kernels would have written is whatever the memory held.
+inline const bool skipKernels = [] {
+  const char* text = std::getenv("SELFE_EMU_SKIP_KERNELS");
+  return text != nullptr && std::strcmp(text, "1") == 0;
+}();
 // The emulated device runs one launch or cuBLASLt call at a time, whichever host thread makes it (each CUDA
 // device's launch thread): the emulator's state (thread indices, scheduler, shared memory, clock) is the process's.
 inline std::recursive_mutex& deviceMutex() {
@@ -347,6 +354,7 @@ void launch(Body body, dim3 grid, dim3 block, size_t shared = 0, cudaStream_t st
     lastError = cudaErrorInvalidConfiguration;
     return;
   }
+  if (skipKernels) return;
   const int threads = static_cast<int>(block.x * block.y * block.z);
   detail::body = &detail::invoke<Body>;
   detail::bodyArgument = &body;
