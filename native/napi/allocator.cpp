@@ -37,9 +37,10 @@ void* CachingAllocator::allocate(size_t bytes, size_t* rounded) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     // A size's list stays when it runs empty, so that a block allocated and released every step costs no
-    // map node and no list growth; empty lists are skipped here.
+    // map node and no list growth. Empty lists met on the way to a fit are dropped, so that sizes seen once
+    // (the critique's rows vary) never lengthen the search.
     auto it = free_.lower_bound(size);
-    while (it != free_.end() && it->first <= 2 * size && it->second.empty()) ++it;
+    while (it != free_.end() && it->first <= 2 * size && it->second.empty()) it = free_.erase(it);
     if (it != free_.end() && it->first <= 2 * size) {
       // The block keeps its own size: that is what goes back to the cache when the storage dies.
       const size_t block = it->first;
