@@ -5,6 +5,8 @@ import * as F from "../../src/autograd/functional.ts"
 import { backward } from "../../src/autograd/backward.ts"
 import { noGrad, withTape } from "../../src/autograd/tape.ts"
 import { Kernels } from "../../src/kernels/Kernels.ts"
+import { liftBackend } from "../../src/kernels/lift.ts"
+import { ReferenceBackend } from "../../src/kernels/reference/ReferenceBackend.ts"
 import { batchRenderer } from "../../src/data/stream.ts"
 import { nullPrompts } from "../../src/model/inputs.ts"
 import { makeModel } from "../../src/model/model.ts"
@@ -137,6 +139,44 @@ describe("shared bf16 weight copies (withWeightCopies)", () => {
       ])
       expect(Array.from(yield* k.read(first[1] as Tensor))).toEqual([5, 6])
     }).pipe(Effect.provide(Recording.layer(emulatingBf16)))
+  )
+
+  it.scoped("free the copies' gradients in one call once the backward's castAll has them", () =>
+    Effect.gen(function* () {
+      const backend = new ReferenceBackend({ precision: "f32", storesBf16: true })
+      // Spied before liftBackend, which calls the backend's own methods.
+      const castAllInputs: Array<ReadonlyArray<unknown>> = []
+      const releases: Array<ReadonlyArray<unknown>> = []
+      const castAll = backend.castAll.bind(backend)
+      const releaseHandle = backend.releaseHandle.bind(backend)
+      const releaseHandles = backend.releaseHandles.bind(backend)
+      backend.castAll = (xs, dtype) => {
+        castAllInputs.push(xs.map((t) => t.handle))
+        return castAll(xs, dtype)
+      }
+      // The Reference backend's releaseHandles frees each handle through releaseHandle: those are not calls.
+      let inBatch = false
+      backend.releaseHandle = (handle) => {
+        if (!inBatch) releases.push([handle])
+        releaseHandle(handle)
+      }
+      backend.releaseHandles = (handles) => {
+        releases.push([...handles])
+        inBatch = true
+        releaseHandles(handles)
+        inBatch = false
+      }
+      yield* Effect.scoped(Effect.flatMap(randomParams, (params) => gradientsOf(params, 2, true))).pipe(
+        Effect.provideService(Kernels, liftBackend(backend))
+      )
+      // The region's first pass casts as it goes; the backward sends every copy's gradient back in one castAll.
+      expect(castAllInputs).toHaveLength(1)
+      const copyGradients = castAllInputs[0] as ReadonlyArray<unknown>
+      expect(copyGradients.length).toBeGreaterThan(10)
+      expect(releases).toContainEqual(copyGradients)
+      expect(releases.filter((handles) => handles.length === 1 && copyGradients.includes(handles[0]))).toEqual([])
+      backend.dispose()
+    })
   )
 
   it.scoped("leave a released weight out of the plan", () =>
