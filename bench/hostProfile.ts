@@ -32,7 +32,7 @@ if (values.emulated) {
   const { buildEmulatedAddon, emulatedAddonPath } = await import("../test/helpers/emulatedCudaAddon.ts")
   await buildEmulatedAddon()
   // Read when the addon loads (the emulator reads SELFE_EMU_SKIP_KERNELS once), so set before loadAddon.
-  Object.assign(process.env, { SELFE_NATIVE_ADDON: emulatedAddonPath, SELFE_CUDA_EMULATED: "1", SELFE_EMU_SKIP_KERNELS: "1" })
+  Object.assign(process.env, { SELFE_NATIVE_ADDON: emulatedAddonPath, SELFE_EMU_SKIP_KERNELS: "1" })
 }
 const addon = loadAddon()
 if (!addon.build.backends.split(",").includes("cuda") || addon.cudaDeviceCount() === 0) {
@@ -157,18 +157,18 @@ const w = o.full(dev, bf16, [384, 384], 0.01)
 const b = o.full(dev, bf16, [384], 0.1)
 const BURST = 256
 const BURSTS = values.smoke ? 2 : 40
-// `burst`: calls between syncs (fewer for the list calls, each of which does a step's worth of checks).
-const microsPerCall = async (body: () => void, burst = BURST) => {
+// `callsPerBurst`: calls between syncs (fewer for the list calls, each of which does a step's worth of checks).
+const microsPerCall = async (body: () => void, callsPerBurst = BURST) => {
   let best = Infinity
   for (let round = 0; round < 5; round++) {
     let ms = 0
-    for (let b = 0; b < BURSTS; b++) {
+    for (let burst = 0; burst < BURSTS; burst++) {
       await o.sync(dev)
       const start = performance.now()
-      for (let i = 0; i < burst; i++) body()
+      for (let i = 0; i < callsPerBurst; i++) body()
       ms += performance.now() - start
     }
-    best = Math.min(best, (ms * 1000) / (burst * BURSTS))
+    best = Math.min(best, (ms * 1000) / (callsPerBurst * BURSTS))
   }
   return best
 }

@@ -36,9 +36,10 @@ void* CachingAllocator::allocate(size_t bytes, size_t* rounded) {
   *rounded = size;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    // A size's list stays when it runs empty, so that a block allocated and released every step costs no
-    // map node and no list growth. Empty lists met on the way to a fit are dropped, so that sizes seen once
-    // (the critique's rows vary) never lengthen the search.
+    // A size's list stays when its last block is taken, so that a block taken and given back every step costs
+    // no map node and no list growth, unless a search meets the empty list meanwhile: empty lists met on the
+    // way to a fit (the request's own size too) are dropped, so that sizes seen once (the critique's rows
+    // vary) never lengthen the search.
     auto it = free_.lower_bound(size);
     while (it != free_.end() && it->first <= 2 * size && it->second.empty()) it = free_.erase(it);
     if (it != free_.end() && it->first <= 2 * size) {

@@ -19,7 +19,7 @@ Device& Call::anyDevice() {
   if (device_ != nullptr) return *device_;
   requireArg(0, "device");
   // A type tag, not instanceof: instanceof calls into JS (Symbol.hasInstance) on every op.
-  if (!info_[0].IsObject() || !info_[0].As<Napi::Object>().CheckTypeTag(&kDeviceTypeTag))
+  if (!info_[0].IsObject() || !info_[0].As<Napi::Object>().CheckTypeTag(&deviceTypeTag()))
     fail(ErrorCode::InvalidArgument, "device must be a Device");
   device_ = Napi::ObjectWrap<Device>::Unwrap(info_[0].As<Napi::Object>());
   return *device_;
@@ -29,18 +29,18 @@ std::vector<TensorRef> Call::tensorList(size_t i, const char* name) {
   requireArg(i, name);
   if (!info_[i].IsArray()) fail(ErrorCode::InvalidArgument, std::string(name) + " must be an array of tensors");
   Napi::Array list = info_[i].As<Napi::Array>();
-  std::vector<TensorRef> out;
-  out.reserve(list.Length());
-  Device& on = device();
   const uint32_t length = list.Length();
+  std::vector<TensorRef> out;
+  out.reserve(length);
   for (uint32_t j = 0; j < length; ++j) {
     try {
-      out.push_back(on.lookup(list.Get(j), op_, name));
+      out.push_back(device().lookup(list.Get(j), op_, name));
     } catch (const OpError& error) {
-      // The element's position is spelled out only on failure: lists hold every parameter of a model.
+      // The element's position is spelled out only on failure: lists hold every parameter of a model. Reasons
+      // about the element start with its name and a space; others (the device's) are passed on as they are.
       const std::string listName = name;
       const std::string& reason = error.reason();
-      if (reason.rfind(listName, 0) != 0) throw;
+      if (reason.compare(0, listName.size() + 1, listName + " ") != 0) throw;
       throw OpError(error.code(), op_, listName + "[" + std::to_string(j) + "]" + reason.substr(listName.size()));
     }
   }

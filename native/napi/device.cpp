@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <initializer_list>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -138,9 +140,32 @@ int optionInteger(const Napi::Object& options, const char* key, int64_t fallback
 }
 }  // namespace
 
+const napi_type_tag& deviceTypeTag() {
+  static const napi_type_tag tag = [] {
+    // This copy's address and the time, and the system's entropy where it has any: distinct for each copy.
+    uint64_t seed = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(&deviceTypeTag)) ^
+                    static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    try {
+      std::random_device entropy;
+      seed ^= (uint64_t{entropy()} << 32) | entropy();
+    } catch (const std::exception&) {
+    }
+    // splitmix64, twice: two well-mixed words from the seed.
+    const auto next = [&seed] {
+      uint64_t z = (seed += 0x9e3779b97f4a7c15ull);
+      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+      z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+      return z ^ (z >> 31);
+    };
+    const uint64_t lower = next();
+    return napi_type_tag{lower, next()};
+  }();
+  return tag;
+}
+
 Device::Device(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Device>(info) {
   Napi::Env env = info.Env();
-  info.This().As<Napi::Object>().TypeTag(&kDeviceTypeTag);
+  info.This().As<Napi::Object>().TypeTag(&deviceTypeTag());
   try {
     Napi::Object options = info.Length() > 0 && info[0].IsObject() ? info[0].As<Napi::Object>() : Napi::Object::New(env);
     if (info.Length() > 0 && !info[0].IsObject() && !info[0].IsUndefined())

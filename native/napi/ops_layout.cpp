@@ -34,7 +34,7 @@ void expectAllocatable(Call& call, const Shape& shape) {
     if (shape[i] > kMaxDim) call.fail(ErrorCode::Shape, "result dimension " + std::to_string(i) + " is too large");
     numel *= static_cast<double>(shape[i]);
   }
-  if (numel > kMaxNumel) call.fail(ErrorCode::Shape, "result " + shape.str() + " has too many elements");
+  if (!(numel <= kMaxNumel)) call.fail(ErrorCode::Shape, "result " + shape.str() + " has too many elements");
 }
 
 Napi::Value patchify(Call& call) {

@@ -31,7 +31,7 @@ describe("the native caching allocator", () => {
     expect(stats().systemAllocs - start.systemAllocs).toBe(3)
     expect(stats().cachedBytes).toBe(6144)
 
-    // Every 4096-byte block is in use (their free list ran empty): the 6144-byte block serves, kept whole.
+    // Every 4096-byte block is in use (none is cached): the 6144-byte block serves, kept whole.
     const d = tensor(1024)
     expect(stats().systemAllocs - start.systemAllocs, "a cached block up to twice the size").toBe(3)
     expect(stats().cachedBytes).toBe(0)

@@ -1,9 +1,13 @@
+import { copyFileSync, mkdtempSync } from "node:fs"
+import { createRequire } from "node:module"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { Cause, Effect, Exit } from "effect"
 import { afterAll, beforeAll, expect, it } from "vitest"
 import { isKernelError } from "../../src/kernels/errors.ts"
 import { Kernels } from "../../src/kernels/Kernels.ts"
 import { liftBackend } from "../../src/kernels/lift.ts"
-import { loadAddon, type NativeDevice } from "../../src/kernels/native/binding.ts"
+import { defaultAddonPath, loadAddon, type NativeAddon, type NativeDevice } from "../../src/kernels/native/binding.ts"
 import { NativeBackend } from "../../src/kernels/native/NativeBackend.ts"
 import { tensorOpNames } from "../../src/kernels/ops.ts"
 import { cudaAvailability, describeWhen } from "../gpu/cuda.ts"
@@ -100,11 +104,17 @@ for (const { kind, options, availability } of devices)
     it("refuses a device argument that only looks like a Device, by its type tag", () => {
       const ops = addon.ops as unknown as Record<string, (...args: Array<unknown>) => unknown>
       const x = ops["full"]!(device, 0, [4], 1) as number
-      // Each passes `instanceof Device` or holds a Device's fields, but wraps no native device.
+      // Each passes `instanceof Device` or holds a Device's fields, but wraps no native device of this addon. A
+      // Device of another copy of the addon (another build or version in the process) has another layout.
+      const copyPath = join(mkdtempSync(join(tmpdir(), "selfe-addon-")), "selfe_native.node")
+      copyFileSync(process.env["SELFE_NATIVE_ADDON"] ?? defaultAddonPath, copyPath)
+      const copy = createRequire(import.meta.url)(copyPath) as NativeAddon
+      const foreign = new copy.Device({})
       const lookalikes: Array<[string, unknown]> = [
         ["an object made from Device.prototype", Object.create(addon.Device.prototype as object)],
         ["a Proxy of a device", new Proxy(device, {})],
-        ["a plain object", {}]
+        ["a plain object", {}],
+        ["a Device of another copy of the addon", foreign]
       ]
       for (const [label, fake] of lookalikes) {
         let error: (Error & { code?: string }) | undefined
@@ -116,7 +126,10 @@ for (const { kind, options, availability } of devices)
         expect(error?.code, label).toBe("SELFE_INVALID_ARGUMENT")
         expect(error?.message, label).toBe("gelu: device must be a Device")
       }
+      copy.ops.dispose(foreign)
       expect(() => ops["gelu"]!(disposed, x)).toThrow("gelu: the device was disposed")
+      // A list's elements are looked up on the device; an empty list meets the op's own check first, as ever.
+      expect(() => ops["concat"]!(disposed, [], 0)).toThrow("concat: tensors must hold at least one tensor")
       ops["release"]!(device, ops["gelu"]!(device, x))
       ops["release"]!(device, x)
     })
