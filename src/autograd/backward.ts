@@ -18,8 +18,7 @@ interface CastBack {
 /**
  * Reverse pass over the tape: seeds d(loss) = 1 (for a non-scalar loss, the gradient of its sum), applies
  * each node's rule, accumulates gradients of inputs used more than once, and releases an intermediate
- * gradient once nothing refers to it, at the end of its node (one addon call for what the node spent).
- * Everything it allocates belongs to the caller's Scope.
+ * gradient as soon as nothing refers to it. Everything it allocates belongs to the caller's Scope.
  *
  * A rule whose kernel can add its gradient to another tensor (linear's, LayerNorm's) asks for the input's
  * gradient so far (`baseOf`) and returns the total; every other accumulation is one `add`. The casts of a
@@ -42,14 +41,8 @@ export const backward = (loss: Tensor, tape: Tape): Effect.Effect<Gradients, Ker
       uses.delete(t)
       return true
     }
-    // Spent tensors wait for the end of their node, then go in one call: a node spends one or two (its output's
-    // gradient, an input's gradient so far), and only an add between them allocates meanwhile.
-    const spent: Array<Tensor> = []
     const drop = (t: Tensor) => {
-      if (letGo(t)) spent.push(t)
-    }
-    const releaseSpent = () => {
-      if (spent.length > 0) Tensor.releaseAll(spent.splice(0))
+      if (letGo(t)) t.release()
     }
     // Takes ig as input's gradient where it is the first or a total (a rule took the sum so far as its base);
     // false where it has to be added (kept synchronous: this runs for every input of every node).
@@ -68,7 +61,7 @@ export const backward = (loss: Tensor, tape: Tape): Effect.Effect<Gradients, Ker
         drop(grads.get(input) as Tensor)
         grads.set(input, sum)
         hold(sum)
-        if (!uses.has(ig) && !reused) spent.push(ig)
+        if (!uses.has(ig) && !reused) ig.release()
       })
     // Parameters' casts, waiting for the end of the pass: the parameter and its copy's gradient (held).
     const castsBack: Array<CastBack> = []
@@ -112,7 +105,6 @@ export const backward = (loss: Tensor, tape: Tape): Effect.Effect<Gradients, Ker
         grads.delete(output)
         drop(og)
       }
-      releaseSpent()
     }
     // One castAll per pair of dtypes (in practice bf16 to f32).
     const pairs = new Map<string, Array<CastBack>>()
@@ -125,15 +117,13 @@ export const backward = (loss: Tensor, tape: Tape): Effect.Effect<Gradients, Ker
     for (const casts of pairs.values()) {
       const copies = casts.map((c) => c.g)
       const back = yield* k.castAll(copies, (casts[0] as CastBack).parameter.dtype)
-      // The copies' gradients are spent once castAll is enqueued: freed in one call (192 a DiT-S step), before
-      // the adds below allocate.
-      for (const g of copies) drop(g)
-      releaseSpent()
+      // The copies' gradients are spent once castAll is enqueued: freed in one call (192 a DiT-S step, which cost
+      // the addon more as 192 calls), before the adds below allocate.
+      Tensor.releaseAll(copies.filter(letGo))
       for (const [n, { parameter }] of casts.entries()) {
         const ig = back[n] as Tensor
         if (!take(parameter, ig, false)) yield* add(parameter, ig, false)
       }
-      releaseSpent()
     }
     return new Map([...grads].filter(([t]) => t.requiresGrad))
   })
