@@ -35,13 +35,11 @@ std::vector<TensorRef> Call::tensorList(size_t i, const char* name) {
   for (uint32_t j = 0; j < length; ++j) {
     try {
       out.push_back(device().lookup(list.Get(j), op_, name));
-    } catch (const OpError& error) {
-      // The element's position is spelled out only on failure: lists hold every parameter of a model. Reasons
-      // about the element start with its name and a space; others (the device's) are passed on as they are.
-      const std::string listName = name;
-      const std::string& reason = error.reason();
-      if (reason.compare(0, listName.size() + 1, listName + " ") != 0) throw;
-      throw OpError(error.code(), op_, listName + "[" + std::to_string(j) + "]" + reason.substr(listName.size()));
+    } catch (const OpError&) {
+      // Looked up again under the element's name, for the message: building it for every element (lists hold
+      // every parameter of a model) cost each call.
+      const std::string element = std::string(name) + "[" + std::to_string(j) + "]";
+      out.push_back(device().lookup(list.Get(j), op_, element.c_str()));
     }
   }
   return out;

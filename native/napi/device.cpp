@@ -2,13 +2,11 @@
 
 #include <algorithm>
 #include <charconv>
-#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <initializer_list>
-#include <random>
 #include <thread>
 #include <vector>
 
@@ -141,25 +139,8 @@ int optionInteger(const Napi::Object& options, const char* key, int64_t fallback
 }  // namespace
 
 const napi_type_tag& deviceTypeTag() {
-  static const napi_type_tag tag = [] {
-    // This copy's address and the time, and the system's entropy where it has any: distinct for each copy.
-    uint64_t seed = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(&deviceTypeTag)) ^
-                    static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
-    try {
-      std::random_device entropy;
-      seed ^= (uint64_t{entropy()} << 32) | entropy();
-    } catch (const std::exception&) {
-    }
-    // splitmix64, twice: two well-mixed words from the seed.
-    const auto next = [&seed] {
-      uint64_t z = (seed += 0x9e3779b97f4a7c15ull);
-      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-      z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-      return z ^ (z >> 31);
-    };
-    const uint64_t lower = next();
-    return napi_type_tag{lower, next()};
-  }();
+  // This function's address: distinct for every copy of the addon loaded in the process (none is ever unloaded).
+  static const napi_type_tag tag{static_cast<uint64_t>(reinterpret_cast<uintptr_t>(&deviceTypeTag)), 0x5e1fe0de71ce7a95ull};
   return tag;
 }
 

@@ -52,7 +52,7 @@ constexpr bool isBf16 = std::is_same_v<T, bf16>;
 enum class Backend { Cpu, Cuda };
 
 // Marks the JS objects that wrap a Device of this loaded copy of the addon, so that an op can tell its device
-// argument is one (Call::anyDevice). Drawn when the copy loads: type tags are the isolate's, and a Device made by
+// argument is one (Call::anyDevice). Each copy has its own: type tags are the isolate's, and a Device made by
 // another copy (another build or version of selfe in the process) has another layout.
 const napi_type_tag& deviceTypeTag();
 

@@ -1,4 +1,4 @@
-import { copyFileSync, mkdtempSync } from "node:fs"
+import { copyFileSync, mkdtempSync, rmSync } from "node:fs"
 import { createRequire } from "node:module"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -106,9 +106,12 @@ for (const { kind, options, availability } of devices)
       const x = ops["full"]!(device, 0, [4], 1) as number
       // Each passes `instanceof Device` or holds a Device's fields, but wraps no native device of this addon. A
       // Device of another copy of the addon (another build or version in the process) has another layout.
-      const copyPath = join(mkdtempSync(join(tmpdir(), "selfe-addon-")), "selfe_native.node")
+      const copyFolder = mkdtempSync(join(tmpdir(), "selfe-addon-"))
+      const copyPath = join(copyFolder, "selfe_native.node")
       copyFileSync(process.env["SELFE_NATIVE_ADDON"] ?? defaultAddonPath, copyPath)
       const copy = createRequire(import.meta.url)(copyPath) as NativeAddon
+      // Loaded, the file can go (Linux keeps the mapping).
+      rmSync(copyFolder, { recursive: true, force: true })
       const foreign = new copy.Device({})
       const lookalikes: Array<[string, unknown]> = [
         ["an object made from Device.prototype", Object.create(addon.Device.prototype as object)],
