@@ -4,8 +4,8 @@
  * JS thread and summed by op, beside the same step on ops that do nothing (bench/noopAddon.ts) through the
  * same timing wrapper. An op's native cost a call is the difference of the two: the N-API crossing, the
  * argument checks, allocation and queueing. The rest of the step's host part is JS (the model, autograd,
- * Effect). Beside it, the seconds a step keeps the device's launch thread busy (its CUDA and cuBLASLt calls):
- * a step bound by its host (bench:gpu's step rows) is bound by whichever of the two threads is near the step
+ * Effect). Beside it, the seconds a step keeps the device's launch thread busy (its CUDA and cuBLASLt calls),
+ * and by which ops: a step bound by its host (bench:gpu's step rows) is bound by whichever of the two threads is near the step
  * time. Needs the CUDA backend and a GPU. --emulated runs it without one, on the CUDA emulator's addon
  * (test/helpers/emulatedCudaAddon.ts, built if stale) with its kernels skipped (SELFE_EMU_SKIP_KERNELS): the
  * JS thread's addon calls are a CUDA build's, N-API layer, allocator and queueing alike; the launch thread's busy
@@ -13,9 +13,11 @@
  */
 import { parseArgs } from "node:util"
 import { liftBackend } from "../src/kernels/lift.ts"
-import { loadAddon, type NativeAddon, type NativeStats } from "../src/kernels/native/binding.ts"
+import { loadAddon, type NativeAddon } from "../src/kernels/native/binding.ts"
 import { NativeBackend } from "../src/kernels/native/NativeBackend.ts"
+import type { StreamTimes } from "../src/kernels/ops.ts"
 import type { Precision } from "../src/model/precision.ts"
+import { opRows, streamTimesBetween } from "../src/pipeline/stepProfile.ts"
 import { dtypeCode } from "../src/tensor/dtype.ts"
 import { noopAddon } from "./noopAddon.ts"
 import { secondsPerStep, stepBenchConfig } from "./trainStep.ts"
@@ -85,22 +87,20 @@ const config = values.smoke
 const [steps, rounds, warmup] = values.smoke ? [1, 1, 1] : [5, 2, 10]
 const counted = 2 * steps * rounds
 
-/** Seconds the device's launch thread has been busy (undefined on ops that do nothing). */
-const busySeconds = (backend: NativeBackend) => (backend.stats() as Partial<NativeStats>).streamBusySeconds
-
 const profileOn = async (of: NativeAddon) => {
   const [timedAddon, profile] = profiled(of)
   const backend = new NativeBackend(timedAddon, { backend: "cuda" })
   try {
-    let busyBefore: number | undefined
+    // The launch thread's time, by op (undefined on ops that do nothing).
+    let launchBefore: StreamTimes | undefined
     const times = await secondsPerStep(liftBackend(backend), config, precision, steps, rounds, warmup, () => {
       profile.counting = true
-      busyBefore = busySeconds(backend)
+      launchBefore = backend.streamTimes()
     })
     profile.counting = false
-    const busyAfter = busySeconds(backend)
-    const launchBusy = busyBefore === undefined || busyAfter === undefined ? undefined : busyAfter - busyBefore
-    return { profile, times, launchBusy }
+    const launchAfter = backend.streamTimes()
+    const launch = launchBefore === undefined || launchAfter === undefined ? undefined : streamTimesBetween(launchBefore, launchAfter)
+    return { profile, times, launch }
   } finally {
     backend.dispose()
   }
@@ -125,7 +125,7 @@ for (const [name, side] of [
   console.log(
     `${name.padEnd(18)} step ${ms(side.times.seconds.get("one in flight"))} ms (one in flight), ${ms(side.times.seconds.get("waited each step"))} ms (waited); ` +
       `host part ${ms(side.times.hostSeconds)} ms, of which in addon calls ${perStep(totalMs(side.profile)).toFixed(1)} ms (${(totalCalls(side.profile) / counted).toFixed(0)} calls)` +
-      (side.launchBusy === undefined ? "" : `; launch thread busy ${ms(side.launchBusy / counted)} ms a step`)
+      (side.launch === undefined ? "" : `; launch thread busy ${ms(side.launch.busySeconds / counted)} ms a step`)
   )
 
 const rows = [...real.profile.ops].map(([name, entry]) => {
@@ -142,6 +142,19 @@ for (const row of rows)
     `${row.name.padEnd(28)}${row.calls.toFixed(0).padStart(8)}${row.msPerStep.toFixed(2).padStart(8)}${`${((100 * row.msPerStep) / realTotal).toFixed(0)}%`.padStart(8)}` +
       `${row.perCall.toFixed(2).padStart(10)}${row.floorPerCall.toFixed(2).padStart(10)}${(row.perCall - row.floorPerCall).toFixed(2).padStart(10)}`
   )
+
+// The other thread: what each op's launches (CUDA and cuBLASLt calls) cost the launch thread, a step.
+if (real.launch !== undefined) {
+  const launchRows = opRows(real.launch, counted)
+  const launchMs = perStep(real.launch.busySeconds * 1000)
+  console.log(`\nLaunch-thread time by op, a step (busy ${launchMs.toFixed(1)} ms; reads, syncs and uploads are their stream part)`)
+  console.log(`${"op".padEnd(28)}${"calls".padStart(8)}${"ms".padStart(8)}${"share".padStart(8)}${"µs/call".padStart(10)}`)
+  for (const row of launchRows)
+    console.log(
+      `${row.op.padEnd(28)}${row.callsPerStep.toFixed(0).padStart(8)}${row.msPerStep.toFixed(2).padStart(8)}` +
+        `${`${((100 * row.msPerStep) / launchMs).toFixed(0)}%`.padStart(8)}${row.usPerCall.toFixed(2).padStart(10)}`
+    )
+}
 
 // What single calls cost the JS thread on this device, each alone in a loop: the N-API crossing without a
 // launch (view), one small kernel (affine), cuBLASLt (linear, with and without its bias epilogue) and linear's

@@ -205,7 +205,7 @@ void CudaStream::upload(void* dst, const void* src, size_t hostBytes, bool toBf1
     std::memcpy(block, src, deviceBytes);
   }
   // A completion, so that it runs after a failure too and the block is handed back.
-  launcher_.pushCompletion([this, dst, block, deviceBytes, rounded, name = std::string(op)](const std::string& failure) {
+  launcher_.pushCompletion(op, [this, dst, block, deviceBytes, rounded, op](const std::string& failure) {
     bool copying = false;
     CUevent_st* event = nullptr;
     if (failure.empty()) {
@@ -216,7 +216,7 @@ void CudaStream::upload(void* dst, const void* src, size_t hostBytes, bool toBf1
         copying = true;
         event = recordEvent();
       } catch (const cuda::Error& error) {
-        recordFailure(name.c_str(), error);
+        recordFailure(op, error);
         // A copy that may still read the block keeps it lent (the context is broken then).
         if (copying) return;
       }
@@ -237,7 +237,7 @@ std::function<void()> CudaStream::download(const void* src, size_t bytes, Done d
   std::function<void()> release = [pinned = pinned_, block, rounded, copying] {
     if (!copying->load()) pinned->deallocate(block, rounded);
   };
-  launcher_.pushCompletion([this, src, bytes, block, op, copying, done = std::move(done)](const std::string& failure) {
+  launcher_.pushCompletion(op, [this, src, bytes, block, op, copying, done = std::move(done)](const std::string& failure) {
     if (!failure.empty()) return completeFailed(failure, [done, block](const std::string& f) { done(f, block); });
     makeCurrent();
     try {
@@ -258,7 +258,7 @@ std::function<void()> CudaStream::download(const void* src, size_t bytes, Done d
 }
 
 void CudaStream::whenReached(std::function<void(const std::string&)> done, const char* op) {
-  launcher_.pushCompletion([this, op, done = std::move(done)](const std::string& failure) {
+  launcher_.pushCompletion(op, [this, op, done = std::move(done)](const std::string& failure) {
     if (!failure.empty()) return completeFailed(failure, done);
     makeCurrent();
     try {

@@ -78,6 +78,8 @@ class CudaStream : public cuda::ScratchPool {
   uint64_t queued() const { return launcher_.pushed(); }
   // Seconds the launch thread has spent making launches, reads, syncs and uploads (blocked in CUDA calls included).
   double launchBusySeconds() const { return launcher_.busySeconds(); }
+  // The launch thread's time by op (WorkQueue::opTimes): the CUDA and cuBLASLt calls each op makes.
+  std::vector<WorkQueue::OpTime> launchOpTimes() const { return launcher_.opTimes(); }
 
   // The tensors' memory: used on the JS thread only (kernel temporaries have their own, below).
   CachingAllocator& memory() { return *memory_; }
@@ -86,6 +88,7 @@ class CudaStream : public cuda::ScratchPool {
   // Waits for the launch queue and the stream, then gives the kernel temporaries' cached blocks back (the
   // tensors' allocator calls it before it gives back its own).
   void emptyScratchCache();
+  // Each of the next three names its work `op` (a string literal: the launch thread's opTimes keep it).
   // Copies `bytes` host bytes (valid during the call) into device memory in stream order; with
   // `toBf16`, the host holds f32 values and the device receives them rounded to bf16.
   void upload(void* dst, const void* src, size_t hostBytes, bool toBf16, const char* op);

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <functional>
 #include <initializer_list>
+#include <map>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -372,11 +374,10 @@ void Device::write(const TensorRef& target, const void* data, size_t bytes, cons
     return;
   }
 #endif
-  (void)op;
   const auto* begin = static_cast<const uint8_t*>(data);
   auto staged = std::make_shared<std::vector<uint8_t>>(begin, begin + bytes);
   void* dst = target.data;
-  enqueueCpu("write", [dst, staged](cpu::Pool& pool) {
+  enqueueCpu(op, [dst, staged](cpu::Pool& pool) {
     cpu::copy_bytes(dst, staged->data(), static_cast<int64_t>(staged->size()), pool);
   });
 }
@@ -436,7 +437,7 @@ Napi::Promise Device::completion(Napi::Env env, const TensorRef* source) {
   reads_->started(env);
   request.release();
   // The worker copies straight into the ArrayBuffer's store, which the Reference above keeps alive.
-  queue_->pushCompletion([pending, tracker, dst, src, bytes](const std::string& failure) {
+  queue_->pushCompletion(source != nullptr ? "read" : "sync", [pending, tracker, dst, src, bytes](const std::string& failure) {
     pending->failure = failure;
     if (failure.empty() && bytes > 0) std::memcpy(dst, src, bytes);
     tracker->post(pending);
@@ -447,6 +448,28 @@ Napi::Promise Device::completion(Napi::Env env, const TensorRef* source) {
 Napi::Promise Device::read(Napi::Env env, const TensorRef& source) { return completion(env, &source); }
 
 Napi::Promise Device::sync(Napi::Env env) { return completion(env, nullptr); }
+
+namespace {
+// The stream's time by op as [{ op, calls, seconds }], one entry per name (the queue keys literals by address).
+Napi::Array streamOps(Napi::Env env, const std::vector<WorkQueue::OpTime>& times) {
+  std::map<std::string_view, std::pair<uint64_t, int64_t>> byName;
+  for (const WorkQueue::OpTime& time : times) {
+    auto& entry = byName[time.op];
+    entry.first += time.calls;
+    entry.second += time.nanoseconds;
+  }
+  Napi::Array out = Napi::Array::New(env, byName.size());
+  uint32_t i = 0;
+  for (const auto& [op, entry] : byName) {
+    Napi::Object row = Napi::Object::New(env);
+    row.Set("op", Napi::String::New(env, op.data(), op.size()));
+    row.Set("calls", Napi::Number::New(env, static_cast<double>(entry.first)));
+    row.Set("seconds", Napi::Number::New(env, static_cast<double>(entry.second) * 1e-9));
+    out.Set(i++, row);
+  }
+  return out;
+}
+}  // namespace
 
 Napi::Object Device::stats(Napi::Env env) {
 #ifdef SELFE_WITH_CUDA
@@ -464,8 +487,10 @@ Napi::Object Device::stats(Napi::Env env) {
   out.Set("threads", Napi::Number::New(env, pool_ ? pool_->threads() : 0));
 #ifdef SELFE_WITH_CUDA
   out.Set("streamBusySeconds", Napi::Number::New(env, cuda_ ? cuda_->launchBusySeconds() : queue_->busySeconds()));
+  out.Set("streamOps", streamOps(env, cuda_ ? cuda_->launchOpTimes() : queue_->opTimes()));
 #else
   out.Set("streamBusySeconds", Napi::Number::New(env, queue_->busySeconds()));
+  out.Set("streamOps", streamOps(env, queue_->opTimes()));
 #endif
   out.Set("backend", Napi::String::New(env, isCuda() ? "cuda" : "cpu"));
 #ifdef SELFE_WITH_CUDA

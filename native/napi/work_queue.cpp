@@ -17,7 +17,7 @@ WorkQueue::~WorkQueue() { shutdown(); }
 
 void WorkQueue::push(const char* op, Work work) { enqueue(Item{op, std::move(work), nullptr}); }
 
-void WorkQueue::pushCompletion(Completion completion) { enqueue(Item{"completion", nullptr, std::move(completion)}); }
+void WorkQueue::pushCompletion(const char* op, Completion completion) { enqueue(Item{op, nullptr, std::move(completion)}); }
 
 void WorkQueue::enqueue(Item item) {
   bool wake;
@@ -60,6 +60,14 @@ void WorkQueue::abandon() {
   if (worker_.get_id() != std::this_thread::get_id()) worker_.join();
 }
 
+std::vector<WorkQueue::OpTime> WorkQueue::opTimes() const {
+  std::lock_guard<std::mutex> lock(opTimesMutex_);
+  std::vector<OpTime> times;
+  times.reserve(opTimes_.size());
+  for (const auto& entry : opTimes_) times.push_back(entry.second);
+  return times;
+}
+
 std::string WorkQueue::failure() {
   std::lock_guard<std::mutex> lock(mutex_);
   return failure_;
@@ -88,12 +96,21 @@ void WorkQueue::loop() {
       hasPending_.store(false, std::memory_order_relaxed);
       busy_ = true;
     }
-    // Counted item by item, so that an item's time is in busySeconds before the next item (a read's completion,
-    // say) runs.
+    // Counted item by item, so that an item's time is in busySeconds and its op's time before the next item (a
+    // read's completion, say) runs.
     auto last = std::chrono::steady_clock::now();
+    const char* timedOp = nullptr;  // the op whose work ran since `last`
     const auto count = [&] {
       const auto now = std::chrono::steady_clock::now();
-      busyNanoseconds_.fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(now - last).count(), std::memory_order_relaxed);
+      const int64_t nanoseconds = std::chrono::duration_cast<std::chrono::nanoseconds>(now - last).count();
+      busyNanoseconds_.fetch_add(nanoseconds, std::memory_order_relaxed);
+      if (timedOp != nullptr) {
+        std::lock_guard<std::mutex> lock(opTimesMutex_);
+        OpTime& time = opTimes_.try_emplace(timedOp, OpTime{timedOp, 0, 0}).first->second;
+        time.calls += 1;
+        time.nanoseconds += nanoseconds;
+        timedOp = nullptr;
+      }
       last = now;
     };
     for (Item& item : batch) {
@@ -101,6 +118,7 @@ void WorkQueue::loop() {
       if (abandoned_.load(std::memory_order_relaxed)) break;
       running_.store(item.position, std::memory_order_release);
       if (item.completion) {
+        timedOp = item.op;
         // A completion must not throw; one that does fails the queue rather than the process.
         try {
           // A copy: a completion that fails the queue rewrites runFailure_.
@@ -113,6 +131,7 @@ void WorkQueue::loop() {
         continue;
       }
       if (!runFailure_.empty()) continue;
+      timedOp = item.op;
       try {
         item.work();
       } catch (const std::exception& e) {

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 namespace selfe::napi {
@@ -24,14 +25,24 @@ class WorkQueue {
   WorkQueue(const WorkQueue&) = delete;
   WorkQueue& operator=(const WorkQueue&) = delete;
 
+  // `op` names the item in opTimes and failures; it must outlive the queue (a string literal).
   void push(const char* op, Work work);
-  void pushCompletion(Completion completion);
+  void pushCompletion(const char* op, Completion completion);
   // How many items have been pushed so far (the last one's position; positions count from 1).
   uint64_t pushed() const { return pushed_.load(std::memory_order_acquire); }
   // On the worker: the position of the item it is running. Every item before it has run.
   uint64_t running() const { return running_.load(std::memory_order_acquire); }
   // Seconds the worker has spent running items (not waiting for them), since the queue was made.
   double busySeconds() const { return static_cast<double>(busyNanoseconds_.load(std::memory_order_relaxed)) * 1e-9; }
+  // What the worker has spent on each op's items since the queue was made: an item's time from its start to the
+  // next item's (items skipped after a failure are in busySeconds only). An op is keyed by its
+  // name's address, so one name may come back more than once (from literals of different files).
+  struct OpTime {
+    const char* op;
+    uint64_t calls;
+    int64_t nanoseconds;
+  };
+  std::vector<OpTime> opTimes() const;
   // On the worker, inside an item: makes `failure` the sticky failure (unless one is already), as a throwing
   // work item does; for completions, which cannot throw.
   void fail(const std::string& failure);
@@ -65,6 +76,8 @@ class WorkQueue {
   std::atomic<uint64_t> pushed_{0};
   std::atomic<uint64_t> running_{0};
   std::atomic<int64_t> busyNanoseconds_{0};
+  mutable std::mutex opTimesMutex_;  // the worker adds to opTimes_ item by item, stats() reads it on the JS thread
+  std::unordered_map<const char*, OpTime> opTimes_;
   // The worker's own copy of the sticky failure (what its items see), published to failure_ under the mutex.
   std::string runFailure_;
   std::thread worker_;

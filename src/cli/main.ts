@@ -6,13 +6,14 @@ import { Command, ValidationError } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { Console, Effect } from "effect"
 import { evalCommand } from "./eval.ts"
+import { profileCommand } from "./profile.ts"
 import { shapesCommand } from "./shapes.ts"
 import { sampleCommand } from "./sample.ts"
 import { trainCommand } from "./train.ts"
 
 const selfe = Command.make("selfe").pipe(
   Command.withDescription("Self-E text-to-image training, sampling and evaluation"),
-  Command.withSubcommands([shapesCommand, evalCommand, trainCommand, sampleCommand])
+  Command.withSubcommands([shapesCommand, evalCommand, trainCommand, sampleCommand, profileCommand])
 )
 
 const cli = Command.run(selfe, { name: "selfe", version: "0.1.0" })

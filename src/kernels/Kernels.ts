@@ -1,7 +1,7 @@
 import { Context, type Effect, type Scope } from "effect"
 import type { Tensor } from "../tensor/Tensor.ts"
 import type { KernelError } from "./errors.ts"
-import type { BackendName, MemoryStats, TensorOps } from "./ops.ts"
+import type { BackendName, MemoryStats, StreamTimes, TensorOps } from "./ops.ts"
 
 /** An op of TensorOps as an Effect: ops that make tensors need the Scope that will own them. */
 type Lifted<F> = F extends (...args: infer A) => infer R
@@ -31,6 +31,11 @@ export interface KernelsService extends KernelOps {
   /** Waits until everything enqueued so far has run (surfaces a sticky device error). */
   sync(): Effect.Effect<void, KernelError>
   stats(): Effect.Effect<MemoryStats>
+  /**
+   * Seconds the stream thread has spent on each op so far (the CPU worker's arithmetic, CUDA's launch thread);
+   * undefined on the reference backend, whose ops run on the caller's thread. profileSteps diffs two of these.
+   */
+  streamTimes(): Effect.Effect<StreamTimes | undefined>
 }
 
 export class Kernels extends Context.Tag("selfe/Kernels")<Kernels, KernelsService>() {}

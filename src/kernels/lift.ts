@@ -104,7 +104,8 @@ export const liftBackend = (backend: Backend): KernelsService => {
         ? Effect.map(Effect.suspend(() => read(x)), (data) => data[0] as number)
         : Effect.fail(new InvalidArgumentError({ op: "readNumber", reason: `${x} has ${x.numel} elements, not 1` })),
     sync: () => Effect.tryPromise({ try: () => backend.sync(), catch: (cause) => toKernelError("sync", cause) }),
-    stats: () => Effect.sync(() => backend.stats())
+    stats: () => Effect.sync(() => backend.stats()),
+    streamTimes: () => Effect.sync(() => backend.streamTimes())
   }
   backends.set(service, backend)
   return service

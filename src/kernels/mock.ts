@@ -13,7 +13,7 @@ const unstubbed = (op: string) => () =>
 export const Mock = {
   layer: (stubs: Partial<KernelsService>): Layer.Layer<Kernels> => {
     const fallback = Object.fromEntries(
-      [...tensorOpNames, "read", "startRead", "readNumber", "sync", "stats"].map((name) => [name, unstubbed(name)])
+      [...tensorOpNames, "read", "startRead", "readNumber", "sync", "stats", "streamTimes"].map((name) => [name, unstubbed(name)])
     )
     const service = { backend: "mock", device: "mock", storesBf16: false, ...fallback, ...stubs } as KernelsService
     return Layer.succeed(Kernels, service)

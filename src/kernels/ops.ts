@@ -326,6 +326,23 @@ export interface MemoryStats {
   readonly systemAllocs: number
 }
 
+/**
+ * The time a backend's stream thread spent on one op's work: on the CPU its arithmetic on the worker; on CUDA its
+ * launch thread's CUDA and cuBLASLt calls (not the GPU's time); `read`, `sync` and `upload` are the stream's
+ * part of those calls.
+ */
+export interface OpTime {
+  readonly op: string
+  readonly calls: number
+  readonly seconds: number
+}
+
+/** Since the backend was made: the seconds its stream thread was busy, and their split by op. */
+export interface StreamTimes {
+  readonly busySeconds: number
+  readonly ops: ReadonlyArray<OpTime>
+}
+
 /** A backend: the ops plus the host side of its stream. */
 export interface Backend extends TensorOps {
   readonly name: BackendName
@@ -337,6 +354,8 @@ export interface Backend extends TensorOps {
   /** Resolves once everything enqueued so far has run. */
   sync(): Promise<void>
   stats(): MemoryStats
+  /** The stream thread's time so far, by op; undefined where ops run on the caller's thread (the reference). */
+  streamTimes(): StreamTimes | undefined
   dispose(): void
 }
 

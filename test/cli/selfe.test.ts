@@ -18,6 +18,7 @@ import { heldOut } from "../../src/data/held-out.ts"
 import { Rng } from "../../src/data/rng.ts"
 import { writeEvaluationFolder } from "../../src/eval/export-folder.ts"
 import { noiseImage } from "../../src/eval/noise-image.ts"
+import { tinyModel } from "../helpers/tinyRun.ts"
 
 const bin = fileURLToPath(new URL("../../bin/selfe.mjs", import.meta.url))
 
@@ -79,5 +80,18 @@ describe("selfe CLI", () => {
     const malformed = await selfe("eval", "--images", folder)
     expect(malformed.code).toBe(1)
     expect(malformed.stderr.trim()).toBe(`selfe: ${join(folder, "prompts.jsonl")}:1: include: is missing`)
+  })
+
+  it("profiles training steps of a config: the step, the JS thread and the worker, then the worker's time by op", async () => {
+    const config = join(dir, "tiny.json")
+    await writeFile(config, JSON.stringify({ name: "tiny-profile", data: { resolution: 16, batchSize: 4, prefetch: 0 }, model: tinyModel }))
+    const result = await selfe("profile", "--config", config, "--steps", "2", "--warmup", "1")
+    expect(result).toMatchObject({ code: 0, stderr: "" })
+    expect(result.stdout).toMatch(/^cpu \(cpu\), f32: 2 steps after 1 warm-up steps, one step in flight$/m)
+    expect(result.stdout).toMatch(/^stream\s+\d+\.\d\d ms {2}worker \(the ops' arithmetic\)$/m)
+    expect(result.stdout).toMatch(/^adamwEma\s+1\.0\s/m)
+    const badSteps = await selfe("profile", "--config", config, "--steps", "0")
+    expect(badSteps.code).toBe(1)
+    expect(badSteps.stderr + badSteps.stdout).toContain("--steps must be an integer >= 1")
   })
 })

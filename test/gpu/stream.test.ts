@@ -288,6 +288,14 @@ describeCuda("the CUDA stream", () => {
     expect(busy).toBeLessThanOrEqual(wall)
   })
 
+  it("splits its launch thread's time by op: each op's calls, and seconds within the busy time", async () => {
+    const { busy, ops } = await busyAcrossProducts(backend)
+    expect(ops.get("matmul")?.calls).toBe(20)
+    expect(ops.get("full")?.calls).toBe(1)
+    expect(ops.get("matmul")?.seconds).toBeGreaterThan(0)
+    expect([...ops.values()].reduce((sum, time) => sum + time.seconds, 0)).toBeLessThanOrEqual(busy)
+  })
+
   it("caches released blocks: allocating the same size again takes nothing from the system", async () => {
     const allocateAndRelease = () => runOn(liftBackend(backend), Effect.flatMap(Kernels, (k) => k.zeros([1 << 20])))
     await allocateAndRelease()

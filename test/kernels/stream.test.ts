@@ -22,6 +22,39 @@ describe("the native stream", () => {
     expect(busy).toBeLessThanOrEqual(wall)
   })
 
+  it("splits its worker's time by op: each op's calls, and seconds within the busy time", async () => {
+    const backend = new NativeBackend(addon)
+    const { busy, ops } = await busyAcrossProducts(backend)
+    backend.dispose()
+    expect(ops.get("matmul")?.calls).toBe(20)
+    expect(ops.get("full")?.calls).toBe(1)
+    expect(ops.get("matmul")?.seconds).toBeGreaterThan(0)
+    const opSeconds = [...ops.values()].reduce((sum, time) => sum + time.seconds, 0)
+    expect(opSeconds).toBeLessThanOrEqual(busy)
+    expect(ops.get("matmul")?.seconds, "the products are most of the work").toBeGreaterThan(busy / 2)
+  })
+
+  it("counts reads in its time by op, and not the work it skips after a failure", async () => {
+    const backend = new NativeBackend(addon)
+    const before = backend.streamTimes()
+    const table = backend.fromArray([1, 2, 3, 4], [2, 2])
+    const ids = backend.fromArray([0, 7], [2], "i32")
+    const rows = backend.embedding(table, ids)
+    const skipped = [backend.affine(table, 2, 1), backend.affine(table, 3, 1)]
+    const read = await backend.read(table).then(() => "resolved", () => "rejected")
+    await backend.sync().catch(() => undefined)
+    const after = backend.streamTimes()
+    for (const t of [table, ids, rows, ...skipped]) t.release()
+    backend.dispose()
+    expect(read).toBe("rejected")
+    expect(before).toEqual({ busySeconds: 0, ops: [] })
+    const ops = new Map(after?.ops.map((time) => [time.op, time.calls]))
+    expect(ops.get("upload")).toBe(2)
+    expect(ops.get("embedding"), "the failing op").toBe(1)
+    expect(ops.has("affine"), "launches skipped after the failure").toBe(false)
+    expect(ops.get("read")).toBe(1)
+  })
+
   it("reads see every write enqueued before them, even when the tensor is released right after", async () => {
     const backend = new NativeBackend(addon)
     const exit = await run(

@@ -141,6 +141,13 @@ export class NativeBackend implements Ops.Backend, TensorOwner {
     return this.#ops.stats(this.#dev)
   }
 
+  streamTimes(): Ops.StreamTimes | undefined {
+    if (this.#disposed) return { busySeconds: 0, ops: [] }
+    const { streamBusySeconds, streamOps } = this.#ops.stats(this.#dev)
+    // Addons that run no stream (bench/noopAddon.ts) report neither.
+    return streamOps === undefined ? undefined : { busySeconds: streamBusySeconds, ops: streamOps }
+  }
+
   /** The device's stream failure, if any ("" when healthy). */
   failure(): string {
     return this.#disposed ? "" : this.#ops.stats(this.#dev).failure

@@ -24,6 +24,8 @@ export interface NativeStats {
    * says whether that thread bounds the step (bench:host-profile).
    */
   readonly streamBusySeconds: number
+  /** streamBusySeconds by op: each op's queued work (reads, syncs and uploads included), one entry per op name. */
+  readonly streamOps: ReadonlyArray<{ readonly op: string; readonly calls: number; readonly seconds: number }>
   readonly failure: string
   readonly backend: "cpu" | "cuda"
   /** CUDA only: the device ordinal and the pinned host memory held for staging reads and writes. */

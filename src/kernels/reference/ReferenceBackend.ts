@@ -162,6 +162,10 @@ export class ReferenceBackend implements Ops.Backend, TensorOwner {
     return this.#ledger.stats()
   }
 
+  streamTimes(): undefined {
+    return undefined
+  }
+
   dispose(): void {
     if (this.#disposed) return
     this.#disposed = true
