@@ -76,10 +76,9 @@ class CudaStream : public cuda::ScratchPool {
   // How many launches, reads, syncs and uploads have been queued so far: a tensor released now has its last user
   // at or before this position.
   uint64_t queued() const { return launcher_.pushed(); }
-  // Seconds the launch thread has spent making launches, reads, syncs and uploads (blocked in CUDA calls included).
-  double launchBusySeconds() const { return launcher_.busySeconds(); }
-  // The launch thread's time by op (WorkQueue::opTimes): the CUDA and cuBLASLt calls each op makes.
-  std::vector<WorkQueue::OpTime> launchOpTimes() const { return launcher_.opTimes(); }
+  // The launch thread's time making launches, reads, syncs and uploads (blocked in CUDA calls included), and its
+  // split by op: the CUDA and cuBLASLt calls each op makes.
+  WorkQueue::Times launchTimes() const { return launcher_.times(); }
 
   // The tensors' memory: used on the JS thread only (kernel temporaries have their own, below).
   CachingAllocator& memory() { return *memory_; }

@@ -486,12 +486,12 @@ Napi::Object Device::stats(Napi::Env env) {
   out.Set("limitBytes", Napi::Number::New(env, static_cast<double>(s.limitBytes)));
   out.Set("threads", Napi::Number::New(env, pool_ ? pool_->threads() : 0));
 #ifdef SELFE_WITH_CUDA
-  out.Set("streamBusySeconds", Napi::Number::New(env, cuda_ ? cuda_->launchBusySeconds() : queue_->busySeconds()));
-  out.Set("streamOps", streamOps(env, cuda_ ? cuda_->launchOpTimes() : queue_->opTimes()));
+  const WorkQueue::Times times = cuda_ ? cuda_->launchTimes() : queue_->times();
 #else
-  out.Set("streamBusySeconds", Napi::Number::New(env, queue_->busySeconds()));
-  out.Set("streamOps", streamOps(env, queue_->opTimes()));
+  const WorkQueue::Times times = queue_->times();
 #endif
+  out.Set("streamBusySeconds", Napi::Number::New(env, static_cast<double>(times.busyNanoseconds) * 1e-9));
+  out.Set("streamOps", streamOps(env, times.ops));
   out.Set("backend", Napi::String::New(env, isCuda() ? "cuda" : "cpu"));
 #ifdef SELFE_WITH_CUDA
   if (cuda_) {

@@ -60,11 +60,11 @@ void WorkQueue::abandon() {
   if (worker_.get_id() != std::this_thread::get_id()) worker_.join();
 }
 
-std::vector<WorkQueue::OpTime> WorkQueue::opTimes() const {
-  std::lock_guard<std::mutex> lock(opTimesMutex_);
-  std::vector<OpTime> times;
-  times.reserve(opTimes_.size());
-  for (const auto& entry : opTimes_) times.push_back(entry.second);
+WorkQueue::Times WorkQueue::times() const {
+  std::lock_guard<std::mutex> lock(timesMutex_);
+  Times times{busyNanoseconds_, {}};
+  times.ops.reserve(opTimes_.size());
+  for (const auto& entry : opTimes_) times.ops.push_back(entry.second);
   return times;
 }
 
@@ -96,16 +96,16 @@ void WorkQueue::loop() {
       hasPending_.store(false, std::memory_order_relaxed);
       busy_ = true;
     }
-    // Counted item by item, so that an item's time is in busySeconds and its op's time before the next item (a
+    // Counted item by item, so that an item's time is in the busy time and its op's before the next item (a
     // read's completion, say) runs.
     auto last = std::chrono::steady_clock::now();
     const char* timedOp = nullptr;  // the op whose work ran since `last`
     const auto count = [&] {
       const auto now = std::chrono::steady_clock::now();
       const int64_t nanoseconds = std::chrono::duration_cast<std::chrono::nanoseconds>(now - last).count();
-      busyNanoseconds_.fetch_add(nanoseconds, std::memory_order_relaxed);
+      std::lock_guard<std::mutex> lock(timesMutex_);
+      busyNanoseconds_ += nanoseconds;
       if (timedOp != nullptr) {
-        std::lock_guard<std::mutex> lock(opTimesMutex_);
         OpTime& time = opTimes_.try_emplace(timedOp, OpTime{timedOp, 0, 0}).first->second;
         time.calls += 1;
         time.nanoseconds += nanoseconds;

@@ -32,17 +32,21 @@ class WorkQueue {
   uint64_t pushed() const { return pushed_.load(std::memory_order_acquire); }
   // On the worker: the position of the item it is running. Every item before it has run.
   uint64_t running() const { return running_.load(std::memory_order_acquire); }
-  // Seconds the worker has spent running items (not waiting for them), since the queue was made.
-  double busySeconds() const { return static_cast<double>(busyNanoseconds_.load(std::memory_order_relaxed)) * 1e-9; }
   // What the worker has spent on each op's items since the queue was made: an item's time from its start to the
-  // next item's (items skipped after a failure are in busySeconds only). An op is keyed by its
-  // name's address, so one name may come back more than once (from literals of different files).
+  // next item's (items skipped after a failure are in busyNanoseconds only). An op is keyed by its name's
+  // address, so one name may come back more than once (from literals of different files).
   struct OpTime {
     const char* op;
     uint64_t calls;
     int64_t nanoseconds;
   };
-  std::vector<OpTime> opTimes() const;
+  // The worker's time running items (not waiting for them) and its split by op, read together so that the
+  // split never exceeds the total, in one reading or between two.
+  struct Times {
+    int64_t busyNanoseconds;
+    std::vector<OpTime> ops;
+  };
+  Times times() const;
   // On the worker, inside an item: makes `failure` the sticky failure (unless one is already), as a throwing
   // work item does; for completions, which cannot throw.
   void fail(const std::string& failure);
@@ -75,8 +79,8 @@ class WorkQueue {
   std::atomic<bool> abandoned_{false};
   std::atomic<uint64_t> pushed_{0};
   std::atomic<uint64_t> running_{0};
-  std::atomic<int64_t> busyNanoseconds_{0};
-  mutable std::mutex opTimesMutex_;  // the worker adds to opTimes_ item by item, stats() reads it on the JS thread
+  mutable std::mutex timesMutex_;  // the worker adds to the two below item by item, stats() reads them on the JS thread
+  int64_t busyNanoseconds_ = 0;
   std::unordered_map<const char*, OpTime> opTimes_;
   // The worker's own copy of the sticky failure (what its items see), published to failure_ under the mutex.
   std::string runFailure_;

@@ -25,6 +25,8 @@ export interface StepProfile {
   readonly precision: Precision
   readonly steps: number
   readonly warmup: number
+  /** The run's step the warm-up starts after (its schedules set what a step computes). */
+  readonly afterStep: number
   readonly stepMs: number
   readonly hostMs: number
   /** The stream thread's busy time a step and its split by op, the costliest first; undefined on the reference backend. */
@@ -50,14 +52,17 @@ export const opRows = (times: StreamTimes, steps: number): ReadonlyArray<OpProfi
 
 /**
  * `steps` training steps of the config with one step in flight, as `train` runs them, after `warmup` steps
- * (GEMM plans, caches, the render workers' start), on the Kernels in scope.
+ * (GEMM plans, caches, the render workers' start), on the Kernels in scope; the warm-up starts after the run's
+ * step `afterStep` (stepRunner.ts).
  */
-export const profileSteps = (config: TrainConfig, precision: Precision, steps: number, warmup: number) =>
+export const profileSteps = (config: TrainConfig, precision: Precision, steps: number, warmup: number, afterStep = 0) =>
   Effect.scoped(
     Effect.gen(function* () {
       const k = yield* Kernels
-      const { run } = yield* makeStepRunner(config, precision)
+      const { run } = yield* makeStepRunner(config, precision, afterStep)
       yield* run(warmup, "one in flight")
+      // Whatever is still queued (the model's initialisation, with no warm-up) is not a step's.
+      yield* k.sync()
       const before = yield* k.streamTimes()
       const start = performance.now()
       const { hostMs } = yield* run(steps, "one in flight")
@@ -70,6 +75,7 @@ export const profileSteps = (config: TrainConfig, precision: Precision, steps: n
         precision,
         steps,
         warmup,
+        afterStep,
         stepMs,
         hostMs: hostMs / steps,
         stream: between === undefined ? undefined : { busyMs: (between.busySeconds * 1000) / steps, ops: opRows(between, steps) }
@@ -83,7 +89,8 @@ const ms = (value: number) => value.toFixed(2)
 export const formatStepProfile = (profile: StepProfile): string => {
   const streamName = profile.backend === "cuda" ? "launch thread (CUDA and cuBLASLt calls)" : "worker (the ops' arithmetic)"
   const lines = [
-    `${profile.backend} (${profile.device}), ${profile.precision}: ${profile.steps} steps after ${profile.warmup} warm-up steps, one step in flight`,
+    `${profile.backend} (${profile.device}), ${profile.precision}: steps ${profile.afterStep + profile.warmup + 1}–${profile.afterStep + profile.warmup + profile.steps} ` +
+      `of the run after ${profile.warmup} warm-up steps, one step in flight`,
     `step          ${ms(profile.stepMs).padStart(9)} ms`,
     `JS thread     ${ms(profile.hostMs).padStart(9)} ms  taking a batch and enqueueing the step`
   ]
@@ -97,7 +104,7 @@ export const formatStepProfile = (profile: StepProfile): string => {
   for (const row of ops)
     lines.push(
       `${row.op.padEnd(28)}${row.callsPerStep.toFixed(1).padStart(11)}${ms(row.msPerStep).padStart(10)}` +
-        `${`${((100 * row.msPerStep) / busyMs).toFixed(1)}%`.padStart(8)}${row.usPerCall.toFixed(1).padStart(10)}`
+        `${(busyMs > 0 ? `${((100 * row.msPerStep) / busyMs).toFixed(1)}%` : "—").padStart(8)}${row.usPerCall.toFixed(1).padStart(10)}`
     )
   return lines.join("\n")
 }

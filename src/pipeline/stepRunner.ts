@@ -13,7 +13,7 @@ import type { Precision } from "../model/precision.ts"
 import type { TrainConfig } from "./config.ts"
 import { freshState } from "./state.ts"
 import { enqueueTrainStep, type PendingStep } from "./step.ts"
-import { modelSpecFor } from "./train.ts"
+import { checkedModelSpec } from "./train.ts"
 
 /** How a loop waits for its steps: after each one, or with one step in flight (as `train` runs). */
 export type StepSchedule = "waited each step" | "one in flight"
@@ -27,11 +27,16 @@ export interface StepRunner {
   readonly run: (count: number, schedule: StepSchedule) => Effect.Effect<{ readonly hostMs: number }, KernelError, Kernels | Scope.Scope>
 }
 
-/** A model of the config at `precision`, ready to step; the model and the batch stream live in the Scope. */
-export const makeStepRunner = (config: TrainConfig, precision: Precision) =>
+/**
+ * A model of the config at `precision`, ready to step; the model and the batch stream live in the Scope. A model
+ * `train` would refuse (ModelSpec problems) fails with the same ConfigError. The first step taken is step
+ * `afterStep + 1` of the run, which sets the schedules (the fake score's start, tau, the learning rate) and with
+ * them what a step computes; the weights are fresh either way.
+ */
+export const makeStepRunner = (config: TrainConfig, precision: Precision, afterStep = 0) =>
   Effect.gen(function* () {
-    const model = yield* makeModel(modelSpecFor(config), precision)
-    let state = yield* freshState(model, config.seed)
+    const model = yield* makeModel(yield* checkedModelSpec(config), precision)
+    let state = { ...(yield* freshState(model, config.seed)), step: afterStep }
     const pull = yield* Stream.toPull(trainingBatches(config.data))
     const ready: Array<Batch> = []
     const nextBatch = Effect.suspend(() =>

@@ -4,7 +4,7 @@ import { trainingBatches } from "../data/stream.ts"
 import { shapeEvalVocabulary } from "../data/tokenizer.ts"
 import { FileWriteError } from "../io/file-errors.ts"
 import { Kernels } from "../kernels/Kernels.ts"
-import { modelSpecProblems, resolveModel } from "../model/config.ts"
+import { type ModelSpec, modelSpecProblems, resolveModel } from "../model/config.ts"
 import { makeModel } from "../model/model.ts"
 import { saveCheckpoint, listCheckpoints, loadCheckpoint, pruneCheckpoints } from "./checkpoint.ts"
 import { ConfigError, type TrainConfig } from "./config.ts"
@@ -37,6 +37,13 @@ export const modelSpecFor = (config: TrainConfig) =>
     vocabSize: shapeEvalVocabulary.tokens.length
   })
 
+/** The config's model, or a ConfigError naming every problem with it (a width the heads do not divide, ...). */
+export const checkedModelSpec = (config: TrainConfig): Effect.Effect<ModelSpec, ConfigError> => {
+  const spec = modelSpecFor(config)
+  const problems = modelSpecProblems(spec)
+  return problems.length > 0 ? Effect.fail(new ConfigError({ reason: problems.join("; ") })) : Effect.succeed(spec)
+}
+
 /** Dotted paths where two JSON values differ (a resumed run says which settings it changed). */
 const differingPaths = (a: unknown, b: unknown, prefix = ""): ReadonlyArray<string> => {
   if (typeof a === "object" && a !== null && typeof b === "object" && b !== null && !Array.isArray(a) && !Array.isArray(b)) {
@@ -57,9 +64,7 @@ export const train = (config: TrainConfig, options: TrainOptions = {}) =>
       const fs = yield* FileSystem.FileSystem
       const path = yield* Path.Path
       const observer = yield* TrainingObserver
-      const spec = modelSpecFor(config)
-      const problems = modelSpecProblems(spec)
-      if (problems.length > 0) return yield* new ConfigError({ reason: problems.join("; ") })
+      const spec = yield* checkedModelSpec(config)
       const precision = yield* resolvePrecision(config.precision, yield* Kernels)
       const model = yield* makeModel(spec, precision)
       const runDir = path.join(config.outDir, config.name)

@@ -6,6 +6,8 @@ import { Cuda } from "../../src/kernels/layers.ts"
 import { liftBackend } from "../../src/kernels/lift.ts"
 import { loadAddon } from "../../src/kernels/native/binding.ts"
 import { NativeBackend } from "../../src/kernels/native/NativeBackend.ts"
+import type { StreamTimes } from "../../src/kernels/ops.ts"
+import { streamTimesBetween } from "../../src/pipeline/stepProfile.ts"
 import { busyAcrossProducts } from "../helpers/streamBusy.ts"
 import { cudaAvailability, cudaEmulated, describeCuda, runOn } from "./cuda.ts"
 
@@ -294,6 +296,21 @@ describeCuda("the CUDA stream", () => {
     expect(ops.get("full")?.calls).toBe(1)
     expect(ops.get("matmul")?.seconds).toBeGreaterThan(0)
     expect([...ops.values()].reduce((sum, time) => sum + time.seconds, 0)).toBeLessThanOrEqual(busy)
+  })
+
+  it("names uploads and reads in its launch thread's time by op", async () => {
+    await backend.sync()
+    const before = backend.streamTimes() as StreamTimes
+    const a = backend.fromArray([1, 2, 3, 4], [4])
+    const b = backend.fromArray([5, 6, 7, 8], [4])
+    const sum = backend.add(a, b)
+    await backend.read(sum)
+    await backend.sync()
+    const ops = new Map(streamTimesBetween(before, backend.streamTimes() as StreamTimes).ops.map((time) => [time.op, time.calls]))
+    for (const t of [a, b, sum]) t.release()
+    expect(ops.get("upload")).toBe(2)
+    expect(ops.get("add")).toBe(1)
+    expect(ops.get("read")).toBe(1)
   })
 
   it("caches released blocks: allocating the same size again takes nothing from the system", async () => {

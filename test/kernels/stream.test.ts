@@ -5,6 +5,7 @@ import { liftBackend } from "../../src/kernels/lift.ts"
 import { loadAddon } from "../../src/kernels/native/binding.ts"
 import { NativeBackend } from "../../src/kernels/native/NativeBackend.ts"
 import { ReferenceBackend } from "../../src/kernels/reference/ReferenceBackend.ts"
+import { streamTimesBetween } from "../../src/pipeline/stepProfile.ts"
 import { busyAcrossProducts } from "../helpers/streamBusy.ts"
 
 /** Stream semantics of the native backend: in-order work, promise reads, sticky device errors. */
@@ -32,6 +33,29 @@ describe("the native stream", () => {
     const opSeconds = [...ops.values()].reduce((sum, time) => sum + time.seconds, 0)
     expect(opSeconds).toBeLessThanOrEqual(busy)
     expect(ops.get("matmul")?.seconds, "the products are most of the work").toBeGreaterThan(busy / 2)
+  })
+
+  it("gives each item's time to its own op: slow products between quick ones", async () => {
+    const backend = new NativeBackend(addon, { threads: 1 })
+    const before = backend.streamTimes()
+    const big = backend.full([768, 768], 1)
+    const small = backend.full([4], 1)
+    // A 768³ product takes milliseconds, a 4-element affine well under one: a time given to the item before or
+    // after its own would swap them.
+    for (let i = 0; i < 5; i++) {
+      backend.matmul(big, big).release()
+      backend.affine(small, 2, 1).release()
+    }
+    await backend.sync()
+    const after = backend.streamTimes()
+    big.release()
+    small.release()
+    backend.dispose()
+    if (before === undefined || after === undefined) throw new Error("a native backend keeps stream times")
+    const ops = new Map(streamTimesBetween(before, after).ops.map((time) => [time.op, time]))
+    expect(ops.get("matmul")?.calls).toBe(5)
+    expect(ops.get("affine")?.calls).toBe(5)
+    expect(ops.get("matmul")?.seconds).toBeGreaterThan(3 * (ops.get("affine")?.seconds ?? Infinity))
   })
 
   it("counts reads in its time by op, and not the work it skips after a failure", async () => {

@@ -47,8 +47,21 @@ describe("profiling training steps", () => {
     expect(stream.busyMs).toBeLessThanOrEqual(profile.stepMs)
     expect(profile.hostMs).toBeLessThanOrEqual(profile.stepMs)
     const table = formatStepProfile(profile)
-    expect(table).toMatch(/^cpu \(cpu\), f32: 3 steps after 1 warm-up steps/)
+    expect(table).toMatch(/^cpu \(cpu\), f32: steps 2–4 of the run after 1 warm-up steps/)
     expect(table).toMatch(/^adamwEma\s+1\.0\s+\d+\.\d\d\s+\d+\.\d%\s+\d+\.\d$/m)
+  })
+
+  it("from a later step of the run: what the schedules switch on there (the fake score's pass) is timed", async () => {
+    const linearCalls = async (afterStep: number) => {
+      const profile = await Effect.runPromise(profileSteps(config, "f32", 1, 0, afterStep).pipe(Effect.provide(Native())))
+      expect(profile.afterStep).toBe(afterStep)
+      return profile.stream?.ops.find((row) => row.op === "linear")?.callsPerStep ?? 0
+    }
+    // tinyConfig: 8 steps, the fake score from step 7 (0.77 of 8, rounded up).
+    const early = await linearCalls(2)
+    const late = await linearCalls(config.steps)
+    expect(early).toBeGreaterThan(0)
+    expect(late).toBeGreaterThan(early)
   })
 
   it("on the reference backend: the steps' times, and no stream to split", async () => {
