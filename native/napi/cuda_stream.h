@@ -87,7 +87,7 @@ class CudaStream : public cuda::ScratchPool {
   // Waits for the launch queue and the stream, then gives the kernel temporaries' cached blocks back (the
   // tensors' allocator calls it before it gives back its own).
   void emptyScratchCache();
-  // Each of the next three names its work `op` (a string literal: the launch thread's opTimes keep it).
+  // Each of the next three names its work `op` (a string literal: the launch thread's time by op keeps it).
   // Copies `bytes` host bytes (valid during the call) into device memory in stream order; with
   // `toBf16`, the host holds f32 values and the device receives them rounded to bf16.
   void upload(void* dst, const void* src, size_t hostBytes, bool toBf16, const char* op);
